@@ -1,0 +1,74 @@
+//! Every NATS subject, stream, consumer and key-value bucket name Scriptorium uses.
+//!
+//! | name | kind | what it carries |
+//! |---|---|---|
+//! | `SCRIPTORIUM_STEPS` | stream, work-queue retention | [`StepTask`](crate::v1::StepTask) on `scriptorium.steps.<kind>` |
+//! | `steps-<kind>` | durable pull consumer per agent kind | shared by every worker process (competing consumers) |
+//! | `SCRIPTORIUM_RESULTS` | stream, work-queue retention | [`StepResult`](crate::v1::StepResult) on `scriptorium.results.<book>` |
+//! | `coordinator-results` | durable pull consumer | read by the coordinator |
+//! | `SCRIPTORIUM_SUBMIT` | stream, work-queue retention | [`SubmitBook`](crate::v1::SubmitBook) on `scriptorium.submit` |
+//! | `coordinator-submit` | durable pull consumer | read by the coordinator |
+//! | `scriptorium.events.<book>` | core subject | [`BookEvent`](crate::v1::BookEvent) progress for watchers |
+//! | `scriptorium_books` | KV bucket | one JSON book record per book id (state, plan, accepted outputs) |
+//! | `scriptorium_workers` | KV bucket with a TTL | the latest [`WorkerHeartbeat`](crate::v1::WorkerHeartbeat) per worker |
+//!
+//! Step messages carry `Nats-Msg-Id: <book>.<step>.<attempt>` and results
+//! `Nats-Msg-Id: result.<book>.<step>.<attempt>`, so a re-publish after a crash is
+//! deduplicated by JetStream within [`DUPLICATE_WINDOW_SECS`].
+
+use crate::v1::AgentKind;
+
+/// Stream holding step tasks until a worker acknowledges them.
+pub const STEPS_STREAM: &str = "SCRIPTORIUM_STEPS";
+/// Subject prefix of step tasks; the agent kind follows.
+pub const STEPS_PREFIX: &str = "scriptorium.steps";
+/// Stream holding step results until the coordinator acknowledges them.
+pub const RESULTS_STREAM: &str = "SCRIPTORIUM_RESULTS";
+/// Subject prefix of step results; the book id follows.
+pub const RESULTS_PREFIX: &str = "scriptorium.results";
+/// Durable consumer of the coordinator on the results stream.
+pub const RESULTS_CONSUMER: &str = "coordinator-results";
+/// Stream holding submitted books until the coordinator takes them.
+pub const SUBMIT_STREAM: &str = "SCRIPTORIUM_SUBMIT";
+/// Subject of book submissions.
+pub const SUBMIT_SUBJECT: &str = "scriptorium.submit";
+/// Durable consumer of the coordinator on the submit stream.
+pub const SUBMIT_CONSUMER: &str = "coordinator-submit";
+/// Subject prefix of book progress events; the book id follows.
+pub const EVENTS_PREFIX: &str = "scriptorium.events";
+/// Key-value bucket of book records.
+pub const BOOKS_BUCKET: &str = "scriptorium_books";
+/// Key-value bucket of worker heartbeats.
+pub const WORKERS_BUCKET: &str = "scriptorium_workers";
+/// How long JetStream remembers message ids for de-duplication.
+pub const DUPLICATE_WINDOW_SECS: u64 = 120;
+
+/// Subject a step task for `kind` is published on.
+pub fn step_subject(kind: AgentKind) -> String {
+    format!("{STEPS_PREFIX}.{}", crate::kind::name(kind))
+}
+
+/// Durable consumer name of the pool for `kind`.
+pub fn step_consumer(kind: AgentKind) -> String {
+    format!("steps-{}", crate::kind::name(kind))
+}
+
+/// Subject the result of a step of `book_id` is published on.
+pub fn result_subject(book_id: &str) -> String {
+    format!("{RESULTS_PREFIX}.{book_id}")
+}
+
+/// Subject progress events of `book_id` are published on.
+pub fn event_subject(book_id: &str) -> String {
+    format!("{EVENTS_PREFIX}.{book_id}")
+}
+
+/// Idempotency id of a step task.
+pub fn step_msg_id(book_id: &str, step_id: &str, attempt: u32) -> String {
+    format!("{book_id}.{step_id}.{attempt}")
+}
+
+/// Idempotency id of a step result.
+pub fn result_msg_id(book_id: &str, step_id: &str, attempt: u32) -> String {
+    format!("result.{book_id}.{step_id}.{attempt}")
+}

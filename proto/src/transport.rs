@@ -1,0 +1,290 @@
+//! The transport boundary: queues, key-value state and events, over NATS JetStream or in process.
+//!
+//! Actors never see this type's insides: they publish encoded messages to a [`Queue`], read
+//! [`Incoming`] messages from a [`Source`], and acknowledge them through their [`Acker`].
+//! The in-process implementation passes the same encoded bytes, so both modes run one code path.
+
+mod memory;
+mod nats;
+
+use bytes::Bytes;
+use std::time::Duration;
+
+pub use memory::MemoryBus;
+pub use nats::{NatsBus, NatsOptions};
+
+/// Errors of the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Could not reach or talk to NATS.
+    #[error("nats: {0}")]
+    Nats(String),
+    /// A source was opened twice where only one reader may exist.
+    #[error("queue {0} already has a reader in this process")]
+    AlreadyOpen(String),
+    /// The bus was shut down.
+    #[error("bus closed")]
+    Closed,
+}
+
+impl BusError {
+    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
+        BusError::Nats(e.to_string())
+    }
+}
+
+/// A durable queue of the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Queue {
+    /// Step tasks for one agent kind.
+    Steps(crate::v1::AgentKind),
+    /// Step results, for the coordinator.
+    Results,
+    /// Book submissions, for the coordinator.
+    Submit,
+}
+
+/// A key-value bucket of the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// Book records.
+    Books,
+    /// Worker heartbeats (entries expire).
+    Workers,
+}
+
+/// Settings of the durable queues.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// How long a delivered step may stay unacknowledged before it is redelivered.
+    pub ack_wait: Duration,
+    /// How many times a message is delivered before it is given up.
+    pub max_deliver: i64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self { ack_wait: Duration::from_secs(30), max_deliver: 10 }
+    }
+}
+
+/// The transport: NATS JetStream or in process.
+#[derive(Clone)]
+pub enum Bus {
+    /// Distributed mode.
+    Nats(NatsBus),
+    /// Embedded mode.
+    Memory(MemoryBus),
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bus::Nats(_) => "Bus::Nats",
+            Bus::Memory(_) => "Bus::Memory",
+        })
+    }
+}
+
+impl Bus {
+    /// A fresh in-process bus.
+    pub fn memory() -> Self {
+        Bus::Memory(MemoryBus::new())
+    }
+
+    /// Connects to NATS and makes sure every stream and bucket exists.
+    pub async fn connect(url: &str, opts: NatsOptions) -> Result<Self, BusError> {
+        Ok(Bus::Nats(NatsBus::connect(url, opts).await?))
+    }
+
+    /// Whether this is the distributed transport.
+    pub fn is_distributed(&self) -> bool {
+        matches!(self, Bus::Nats(_))
+    }
+
+    /// Publishes `payload` to `queue` (on `subject_key`: the book id for results), deduplicated by `msg_id`.
+    pub async fn publish(
+        &self,
+        queue: Queue,
+        subject_key: &str,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.publish(queue, subject_key, msg_id, payload).await,
+            Bus::Memory(b) => b.publish(queue, payload),
+        }
+    }
+
+    /// Opens the reader of `queue`; `batch` bounds how many messages are fetched ahead.
+    pub async fn source(&self, queue: Queue, batch: usize) -> Result<Source, BusError> {
+        match self {
+            Bus::Nats(b) => b.source(queue, batch).await,
+            Bus::Memory(b) => b.source(queue),
+        }
+    }
+
+    /// Publishes a progress event of `book_id` (best effort: watchers also read the book record).
+    pub async fn publish_event(&self, book_id: &str, payload: Bytes) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.publish_event(book_id, payload).await,
+            Bus::Memory(b) => {
+                b.publish_event(payload);
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to progress events of one book, or of all books.
+    pub async fn events(&self, book_id: Option<&str>) -> Result<Events, BusError> {
+        match self {
+            Bus::Nats(b) => b.events(book_id).await,
+            Bus::Memory(b) => Ok(b.events()),
+        }
+    }
+
+    /// Stores `value` under `key`.
+    pub async fn kv_put(&self, bucket: Bucket, key: &str, value: Bytes) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.kv_put(bucket, key, value).await,
+            Bus::Memory(b) => {
+                b.kv_put(bucket, key, value);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads the value under `key`.
+    pub async fn kv_get(&self, bucket: Bucket, key: &str) -> Result<Option<Bytes>, BusError> {
+        match self {
+            Bus::Nats(b) => b.kv_get(bucket, key).await,
+            Bus::Memory(b) => Ok(b.kv_get(bucket, key)),
+        }
+    }
+
+    /// Lists the keys of a bucket.
+    pub async fn kv_keys(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
+        match self {
+            Bus::Nats(b) => b.kv_keys(bucket).await,
+            Bus::Memory(b) => Ok(b.kv_keys(bucket)),
+        }
+    }
+
+    /// Flushes pending publishes (a no-op in process).
+    pub async fn flush(&self) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.flush().await,
+            Bus::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// One message read from a queue.
+pub struct Incoming {
+    /// The encoded message.
+    pub payload: Bytes,
+    /// How many times it has been delivered (1 the first time).
+    pub delivered: u64,
+    /// Acknowledges, hands back or gives up the message.
+    pub acker: Acker,
+}
+
+/// Acknowledges one message.
+pub enum Acker {
+    /// A JetStream message.
+    Nats(Box<async_nats::jetstream::Message>),
+    /// An in-process message: nothing to acknowledge.
+    Memory,
+}
+
+impl Acker {
+    /// The message is done: it will not be delivered again.
+    pub async fn ack(&self) -> Result<(), BusError> {
+        match self {
+            Acker::Nats(m) => m.ack().await.map_err(BusError::nats),
+            Acker::Memory => Ok(()),
+        }
+    }
+
+    /// The message is still being worked on: restart its ack-wait clock.
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        match self {
+            Acker::Nats(m) => {
+                m.ack_with(async_nats::jetstream::AckKind::Progress).await.map_err(BusError::nats)
+            }
+            Acker::Memory => Ok(()),
+        }
+    }
+
+    /// Hands the message back for redelivery after `delay`.
+    pub async fn nak(&self, delay: Option<Duration>) -> Result<(), BusError> {
+        match self {
+            Acker::Nats(m) => {
+                m.ack_with(async_nats::jetstream::AckKind::Nak(delay)).await.map_err(BusError::nats)
+            }
+            Acker::Memory => Ok(()),
+        }
+    }
+
+    /// Gives the message up: it will never be delivered again.
+    pub async fn term(&self) -> Result<(), BusError> {
+        match self {
+            Acker::Nats(m) => {
+                m.ack_with(async_nats::jetstream::AckKind::Term).await.map_err(BusError::nats)
+            }
+            Acker::Memory => Ok(()),
+        }
+    }
+}
+
+/// The reader of one queue.
+pub struct Source {
+    inner: SourceInner,
+}
+
+enum SourceInner {
+    Nats(nats::NatsSource),
+    Memory(tokio::sync::mpsc::UnboundedReceiver<Bytes>),
+}
+
+impl Source {
+    /// The next message; `None` when the queue is closed for good.
+    pub async fn next(&mut self) -> Option<Result<Incoming, BusError>> {
+        match &mut self.inner {
+            SourceInner::Nats(s) => s.next().await,
+            SourceInner::Memory(rx) => rx
+                .recv()
+                .await
+                .map(|payload| Ok(Incoming { payload, delivered: 1, acker: Acker::Memory })),
+        }
+    }
+}
+
+/// A subscription to book events.
+pub struct Events {
+    inner: EventsInner,
+}
+
+enum EventsInner {
+    Nats(async_nats::Subscriber),
+    Memory(tokio::sync::broadcast::Receiver<Bytes>),
+}
+
+impl Events {
+    /// The next event payload; `None` when the subscription ended.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        match &mut self.inner {
+            EventsInner::Nats(s) => {
+                use futures::StreamExt;
+                s.next().await.map(|m| m.payload)
+            }
+            EventsInner::Memory(rx) => loop {
+                match rx.recv().await {
+                    Ok(b) => return Some(b),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            },
+        }
+    }
+}
