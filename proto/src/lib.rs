@@ -22,4 +22,5 @@ pub mod v1 {
 }
 
 pub use kind::TaskType;
+pub use prost;
 pub use transport::{Acker, Bus, BusError, Incoming, Source};

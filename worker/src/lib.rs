@@ -1,1 +1,32 @@
-//! stub
+//! The worker side of Scriptorium: agent actors that execute steps with a model.
+//!
+//! # Layout
+//! - [`agent`]: the agent actor (one per pool slot) that renders a prompt, calls the model,
+//!   publishes the result and only then acknowledges the step.
+//! - [`runtime`]: a worker process: one pool of agents per agent kind fed by one puller task
+//!   per kind, plus heartbeats and graceful shutdown.
+//! - [`prompts`]: system messages and templates per agent kind, embedded or from a directory.
+//! - [`providers`]: the simulated model and OpenAI-compatible servers, routes and retries.
+//! - [`extract`]: tolerant JSON extraction from model answers.
+//! - [`facts`]: the `Facts:` block shared by prompts and the simulated model.
+//! - [`redact`], [`tls`]: secret scrubbing and the TLS provider.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod agent;
+pub mod extract;
+pub mod facts;
+pub mod prompts;
+pub mod providers;
+pub mod redact;
+pub mod runtime;
+pub mod tls;
+
+pub use runtime::{Worker, WorkerConfig};
+
+/// Nanoseconds of the wall clock, used only as jitter entropy.
+pub(crate) fn clock_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

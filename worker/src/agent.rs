@@ -1,0 +1,235 @@
+//! The agent actor: executes one step at a time for its agent kind.
+//!
+//! For each step it renders the prompt, calls the routes in order (with one JSON repair request
+//! per route), publishes the [`StepResult`] and only then acknowledges the step message. While a
+//! model call runs it keeps the step alive with in-progress acknowledgements.
+
+use crate::extract;
+use crate::prompts::Prompts;
+use crate::providers::{ModelRequest, Models};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use scriptorium_proto::prost::Message as _;
+use scriptorium_proto::transport::Queue;
+use scriptorium_proto::v1::{StepResult, StepStatus, StepTask, Usage};
+use scriptorium_proto::{Acker, Bus, names};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What every agent of a worker process shares.
+pub struct AgentEnv {
+    /// The transport results are published on.
+    pub bus: Bus,
+    /// Model providers.
+    pub models: Models,
+    /// Prompt templates.
+    pub prompts: Prompts,
+    /// This worker process's id.
+    pub worker_id: String,
+    /// Interval of in-progress acknowledgements during a model call.
+    pub progress_every: Duration,
+    /// Steps finished by this process.
+    pub steps_done: AtomicU64,
+    /// Steps in progress, by `kind:book/step#attempt`.
+    pub current: dashmap::DashSet<String>,
+}
+
+/// The agent actor behaviour.
+pub struct Agent;
+
+/// State of one agent.
+pub struct AgentState {
+    env: Arc<AgentEnv>,
+    idle: mpsc::UnboundedSender<ActorRef<AgentMsg>>,
+}
+
+/// Messages an agent understands.
+pub enum AgentMsg {
+    /// Execute one step and acknowledge its message when the result is published.
+    Work {
+        /// The decoded task.
+        task: Box<StepTask>,
+        /// Acknowledges the step message.
+        acker: Acker,
+    },
+}
+
+/// Arguments of an agent: the shared environment and the pool's idle queue.
+pub struct AgentArgs {
+    /// Shared environment.
+    pub env: Arc<AgentEnv>,
+    /// Where the agent announces itself idle.
+    pub idle: mpsc::UnboundedSender<ActorRef<AgentMsg>>,
+}
+
+impl Actor for Agent {
+    type Msg = AgentMsg;
+    type State = AgentState;
+    type Arguments = AgentArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        args: AgentArgs,
+    ) -> Result<AgentState, ActorProcessingErr> {
+        args.idle.send(myself)?;
+        Ok(AgentState { env: args.env, idle: args.idle })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        msg: AgentMsg,
+        state: &mut AgentState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AgentMsg::Work { task, acker } => {
+                let key = format!(
+                    "{}:{}/{}#{}",
+                    scriptorium_proto::kind::name(task.kind()),
+                    task.book_id,
+                    task.step_id,
+                    task.attempt
+                );
+                state.env.current.insert(key.clone());
+                execute(&state.env, *task, acker).await;
+                state.env.current.remove(&key);
+                state.env.steps_done.fetch_add(1, Ordering::Relaxed);
+                // The pool may be shutting down: then nobody waits for idle agents.
+                let _ = state.idle.send(myself);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
+    let started = Instant::now();
+    let acker = Arc::new(acker);
+    let keepalive = {
+        let acker = acker.clone();
+        let every = env.progress_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = acker.in_progress().await {
+                    tracing::debug!(error = %e, "in-progress ack failed");
+                }
+            }
+        })
+    };
+    let outcome = run_model(env, &task).await;
+    keepalive.abort();
+    let (status, output, error, route, usage) = match outcome {
+        Ok(ok) => (StepStatus::Ok, ok.output, String::new(), ok.route, ok.usage),
+        Err(fail) => (StepStatus::Failed, String::new(), fail.error, fail.route, fail.usage),
+    };
+    let result = StepResult {
+        book_id: task.book_id.clone(),
+        step_id: task.step_id.clone(),
+        attempt: task.attempt,
+        worker_id: env.worker_id.clone(),
+        status: status as i32,
+        output,
+        cache_hit: usage.cache_hits > 0,
+        usage: Some(usage),
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: crate::redact::redact(&error),
+        route,
+        kind: task.kind,
+    };
+    let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);
+    match env
+        .bus
+        .publish(Queue::Results, &task.book_id, &msg_id, result.encode_to_vec().into())
+        .await
+    {
+        Ok(()) => {
+            if let Err(e) = acker.ack().await {
+                tracing::warn!(book_id = %task.book_id, step = %task.step_id, error = %e, "step ack failed; the duplicate result will be ignored");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(book_id = %task.book_id, step = %task.step_id, error = %e, "result publish failed; handing the step back");
+            let _ = acker.nak(Some(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+struct Success {
+    output: String,
+    route: String,
+    usage: Usage,
+}
+
+struct Failure {
+    error: String,
+    route: String,
+    usage: Usage,
+}
+
+fn add(usage: &mut Usage, a: &crate::providers::ModelAnswer) {
+    usage.calls += 1;
+    usage.prompt_tokens += a.prompt_tokens;
+    usage.completion_tokens += a.completion_tokens;
+    usage.retries += a.retries;
+}
+
+async fn run_model(env: &AgentEnv, task: &StepTask) -> Result<Success, Failure> {
+    let (system, user) = env.prompts.render(task);
+    let sampling = task.sampling.clone().unwrap_or_default();
+    let req = ModelRequest {
+        kind: task.kind(),
+        system,
+        user,
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        max_tokens: sampling.max_tokens,
+        seed: task.brief.as_ref().map(|b| b.seed).unwrap_or(0),
+    };
+    let routes: Vec<String> =
+        if task.routes.is_empty() { vec!["sim/default".into()] } else { task.routes.clone() };
+    let mut usage = Usage::default();
+    let mut errors = Vec::new();
+    for route in &routes {
+        let answer = match env.models.call_route(route, &req).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(route = %route, error = %e, "route failed");
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        add(&mut usage, &answer);
+        let parse_error = match extract::json_object(&answer.text) {
+            Ok(v) => return Ok(Success { output: v.to_string(), route: route.clone(), usage }),
+            Err(e) => e,
+        };
+        // One repair request that says what was wrong, then the next route.
+        let mut repair = req.clone();
+        repair.user = format!(
+            "{}\n\nYour previous answer could not be read: {parse_error}. Answer again with only the JSON object.",
+            req.user
+        );
+        match env.models.call_route(route, &repair).await {
+            Ok(a) => {
+                add(&mut usage, &a);
+                match extract::json_object(&a.text) {
+                    Ok(v) => {
+                        return Ok(Success { output: v.to_string(), route: route.clone(), usage });
+                    }
+                    Err(e) => errors.push(format!("{route}: unreadable answer after repair: {e}")),
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(Failure {
+        error: errors.join("; "),
+        route: routes.last().cloned().unwrap_or_default(),
+        usage,
+    })
+}

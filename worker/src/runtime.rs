@@ -1,0 +1,251 @@
+//! A worker process: one pool of agent actors per agent kind, each fed by one puller task that
+//! owns the kind's queue, plus a heartbeat task.
+//!
+//! The puller takes an idle agent first and only then the next message, so a process never holds
+//! more step messages than it has idle agents: the rest stay in JetStream for other workers.
+
+use crate::agent::{Agent, AgentArgs, AgentEnv, AgentMsg};
+use crate::prompts::Prompts;
+use crate::providers::{Models, ModelsConfig};
+use anyhow::Context as _;
+use ractor::{Actor, ActorRef};
+use scriptorium_proto::prost::Message as _;
+use scriptorium_proto::transport::{Bucket, Queue};
+use scriptorium_proto::v1::{AgentKind, PoolStatus, StepTask, WorkerHeartbeat};
+use scriptorium_proto::{Bus, clock, kind};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Settings of a worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique id of this process.
+    pub id: String,
+    /// Pool size per agent kind (0 = this process does not serve the kind).
+    pub pools: BTreeMap<AgentKind, usize>,
+    /// Directory of prompt template overrides.
+    pub prompts_dir: Option<PathBuf>,
+    /// Model providers.
+    pub models: ModelsConfig,
+    /// Interval between heartbeats.
+    pub heartbeat_every: Duration,
+    /// Interval of in-progress acknowledgements during long model calls.
+    pub progress_every: Duration,
+}
+
+impl WorkerConfig {
+    /// Default pools: four agents per kind, sixteen chapter writers.
+    pub fn default_pools() -> BTreeMap<AgentKind, usize> {
+        kind::ALL
+            .into_iter()
+            .map(|k| {
+                (
+                    k,
+                    if matches!(k, AgentKind::Chapter | AgentKind::Review | AgentKind::Edit) {
+                        16
+                    } else {
+                        4
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// A config with default pools and the given id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            pools: Self::default_pools(),
+            prompts_dir: None,
+            models: ModelsConfig::default(),
+            heartbeat_every: Duration::from_secs(5),
+            progress_every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running worker process.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    pullers: JoinSet<Vec<ActorRef<AgentMsg>>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+    env: Arc<AgentEnv>,
+    pool_sizes: BTreeMap<AgentKind, usize>,
+}
+
+impl Worker {
+    /// Starts the pools and begins pulling steps.
+    pub async fn start(bus: Bus, cfg: WorkerConfig) -> anyhow::Result<Worker> {
+        let prompts = Prompts::load(cfg.prompts_dir.as_deref()).context("loading prompts")?;
+        let env = Arc::new(AgentEnv {
+            bus: bus.clone(),
+            models: Models::new(&cfg.models),
+            prompts,
+            worker_id: cfg.id.clone(),
+            progress_every: cfg.progress_every,
+            steps_done: Default::default(),
+            current: Default::default(),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut pullers = JoinSet::new();
+        for (&kind, &size) in cfg.pools.iter().filter(|(_, s)| **s > 0) {
+            let source = bus
+                .source(Queue::Steps(kind), size)
+                .await
+                .with_context(|| format!("opening the {} queue", kind::name(kind)))?;
+            let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+            let mut agents = Vec::with_capacity(size);
+            for _ in 0..size {
+                let (agent, _) = Actor::spawn(
+                    None,
+                    Agent,
+                    AgentArgs { env: env.clone(), idle: idle_tx.clone() },
+                )
+                .await
+                .context("spawning an agent")?;
+                agents.push(agent);
+            }
+            pullers.spawn(pull(kind, source, (idle_tx, idle_rx), agents, stop_rx.clone()));
+        }
+        let heartbeat = tokio::spawn(heartbeats(
+            bus,
+            env.clone(),
+            cfg.pools.clone(),
+            cfg.heartbeat_every,
+            stop_rx,
+        ));
+        tracing::info!(worker_id = %cfg.id, "worker started");
+        Ok(Worker { stop, pullers, heartbeat, env, pool_sizes: cfg.pools })
+    }
+
+    /// Steps finished by this process so far.
+    pub fn steps_done(&self) -> u64 {
+        self.env.steps_done.load(Ordering::Relaxed)
+    }
+
+    /// Stops pulling, lets in-flight steps finish for up to `grace`, then stops the agents.
+    /// Steps still running then are not acknowledged, so JetStream redelivers them.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        let busy = || self.env.current.len();
+        while busy() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if busy() > 0 {
+            tracing::warn!(
+                steps = busy(),
+                "shutdown grace over; unfinished steps will be redelivered"
+            );
+        }
+        while let Some(agents) = self.pullers.join_next().await {
+            for a in agents.unwrap_or_default() {
+                a.stop(None);
+            }
+        }
+        self.heartbeat.abort();
+        tracing::info!(pools = ?self.pool_sizes.len(), "worker stopped");
+    }
+}
+
+async fn pull(
+    kind: AgentKind,
+    mut source: scriptorium_proto::Source,
+    (idle_tx, mut idle): (
+        mpsc::UnboundedSender<ActorRef<AgentMsg>>,
+        mpsc::UnboundedReceiver<ActorRef<AgentMsg>>,
+    ),
+    agents: Vec<ActorRef<AgentMsg>>,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<ActorRef<AgentMsg>> {
+    loop {
+        let agent = tokio::select! {
+            a = idle.recv() => match a { Some(a) => a, None => break },
+            _ = stop.changed() => break,
+        };
+        let incoming = tokio::select! {
+            m = source.next() => m,
+            _ = stop.changed() => break,
+        };
+        let incoming = match incoming {
+            None => break,
+            Some(Err(e)) => {
+                tracing::warn!(kind = kind::name(kind), error = %e, "queue read failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = idle_tx.send(agent);
+                continue;
+            }
+            Some(Ok(m)) => m,
+        };
+        let task = match StepTask::decode(incoming.payload.clone()) {
+            Ok(t) if t.kind() == kind => t,
+            Ok(t) => {
+                tracing::error!(
+                    kind = kind::name(kind),
+                    got = t.kind,
+                    "step of another kind on this queue; dropped"
+                );
+                let _ = incoming.acker.term().await;
+                let _ = idle_tx.send(agent);
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(kind = kind::name(kind), error = %e, "undecodable step message; dropped");
+                let _ = incoming.acker.term().await;
+                let _ = idle_tx.send(agent);
+                continue;
+            }
+        };
+        if let Err(e) = agent.cast(AgentMsg::Work { task: Box::new(task), acker: incoming.acker }) {
+            tracing::error!(kind = kind::name(kind), error = %e, "agent is gone");
+        }
+    }
+    agents
+}
+
+async fn heartbeats(
+    bus: Bus,
+    env: Arc<AgentEnv>,
+    pools: BTreeMap<AgentKind, usize>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let started = clock::now_ms();
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    loop {
+        let current: Vec<String> = env.current.iter().map(|k| k.clone()).collect();
+        let hb = WorkerHeartbeat {
+            worker_id: env.worker_id.clone(),
+            host: host.clone(),
+            pid: std::process::id(),
+            pools: pools
+                .iter()
+                .map(|(k, s)| PoolStatus {
+                    kind: *k as i32,
+                    size: *s as u32,
+                    busy: current
+                        .iter()
+                        .filter(|c| c.starts_with(&format!("{}:", kind::name(*k))))
+                        .count() as u32,
+                })
+                .collect(),
+            steps_done: env.steps_done.load(Ordering::Relaxed),
+            current_steps: current,
+            at_unix_ms: clock::now_ms(),
+            started_unix_ms: started,
+        };
+        if let Err(e) = bus.kv_put(Bucket::Workers, &env.worker_id, hb.encode_to_vec().into()).await
+        {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
