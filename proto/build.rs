@@ -4,6 +4,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["proto/scriptorium/v1/scriptorium.proto"];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(files, ["proto"])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    let mut config = prost_build::Config::new();
+    // The brief, sampling and usage are also stored in JSON book records.
+    for ty in ["BookBrief", "Sampling", "Usage"] {
+        config.type_attribute(
+            format!(".scriptorium.v1.{ty}"),
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        );
+    }
+    config.compile_fds(descriptors)?;
     Ok(())
 }

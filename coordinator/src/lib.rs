@@ -1,1 +1,55 @@
-//! stub
+//! The coordinator side of Scriptorium: it plans books, dispatches their steps to agent
+//! workers, validates every result and writes the finished books.
+//!
+//! # Layout
+//! - [`brief`]: reading and validating briefs (TOML) into [`BookBrief`](scriptorium_proto::v1::BookBrief).
+//! - [`plan`]: the DAG of steps a brief calls for.
+//! - [`validation`]: the rules every agent answer must pass before it is accepted.
+//! - [`actors`]: the coordinator actor and one book actor per book in flight.
+//! - [`record`]: the durable book record (state, steps, accepted outputs) kept in KV.
+//! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`).
+//! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
+//! - [`client`]: what the CLI does against a running system: submit, wait, status.
+//! - [`config`]: coordinator settings (attempts, timeouts, routes, sampling).
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod actors;
+pub mod app;
+pub mod assembly;
+pub mod brief;
+pub mod client;
+pub mod config;
+pub mod plan;
+pub mod record;
+pub mod runtime;
+pub mod validation;
+
+pub use config::CoordinatorConfig;
+pub use runtime::CoordinatorHandle;
+
+use std::sync::atomic::AtomicU64;
+
+/// Counters of the coordinator.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Step attempts dispatched.
+    pub dispatched: AtomicU64,
+    /// Results accepted.
+    pub accepted: AtomicU64,
+    /// Results rejected by validation.
+    pub rejected: AtomicU64,
+    /// Results reporting a worker failure.
+    pub failed: AtomicU64,
+    /// Results ignored (duplicate, late, superseded or unknown).
+    pub ignored: AtomicU64,
+}
+
+/// What the coordinator's actors share.
+pub struct Env {
+    /// The transport.
+    pub bus: scriptorium_proto::Bus,
+    /// Settings.
+    pub cfg: CoordinatorConfig,
+    /// Counters.
+    pub stats: Stats,
+}

@@ -13,6 +13,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod agent;
+pub mod dotenv;
 pub mod extract;
 pub mod facts;
 pub mod prompts;

@@ -22,7 +22,10 @@ impl OpenAiCompat {
             None
         } else {
             match std::env::var(&cfg.key_env) {
-                Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
+                Ok(k) if !k.trim().is_empty() => {
+                    crate::redact::register_secret(&k);
+                    Some(k.trim().to_string())
+                }
                 _ => {
                     return Err(ModelError::MissingKey {
                         provider: name.into(),

@@ -1,0 +1,413 @@
+//! The book actor: owns one book's record, dispatches its ready steps, validates every result
+//! and accepts each step at most once, then assembles the book.
+
+use crate::Env;
+use crate::assembly;
+use crate::plan::{ASSEMBLY, PlannedStep};
+use crate::record::{BookRecord, Status, StepStatus, add_usage};
+use crate::validation::{self, Ctx};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use scriptorium_proto::book::{Cast, ChapterText, Outline};
+use scriptorium_proto::prost::Message as _;
+use scriptorium_proto::transport::{Bucket, Queue};
+use scriptorium_proto::v1::{AgentKind, BookEvent, StepContext, StepResult, StepTask};
+use scriptorium_proto::{clock, names};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// The book actor behaviour.
+pub struct Book;
+
+/// Arguments of a book actor.
+pub struct BookArgs {
+    /// Shared coordinator environment.
+    pub env: Arc<Env>,
+    /// The record to start from (new, or loaded for a resume).
+    pub record: Box<BookRecord>,
+}
+
+/// State of a book actor.
+pub struct BookState {
+    env: Arc<Env>,
+    rec: BookRecord,
+}
+
+/// Messages a book actor understands.
+pub enum BookMsg {
+    /// A result for one of this book's steps; the reply comes once it is handled and stored.
+    Result {
+        /// The result.
+        result: Box<StepResult>,
+        /// Answered when the result is handled (accepted, rejected or ignored).
+        reply: Option<RpcReplyPort<()>>,
+    },
+    /// The deadline of an attempt passed.
+    Deadline {
+        /// The step.
+        step_id: String,
+        /// The attempt that timed out.
+        attempt: u32,
+    },
+}
+
+impl Actor for Book {
+    type Msg = BookMsg;
+    type State = BookState;
+    type Arguments = BookArgs;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<BookMsg>,
+        args: BookArgs,
+    ) -> Result<BookState, ActorProcessingErr> {
+        Ok(BookState { env: args.env, rec: *args.record })
+    }
+
+    async fn post_start(
+        &self,
+        me: ActorRef<BookMsg>,
+        st: &mut BookState,
+    ) -> Result<(), ActorProcessingErr> {
+        let resumed = st.rec.state == Status::Running;
+        st.rec.state = Status::Running;
+        if resumed {
+            // Steps in flight when the coordinator stopped go out again with the same attempt:
+            // JetStream drops the copy if the original is still within the duplicate window,
+            // and a second result for the same attempt is ignored.
+            let running: Vec<String> = st.rec.running().into_iter().map(str::to_string).collect();
+            tracing::info!(book_id = %st.rec.id, steps = running.len(), "resuming book");
+            for id in running {
+                st.publish(&me, &id).await?;
+            }
+        }
+        st.advance(&me).await
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<BookMsg>,
+        msg: BookMsg,
+        st: &mut BookState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            BookMsg::Result { result, reply } => {
+                let outcome = st.on_result(&me, *result).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+                outcome?;
+            }
+            BookMsg::Deadline { step_id, attempt } => {
+                let current = st.rec.steps.get(&step_id).map(|s| (s.status, s.attempt));
+                if current == Some((StepStatus::Running, attempt)) && !st.rec.state.is_final() {
+                    tracing::warn!(book_id = %st.rec.id, step = %step_id, attempt, "step timed out");
+                    st.retry_or_fail(
+                        &me,
+                        &step_id,
+                        format!("no result within {}s", st.env.cfg.step_timeout_secs),
+                    )
+                    .await?;
+                }
+            }
+        }
+        if st.rec.state.is_final() {
+            me.stop(Some(format!("{:?}", st.rec.state)));
+        }
+        Ok(())
+    }
+}
+
+impl BookState {
+    fn ctx_docs(&self) -> (Option<Cast>, Option<Outline>) {
+        let parse = |id: &str| self.rec.outputs.get(id).cloned();
+        (
+            parse("characters").and_then(|v| serde_json::from_value(v).ok()),
+            parse("outline").and_then(|v| serde_json::from_value(v).ok()),
+        )
+    }
+
+    async fn on_result(
+        &mut self,
+        me: &ActorRef<BookMsg>,
+        r: StepResult,
+    ) -> Result<(), ActorProcessingErr> {
+        let stats = &self.env.stats;
+        let Some(step) = self.rec.steps.get(&r.step_id) else {
+            stats.ignored.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(book_id = %r.book_id, step = %r.step_id, "result for an unknown step ignored");
+            return Ok(());
+        };
+        if self.rec.state.is_final()
+            || step.status != StepStatus::Running
+            || step.attempt != r.attempt
+        {
+            // Duplicate, late, or for a superseded attempt.
+            stats.ignored.fetch_add(1, Ordering::Relaxed);
+            self.rec.ignored_results += 1;
+            tracing::debug!(book_id = %r.book_id, step = %r.step_id, attempt = r.attempt, current = step.attempt, "result ignored");
+            return Ok(());
+        }
+        let Some(planned) = self.rec.plan.get(&r.step_id).cloned() else { return Ok(()) };
+        let usage = r.usage.clone().unwrap_or_default();
+        if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
+            add_usage(&mut s.usage, &usage);
+        }
+        add_usage(&mut self.rec.usage, &usage);
+        if r.status != scriptorium_proto::v1::StepStatus::Ok as i32 {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            return self.retry_or_fail(me, &r.step_id, format!("worker error: {}", r.error)).await;
+        }
+        let (cast, outline) = self.ctx_docs();
+        let draft: Option<ChapterText> = (planned.kind == AgentKind::Edit)
+            .then(|| {
+                self.rec
+                    .outputs
+                    .get(&crate::plan::chapter_step(AgentKind::Chapter, planned.chapter))
+            })
+            .flatten()
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let ctx = Ctx {
+            brief: &self.rec.brief,
+            cast: cast.as_ref(),
+            outline: outline.as_ref(),
+            draft: draft.as_ref(),
+            chapter: planned.chapter,
+        };
+        match validation::validate(planned.kind, &r.output, ctx) {
+            Ok(doc) => {
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                self.rec.accepted_results += 1;
+                if planned.kind == AgentKind::Concept {
+                    self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
+                }
+                self.rec.outputs.insert(r.step_id.clone(), doc);
+                if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
+                    s.status = StepStatus::Done;
+                    s.finished_us = clock::now_us();
+                    s.worker_ms = r.duration_ms;
+                    s.route = r.route.clone();
+                    s.worker = r.worker_id.clone();
+                    s.cache_hit = r.cache_hit;
+                }
+                self.advance(me).await
+            }
+            Err(rej) => {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(book_id = %self.rec.id, step = %r.step_id, attempt = r.attempt, rule = %rej.rule, "result rejected");
+                self.retry_or_fail(me, &r.step_id, rej.rule).await
+            }
+        }
+    }
+
+    /// Records a failed attempt; asks again with the reason as feedback, or fails the book.
+    async fn retry_or_fail(
+        &mut self,
+        me: &ActorRef<BookMsg>,
+        step_id: &str,
+        reason: String,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(s) = self.rec.steps.get_mut(step_id) else { return Ok(()) };
+        s.rejections.push(reason.clone());
+        if s.attempt >= self.env.cfg.max_attempts {
+            s.status = StepStatus::Failed;
+            let failure = format!("step {step_id} failed after {} attempts: {reason}", s.attempt);
+            return self.finish(Status::Failed, Some(failure)).await;
+        }
+        self.dispatch(me, step_id).await?;
+        self.store().await
+    }
+
+    /// Dispatches every pending step whose inputs are accepted; assembles when all are done.
+    async fn advance(&mut self, me: &ActorRef<BookMsg>) -> Result<(), ActorProcessingErr> {
+        let ready: Vec<PlannedStep> = self
+            .rec
+            .plan
+            .steps
+            .iter()
+            .filter(|p| self.rec.steps.get(&p.id).is_some_and(|s| s.status == StepStatus::Pending))
+            .filter(|p| {
+                p.deps
+                    .iter()
+                    .all(|d| self.rec.steps.get(d).is_some_and(|s| s.status == StepStatus::Done))
+            })
+            .cloned()
+            .collect();
+        for p in &ready {
+            if p.id == ASSEMBLY {
+                return self.assemble().await;
+            }
+            self.dispatch(me, &p.id).await?;
+        }
+        self.store().await?;
+        self.event("").await;
+        Ok(())
+    }
+
+    async fn dispatch(
+        &mut self,
+        me: &ActorRef<BookMsg>,
+        step_id: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(s) = self.rec.steps.get_mut(step_id) else { return Ok(()) };
+        s.attempt += 1;
+        s.status = StepStatus::Running;
+        s.dispatched_us = clock::now_us();
+        self.publish(me, step_id).await
+    }
+
+    /// Publishes the current attempt of `step_id` and arms its deadline.
+    async fn publish(
+        &mut self,
+        me: &ActorRef<BookMsg>,
+        step_id: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        let task = self.task(step_id);
+        let msg_id = names::step_msg_id(&task.book_id, &task.step_id, task.attempt);
+        self.env
+            .bus
+            .publish(Queue::Steps(task.kind()), "", &msg_id, task.encode_to_vec().into())
+            .await?;
+        self.env.stats.dispatched.fetch_add(1, Ordering::Relaxed);
+        let (step_id, attempt) = (task.step_id.clone(), task.attempt);
+        me.send_after(Duration::from_secs(self.env.cfg.step_timeout_secs), move || {
+            BookMsg::Deadline { step_id, attempt }
+        });
+        Ok(())
+    }
+
+    fn task(&self, step_id: &str) -> StepTask {
+        let rec = &self.rec;
+        let p = rec.plan.get(step_id).cloned().unwrap_or_else(|| PlannedStep {
+            id: step_id.into(),
+            kind: AgentKind::Unspecified,
+            chapter: 0,
+            deps: vec![],
+        });
+        let s = &rec.steps[step_id];
+        let out = |id: &str| rec.outputs.get(id).map(|v| v.to_string()).unwrap_or_default();
+        let mut ctx = StepContext {
+            chapter: p.chapter,
+            feedback: s.rejections.last().cloned().unwrap_or_default(),
+            ..Default::default()
+        };
+        match p.kind {
+            AgentKind::Characters | AgentKind::World => ctx.concept_json = out("concept"),
+            AgentKind::Outline => {
+                ctx.concept_json = out("concept");
+                ctx.cast_json = out("characters");
+                ctx.world_json = out("world");
+            }
+            AgentKind::Chapter => {
+                ctx.concept_json = out("concept");
+                ctx.cast_json = out("characters");
+                ctx.world_json = out("world");
+                ctx.outline_json = out("outline");
+                if let Some(o) = rec
+                    .outputs
+                    .get("outline")
+                    .and_then(|v| serde_json::from_value::<Outline>(v.clone()).ok())
+                {
+                    ctx.previous_summaries = o
+                        .chapters
+                        .iter()
+                        .filter(|c| c.number < p.chapter)
+                        .map(|c| c.summary.clone())
+                        .collect();
+                }
+            }
+            AgentKind::Review | AgentKind::Edit => {
+                ctx.cast_json = out("characters");
+                ctx.outline_json = out("outline");
+                ctx.draft_json = out(&crate::plan::chapter_step(AgentKind::Chapter, p.chapter));
+                if p.kind == AgentKind::Edit {
+                    ctx.review_json = out(&crate::plan::chapter_step(AgentKind::Review, p.chapter));
+                }
+            }
+            _ => {}
+        }
+        let cfg = &self.env.cfg;
+        StepTask {
+            book_id: rec.id.clone(),
+            step_id: step_id.into(),
+            kind: p.kind as i32,
+            attempt: s.attempt,
+            brief: Some(rec.brief.clone()),
+            context: Some(ctx),
+            routes: cfg.routes_for(p.kind, &rec.brief),
+            sampling: Some(cfg.sampling_for(p.kind, &rec.brief)),
+            deadline_unix_ms: clock::now_ms() + (cfg.step_timeout_secs * 1000) as i64,
+            dispatched_unix_ms: clock::now_ms(),
+            cache: cfg.cache,
+        }
+    }
+
+    async fn assemble(&mut self) -> Result<(), ActorProcessingErr> {
+        let rec = self.rec.clone();
+        let out = self.env.cfg.out_dir.clone();
+        let written = tokio::task::spawn_blocking(move || assembly::assemble(&rec, &out)).await?;
+        match written {
+            Ok(dir) => {
+                self.rec.output_dir = dir.display().to_string();
+                if let Some(s) = self.rec.steps.get_mut(ASSEMBLY) {
+                    s.status = StepStatus::Done;
+                    s.attempt = 1;
+                    s.finished_us = clock::now_us();
+                }
+                self.finish(Status::Done, None).await
+            }
+            Err(e) => {
+                self.finish(
+                    Status::Failed,
+                    Some(format!("step assembly: cannot write the book: {e}")),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn finish(
+        &mut self,
+        state: Status,
+        failure: Option<String>,
+    ) -> Result<(), ActorProcessingErr> {
+        self.rec.state = state;
+        self.rec.failure = failure.clone();
+        self.rec.finished_ms = clock::now_ms();
+        match state {
+            Status::Done => {
+                tracing::info!(book_id = %self.rec.id, dir = %self.rec.output_dir, "book done")
+            }
+            _ => {
+                tracing::warn!(book_id = %self.rec.id, reason = failure.as_deref().unwrap_or(""), "book failed")
+            }
+        }
+        self.store().await?;
+        self.event(failure.as_deref().unwrap_or("")).await;
+        Ok(())
+    }
+
+    async fn store(&self) -> Result<(), ActorProcessingErr> {
+        let bytes = serde_json::to_vec(&self.rec)?;
+        self.env.bus.kv_put(Bucket::Books, &self.rec.id, bytes.into()).await?;
+        Ok(())
+    }
+
+    async fn event(&self, message: &str) {
+        let (done, total) = self.rec.progress();
+        let ev = BookEvent {
+            book_id: self.rec.id.clone(),
+            title: self.rec.title.clone(),
+            state: self.rec.state.wire() as i32,
+            steps_done: done,
+            steps_total: total,
+            message: message.into(),
+            at_unix_ms: clock::now_ms(),
+            output_dir: self.rec.output_dir.clone(),
+            usage: Some(self.rec.usage.clone()),
+        };
+        if let Err(e) = self.env.bus.publish_event(&self.rec.id, ev.encode_to_vec().into()).await {
+            tracing::debug!(error = %e, "event publish failed");
+        }
+    }
+}

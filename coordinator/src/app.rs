@@ -1,0 +1,291 @@
+//! The process modes behind the CLI: embedded `write`, `coordinator`, `worker`, `submit`,
+//! `status`, and the one configuration file they all read.
+
+pub mod bench;
+pub mod report;
+
+use crate::client;
+use crate::record::{BookRecord, Status};
+use crate::{CoordinatorConfig, CoordinatorHandle, brief};
+use anyhow::Context as _;
+use scriptorium_proto::transport::NatsOptions;
+use scriptorium_proto::{Bus, kind};
+use scriptorium_worker::providers::ModelsConfig;
+use scriptorium_worker::{Worker, WorkerConfig};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Worker settings of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Pool size per agent kind name.
+    pub pools: BTreeMap<String, usize>,
+    /// Directory of prompt template overrides.
+    pub prompts_dir: Option<PathBuf>,
+    /// Seconds between heartbeats.
+    pub heartbeat_secs: u64,
+    /// Seconds a stopping worker waits for its in-flight steps.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self {
+            pools: BTreeMap::new(),
+            prompts_dir: None,
+            heartbeat_secs: 5,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// The configuration file (`scriptorium.toml`): every section optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Coordinator settings.
+    pub coordinator: CoordinatorConfig,
+    /// Worker settings.
+    pub worker: WorkerSection,
+    /// Model providers and the simulated model.
+    pub models: ModelsConfig,
+}
+
+impl AppConfig {
+    /// Reads the file at `path`, or the defaults without one.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let cfg: AppConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))?;
+        cfg.coordinator.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
+
+    /// The worker settings with `pools` (`KIND=SIZE`) applied on top of the file's.
+    pub fn worker_config(&self, id: String, pools: &[String]) -> anyhow::Result<WorkerConfig> {
+        let mut cfg = WorkerConfig::new(id);
+        cfg.prompts_dir = self.worker.prompts_dir.clone();
+        cfg.models = self.models.clone();
+        cfg.heartbeat_every = Duration::from_secs(self.worker.heartbeat_secs.max(1));
+        let mut set = |k: &str, size: usize, field: &str| -> anyhow::Result<()> {
+            let kinds: Vec<_> = if k == "all" {
+                kind::ALL.to_vec()
+            } else {
+                vec![kind::parse(k).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{field}: unknown agent kind {k:?} (known: all, {})",
+                        kind::ALL.map(kind::name).join(", ")
+                    )
+                })?]
+            };
+            if size > 256 {
+                anyhow::bail!("{field}: pool size must be at most 256 (got {size})");
+            }
+            for k in kinds {
+                cfg.pools.insert(k, size);
+            }
+            Ok(())
+        };
+        for (k, size) in &self.worker.pools {
+            set(k, *size, &format!("worker.pools.{k}"))?;
+        }
+        for p in pools {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--pool: expected KIND=SIZE (got {p:?})"))?;
+            let size =
+                v.parse().map_err(|_| anyhow::anyhow!("--pool {p}: size must be a number"))?;
+            set(k.trim(), size, "--pool")?;
+        }
+        Ok(cfg)
+    }
+}
+
+/// Options of `scriptorium write`.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Brief files.
+    pub briefs: Vec<PathBuf>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Books per brief.
+    pub books: u32,
+    /// Seed of the first book (the next ones count up).
+    pub seed: Option<u64>,
+    /// Chapter count override.
+    pub chapters: Option<u32>,
+    /// Model route override (`provider/model`).
+    pub route: Option<String>,
+    /// Disable the response cache.
+    pub no_cache: bool,
+}
+
+/// Loads briefs and applies command-line overrides; fails before anything is enqueued.
+pub fn load_briefs(
+    paths: &[PathBuf],
+    copies: u32,
+    seed: Option<u64>,
+    chapters: Option<u32>,
+) -> anyhow::Result<Vec<scriptorium_proto::v1::BookBrief>> {
+    if paths.is_empty() {
+        anyhow::bail!("no brief given: name at least one brief file (see examples/)");
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let mut b = brief::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some(n) = chapters {
+            b.chapters = n;
+        }
+        if let Some(s) = seed {
+            b.seed = s;
+        }
+        brief::revalidate(&b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for i in 0..copies.max(1) {
+            let mut copy = b.clone();
+            copy.seed = b.seed.wrapping_add(u64::from(i));
+            out.push(copy);
+        }
+    }
+    Ok(out)
+}
+
+/// `scriptorium write`: coordinator and worker pools in this process on the in-process bus.
+pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec<BookRecord>> {
+    let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters)?;
+    if let Some(route) = &opts.route {
+        brief::check_route("--provider/--model", route).map_err(anyhow::Error::msg)?;
+        cfg.coordinator.routes.default = route.clone();
+    }
+    cfg.coordinator.out_dir = opts.out.clone();
+    cfg.coordinator.cache &= !opts.no_cache;
+    let bus = Bus::memory();
+    let worker = Worker::start(bus.clone(), cfg.worker_config("embedded".into(), &[])?).await?;
+    let coordinator = CoordinatorHandle::start(bus.clone(), cfg.coordinator.clone()).await?;
+    let mut ids = Vec::new();
+    for b in briefs {
+        ids.push(client::submit(&bus, b).await?);
+    }
+    let mut progress = report::Progress::new(ids.len());
+    let records = client::wait(&bus, &ids, None, |ev| progress.on_event(ev)).await?;
+    coordinator.shutdown().await;
+    worker.shutdown(Duration::from_secs(1)).await;
+    report::print_summary(&records);
+    Ok(records)
+}
+
+/// Connects to NATS, retrying while the server comes up.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<Bus> {
+    let opts = NatsOptions { name: name.into(), ..Default::default() };
+    Ok(Bus::connect(url, opts).await?)
+}
+
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `scriptorium coordinator`: runs until SIGINT/SIGTERM.
+pub async fn run_coordinator(
+    url: &str,
+    mut cfg: AppConfig,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if let Some(out) = out {
+        cfg.coordinator.out_dir = out;
+    }
+    let bus = connect(url, "scriptorium-coordinator").await?;
+    let handle = CoordinatorHandle::start(bus, cfg.coordinator).await?;
+    stop_signal().await;
+    tracing::info!("stopping coordinator");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// `scriptorium worker`: runs until SIGINT/SIGTERM, then drains within the grace period.
+pub async fn run_worker(
+    url: &str,
+    cfg: AppConfig,
+    id: Option<String>,
+    pools: &[String],
+) -> anyhow::Result<()> {
+    let id = id.unwrap_or_else(|| format!("worker-{}", scriptorium_proto::clock::new_id()));
+    let wcfg = cfg.worker_config(id, pools)?;
+    let bus = connect(url, &format!("scriptorium-{}", wcfg.id)).await?;
+    let worker = Worker::start(bus, wcfg).await?;
+    stop_signal().await;
+    tracing::info!("stopping worker");
+    worker.shutdown(Duration::from_secs(cfg.worker.shutdown_grace_secs)).await;
+    Ok(())
+}
+
+/// `scriptorium submit`: enqueues one brief; with `wait`, returns its final record.
+pub async fn submit(
+    url: &str,
+    path: &Path,
+    seed: Option<u64>,
+    chapters: Option<u32>,
+    wait: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Option<BookRecord>> {
+    let brief = load_briefs(&[path.to_path_buf()], 1, seed, chapters)?.remove(0);
+    let bus = connect(url, "scriptorium-submit").await?;
+    let id = client::submit(&bus, brief).await?;
+    println!("{id}");
+    if !wait {
+        return Ok(None);
+    }
+    let mut progress = report::Progress::new(1);
+    let rec = client::wait(&bus, std::slice::from_ref(&id), timeout, |ev| progress.on_event(ev))
+        .await?
+        .remove(0);
+    report::print_summary(std::slice::from_ref(&rec));
+    Ok(Some(rec))
+}
+
+/// `scriptorium status`: prints books (or one book in detail), as a table or JSON.
+pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let bus = connect(url, "scriptorium-status").await?;
+    match book {
+        Some(id) => {
+            let rec = client::load(&bus, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no book with id {id}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report::book_json(&rec))?);
+            } else {
+                print!("{}", report::book_detail(&rec));
+            }
+        }
+        None => {
+            let recs = client::list(&bus).await?;
+            if json {
+                let all: Vec<_> = recs.iter().map(report::book_json).collect();
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                print!("{}", report::book_table(&recs));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Exit code for a set of finished books: 0 when all are done.
+pub fn exit_code(records: &[BookRecord]) -> i32 {
+    if records.iter().all(|r| r.state == Status::Done) { 0 } else { 1 }
+}

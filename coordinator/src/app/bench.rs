@@ -1,0 +1,2 @@
+//! `scriptorium bench`: steps per second through coordinator and workers over real NATS,
+//! beside raw JetStream round trips measured in the same run.

@@ -1,0 +1,96 @@
+//! What the CLI does against a running system, in either mode: submit books, wait for them,
+//! read their records.
+
+use crate::record::{BookRecord, Status};
+use anyhow::Context as _;
+use scriptorium_proto::prost::Message as _;
+use scriptorium_proto::transport::{Bucket, Queue};
+use scriptorium_proto::v1::{BookBrief, BookEvent, BookState, SubmitBook};
+use scriptorium_proto::{Bus, clock};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Enqueues a validated brief and returns the new book's id.
+pub async fn submit(bus: &Bus, brief: BookBrief) -> anyhow::Result<String> {
+    let book_id = clock::new_id();
+    let msg = SubmitBook { book_id: book_id.clone(), brief: Some(brief) };
+    bus.publish(Queue::Submit, "", &format!("submit.{book_id}"), msg.encode_to_vec().into())
+        .await
+        .context("enqueueing the book")?;
+    Ok(book_id)
+}
+
+/// Records a submission the coordinator refused, so that waiters learn why.
+pub async fn store_refusal(bus: &Bus, book_id: &str, brief: BookBrief, reason: &str) {
+    let mut rec = BookRecord::new(book_id.to_string(), brief, clock::now_ms());
+    rec.state = Status::Failed;
+    rec.failure = Some(format!("brief refused: {reason}"));
+    rec.finished_ms = clock::now_ms();
+    if let Ok(bytes) = serde_json::to_vec(&rec) {
+        let _ = bus.kv_put(Bucket::Books, book_id, bytes.into()).await;
+    }
+}
+
+/// The stored record of one book.
+pub async fn load(bus: &Bus, book_id: &str) -> anyhow::Result<Option<BookRecord>> {
+    let Some(bytes) = bus.kv_get(Bucket::Books, book_id).await? else { return Ok(None) };
+    Ok(Some(
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("book record {book_id} is unreadable"))?,
+    ))
+}
+
+/// Every stored book record, oldest first.
+pub async fn list(bus: &Bus) -> anyhow::Result<Vec<BookRecord>> {
+    let mut out = Vec::new();
+    for key in bus.kv_keys(Bucket::Books).await? {
+        if let Some(rec) = load(bus, &key).await? {
+            out.push(rec);
+        }
+    }
+    out.sort_by_key(|r| r.created_ms);
+    Ok(out)
+}
+
+/// Waits until every book in `ids` is done or failed, calling `progress` on each event,
+/// and returns their records in the order of `ids`.
+pub async fn wait(
+    bus: &Bus,
+    ids: &[String],
+    timeout: Option<Duration>,
+    mut progress: impl FnMut(&BookEvent),
+) -> anyhow::Result<Vec<BookRecord>> {
+    let mut events = bus.events(None).await?;
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut finished: BTreeMap<String, BookRecord> = BTreeMap::new();
+    let mut poll = tokio::time::interval(Duration::from_millis(1000));
+    let mut check: Vec<String> = ids.to_vec();
+    loop {
+        for id in check.drain(..).filter(|id| !finished.contains_key(id)).collect::<Vec<_>>() {
+            if let Some(rec) = load(bus, &id).await?
+                && rec.state.is_final()
+            {
+                finished.insert(id, rec);
+            }
+        }
+        if finished.len() == ids.len() {
+            return Ok(ids.iter().filter_map(|id| finished.remove(id)).collect());
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            anyhow::bail!("timed out waiting for {} book(s)", ids.len() - finished.len());
+        }
+        tokio::select! {
+            ev = events.next() => {
+                if let Some(ev) = ev.and_then(|b| BookEvent::decode(b).ok())
+                    && ids.contains(&ev.book_id)
+                {
+                    progress(&ev);
+                    if ev.state == BookState::Done as i32 || ev.state == BookState::Failed as i32 {
+                        check.push(ev.book_id);
+                    }
+                }
+            }
+            _ = poll.tick() => check = ids.to_vec(),
+        }
+    }
+}

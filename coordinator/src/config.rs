@@ -1,0 +1,217 @@
+//! Coordinator settings: attempts, timeouts, model routes and sampling profiles.
+
+use crate::brief::check_route;
+use scriptorium_proto::TaskType;
+use scriptorium_proto::kind;
+use scriptorium_proto::v1::{AgentKind, BookBrief, Sampling};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Sampling settings of one task type.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingProfile {
+    /// Temperature.
+    pub temperature: f32,
+    /// Nucleus sampling.
+    pub top_p: f32,
+    /// Completion token limit.
+    pub max_tokens: u32,
+}
+
+/// Model routes: a default, one per agent kind, and fallback chains.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutesConfig {
+    /// Route used when nothing more specific is set.
+    pub default: String,
+    /// Route per agent kind name.
+    pub per_kind: BTreeMap<String, String>,
+    /// Fallback routes for every kind, tried in order after the primary.
+    pub fallbacks: Vec<String>,
+    /// Fallback routes per agent kind, tried before the global ones.
+    pub fallbacks_per_kind: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        Self {
+            default: "sim/default".into(),
+            per_kind: BTreeMap::new(),
+            fallbacks: Vec::new(),
+            fallbacks_per_kind: BTreeMap::new(),
+        }
+    }
+}
+
+/// Settings of the coordinator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// Where finished books are written.
+    pub out_dir: PathBuf,
+    /// Attempts per step (the first ask plus re-asks) before the book fails.
+    pub max_attempts: u32,
+    /// Seconds without a result after which an attempt is superseded by a new one.
+    pub step_timeout_secs: u64,
+    /// Model routes.
+    pub routes: RoutesConfig,
+    /// Sampling per task type, by name (creative, analytical, factual).
+    pub sampling: BTreeMap<String, SamplingProfile>,
+    /// Whether workers may answer from the response cache.
+    pub cache: bool,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        let p = |temperature, top_p, max_tokens| SamplingProfile { temperature, top_p, max_tokens };
+        Self {
+            out_dir: PathBuf::from("books"),
+            max_attempts: 3,
+            step_timeout_secs: 900,
+            routes: RoutesConfig::default(),
+            sampling: [
+                ("creative".to_string(), p(0.9, 0.95, 4096)),
+                ("analytical".to_string(), p(0.3, 0.9, 2048)),
+                ("factual".to_string(), p(0.2, 0.9, 4096)),
+            ]
+            .into_iter()
+            .collect(),
+            cache: true,
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    /// Checks every setting; the error names the field and the rule.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=10).contains(&self.max_attempts) {
+            return Err(format!(
+                "coordinator.max_attempts: must be between 1 and 10 (got {})",
+                self.max_attempts
+            ));
+        }
+        if self.step_timeout_secs == 0 {
+            return Err("coordinator.step_timeout_secs: must be at least 1".into());
+        }
+        let route =
+            |field: String, r: &str| check_route(&field, r).map_err(|e| format!("coordinator.{e}"));
+        route("routes.default".into(), &self.routes.default)?;
+        for (k, r) in &self.routes.per_kind {
+            if kind::parse(k).is_none() {
+                return Err(format!("coordinator.routes.per_kind.{k}: unknown agent kind"));
+            }
+            route(format!("routes.per_kind.{k}"), r)?;
+        }
+        for (i, r) in self.routes.fallbacks.iter().enumerate() {
+            route(format!("routes.fallbacks[{i}]"), r)?;
+        }
+        for (name, p) in &self.sampling {
+            if !["creative", "analytical", "factual"].contains(&name.as_str()) {
+                return Err(format!(
+                    "coordinator.sampling.{name}: unknown task type (creative, analytical, factual)"
+                ));
+            }
+            if !(0.0..=2.0).contains(&p.temperature)
+                || !(0.0..=1.0).contains(&p.top_p)
+                || p.max_tokens == 0
+            {
+                return Err(format!(
+                    "coordinator.sampling.{name}: temperature must be 0-2, top_p 0-1, max_tokens > 0"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes for a step of `kind` in `brief`: primary first, then fallbacks, without repeats.
+    pub fn routes_for(&self, kind: AgentKind, brief: &BookBrief) -> Vec<String> {
+        let name = kind::name(kind);
+        let primary = brief
+            .models
+            .get(name)
+            .or_else(|| brief.models.get("default"))
+            .or_else(|| self.routes.per_kind.get(name))
+            .cloned()
+            .unwrap_or_else(|| self.routes.default.clone());
+        let mut out = vec![primary];
+        let chain = brief
+            .fallbacks
+            .iter()
+            .chain(self.routes.fallbacks_per_kind.get(name).into_iter().flatten())
+            .chain(self.routes.fallbacks.iter());
+        for r in chain {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    /// Sampling for a step of `kind` in `brief`.
+    pub fn sampling_for(&self, kind: AgentKind, brief: &BookBrief) -> Sampling {
+        let task = TaskType::of(kind, &brief.category);
+        let p = self.sampling.get(task.name()).copied().unwrap_or(SamplingProfile {
+            temperature: 0.7,
+            top_p: 0.9,
+            max_tokens: 4096,
+        });
+        let mut max_tokens = p.max_tokens;
+        if matches!(kind, AgentKind::Chapter | AgentKind::Edit) {
+            // Room for the whole chapter as JSON: about 1.6 tokens per word, plus structure.
+            max_tokens = max_tokens.max(brief.words_per_chapter * 2 + 512);
+        }
+        Sampling {
+            profile: task.name().into(),
+            temperature: p.temperature,
+            top_p: p.top_p,
+            max_tokens,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_routes_win_and_fallbacks_do_not_repeat() {
+        let mut cfg = CoordinatorConfig::default();
+        cfg.routes.per_kind.insert("review".into(), "openai/gpt-4o".into());
+        cfg.routes.fallbacks = vec!["sim/default".into(), "ollama/llama3".into()];
+        let mut brief = BookBrief::default();
+        assert_eq!(
+            cfg.routes_for(AgentKind::Review, &brief),
+            ["openai/gpt-4o", "sim/default", "ollama/llama3"]
+        );
+        assert_eq!(cfg.routes_for(AgentKind::Chapter, &brief), ["sim/default", "ollama/llama3"]);
+        brief.models.insert("chapter".into(), "deepseek/deepseek-chat".into());
+        brief.fallbacks = vec!["ollama/llama3".into()];
+        assert_eq!(
+            cfg.routes_for(AgentKind::Chapter, &brief),
+            ["deepseek/deepseek-chat", "ollama/llama3", "sim/default"]
+        );
+    }
+
+    #[test]
+    fn sampling_follows_task_type() {
+        let cfg = CoordinatorConfig::default();
+        let fiction =
+            BookBrief { category: "fiction".into(), words_per_chapter: 3000, ..Default::default() };
+        assert_eq!(cfg.sampling_for(AgentKind::Chapter, &fiction).profile, "creative");
+        assert_eq!(cfg.sampling_for(AgentKind::Chapter, &fiction).max_tokens, 6512);
+        assert_eq!(cfg.sampling_for(AgentKind::Review, &fiction).profile, "analytical");
+        let business = BookBrief { category: "business".into(), ..Default::default() };
+        assert_eq!(cfg.sampling_for(AgentKind::Chapter, &business).profile, "factual");
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut cfg = CoordinatorConfig { max_attempts: 0, ..Default::default() };
+        assert!(cfg.validate().unwrap_err().contains("max_attempts"));
+        cfg.max_attempts = 3;
+        cfg.routes.default = "nope".into();
+        assert!(cfg.validate().unwrap_err().contains("routes.default"));
+    }
+}

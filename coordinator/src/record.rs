@@ -1,0 +1,179 @@
+//! The durable record of one book: brief, plan, step states and accepted outputs.
+//!
+//! Stored as JSON in the books bucket after every change, so a restarted coordinator resumes
+//! each unfinished book from it and `status` reads it without asking the coordinator.
+
+use crate::plan::Plan;
+use scriptorium_proto::v1::{BookBrief, BookState, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// State of a book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Accepted, no step dispatched yet.
+    Queued,
+    /// Steps in flight.
+    Running,
+    /// Manuscript written.
+    Done,
+    /// Stopped for the reason in `failure`.
+    Failed,
+}
+
+impl Status {
+    /// The wire form.
+    pub fn wire(self) -> BookState {
+        match self {
+            Status::Queued => BookState::Queued,
+            Status::Running => BookState::Running,
+            Status::Done => BookState::Done,
+            Status::Failed => BookState::Failed,
+        }
+    }
+
+    /// Whether the book will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Done | Status::Failed)
+    }
+}
+
+/// State of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// Waiting for its inputs.
+    Pending,
+    /// Dispatched, waiting for a result.
+    Running,
+    /// Result accepted.
+    Done,
+    /// Gave up.
+    Failed,
+}
+
+/// What is known of one step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Current state.
+    pub status: StepStatus,
+    /// Current attempt (1 for the first dispatch; 0 before it).
+    pub attempt: u32,
+    /// When the current attempt was dispatched (Unix microseconds).
+    pub dispatched_us: i64,
+    /// When the result was accepted (Unix microseconds).
+    pub finished_us: i64,
+    /// Time the worker spent on the accepted attempt.
+    pub worker_ms: u64,
+    /// The route that answered.
+    pub route: String,
+    /// The worker that answered.
+    pub worker: String,
+    /// Usage of all attempts of this step.
+    pub usage: Usage,
+    /// Whether the accepted answer came from the cache.
+    pub cache_hit: bool,
+    /// Why earlier attempts were rejected.
+    pub rejections: Vec<String>,
+}
+
+impl StepRecord {
+    fn new() -> Self {
+        Self {
+            status: StepStatus::Pending,
+            attempt: 0,
+            dispatched_us: 0,
+            finished_us: 0,
+            worker_ms: 0,
+            route: String::new(),
+            worker: String::new(),
+            usage: Usage::default(),
+            cache_hit: false,
+            rejections: Vec::new(),
+        }
+    }
+}
+
+/// Everything about one book.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BookRecord {
+    /// Book id.
+    pub id: String,
+    /// The brief.
+    pub brief: BookBrief,
+    /// Title (from the brief or the accepted concept).
+    pub title: String,
+    /// State.
+    pub state: Status,
+    /// Why the book failed.
+    pub failure: Option<String>,
+    /// The plan.
+    pub plan: Plan,
+    /// State per step id.
+    pub steps: BTreeMap<String, StepRecord>,
+    /// Accepted outputs per step id.
+    pub outputs: BTreeMap<String, Value>,
+    /// Usage totals of the book.
+    pub usage: Usage,
+    /// Results ignored because they were duplicate, late or for a superseded attempt.
+    pub ignored_results: u64,
+    /// Results accepted (one per step at most).
+    pub accepted_results: u64,
+    /// Creation time (Unix ms).
+    pub created_ms: i64,
+    /// Finish time (Unix ms), 0 while running.
+    pub finished_ms: i64,
+    /// Directory the book was written to.
+    pub output_dir: String,
+}
+
+impl BookRecord {
+    /// A new record for `brief`.
+    pub fn new(id: String, brief: BookBrief, now_ms: i64) -> Self {
+        let plan = Plan::for_brief(&brief);
+        let steps = plan.steps.iter().map(|s| (s.id.clone(), StepRecord::new())).collect();
+        Self {
+            title: brief.title.clone(),
+            id,
+            brief,
+            state: Status::Queued,
+            failure: None,
+            plan,
+            steps,
+            outputs: BTreeMap::new(),
+            usage: Usage::default(),
+            ignored_results: 0,
+            accepted_results: 0,
+            created_ms: now_ms,
+            finished_ms: 0,
+            output_dir: String::new(),
+        }
+    }
+
+    /// Steps done and steps in all.
+    pub fn progress(&self) -> (u32, u32) {
+        let done = self.steps.values().filter(|s| s.status == StepStatus::Done).count();
+        (done as u32, self.steps.len() as u32)
+    }
+
+    /// Ids of the steps that are running.
+    pub fn running(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|(_, s)| s.status == StepStatus::Running)
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+}
+
+/// Adds `b` into `a`.
+pub fn add_usage(a: &mut Usage, b: &Usage) {
+    a.prompt_tokens += b.prompt_tokens;
+    a.completion_tokens += b.completion_tokens;
+    a.calls += b.calls;
+    a.retries += b.retries;
+    a.cost_usd += b.cost_usd;
+    a.cache_hits += b.cache_hits;
+}

@@ -1,0 +1,473 @@
+//! Validation of every agent answer before it is accepted: a typed JSON parse, then the
+//! semantic rules of its kind. A rejection names the rule, and is sent back as feedback.
+
+use scriptorium_proto::book::{Cast, ChapterText, Concept, Outline, Review, World};
+use scriptorium_proto::v1::{AgentKind, BookBrief};
+use serde_json::Value;
+
+/// Scenes a chapter may have.
+pub const SCENES: std::ops::RangeInclusive<usize> = 3..=6;
+
+/// Why an answer was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}")]
+pub struct Rejection {
+    /// The rule broken, in words a model can act on.
+    pub rule: String,
+}
+
+fn reject<T>(rule: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection { rule: rule.into() })
+}
+
+/// What validation needs to know besides the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The book's brief.
+    pub brief: &'a BookBrief,
+    /// The accepted cast, if any.
+    pub cast: Option<&'a Cast>,
+    /// The accepted outline, if any.
+    pub outline: Option<&'a Outline>,
+    /// The accepted draft, for edits.
+    pub draft: Option<&'a ChapterText>,
+    /// The chapter number of chapter, review and edit steps.
+    pub chapter: u32,
+}
+
+/// Words a chapter of `brief` may have: 40% to 250% of the target.
+pub fn chapter_words(brief: &BookBrief) -> (usize, usize) {
+    let target = brief.words_per_chapter.max(1) as usize;
+    ((target * 2 / 5).max(50), target * 5 / 2)
+}
+
+fn typed<T: serde::de::DeserializeOwned>(kind: &str, output: &str) -> Result<T, Rejection> {
+    serde_json::from_str(output).or_else(|e| {
+        reject(format!("the {kind} answer is not valid JSON of the expected shape: {e}"))
+    })
+}
+
+fn non_empty(what: &str, s: &str) -> Result<(), Rejection> {
+    if s.trim().is_empty() { reject(format!("{what} must not be empty")) } else { Ok(()) }
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+/// Validates `output` of a `kind` step; the accepted, normalised document on success.
+pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    match kind {
+        AgentKind::Concept => concept(output, ctx),
+        AgentKind::Characters => cast(output, ctx),
+        AgentKind::World => world(output, ctx),
+        AgentKind::Outline => outline(output, ctx),
+        AgentKind::Chapter => chapter(output, ctx, "chapter").map(|c| to_value(&c)),
+        AgentKind::Review => review(output),
+        AgentKind::Edit => edit(output, ctx),
+        AgentKind::Unspecified => reject("no agent answers for local steps"),
+    }
+}
+
+fn concept(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    let mut c: Concept = typed("concept", output)?;
+    if !ctx.brief.title.is_empty() {
+        // The user's title is part of the brief, not the model's to change.
+        c.title = ctx.brief.title.clone();
+    }
+    non_empty("concept title", &c.title)?;
+    if c.title.chars().count() > 200 || c.title.contains('\n') {
+        return reject("concept title must be one line of at most 200 characters");
+    }
+    non_empty("concept logline", &c.logline)?;
+    non_empty("concept description", &c.description)?;
+    Ok(to_value(&c))
+}
+
+fn cast(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    let c: Cast = typed("characters", output)?;
+    let want = ctx.brief.characters as usize;
+    if c.characters.len() != want {
+        return reject(format!(
+            "the cast must have exactly {want} characters (got {})",
+            c.characters.len()
+        ));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for (i, ch) in c.characters.iter().enumerate() {
+        non_empty(&format!("character {} name", i + 1), &ch.name)?;
+        non_empty(&format!("character {} role", i + 1), &ch.role)?;
+        let key = ch.name.trim().to_lowercase();
+        if seen.contains(&key) {
+            return reject(format!("character names must be unique ({:?} appears twice)", ch.name));
+        }
+        seen.push(key);
+    }
+    Ok(to_value(&c))
+}
+
+fn world(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    let w: World = typed("world", output)?;
+    for s in World::required_sections(&ctx.brief.category) {
+        match w.sections.get(*s) {
+            Some(text) if !text.trim().is_empty() => {}
+            _ => return reject(format!("the world must have a non-empty section {s:?}")),
+        }
+    }
+    Ok(to_value(&w))
+}
+
+fn known_names(ctx: Ctx<'_>, names: &[String], what: &str) -> Result<(), Rejection> {
+    let Some(cast) = ctx.cast else { return Ok(()) };
+    if let Some(unknown) = names.iter().find(|n| !cast.knows(n)) {
+        let known: Vec<&str> = cast.characters.iter().map(|c| c.name.as_str()).collect();
+        return reject(format!(
+            "{what} names {unknown:?}, who is not in the cast ({})",
+            known.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn outline(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    let o: Outline = typed("outline", output)?;
+    let want = ctx.brief.chapters as usize;
+    if o.chapters.len() != want {
+        return reject(format!(
+            "the outline must have exactly {want} chapters (got {})",
+            o.chapters.len()
+        ));
+    }
+    for (i, c) in o.chapters.iter().enumerate() {
+        let n = i as u32 + 1;
+        if c.number != n {
+            return reject(format!(
+                "outline chapters must be numbered 1 to {want} in order (chapter {n} is numbered {})",
+                c.number
+            ));
+        }
+        non_empty(&format!("chapter {n} title"), &c.title)?;
+        non_empty(&format!("chapter {n} summary"), &c.summary)?;
+        if !SCENES.contains(&c.scenes.len()) {
+            return reject(format!(
+                "chapter {n} must have {} to {} scenes (got {})",
+                SCENES.start(),
+                SCENES.end(),
+                c.scenes.len()
+            ));
+        }
+        for (j, s) in c.scenes.iter().enumerate() {
+            non_empty(&format!("chapter {n} scene {} summary", j + 1), &s.summary)?;
+            known_names(ctx, &s.characters, &format!("chapter {n} scene {}", j + 1))?;
+        }
+    }
+    Ok(to_value(&o))
+}
+
+fn chapter(output: &str, ctx: Ctx<'_>, what: &str) -> Result<ChapterText, Rejection> {
+    let mut c: ChapterText = typed(what, output)?;
+    let n = ctx.chapter;
+    if c.number != n {
+        return reject(format!("the {what} must be chapter number {n} (got {})", c.number));
+    }
+    if let Some(plan) = ctx.outline.and_then(|o| o.chapters.iter().find(|p| p.number == n)) {
+        if c.title.trim().is_empty() {
+            c.title = plan.title.clone();
+        }
+        if c.scenes.len() != plan.scenes.len() {
+            return reject(format!(
+                "chapter {n} must have exactly {} scenes as planned (got {})",
+                plan.scenes.len(),
+                c.scenes.len()
+            ));
+        }
+    }
+    non_empty(&format!("chapter {n} title"), &c.title)?;
+    if c.scenes.is_empty() {
+        return reject(format!("chapter {n} has no prose"));
+    }
+    if let Some(i) = c.scenes.iter().position(|s| s.text.trim().is_empty()) {
+        return reject(format!("chapter {n} scene {} has empty prose", i + 1));
+    }
+    let (lo, hi) = chapter_words(ctx.brief);
+    let words = c.word_count();
+    if words < lo || words > hi {
+        return reject(format!("chapter {n} must have between {lo} and {hi} words (got {words})"));
+    }
+    known_names(ctx, &c.characters, &format!("chapter {n}"))?;
+    non_empty(&format!("chapter {n} summary"), &c.summary)?;
+    Ok(c)
+}
+
+fn review(output: &str) -> Result<Value, Rejection> {
+    let mut r: Review = typed("review", output)?;
+    r.verdict = r.verdict.trim().to_lowercase();
+    if r.verdict != "accept" && r.verdict != "revise" {
+        return reject(format!(
+            "the review verdict must be \"accept\" or \"revise\" (got {:?})",
+            r.verdict
+        ));
+    }
+    if let Some((name, score)) = r.scores.named().into_iter().find(|(_, s)| !(1..=10).contains(s)) {
+        return reject(format!("review score {name} must be between 1 and 10 (got {score})"));
+    }
+    if r.verdict == "revise" && r.issues.is_empty() && r.suggestions.is_empty() {
+        return reject("a review with verdict \"revise\" must list issues or suggestions");
+    }
+    Ok(to_value(&r))
+}
+
+fn edit(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    let c = chapter(output, ctx, "edited chapter")?;
+    if let Some(draft) = ctx.draft
+        && draft.scenes.len() != c.scenes.len()
+    {
+        return reject(format!(
+            "the edited chapter must keep the draft's {} scenes (got {})",
+            draft.scenes.len(),
+            c.scenes.len()
+        ));
+    }
+    Ok(to_value(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scriptorium_proto::book::{Character, OutlineChapter, ProseScene, Scene};
+    use serde_json::json;
+
+    fn brief() -> BookBrief {
+        BookBrief {
+            title: String::new(),
+            category: "fiction".into(),
+            chapters: 2,
+            characters: 2,
+            words_per_chapter: 100,
+            ..Default::default()
+        }
+    }
+
+    fn cast() -> Cast {
+        let c = |n: &str| Character { name: n.into(), role: "r".into(), ..Default::default() };
+        Cast { characters: vec![c("Ann Lee"), c("Bo Park")] }
+    }
+
+    fn outline(scenes: usize) -> Outline {
+        let ch = |n| OutlineChapter {
+            number: n,
+            title: format!("T{n}"),
+            summary: "s".into(),
+            scenes: (0..scenes)
+                .map(|_| Scene {
+                    summary: "x".into(),
+                    characters: vec!["Ann".into()],
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        Outline { summary: "s".into(), chapters: vec![ch(1), ch(2)] }
+    }
+
+    fn ctx<'a>(b: &'a BookBrief, c: &'a Cast, o: &'a Outline) -> Ctx<'a> {
+        Ctx { brief: b, cast: Some(c), outline: Some(o), draft: None, chapter: 1 }
+    }
+
+    fn prose(words: usize) -> String {
+        vec!["word"; words].join(" ")
+    }
+
+    fn chapter_json(scenes: usize, words_each: usize, chars: &[&str]) -> String {
+        let c = ChapterText {
+            number: 1,
+            title: "T1".into(),
+            scenes: (0..scenes)
+                .map(|_| ProseScene { heading: String::new(), text: prose(words_each) })
+                .collect(),
+            summary: "s".into(),
+            characters: chars.iter().map(|s| s.to_string()).collect(),
+            changes: vec![],
+        };
+        serde_json::to_string(&c).unwrap()
+    }
+
+    fn rule(r: Result<Value, Rejection>) -> String {
+        r.unwrap_err().rule
+    }
+
+    #[test]
+    fn concept_keeps_the_brief_title_and_needs_its_fields() {
+        let mut b = brief();
+        b.title = "Mine".into();
+        let (c, o) = (cast(), outline(3));
+        let v = validate(
+            AgentKind::Concept,
+            r#"{"title":"Other","logline":"l","description":"d"}"#,
+            ctx(&b, &c, &o),
+        )
+        .unwrap();
+        assert_eq!(v["title"], "Mine");
+        assert!(
+            rule(validate(
+                AgentKind::Concept,
+                r#"{"title":"x","logline":"","description":"d"}"#,
+                ctx(&b, &c, &o)
+            ))
+            .contains("logline")
+        );
+        assert!(
+            rule(validate(AgentKind::Concept, "not json", ctx(&b, &c, &o)))
+                .contains("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn cast_size_and_unique_names() {
+        let (b, c, o) = (brief(), cast(), outline(3));
+        let ok = json!({"characters": [{"name": "A", "role": "r"}, {"name": "B", "role": "r"}]})
+            .to_string();
+        assert!(validate(AgentKind::Characters, &ok, ctx(&b, &c, &o)).is_ok());
+        let three = json!({"characters": [{"name": "A", "role": "r"}, {"name": "B", "role": "r"}, {"name": "C", "role": "r"}]}).to_string();
+        assert!(
+            rule(validate(AgentKind::Characters, &three, ctx(&b, &c, &o)))
+                .contains("exactly 2 characters")
+        );
+        let dup = json!({"characters": [{"name": "A", "role": "r"}, {"name": "a", "role": "r"}]})
+            .to_string();
+        assert!(rule(validate(AgentKind::Characters, &dup, ctx(&b, &c, &o))).contains("unique"));
+    }
+
+    #[test]
+    fn world_needs_the_category_sections() {
+        let (b, c, o) = (brief(), cast(), outline(3));
+        let w = json!({"sections": {"geography": "g", "cultures": "c", "magic_or_technology": "m", "history": "h"}}).to_string();
+        assert!(rule(validate(AgentKind::World, &w, ctx(&b, &c, &o))).contains("conflicts"));
+    }
+
+    #[test]
+    fn outline_bounds_chapters_scenes_and_names() {
+        let (b, c) = (brief(), cast());
+        let o = outline(3);
+        let good = serde_json::to_string(&o).unwrap();
+        assert!(validate(AgentKind::Outline, &good, ctx(&b, &c, &o)).is_ok());
+        let mut three = o.clone();
+        three.chapters.push(OutlineChapter { number: 3, ..o.chapters[0].clone() });
+        assert!(
+            rule(validate(
+                AgentKind::Outline,
+                &serde_json::to_string(&three).unwrap(),
+                ctx(&b, &c, &o)
+            ))
+            .contains("exactly 2 chapters")
+        );
+        let many = serde_json::to_string(&outline(30)).unwrap();
+        assert!(
+            rule(validate(AgentKind::Outline, &many, ctx(&b, &c, &o)))
+                .contains("3 to 6 scenes (got 30)")
+        );
+        let two = serde_json::to_string(&outline(2)).unwrap();
+        assert!(
+            rule(validate(AgentKind::Outline, &two, ctx(&b, &c, &o)))
+                .contains("3 to 6 scenes (got 2)")
+        );
+        let mut swapped = o.clone();
+        swapped.chapters.swap(0, 1);
+        assert!(
+            rule(validate(
+                AgentKind::Outline,
+                &serde_json::to_string(&swapped).unwrap(),
+                ctx(&b, &c, &o)
+            ))
+            .contains("numbered")
+        );
+        let mut stranger = o.clone();
+        stranger.chapters[1].scenes[0].characters = vec!["Zed".into()];
+        assert!(
+            rule(validate(
+                AgentKind::Outline,
+                &serde_json::to_string(&stranger).unwrap(),
+                ctx(&b, &c, &o)
+            ))
+            .contains("\"Zed\"")
+        );
+    }
+
+    #[test]
+    fn chapter_rules() {
+        let (b, c, o) = (brief(), cast(), outline(3));
+        assert!(
+            validate(AgentKind::Chapter, &chapter_json(3, 40, &["Ann Lee"]), ctx(&b, &c, &o))
+                .is_ok()
+        );
+        assert!(
+            rule(validate(AgentKind::Chapter, &chapter_json(3, 0, &[]), ctx(&b, &c, &o)))
+                .contains("empty prose")
+        );
+        assert!(
+            rule(validate(AgentKind::Chapter, &chapter_json(3, 5, &[]), ctx(&b, &c, &o)))
+                .contains("between 50 and 250 words (got 15)")
+        );
+        assert!(
+            rule(validate(AgentKind::Chapter, &chapter_json(3, 200, &[]), ctx(&b, &c, &o)))
+                .contains("between 50 and 250 words")
+        );
+        assert!(
+            rule(validate(AgentKind::Chapter, &chapter_json(4, 20, &[]), ctx(&b, &c, &o)))
+                .contains("exactly 3 scenes")
+        );
+        assert!(
+            rule(validate(AgentKind::Chapter, &chapter_json(3, 40, &["Ghost"]), ctx(&b, &c, &o)))
+                .contains("not in the cast")
+        );
+        let mut x = ctx(&b, &c, &o);
+        x.chapter = 2;
+        assert!(
+            rule(validate(AgentKind::Chapter, &chapter_json(3, 40, &[]), x))
+                .contains("chapter number 2")
+        );
+    }
+
+    #[test]
+    fn review_rules() {
+        let (b, c, o) = (brief(), cast(), outline(3));
+        let s = json!({"consistency": 5, "clarity": 5, "plot_holes": 5, "redundancy": 5, "flow": 5, "engagement": 5});
+        let ok = json!({"verdict": "Accept", "scores": s}).to_string();
+        assert_eq!(validate(AgentKind::Review, &ok, ctx(&b, &c, &o)).unwrap()["verdict"], "accept");
+        let bad = json!({"verdict": "maybe", "scores": s}).to_string();
+        assert!(rule(validate(AgentKind::Review, &bad, ctx(&b, &c, &o))).contains("verdict"));
+        let mut s0 = s.clone();
+        s0["flow"] = json!(0);
+        assert!(
+            rule(validate(
+                AgentKind::Review,
+                &json!({"verdict": "accept", "scores": s0}).to_string(),
+                ctx(&b, &c, &o)
+            ))
+            .contains("flow")
+        );
+        assert!(
+            rule(validate(
+                AgentKind::Review,
+                &json!({"verdict": "revise", "scores": s}).to_string(),
+                ctx(&b, &c, &o)
+            ))
+            .contains("issues")
+        );
+    }
+
+    #[test]
+    fn edit_keeps_the_draft_scenes() {
+        let (b, c, o) = (brief(), cast(), outline(3));
+        let draft: ChapterText = serde_json::from_str(&chapter_json(3, 40, &[])).unwrap();
+        let mut x = ctx(&b, &c, &o);
+        x.draft = Some(&draft);
+        assert!(validate(AgentKind::Edit, &chapter_json(3, 40, &[]), x).is_ok());
+        let mut o4 = o.clone();
+        o4.chapters[0].scenes.push(o4.chapters[0].scenes[0].clone());
+        x.outline = Some(&o4);
+        assert!(
+            rule(validate(AgentKind::Edit, &chapter_json(4, 30, &[]), x))
+                .contains("keep the draft's 3 scenes")
+        );
+    }
+}
