@@ -89,8 +89,7 @@ impl Plan {
     pub fn final_chapter_step(&self, n: u32) -> Option<&PlannedStep> {
         self.steps
             .iter()
-            .filter(|s| s.chapter == n && matches!(s.kind, AgentKind::Chapter | AgentKind::Edit))
-            .last()
+            .rfind(|s| s.chapter == n && matches!(s.kind, AgentKind::Chapter | AgentKind::Edit))
     }
 }
 

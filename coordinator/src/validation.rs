@@ -463,7 +463,8 @@ mod tests {
         x.draft = Some(&draft);
         assert!(validate(AgentKind::Edit, &chapter_json(3, 40, &[]), x).is_ok());
         let mut o4 = o.clone();
-        o4.chapters[0].scenes.push(o4.chapters[0].scenes[0].clone());
+        let extra = o4.chapters[0].scenes[0].clone();
+        o4.chapters[0].scenes.push(extra);
         x.outline = Some(&o4);
         assert!(
             rule(validate(AgentKind::Edit, &chapter_json(4, 30, &[]), x))

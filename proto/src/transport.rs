@@ -72,7 +72,7 @@ impl Default for QueueSettings {
 #[derive(Clone)]
 pub enum Bus {
     /// Distributed mode.
-    Nats(NatsBus),
+    Nats(Box<NatsBus>),
     /// Embedded mode.
     Memory(MemoryBus),
 }
@@ -94,7 +94,7 @@ impl Bus {
 
     /// Connects to NATS and makes sure every stream and bucket exists.
     pub async fn connect(url: &str, opts: NatsOptions) -> Result<Self, BusError> {
-        Ok(Bus::Nats(NatsBus::connect(url, opts).await?))
+        Ok(Bus::Nats(Box::new(NatsBus::connect(url, opts).await?)))
     }
 
     /// Whether this is the distributed transport.
@@ -243,7 +243,7 @@ pub struct Source {
 }
 
 enum SourceInner {
-    Nats(nats::NatsSource),
+    Nats(Box<nats::NatsSource>),
     Memory(tokio::sync::mpsc::UnboundedReceiver<Bytes>),
 }
 

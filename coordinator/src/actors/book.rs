@@ -149,7 +149,7 @@ impl BookState {
             return Ok(());
         }
         let Some(planned) = self.rec.plan.get(&r.step_id).cloned() else { return Ok(()) };
-        let usage = r.usage.clone().unwrap_or_default();
+        let usage = r.usage.unwrap_or_default();
         if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
             add_usage(&mut s.usage, &usage);
         }
@@ -343,20 +343,26 @@ impl BookState {
     }
 
     async fn assemble(&mut self) -> Result<(), ActorProcessingErr> {
+        // book.json records the assembly as done, so mark it before writing.
+        if let Some(s) = self.rec.steps.get_mut(ASSEMBLY) {
+            s.status = StepStatus::Done;
+            s.attempt = 1;
+            s.dispatched_us = clock::now_us();
+            s.finished_us = s.dispatched_us;
+        }
+        self.rec.finished_ms = clock::now_ms();
         let rec = self.rec.clone();
         let out = self.env.cfg.out_dir.clone();
         let written = tokio::task::spawn_blocking(move || assembly::assemble(&rec, &out)).await?;
         match written {
             Ok(dir) => {
                 self.rec.output_dir = dir.display().to_string();
-                if let Some(s) = self.rec.steps.get_mut(ASSEMBLY) {
-                    s.status = StepStatus::Done;
-                    s.attempt = 1;
-                    s.finished_us = clock::now_us();
-                }
                 self.finish(Status::Done, None).await
             }
             Err(e) => {
+                if let Some(s) = self.rec.steps.get_mut(ASSEMBLY) {
+                    s.status = StepStatus::Failed;
+                }
                 self.finish(
                     Status::Failed,
                     Some(format!("step assembly: cannot write the book: {e}")),
@@ -404,7 +410,7 @@ impl BookState {
             message: message.into(),
             at_unix_ms: clock::now_ms(),
             output_dir: self.rec.output_dir.clone(),
-            usage: Some(self.rec.usage.clone()),
+            usage: Some(self.rec.usage),
         };
         if let Err(e) = self.env.bus.publish_event(&self.rec.id, ev.encode_to_vec().into()).await {
             tracing::debug!(error = %e, "event publish failed");

@@ -165,8 +165,8 @@ pub fn book_detail(r: &BookRecord) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<12} {:<10} {:<8} {:>7} {:>8}  {:<20} {}",
-        "STEP", "KIND", "STATUS", "ATTEMPT", "TOKENS", "ROUTE", "LAST REJECTION"
+        "\n{:<12} {:<10} {:<8} {:>7} {:>8}  {:<20} LAST REJECTION",
+        "STEP", "KIND", "STATUS", "ATTEMPT", "TOKENS", "ROUTE"
     );
     for p in &r.plan.steps {
         let Some(s) = r.steps.get(&p.id) else { continue };

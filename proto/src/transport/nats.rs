@@ -96,15 +96,24 @@ impl NatsBus {
         if let Ok(store) = js.get_key_value(name).await {
             return Ok(store);
         }
-        js.create_key_value(kv::Config {
-            bucket: name.to_string(),
-            history: 1,
+        // The KV stream is created by hand with the settings `create_key_value` would use:
+        // that call first reads the account info, whose shape differs on NATS 2.9 servers.
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
             max_age: ttl,
             storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
             ..Default::default()
         })
         .await
-        .map_err(|e| BusError::nats(format!("bucket {name}: {e}")))
+        .map_err(|e| BusError::nats(format!("bucket {name}: {e}")))?;
+        js.get_key_value(name).await.map_err(|e| BusError::nats(format!("bucket {name}: {e}")))
     }
 
     /// The underlying client, for tools that read server state (queues, benchmarks).
@@ -188,7 +197,7 @@ impl NatsBus {
             .messages()
             .await
             .map_err(BusError::nats)?;
-        Ok(Source { inner: SourceInner::Nats(NatsSource { messages }) })
+        Ok(Source { inner: SourceInner::Nats(Box::new(NatsSource { messages })) })
     }
 
     pub(crate) async fn publish_event(

@@ -1,0 +1,252 @@
+//! Shared helpers of the end-to-end tests: a real nats-server per test, the built binary,
+//! polling waits and assertions on written books.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `scriptorium` binary built for the tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_scriptorium")
+}
+
+/// The repository root (examples live there).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An example brief.
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+fn nats_server_path() -> PathBuf {
+    for p in ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("nats-server")
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A nats-server with JetStream on a free port and a temporary store; killed on drop.
+pub struct NatsServer {
+    child: Option<Child>,
+    /// Port it listens on.
+    pub port: u16,
+    /// Its store directory (kept across restarts).
+    pub store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server and waits until it accepts connections.
+    pub fn start() -> Self {
+        let store = tempfile::tempdir().expect("temp dir");
+        let mut s = NatsServer { child: None, port: free_port(), store };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_path())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (tests/run.sh installs it)");
+        self.child = Some(child);
+        wait_until(Duration::from_secs(15), "nats-server to accept connections", || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Kills the server.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts the binary with `args`, logging to `log`.
+    pub fn start(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
+        let file = std::fs::File::create(log).expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.args(args).stdout(Stdio::null()).stderr(file).env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Proc { child: cmd.spawn().expect("start scriptorium"), log: log.to_path_buf() }
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit; returns whether it exited.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary to completion.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run scriptorium")
+}
+
+/// Polls `cond` until it holds, panicking with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Book directories under `out` (staging directories excluded).
+pub fn book_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    dirs.retain(|d| !d.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')));
+    dirs.sort();
+    dirs
+}
+
+/// Reads a book's `book.json`.
+pub fn book_json(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("book.json")).expect("book.json");
+    serde_json::from_str(&text).expect("book.json is JSON")
+}
+
+/// Checks one written book against its brief: every part present, counts right, names consistent.
+pub fn assert_book(dir: &Path) -> Value {
+    let book = book_json(dir);
+    let brief = &book["brief"];
+    let n = brief["chapters"].as_u64().unwrap() as usize;
+    let title = book["title"].as_str().unwrap();
+    assert!(!title.is_empty(), "{dir:?}: no title");
+    let manuscript = std::fs::read_to_string(dir.join("manuscript.md")).expect("manuscript.md");
+    assert!(manuscript.starts_with(&format!("# {title}\n")), "{dir:?}: manuscript title page");
+    assert!(
+        manuscript.contains(&format!("*by {}*", brief["author"].as_str().unwrap())),
+        "{dir:?}: author"
+    );
+    assert!(manuscript.contains("## Contents"), "{dir:?}: table of contents");
+    assert_eq!(manuscript.matches("\n## Chapter ").count(), n, "{dir:?}: chapters in manuscript");
+    let files: Vec<_> =
+        std::fs::read_dir(dir.join("chapters")).unwrap().filter_map(|e| e.ok()).collect();
+    assert_eq!(files.len(), n, "{dir:?}: chapter files");
+    for f in &files {
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        assert!(text.split_whitespace().count() > 50, "{:?} is nearly empty", f.path());
+    }
+    let chapters = book["chapters"].as_array().unwrap();
+    assert_eq!(chapters.len(), n, "{dir:?}: chapters in book.json");
+    assert_eq!(book["outline"]["chapters"].as_array().unwrap().len(), n);
+    let cast: Vec<&str> =
+        book["cast"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(cast.len() as u64, brief["characters"].as_u64().unwrap(), "{dir:?}: cast size");
+    for (i, c) in chapters.iter().enumerate() {
+        assert_eq!(c["number"].as_u64().unwrap() as usize, i + 1, "{dir:?}: chapter order");
+        assert!(c["words"].as_u64().unwrap() > 0, "{dir:?}: chapter {} empty", i + 1);
+        for name in c["characters"].as_array().unwrap() {
+            let name = name.as_str().unwrap();
+            assert!(
+                cast.contains(&name),
+                "{dir:?}: chapter {} names {name}, not in the cast {cast:?}",
+                i + 1
+            );
+        }
+        let scenes = c["scenes"].as_array().unwrap().len();
+        let planned = book["outline"]["chapters"][i]["scenes"].as_array().unwrap().len();
+        assert_eq!(scenes, planned, "{dir:?}: chapter {} scenes", i + 1);
+        assert!((3..=6).contains(&planned));
+    }
+    let ai = brief["review_mode"] == "ai";
+    assert_eq!(
+        book["reviews"].as_array().unwrap().len(),
+        if ai { n } else { 0 },
+        "{dir:?}: reviews"
+    );
+    assert_eq!(
+        book["world"].is_null(),
+        !brief["worldbuilding"].as_bool().unwrap(),
+        "{dir:?}: world"
+    );
+    for s in book["steps"].as_array().unwrap() {
+        assert_eq!(s["status"], "done", "{dir:?}: step {} not done", s["id"]);
+    }
+    assert!(book["usage"]["calls"].as_u64().unwrap() > 0);
+    assert!(book["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    book
+}
+
+/// Checks that `out` holds exactly the books of `briefs` (by project), each complete.
+pub fn assert_books(out: &Path, projects: &[&str]) -> Vec<Value> {
+    let dirs = book_dirs(out);
+    assert_eq!(dirs.len(), projects.len(), "book directories in {out:?}: {dirs:?}");
+    let books: Vec<Value> = dirs.iter().map(|d| assert_book(d)).collect();
+    let mut got: Vec<&str> =
+        books.iter().map(|b| b["brief"]["project"].as_str().unwrap()).collect();
+    got.sort();
+    let mut want = projects.to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    books
+}
