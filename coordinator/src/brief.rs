@@ -88,6 +88,9 @@ pub struct BriefFile {
     /// Fallback routes, tried in order.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Largest model spend allowed for the book, in US dollars (0 or absent: no limit).
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
 }
 
 /// Reads and validates a brief file.
@@ -218,6 +221,13 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
     for (i, route) in f.fallbacks.iter().enumerate() {
         check_route(&format!("fallbacks[{i}]"), route)?;
     }
+    let budget = f.budget_usd.unwrap_or(0.0);
+    if !budget.is_finite() || budget < 0.0 {
+        return Err(err(
+            "budget_usd",
+            format!("must be a positive number of dollars (got {budget})"),
+        ));
+    }
     Ok(BookBrief {
         project: if f.project.is_empty() { f.title.clone() } else { f.project },
         title: f.title.trim().to_string(),
@@ -237,6 +247,7 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
         models: f.models.into_iter().collect(),
         fallbacks: f.fallbacks,
         seed: f.seed.unwrap_or(0),
+        budget_usd: budget,
     })
 }
 
@@ -261,6 +272,7 @@ pub fn revalidate(b: &BookBrief) -> Result<(), BriefError> {
         seed: Some(b.seed),
         models: b.models.clone().into_iter().collect(),
         fallbacks: b.fallbacks.clone(),
+        budget_usd: Some(b.budget_usd),
     };
     from_file(file).map(|_| ())
 }
@@ -307,6 +319,7 @@ mod tests {
         assert_eq!(field_of(&format!("{OK}fallbacks = [\"ok/m\", \"/m\"]")), "fallbacks[1]");
         assert_eq!(field_of(&format!("{OK}colour = \"red\"")), "colour");
         assert_eq!(field_of("description = \"x\""), "category");
+        assert_eq!(field_of(&format!("{OK}budget_usd = -1.0")), "budget_usd");
     }
 
     #[test]

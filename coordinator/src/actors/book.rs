@@ -154,6 +154,13 @@ impl BookState {
             add_usage(&mut s.usage, &usage);
         }
         add_usage(&mut self.rec.usage, &usage);
+        let budget = self.rec.brief.budget_usd;
+        if budget > 0.0 && self.rec.usage.cost_usd > budget {
+            let spent = self.rec.usage.cost_usd;
+            let reason =
+                format!("budget exceeded: spent ${spent:.4} of ${budget:.4} at step {}", r.step_id);
+            return self.finish(Status::Failed, Some(reason)).await;
+        }
         if r.status != scriptorium_proto::v1::StepStatus::Ok as i32 {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             return self.retry_or_fail(me, &r.step_id, format!("worker error: {}", r.error)).await;
