@@ -99,6 +99,24 @@ enum Command {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// Benchmark: steps per second over real NATS beside raw JetStream round trips.
+    Bench {
+        /// NATS server URL (default: start a private nats-server on a free port).
+        #[arg(long)]
+        nats: Option<String>,
+        /// Books written in parallel.
+        #[arg(long, default_value_t = 100)]
+        books: u32,
+        /// Chapters per book.
+        #[arg(long, default_value_t = 10)]
+        chapters: u32,
+        /// Books written one at a time for the unloaded latency.
+        #[arg(long, default_value_t = 20)]
+        latency_books: u32,
+        /// Round trips in flight in the raw baseline.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
     /// Show books: all of them, or one in detail.
     Status {
         /// Book id.
@@ -131,7 +149,10 @@ fn main() -> ExitCode {
     // Before any thread exists: read .env into the environment (keys live only there).
     scriptorium_worker::dotenv::load(std::path::Path::new(".env"));
     let default_log = match cli.command {
-        Command::Write { .. } | Command::Submit { .. } | Command::Status { .. } => "warn",
+        Command::Write { .. }
+        | Command::Submit { .. }
+        | Command::Status { .. }
+        | Command::Bench { .. } => "warn",
         _ => "info",
     };
     init_logs(cli.log_format, default_log);
@@ -172,6 +193,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 Some(rec) => Ok(app::exit_code(std::slice::from_ref(&rec)) as u8),
                 None => Ok(0),
             }
+        }
+        Command::Bench { nats, books, chapters, latency_books, concurrency } => {
+            let opts =
+                app::bench::BenchOptions { nats, books, chapters, latency_books, concurrency };
+            app::bench::run(cfg, opts).await.map(|_| 0)
         }
         Command::Status { book, nats, json } => {
             app::status(&nats, book.as_deref(), json).await.map(|_| 0)

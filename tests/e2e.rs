@@ -87,3 +87,79 @@ fn distributed_mode_writes_three_books_in_parallel() {
     assert_eq!(states, ["done", "done", "done"]);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn a_bad_brief_is_refused_with_field_and_rule_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "category = \"fiction\"\ndescription = \"x\"\nchapters = 500\n").unwrap();
+    let out = dir.path().join("out");
+    let good = example("fantasy.toml").display().to_string();
+    let o = run(&["write", &good, bad.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("brief field `chapters`: must be between 1 and 100 (got 500)"), "{err}");
+    assert!(!out.exists(), "nothing may be written when any brief is invalid");
+    let missing = run(&["write", "/nonexistent/brief.toml"], &[]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("brief field `file`"));
+}
+
+#[test]
+fn invalid_answers_are_re_asked_and_books_still_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("scriptorium.toml");
+    // A third of the simulated answers break a rule (wrong counts, empty prose, 30 scenes).
+    std::fs::write(&cfg, "[coordinator]\nmax_attempts = 8\n\n[models.sim]\nbad_rate = 0.34\n")
+        .unwrap();
+    let out = dir.path().join("out");
+    let o = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "write",
+            example("fantasy.toml").to_str().unwrap(),
+            "--books",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let books: Vec<_> = book_dirs(&out).iter().map(|d| assert_book(d)).collect();
+    assert_eq!(books.len(), 3);
+    let rejections: usize = books
+        .iter()
+        .flat_map(|b| b["steps"].as_array().unwrap().iter())
+        .map(|s| s["rejections"].as_array().unwrap().len())
+        .sum();
+    assert!(rejections > 0, "with a third of the answers invalid, some must have been re-asked");
+    // Three books from one brief with seeds 7, 8, 9 differ.
+    let titles: std::collections::BTreeSet<String> = books
+        .iter()
+        .map(|b| b["chapters"][0]["scenes"][0]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(titles.len(), 3);
+}
+
+#[test]
+fn the_same_brief_and_seed_write_the_same_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut texts = Vec::new();
+    for run_no in 0..2 {
+        let out = dir.path().join(format!("out{run_no}"));
+        let o = run(
+            &[
+                "write",
+                example("nonfiction.toml").to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(o.status.success());
+        let d = &book_dirs(&out)[0];
+        texts.push(std::fs::read_to_string(d.join("manuscript.md")).unwrap());
+    }
+    assert_eq!(texts[0], texts[1]);
+}

@@ -339,7 +339,8 @@ fn values(task: &StepTask) -> BTreeMap<&'static str, String> {
             String::new()
         } else {
             format!(
-                "\nYour previous answer was rejected: {}. Correct exactly this and answer again.\n",
+                "\nYour previous answer (attempt {}) was rejected: {}. Correct exactly this and answer again.\n",
+                task.attempt.saturating_sub(1),
                 ctx.feedback
             )
         },

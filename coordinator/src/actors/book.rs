@@ -146,7 +146,7 @@ impl BookState {
             stats.ignored.fetch_add(1, Ordering::Relaxed);
             self.rec.ignored_results += 1;
             tracing::debug!(book_id = %r.book_id, step = %r.step_id, attempt = r.attempt, current = step.attempt, "result ignored");
-            return Ok(());
+            return self.store().await;
         }
         let Some(planned) = self.rec.plan.get(&r.step_id).cloned() else { return Ok(()) };
         let usage = r.usage.unwrap_or_default();

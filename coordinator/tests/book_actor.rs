@@ -1,0 +1,179 @@
+//! The book actor through its messages on the in-process bus, with the test playing the worker:
+//! results accepted once, duplicates and superseded attempts ignored and counted, re-asks with
+//! the validation error as feedback, and a clear failure after the last attempt.
+
+use scriptorium_coordinator::record::{BookRecord, Status, StepStatus};
+use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief, client};
+use scriptorium_proto::prost::Message as _;
+use scriptorium_proto::transport::Queue;
+use scriptorium_proto::v1::{AgentKind, StepResult, StepStatus as WireStatus, StepTask, Usage};
+use scriptorium_proto::{Bus, Source, names};
+use std::time::Duration;
+
+const BRIEF: &str = r#"
+title = "Test Book"
+category = "fiction"
+description = "A test."
+chapters = 3
+characters = 2
+worldbuilding = false
+words_per_chapter = 200
+"#;
+
+async fn start(max_attempts: u32) -> (Bus, CoordinatorHandle, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let bus = Bus::memory();
+    let cfg = CoordinatorConfig { max_attempts, out_dir: out.path().into(), ..Default::default() };
+    let handle = CoordinatorHandle::start(bus.clone(), cfg).await.unwrap();
+    (bus, handle, out)
+}
+
+async fn next_task(source: &mut Source) -> StepTask {
+    let m = tokio::time::timeout(Duration::from_secs(5), source.next())
+        .await
+        .expect("a step is dispatched");
+    StepTask::decode(m.unwrap().unwrap().payload).unwrap()
+}
+
+async fn answer(bus: &Bus, task: &StepTask, output: String) {
+    let r = StepResult {
+        book_id: task.book_id.clone(),
+        step_id: task.step_id.clone(),
+        attempt: task.attempt,
+        worker_id: "test".into(),
+        status: WireStatus::Ok as i32,
+        output,
+        usage: Some(Usage {
+            calls: 1,
+            prompt_tokens: 10,
+            completion_tokens: 10,
+            ..Default::default()
+        }),
+        route: "sim/test".into(),
+        kind: task.kind,
+        ..Default::default()
+    };
+    let id = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
+    bus.publish(Queue::Results, &r.book_id, &id, r.encode_to_vec().into()).await.unwrap();
+}
+
+/// Waits until the stored record satisfies `cond`.
+async fn record_where(bus: &Bus, id: &str, cond: impl Fn(&BookRecord) -> bool) -> BookRecord {
+    for _ in 0..200 {
+        if let Some(r) = client::load(bus, id).await.unwrap()
+            && cond(&r)
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "book record never reached the expected state: {:?}",
+        client::load(bus, id).await.unwrap().map(|r| (r.state, r.failure, r.ignored_results))
+    );
+}
+
+fn sim(kind: AgentKind, task: &StepTask) -> String {
+    // The simulated model answers from the rendered prompt, as a worker would.
+    let prompts = scriptorium_worker::prompts::Prompts::load(None).unwrap();
+    let (_, user) = prompts.render(task);
+    scriptorium_worker::providers::sim::answer(kind, &user, 1, false)
+}
+
+#[tokio::test]
+async fn duplicates_and_superseded_attempts_are_ignored_and_counted() {
+    let (bus, _h, _out) = start(3).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
+    let mut casts = bus.source(Queue::Steps(AgentKind::Characters), 1).await.unwrap();
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+
+    let concept = next_task(&mut concepts).await;
+    assert_eq!((concept.book_id.as_str(), concept.attempt), (id.as_str(), 1));
+    let out = sim(AgentKind::Concept, &concept);
+    answer(&bus, &concept, out.clone()).await;
+    answer(&bus, &concept, out).await; // delivered twice
+    let rec = record_where(&bus, &id, |r| r.ignored_results == 1).await;
+    assert_eq!(rec.steps["concept"].status, StepStatus::Done);
+    assert_eq!(rec.accepted_results, 1);
+    assert_eq!(rec.title, "Test Book");
+
+    // An invalid cast (3 characters for 2) is re-asked with the rule as feedback.
+    let cast1 = next_task(&mut casts).await;
+    let three = r#"{"characters":[{"name":"A B","role":"x"},{"name":"C D","role":"x"},{"name":"E F","role":"x"}]}"#;
+    answer(&bus, &cast1, three.into()).await;
+    let cast2 = next_task(&mut casts).await;
+    assert_eq!(cast2.attempt, 2);
+    let feedback = cast2.context.as_ref().unwrap().feedback.clone();
+    assert!(feedback.contains("exactly 2 characters (got 3)"), "{feedback}");
+    let (_, user) = scriptorium_worker::prompts::Prompts::load(None).unwrap().render(&cast2);
+    assert!(
+        user.contains("exactly 2 characters (got 3)"),
+        "the re-ask prompt carries the feedback"
+    );
+
+    // A late valid answer for the superseded attempt 1 is ignored; attempt 2 is accepted.
+    answer(&bus, &cast1, sim(AgentKind::Characters, &cast2)).await;
+    let rec = record_where(&bus, &id, |r| r.ignored_results == 2).await;
+    assert_eq!(rec.steps["characters"].status, StepStatus::Running);
+    answer(&bus, &cast2, sim(AgentKind::Characters, &cast2)).await;
+    let rec = record_where(&bus, &id, |r| r.steps["characters"].status == StepStatus::Done).await;
+    assert_eq!(rec.steps["characters"].rejections.len(), 1);
+    assert_eq!(
+        rec.steps["outline"].status,
+        StepStatus::Running,
+        "the outline is dispatched once its inputs are accepted"
+    );
+    assert_eq!(rec.accepted_results, 2);
+}
+
+#[tokio::test]
+async fn a_step_that_keeps_breaking_a_rule_fails_the_book_naming_step_and_rule() {
+    let (bus, _h, out) = start(2).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
+    let mut casts = bus.source(Queue::Steps(AgentKind::Characters), 1).await.unwrap();
+    let mut outlines = bus.source(Queue::Steps(AgentKind::Outline), 1).await.unwrap();
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+    let c = next_task(&mut concepts).await;
+    answer(&bus, &c, sim(AgentKind::Concept, &c)).await;
+    let c = next_task(&mut casts).await;
+    answer(&bus, &c, sim(AgentKind::Characters, &c)).await;
+    for attempt in 1..=2 {
+        let o = next_task(&mut outlines).await;
+        assert_eq!(o.attempt, attempt);
+        answer(&bus, &o, r#"{"summary":"s","chapters":[]}"#.into()).await;
+    }
+    let rec = record_where(&bus, &id, |r| r.state == Status::Failed).await;
+    let failure = rec.failure.unwrap();
+    assert!(failure.contains("step outline"), "{failure}");
+    assert!(failure.contains("exactly 3 chapters (got 0)"), "{failure}");
+    assert!(
+        std::fs::read_dir(out.path()).map(|d| d.count()).unwrap_or(0) == 0,
+        "a failed book writes no files"
+    );
+}
+
+#[tokio::test]
+async fn worker_failures_are_retried_and_count_as_attempts() {
+    let (bus, _h, _out) = start(2).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+    for _ in 0..2 {
+        let c = next_task(&mut concepts).await;
+        let r = StepResult {
+            book_id: c.book_id.clone(),
+            step_id: c.step_id.clone(),
+            attempt: c.attempt,
+            status: WireStatus::Failed as i32,
+            error: "openai/gpt: HTTP 401: bad key".into(),
+            ..Default::default()
+        };
+        let mid = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
+        bus.publish(Queue::Results, &r.book_id, &mid, r.encode_to_vec().into()).await.unwrap();
+    }
+    let rec = record_where(&bus, &id, |r| r.state == Status::Failed).await;
+    assert!(
+        rec.failure
+            .unwrap()
+            .contains("step concept failed after 2 attempts: worker error: openai/gpt: HTTP 401")
+    );
+}
