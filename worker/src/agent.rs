@@ -4,7 +4,6 @@
 //! per route), publishes the [`StepResult`] and only then acknowledges the step message. While a
 //! model call runs it keeps the step alive with in-progress acknowledgements.
 
-use crate::extract;
 use crate::prompts::Prompts;
 use crate::providers::{ModelRequest, Models};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -176,6 +175,7 @@ fn add(usage: &mut Usage, a: &crate::providers::ModelAnswer) {
     usage.prompt_tokens += a.prompt_tokens;
     usage.completion_tokens += a.completion_tokens;
     usage.retries += a.retries;
+    usage.cost_usd += a.cost_usd;
 }
 
 async fn run_model(env: &AgentEnv, task: &StepTask) -> Result<Success, Failure> {
@@ -190,46 +190,18 @@ async fn run_model(env: &AgentEnv, task: &StepTask) -> Result<Success, Failure> 
         max_tokens: sampling.max_tokens,
         seed: task.brief.as_ref().map(|b| b.seed).unwrap_or(0),
     };
-    let routes: Vec<String> =
-        if task.routes.is_empty() { vec!["sim/default".into()] } else { task.routes.clone() };
     let mut usage = Usage::default();
-    let mut errors = Vec::new();
-    for route in &routes {
-        let answer = match env.models.call_route(route, &req).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(route = %route, error = %e, "route failed");
-                errors.push(e.to_string());
-                continue;
-            }
-        };
-        add(&mut usage, &answer);
-        let parse_error = match extract::json_object(&answer.text) {
-            Ok(v) => return Ok(Success { output: v.to_string(), route: route.clone(), usage }),
-            Err(e) => e,
-        };
-        // One repair request that says what was wrong, then the next route.
-        let mut repair = req.clone();
-        repair.user = format!(
-            "{}\n\nYour previous answer could not be read: {parse_error}. Answer again with only the JSON object.",
-            req.user
-        );
-        match env.models.call_route(route, &repair).await {
-            Ok(a) => {
-                add(&mut usage, &a);
-                match extract::json_object(&a.text) {
-                    Ok(v) => {
-                        return Ok(Success { output: v.to_string(), route: route.clone(), usage });
-                    }
-                    Err(e) => errors.push(format!("{route}: unreadable answer after repair: {e}")),
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
+    // Routes in order, one repair request per unreadable answer (see `Models::call_json`).
+    match env.models.call_json(&task.routes, &req).await {
+        Ok(answer) => {
+            answer.calls.iter().for_each(|a| add(&mut usage, a));
+            // A key the model was shown (or guessed) never reaches a stored result.
+            let output = crate::redact::redact_secrets(&answer.value.to_string());
+            Ok(Success { output, route: answer.route, usage })
+        }
+        Err(failure) => {
+            failure.calls.iter().for_each(|a| add(&mut usage, a));
+            Err(Failure { error: failure.error, route: failure.route, usage })
         }
     }
-    Err(Failure {
-        error: errors.join("; "),
-        route: routes.last().cloned().unwrap_or_default(),
-        usage,
-    })
 }

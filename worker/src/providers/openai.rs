@@ -1,53 +1,78 @@
-//! OpenAI-compatible chat completions (OpenAI, OpenRouter, DeepSeek, Mistral, Ollama, vLLM,
-//! llama.cpp's server, LM Studio), with timeouts and retries with backoff.
+//! OpenAI-compatible chat completions (OpenAI, OpenRouter, DeepSeek, Mistral, Groq, Ollama,
+//! vLLM, llama.cpp's server, LM Studio) with structured output where the server offers it.
+//!
+//! A provider asks for a JSON schema first; a server that answers 400 about `response_format`
+//! is asked again with `json_object`, then without `response_format`, and the provider keeps
+//! the mode that worked for its later calls.
 
-use super::{ModelAnswer, ModelError, ModelRequest, ProviderConfig};
+use super::http::{self, Reply, RetryPolicy};
+use super::{ModelAnswer, ModelError, ModelRequest, ProviderConfig, StructuredOutput};
+use scriptorium_proto::kind;
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Header naming the agent kind that asks (the sim server answers by it).
+pub const AGENT_HEADER: &str = "x-scriptorium-agent";
 
 /// One OpenAI-compatible server.
 pub struct OpenAiCompat {
     name: String,
     base_url: String,
     key: Option<String>,
-    default_model: String,
-    max_retries: u32,
+    policy: RetryPolicy,
     http: reqwest::Client,
+    /// The structured-output mode that works, as `mode_index`.
+    mode: AtomicU8,
+}
+
+fn mode_index(m: StructuredOutput) -> u8 {
+    match m {
+        StructuredOutput::JsonSchema => 0,
+        StructuredOutput::JsonObject => 1,
+        StructuredOutput::Text => 2,
+    }
+}
+
+fn mode_of(i: u8) -> StructuredOutput {
+    match i {
+        0 => StructuredOutput::JsonSchema,
+        1 => StructuredOutput::JsonObject,
+        _ => StructuredOutput::Text,
+    }
+}
+
+/// Reads the key named by `cfg.key_env` (registering it for redaction); `None` without one.
+pub(crate) fn read_key(name: &str, cfg: &ProviderConfig) -> Result<Option<String>, ModelError> {
+    if cfg.key_env.is_empty() {
+        return Ok(None);
+    }
+    match std::env::var(&cfg.key_env) {
+        Ok(k) if !k.trim().is_empty() => {
+            crate::redact::register_secret(&k);
+            Ok(Some(k.trim().to_string()))
+        }
+        _ => Err(ModelError::MissingKey { provider: name.into(), var: cfg.key_env.clone() }),
+    }
 }
 
 impl OpenAiCompat {
     /// Reads the key from the environment and builds the HTTP client.
     pub(crate) fn new(name: &str, cfg: &ProviderConfig) -> Result<Self, ModelError> {
-        let key = if cfg.key_env.is_empty() {
-            None
-        } else {
-            match std::env::var(&cfg.key_env) {
-                Ok(k) if !k.trim().is_empty() => {
-                    crate::redact::register_secret(&k);
-                    Some(k.trim().to_string())
-                }
-                _ => {
-                    return Err(ModelError::MissingKey {
-                        provider: name.into(),
-                        var: cfg.key_env.clone(),
-                    });
-                }
-            }
-        };
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ModelError::BadAnswer { route: name.into(), message: e.to_string() })?;
+        let key = read_key(name, cfg)?;
+        let policy = RetryPolicy::from_config(cfg);
         Ok(Self {
             name: name.into(),
-            base_url: cfg.base_url.trim_end_matches('/').to_string(),
+            base_url: cfg.effective_base_url().trim_end_matches('/').to_string(),
             key,
-            default_model: cfg.default_model.clone(),
-            max_retries: cfg.max_retries,
-            http,
+            http: http::client(name, &policy)?,
+            policy,
+            mode: AtomicU8::new(mode_index(cfg.structured_output)),
         })
+    }
+
+    /// The structured-output mode the next call starts with.
+    pub fn structured_output(&self) -> StructuredOutput {
+        mode_of(self.mode.load(Ordering::Relaxed))
     }
 
     pub(crate) async fn call(
@@ -55,84 +80,179 @@ impl OpenAiCompat {
         model: &str,
         req: &ModelRequest,
     ) -> Result<ModelAnswer, ModelError> {
-        let model = if model.is_empty() { self.default_model.as_str() } else { model };
         let route = format!("{}/{}", self.name, model);
-        let body = json!({
-            "model": model,
-            "messages": [
-                {"role": "system", "content": req.system},
-                {"role": "user", "content": req.user},
-            ],
-            "temperature": req.temperature,
-            "top_p": req.top_p,
-            "max_tokens": req.max_tokens,
-            "seed": req.seed,
-            "response_format": {"type": "json_object"},
-        });
-        let mut attempt = 0u32;
+        let url = format!("{}/chat/completions", self.base_url);
+        let agent = kind::name(req.kind);
+        let mut retries = 0;
         loop {
-            attempt += 1;
-            let mut rb = self.http.post(format!("{}/chat/completions", self.base_url)).json(&body);
-            if let Some(key) = &self.key {
-                rb = rb.bearer_auth(key);
-            }
-            let failure = match rb.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = resp.text().await.unwrap_or_default();
-                    if (200..300).contains(&status) {
-                        return parse_answer(&route, &text, attempt - 1);
-                    }
-                    let message = crate::redact::redact(&server_message(&text));
-                    if !(status == 408 || status == 409 || status == 429 || status >= 500) {
-                        return Err(ModelError::Rejected { route, status, message });
-                    }
-                    (format!("HTTP {status}: {message}"), retry_after)
+            let mode = self.structured_output();
+            let body = request_body(model, req, mode);
+            let reply = http::send(&self.policy, &route, || {
+                let rb = self.http.post(&url).header(AGENT_HEADER, agent).json(&body);
+                match &self.key {
+                    Some(key) => rb.bearer_auth(key),
+                    None => rb,
                 }
-                Err(e) => (crate::redact::redact(&e.to_string()), None),
-            };
-            if attempt > self.max_retries {
-                return Err(ModelError::Exhausted { route, attempts: attempt, last: failure.0 });
+            })
+            .await?;
+            retries += reply.retries;
+            let Reply { status, body, .. } = reply;
+            if (200..300).contains(&status) {
+                let mut answer = parse_answer(&route, &body)?;
+                answer.retries = retries;
+                return Ok(answer);
             }
-            let backoff = failure.1.unwrap_or_else(|| backoff(attempt));
-            tracing::warn!(route = %route, attempt, error = %failure.0, "model call failed, retrying");
-            tokio::time::sleep(backoff.min(Duration::from_secs(60))).await;
+            if mode != StructuredOutput::Text && rejects_response_format(status, &body) {
+                let next = mode_index(mode) + 1;
+                // Another agent may have stepped down already: never step back up.
+                self.mode.fetch_max(next, Ordering::Relaxed);
+                tracing::warn!(
+                    route = %route,
+                    from = ?mode,
+                    to = ?mode_of(next),
+                    "server refuses this response_format, falling back"
+                );
+                continue;
+            }
+            return Err(ModelError::Rejected {
+                provider: self.name.clone(),
+                route,
+                status,
+                message: http::server_message(&body),
+            });
         }
     }
 }
 
-/// Exponential backoff with full jitter: up to 0.5s, 1s, 2s... capped at 20s.
-fn backoff(attempt: u32) -> Duration {
-    let cap = 500u64.saturating_mul(1 << attempt.min(6)).min(20_000);
-    let jitter = super::sim::Rng::from_parts(&[&crate::clock_nanos().to_le_bytes()]).next_u64();
-    Duration::from_millis(cap / 2 + jitter % (cap / 2 + 1))
+fn request_body(model: &str, req: &ModelRequest, mode: StructuredOutput) -> Value {
+    let mut body = json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": req.system},
+            {"role": "user", "content": req.user},
+        ],
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "max_tokens": req.max_tokens,
+        "seed": req.seed,
+    });
+    let format = match mode {
+        StructuredOutput::JsonSchema => Some(json!({
+            "type": "json_schema",
+            "json_schema": {
+                "name": kind::name(req.kind),
+                "schema": {"type": "object"},
+                "strict": false,
+            },
+        })),
+        StructuredOutput::JsonObject => Some(json!({"type": "json_object"})),
+        StructuredOutput::Text => None,
+    };
+    if let Some(f) = format {
+        body["response_format"] = f;
+    }
+    body
 }
 
-fn server_message(body: &str) -> String {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let msg = v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str());
-    let msg = msg.map(str::to_string).unwrap_or_else(|| body.chars().take(300).collect());
-    msg.chars().take(500).collect()
+/// Whether a 400/422 answer says the server does not support the `response_format` sent.
+///
+/// Read from the error body's structure: OpenAI-style `error.param`, `error.code` or
+/// `error.type` naming it, or the error message of servers that set only a message
+/// (llama.cpp, vLLM, FastAPI's `detail`) mentioning `response_format` or `json_schema`.
+fn rejects_response_format(status: u16, body: &str) -> bool {
+    if !matches!(status, 400 | 422) {
+        return false;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(body) else { return false };
+    let about = |s: &str| {
+        let s = s.to_ascii_lowercase();
+        s.contains("response_format") || s.contains("json_schema")
+    };
+    let err = if v["error"].is_object() { &v["error"] } else { &v };
+    if err["param"].as_str().is_some_and(about)
+        || err["code"].as_str().is_some_and(about)
+        || err["type"].as_str().is_some_and(about)
+    {
+        return true;
+    }
+    let message = err["message"].as_str().or(v["error"].as_str()).or(v["detail"].as_str());
+    message.is_some_and(about)
 }
 
-fn parse_answer(route: &str, body: &str, retries: u32) -> Result<ModelAnswer, ModelError> {
+fn parse_answer(route: &str, body: &str) -> Result<ModelAnswer, ModelError> {
     let bad = |message: String| ModelError::BadAnswer { route: route.into(), message };
     let v: Value =
         serde_json::from_str(body).map_err(|e| bad(format!("response is not JSON: {e}")))?;
-    let text = v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string();
-    if text.trim().is_empty() {
-        return Err(bad("the answer has no content".into()));
+    let choice = &v["choices"][0];
+    let text = choice["message"]["content"].as_str().unwrap_or_default().to_string();
+    let truncated = choice["finish_reason"].as_str() == Some("length");
+    if text.trim().is_empty() && !truncated {
+        let why = choice["message"]["refusal"]
+            .as_str()
+            .map(|r| format!("the model refused: {r}"))
+            .unwrap_or_else(|| {
+                format!("the answer has no content (finish_reason {})", choice["finish_reason"])
+            });
+        return Err(bad(why));
     }
     Ok(ModelAnswer {
         prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
         completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
         text,
-        retries,
+        truncated,
+        ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scriptorium_proto::v1::AgentKind;
+
+    #[test]
+    fn response_format_errors_are_read_from_the_body_structure() {
+        let openai = r#"{"error":{"message":"Invalid parameter","type":"invalid_request_error","param":"response_format","code":null}}"#;
+        assert!(rejects_response_format(400, openai));
+        let llamacpp = r#"{"error":{"code":400,"message":"Unsupported response_format type: json_schema","type":"invalid_request_error"}}"#;
+        assert!(rejects_response_format(400, llamacpp));
+        let fastapi = r#"{"detail":"json_schema is not supported"}"#;
+        assert!(rejects_response_format(422, fastapi));
+        let other = r#"{"error":{"message":"max_tokens is too large","param":"max_tokens"}}"#;
+        assert!(!rejects_response_format(400, other));
+        assert!(!rejects_response_format(401, openai));
+        assert!(!rejects_response_format(400, "response_format is bad (not JSON)"));
+    }
+
+    #[test]
+    fn request_names_the_schema_after_the_agent_kind() {
+        let req = ModelRequest {
+            kind: AgentKind::Chapter,
+            system: "s".into(),
+            user: "u".into(),
+            temperature: 0.7,
+            top_p: 0.9,
+            max_tokens: 10,
+            seed: 3,
+        };
+        let b = request_body("m", &req, StructuredOutput::JsonSchema);
+        assert_eq!(b["response_format"]["json_schema"]["name"], "chapter");
+        let b = request_body("m", &req, StructuredOutput::JsonObject);
+        assert_eq!(b["response_format"]["type"], "json_object");
+        let b = request_body("m", &req, StructuredOutput::Text);
+        assert!(b.get("response_format").is_none());
+    }
+
+    #[test]
+    fn parse_answer_reads_usage_and_truncation() {
+        let a = parse_answer(
+            "p/m",
+            r#"{"choices":[{"message":{"content":"{\"a\":"},"finish_reason":"length"}],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+        )
+        .unwrap();
+        assert!(a.truncated);
+        assert_eq!((a.prompt_tokens, a.completion_tokens), (7, 3));
+        let empty = r#"{"choices":[{"message":{"content":""},"finish_reason":"stop"}]}"#;
+        assert!(parse_answer("p/m", empty).is_err());
+        assert!(parse_answer("p/m", "<html>").is_err());
+    }
 }
