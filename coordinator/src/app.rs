@@ -10,6 +10,7 @@ use crate::{CoordinatorConfig, CoordinatorHandle, brief};
 use anyhow::Context as _;
 use scriptorium_proto::transport::NatsOptions;
 use scriptorium_proto::{Bus, kind};
+use scriptorium_worker::cache::CacheConfig;
 use scriptorium_worker::providers::ModelsConfig;
 use scriptorium_worker::{Worker, WorkerConfig};
 use serde::Deserialize;
@@ -52,6 +53,8 @@ pub struct AppConfig {
     pub worker: WorkerSection,
     /// Model providers and the simulated model.
     pub models: ModelsConfig,
+    /// The response cache.
+    pub cache: CacheConfig,
 }
 
 impl AppConfig {
@@ -72,6 +75,7 @@ impl AppConfig {
         cfg.prompts_dir = self.worker.prompts_dir.clone();
         cfg.models = self.models.clone();
         cfg.heartbeat_every = Duration::from_secs(self.worker.heartbeat_secs.max(1));
+        cfg.cache = self.cache.clone();
         let mut set = |k: &str, size: usize, field: &str| -> anyhow::Result<()> {
             let kinds: Vec<_> = if k == "all" {
                 kind::ALL.to_vec()
@@ -179,8 +183,15 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
 }
 
 /// Connects to NATS, retrying while the server comes up.
-pub async fn connect(url: &str, name: &str) -> anyhow::Result<Bus> {
-    let opts = NatsOptions { name: name.into(), ..Default::default() };
+pub async fn connect(url: &str, name: &str, cache: &CacheConfig) -> anyhow::Result<Bus> {
+    let opts = NatsOptions {
+        name: name.into(),
+        cache_ttl: Duration::from_secs(cache.shared_ttl_secs.max(1)),
+        cache_max_bytes: i64::try_from(cache.shared_max_mb.saturating_mul(1 << 20))
+            .unwrap_or(i64::MAX),
+        lease_ttl: Duration::from_secs(cache.lease_secs.max(1)),
+        ..Default::default()
+    };
     Ok(Bus::connect(url, opts).await?)
 }
 
@@ -209,7 +220,7 @@ pub async fn run_coordinator(
     if let Some(out) = out {
         cfg.coordinator.out_dir = out;
     }
-    let bus = connect(url, "scriptorium-coordinator").await?;
+    let bus = connect(url, "scriptorium-coordinator", &cfg.cache).await?;
     let handle = CoordinatorHandle::start(bus, cfg.coordinator).await?;
     stop_signal().await;
     tracing::info!("stopping coordinator");
@@ -226,7 +237,7 @@ pub async fn run_worker(
 ) -> anyhow::Result<()> {
     let id = id.unwrap_or_else(|| format!("worker-{}", scriptorium_proto::clock::new_id()));
     let wcfg = cfg.worker_config(id, pools)?;
-    let bus = connect(url, &format!("scriptorium-{}", wcfg.id)).await?;
+    let bus = connect(url, &format!("scriptorium-{}", wcfg.id), &cfg.cache).await?;
     let worker = Worker::start(bus, wcfg).await?;
     stop_signal().await;
     tracing::info!("stopping worker");
@@ -244,7 +255,7 @@ pub async fn submit(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Option<BookRecord>> {
     let brief = load_briefs(&[path.to_path_buf()], 1, seed, chapters)?.remove(0);
-    let bus = connect(url, "scriptorium-submit").await?;
+    let bus = connect(url, "scriptorium-submit", &CacheConfig::default()).await?;
     let id = client::submit(&bus, brief).await?;
     println!("{id}");
     if !wait {
@@ -260,7 +271,7 @@ pub async fn submit(
 
 /// `scriptorium status`: prints books (or one book in detail), as a table or JSON.
 pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let bus = connect(url, "scriptorium-status").await?;
+    let bus = connect(url, "scriptorium-status", &CacheConfig::default()).await?;
     match book {
         Some(id) => {
             let rec = client::load(&bus, id)

@@ -11,6 +11,9 @@
 //! | `scriptorium.events.<book>` | core subject | [`BookEvent`](crate::v1::BookEvent) progress for watchers |
 //! | `scriptorium_books` | KV bucket | one JSON book record per book id (state, plan, accepted outputs) |
 //! | `scriptorium_workers` | KV bucket with a TTL | the latest [`WorkerHeartbeat`](crate::v1::WorkerHeartbeat) per worker |
+//! | `scriptorium_cache` | KV bucket with a TTL and a size limit | accepted model answers by request hash (the shared cache tier) |
+//! | `scriptorium_leases` | KV bucket with a short TTL | which worker is computing a cache key right now |
+//! | `SCRIPTORIUM_DEAD` | stream, limits retention | dead letters on `scriptorium.dead.<kind>` (steps) and `scriptorium.dead.results` / `scriptorium.dead.submit` |
 //!
 //! Step messages carry `Nats-Msg-Id: <book>.<step>.<attempt>` and results
 //! `Nats-Msg-Id: result.<book>.<step>.<attempt>`, so a re-publish after a crash is
@@ -40,6 +43,20 @@ pub const EVENTS_PREFIX: &str = "scriptorium.events";
 pub const BOOKS_BUCKET: &str = "scriptorium_books";
 /// Key-value bucket of worker heartbeats.
 pub const WORKERS_BUCKET: &str = "scriptorium_workers";
+/// Key-value bucket of the shared response cache tier.
+pub const CACHE_BUCKET: &str = "scriptorium_cache";
+/// Key-value bucket of cache computation leases.
+pub const LEASES_BUCKET: &str = "scriptorium_leases";
+/// Stream of dead letters.
+pub const DEAD_STREAM: &str = "SCRIPTORIUM_DEAD";
+/// Subject prefix of dead letters; the agent kind (or `results`, `submit`) follows.
+pub const DEAD_PREFIX: &str = "scriptorium.dead";
+
+/// Subject of dead letters from the queue named `queue` (an agent kind, `results` or `submit`).
+pub fn dead_subject(queue: &str) -> String {
+    format!("{DEAD_PREFIX}.{queue}")
+}
+
 /// How long JetStream remembers message ids for de-duplication.
 pub const DUPLICATE_WINDOW_SECS: u64 = 120;
 

@@ -51,6 +51,10 @@ pub enum Bucket {
     Books,
     /// Worker heartbeats (entries expire).
     Workers,
+    /// The shared response cache tier (entries expire; oldest dropped when full).
+    Cache,
+    /// Cache computation leases (entries expire quickly).
+    Leases,
 }
 
 /// Settings of the durable queues.
@@ -162,6 +166,54 @@ impl Bus {
         }
     }
 
+    /// Stores `value` under `key` only if the key is absent; `false` when it exists.
+    pub async fn kv_create(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        value: Bytes,
+    ) -> Result<bool, BusError> {
+        match self {
+            Bus::Nats(b) => b.kv_create(bucket, key, value).await,
+            Bus::Memory(b) => Ok(b.kv_create(bucket, key, value)),
+        }
+    }
+
+    /// Removes `key`.
+    pub async fn kv_delete(&self, bucket: Bucket, key: &str) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.kv_delete(bucket, key).await,
+            Bus::Memory(b) => {
+                b.kv_delete(bucket, key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores a message that could not be processed, with the reason, in the dead-letter stream.
+    pub async fn dead_letter(
+        &self,
+        queue: &str,
+        payload: Bytes,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.dead_letter(queue, payload, reason).await,
+            Bus::Memory(b) => {
+                b.dead_letter(queue, payload, reason);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every dead letter stored so far, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, BusError> {
+        match self {
+            Bus::Nats(b) => b.dead_letters().await,
+            Bus::Memory(b) => Ok(b.dead_letters()),
+        }
+    }
+
     /// Lists the keys of a bucket.
     pub async fn kv_keys(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
         match self {
@@ -177,6 +229,19 @@ impl Bus {
             Bus::Memory(_) => Ok(()),
         }
     }
+}
+
+/// A message that could not be processed.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Sequence in the dead-letter stream (in process: position).
+    pub seq: u64,
+    /// The queue it came from: an agent kind name, `results` or `submit`.
+    pub queue: String,
+    /// Why it was given up.
+    pub reason: String,
+    /// The original payload.
+    pub payload: Bytes,
 }
 
 /// One message read from a queue.

@@ -4,6 +4,7 @@
 //! per route), publishes the [`StepResult`] and only then acknowledges the step message. While a
 //! model call runs it keeps the step alive with in-progress acknowledgements.
 
+use crate::cache::{Fresh, ResponseCache, Source};
 use crate::prompts::Prompts;
 use crate::providers::{ModelRequest, Models};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -30,6 +31,8 @@ pub struct AgentEnv {
     pub progress_every: Duration,
     /// Steps finished by this process.
     pub steps_done: AtomicU64,
+    /// The response cache.
+    pub cache: crate::cache::ResponseCache,
     /// Steps in progress, by `kind:book/step#attempt`.
     pub current: dashmap::DashSet<String>,
 }
@@ -120,11 +123,42 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
             }
         })
     };
-    let outcome = run_model(env, &task).await;
+    let cache = &env.cache;
+    let key = if cache.enabled() && task.cache {
+        let (system, user) = env.prompts.render(&task);
+        ResponseCache::key(&task, &system, &user)
+    } else {
+        String::new()
+    };
+    let compute = || async {
+        match run_model(env, &task).await {
+            Ok(ok) => Fresh {
+                ok: true,
+                output: ok.output,
+                route: ok.route,
+                usage: ok.usage,
+                error: String::new(),
+            },
+            Err(f) => Fresh {
+                ok: false,
+                output: String::new(),
+                route: f.route,
+                usage: f.usage,
+                error: f.error,
+            },
+        }
+    };
+    // Re-asks never read the cache: they must not get the rejected answer back.
+    let (fresh, source, lease) = if key.is_empty() {
+        (compute().await, Source::Model, false)
+    } else {
+        cache.get_or_compute(&key, task.attempt <= 1, compute).await
+    };
     keepalive.abort();
-    let (status, output, error, route, usage) = match outcome {
-        Ok(ok) => (StepStatus::Ok, ok.output, String::new(), ok.route, ok.usage),
-        Err(fail) => (StepStatus::Failed, String::new(), fail.error, fail.route, fail.usage),
+    let (status, output, error, route, usage) = if fresh.ok {
+        (StepStatus::Ok, fresh.output, String::new(), fresh.route, fresh.usage)
+    } else {
+        (StepStatus::Failed, String::new(), fresh.error, fresh.route, fresh.usage)
     };
     let result = StepResult {
         book_id: task.book_id.clone(),
@@ -133,7 +167,8 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
         worker_id: env.worker_id.clone(),
         status: status as i32,
         output,
-        cache_hit: usage.cache_hits > 0,
+        cache_hit: source != Source::Model,
+        cache_key: key.clone(),
         usage: Some(usage),
         duration_ms: started.elapsed().as_millis() as u64,
         error: crate::redact::redact(&error),
@@ -155,6 +190,9 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
             tracing::warn!(book_id = %task.book_id, step = %task.step_id, error = %e, "result publish failed; handing the step back");
             let _ = acker.nak(Some(Duration::from_secs(1))).await;
         }
+    }
+    if lease {
+        cache.release(&key).await;
     }
 }
 
@@ -202,6 +240,21 @@ async fn run_model(env: &AgentEnv, task: &StepTask) -> Result<Success, Failure> 
         Err(failure) => {
             failure.calls.iter().for_each(|a| add(&mut usage, a));
             Err(Failure { error: failure.error, route: failure.route, usage })
+        }
+    }
+}
+
+impl AgentEnv {
+    /// The cache counters of this process, as sent in heartbeats.
+    pub fn cache_counters(&self) -> scriptorium_proto::v1::CacheCounters {
+        let s = &self.cache.stats;
+        scriptorium_proto::v1::CacheCounters {
+            hits_local: s.hits_local.load(Ordering::Relaxed),
+            hits_shared: s.hits_shared.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            coalesced: s.coalesced.load(Ordering::Relaxed),
+            bytes_local: self.cache.local_bytes(),
+            evictions: s.evictions.load(Ordering::Relaxed),
         }
     }
 }

@@ -5,6 +5,7 @@
 //!   publishes the result and only then acknowledges the step.
 //! - [`runtime`]: a worker process: one pool of agents per agent kind fed by one puller task
 //!   per kind, plus heartbeats and graceful shutdown.
+//! - [`cache`]: the two-tier response cache (in-process moka, shared JetStream KV).
 //! - [`prompts`]: system messages and templates per agent kind, embedded or from a directory.
 //! - [`providers`]: the simulated model and OpenAI-compatible servers, routes and retries.
 //! - [`extract`]: tolerant JSON extraction from model answers.
@@ -13,6 +14,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod agent;
+pub mod cache;
 pub mod dotenv;
 pub mod extract;
 pub mod facts;

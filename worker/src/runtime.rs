@@ -36,6 +36,8 @@ pub struct WorkerConfig {
     pub heartbeat_every: Duration,
     /// Interval of in-progress acknowledgements during long model calls.
     pub progress_every: Duration,
+    /// Response cache settings.
+    pub cache: crate::cache::CacheConfig,
 }
 
 impl WorkerConfig {
@@ -65,6 +67,7 @@ impl WorkerConfig {
             models: ModelsConfig::default(),
             heartbeat_every: Duration::from_secs(5),
             progress_every: Duration::from_secs(10),
+            cache: Default::default(),
         }
     }
 }
@@ -89,6 +92,7 @@ impl Worker {
             worker_id: cfg.id.clone(),
             progress_every: cfg.progress_every,
             steps_done: Default::default(),
+            cache: crate::cache::ResponseCache::new(cfg.cache.clone(), bus.clone(), cfg.id.clone()),
             current: Default::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -238,6 +242,7 @@ async fn heartbeats(
             current_steps: current,
             at_unix_ms: clock::now_ms(),
             started_unix_ms: started,
+            cache: Some(env.cache_counters()),
         };
         if let Err(e) = bus.kv_put(Bucket::Workers, &env.worker_id, hb.encode_to_vec().into()).await
         {

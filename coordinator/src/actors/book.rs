@@ -12,6 +12,7 @@ use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
 use scriptorium_proto::v1::{AgentKind, BookEvent, StepContext, StepResult, StepTask};
 use scriptorium_proto::{clock, names};
+use scriptorium_worker::cache::{self, CachedAnswer};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -184,6 +185,15 @@ impl BookState {
         match validation::validate(planned.kind, &r.output, ctx) {
             Ok(doc) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
+                if !r.cache_key.is_empty() && !r.cache_hit {
+                    let answer = CachedAnswer {
+                        output: r.output.clone(),
+                        route: r.route.clone(),
+                        prompt_tokens: usage.prompt_tokens,
+                        completion_tokens: usage.completion_tokens,
+                    };
+                    cache::store_accepted(&self.env.bus, &r.cache_key, &answer).await;
+                }
                 self.rec.accepted_results += 1;
                 if planned.kind == AgentKind::Concept {
                     self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
@@ -201,6 +211,10 @@ impl BookState {
             }
             Err(rej) => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
+                if !r.cache_key.is_empty() {
+                    // Whether it came from the cache or not, it must never be served again.
+                    cache::evict_rejected(&self.env.bus, &r.cache_key).await;
+                }
                 tracing::info!(book_id = %self.rec.id, step = %r.step_id, attempt = r.attempt, rule = %rej.rule, "result rejected");
                 self.retry_or_fail(me, &r.step_id, rej.rule).await
             }

@@ -1,6 +1,6 @@
 //! The in-process transport of the embedded mode: channels and maps behind the same API.
 
-use super::{Bucket, BusError, Events, EventsInner, Queue, Source, SourceInner};
+use super::{Bucket, BusError, DeadLetter, Events, EventsInner, Queue, Source, SourceInner};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +12,7 @@ type Channel = (mpsc::UnboundedSender<Bytes>, Option<mpsc::UnboundedReceiver<Byt
 struct Inner {
     queues: HashMap<Queue, Channel>,
     kv: HashMap<Bucket, BTreeMap<String, Bytes>>,
+    dead: Vec<DeadLetter>,
 }
 
 /// In-process queues (one reader each), key-value maps and a broadcast of events.
@@ -75,6 +76,32 @@ impl MemoryBus {
 
     pub(crate) fn kv_get(&self, bucket: Bucket, key: &str) -> Option<Bytes> {
         self.lock().kv.get(&bucket).and_then(|m| m.get(key).cloned())
+    }
+
+    pub(crate) fn kv_create(&self, bucket: Bucket, key: &str, value: Bytes) -> bool {
+        let mut inner = self.lock();
+        let map = inner.kv.entry(bucket).or_default();
+        if map.contains_key(key) {
+            return false;
+        }
+        map.insert(key.to_string(), value);
+        true
+    }
+
+    pub(crate) fn kv_delete(&self, bucket: Bucket, key: &str) {
+        if let Some(m) = self.lock().kv.get_mut(&bucket) {
+            m.remove(key);
+        }
+    }
+
+    pub(crate) fn dead_letter(&self, queue: &str, payload: Bytes, reason: &str) {
+        let mut inner = self.lock();
+        let seq = inner.dead.len() as u64 + 1;
+        inner.dead.push(DeadLetter { seq, queue: queue.into(), reason: reason.into(), payload });
+    }
+
+    pub(crate) fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.lock().dead.clone()
     }
 
     pub(crate) fn kv_keys(&self, bucket: Bucket) -> Vec<String> {

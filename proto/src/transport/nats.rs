@@ -2,8 +2,8 @@
 //! and core subjects for events.
 
 use super::{
-    Acker, Bucket, BusError, Events, EventsInner, Incoming, Queue, QueueSettings, Source,
-    SourceInner,
+    Acker, Bucket, BusError, DeadLetter, Events, EventsInner, Incoming, Queue, QueueSettings,
+    Source, SourceInner,
 };
 use crate::names;
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -22,6 +22,12 @@ pub struct NatsOptions {
     pub steps: QueueSettings,
     /// How long a worker heartbeat stays in its bucket.
     pub heartbeat_ttl: Duration,
+    /// How long a shared cache entry lives.
+    pub cache_ttl: Duration,
+    /// Size limit of the shared cache tier in bytes (oldest entries are dropped first).
+    pub cache_max_bytes: i64,
+    /// How long a cache computation lease lives.
+    pub lease_ttl: Duration,
 }
 
 impl Default for NatsOptions {
@@ -31,6 +37,9 @@ impl Default for NatsOptions {
             connect_timeout: Duration::from_secs(30),
             steps: QueueSettings::default(),
             heartbeat_ttl: Duration::from_secs(30),
+            cache_ttl: Duration::from_secs(7 * 24 * 3600),
+            cache_max_bytes: 1 << 30,
+            lease_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -42,6 +51,8 @@ pub struct NatsBus {
     js: jetstream::Context,
     books: kv::Store,
     workers: kv::Store,
+    cache: kv::Store,
+    leases: kv::Store,
     opts: NatsOptions,
 }
 
@@ -83,15 +94,30 @@ impl NatsBus {
             .await
             .map_err(|e| BusError::nats(format!("stream {name}: {e}")))?;
         }
-        let books = Self::bucket(&js, names::BOOKS_BUCKET, Duration::ZERO).await?;
-        let workers = Self::bucket(&js, names::WORKERS_BUCKET, opts.heartbeat_ttl).await?;
-        Ok(Self { client, js, books, workers, opts })
+        js.get_or_create_stream(stream::Config {
+            name: names::DEAD_STREAM.to_string(),
+            subjects: vec![format!("{}.>", names::DEAD_PREFIX)],
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| BusError::nats(format!("stream {}: {e}", names::DEAD_STREAM)))?;
+        let books = Self::bucket(&js, names::BOOKS_BUCKET, Duration::ZERO, -1, false).await?;
+        let workers =
+            Self::bucket(&js, names::WORKERS_BUCKET, opts.heartbeat_ttl, -1, false).await?;
+        let cache =
+            Self::bucket(&js, names::CACHE_BUCKET, opts.cache_ttl, opts.cache_max_bytes, true)
+                .await?;
+        let leases = Self::bucket(&js, names::LEASES_BUCKET, opts.lease_ttl, -1, false).await?;
+        Ok(Self { client, js, books, workers, cache, leases, opts })
     }
 
     async fn bucket(
         js: &jetstream::Context,
         name: &str,
         ttl: Duration,
+        max_bytes: i64,
+        drop_oldest: bool,
     ) -> Result<kv::Store, BusError> {
         if let Ok(store) = js.get_key_value(name).await {
             return Ok(store);
@@ -103,11 +129,16 @@ impl NatsBus {
             subjects: vec![format!("$KV.{name}.>")],
             max_messages_per_subject: 1,
             max_age: ttl,
+            max_bytes,
             storage: stream::StorageType::File,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: true,
-            discard: stream::DiscardPolicy::New,
+            discard: if drop_oldest {
+                stream::DiscardPolicy::Old
+            } else {
+                stream::DiscardPolicy::New
+            },
             num_replicas: 1,
             ..Default::default()
         })
@@ -124,6 +155,24 @@ impl NatsBus {
     /// The JetStream context.
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
+    }
+
+    /// Read-only readiness check: connected, and every stream and bucket exists (nothing is
+    /// created here; `connect` did that). Backs the `/readyz` endpoints.
+    pub async fn check_ready(&self) -> Result<(), BusError> {
+        let state = self.client.connection_state();
+        if state != async_nats::connection::State::Connected {
+            return Err(BusError::Nats(format!("connection {state}")));
+        }
+        let buckets = [names::BOOKS_BUCKET, names::WORKERS_BUCKET].map(|b| format!("KV_{b}"));
+        let streams = [names::STEPS_STREAM, names::RESULTS_STREAM, names::SUBMIT_STREAM];
+        for name in streams.iter().copied().chain(buckets.iter().map(String::as_str)) {
+            self.js
+                .get_stream(name)
+                .await
+                .map_err(|e| BusError::Nats(format!("stream {name}: {e}")))?;
+        }
+        Ok(())
     }
 
     fn subject(queue: Queue, key: &str) -> String {
@@ -221,6 +270,8 @@ impl NatsBus {
         match bucket {
             Bucket::Books => &self.books,
             Bucket::Workers => &self.workers,
+            Bucket::Cache => &self.cache,
+            Bucket::Leases => &self.leases,
         }
     }
 
@@ -239,6 +290,77 @@ impl NatsBus {
         key: &str,
     ) -> Result<Option<Bytes>, BusError> {
         self.store(bucket).get(key).await.map_err(BusError::nats)
+    }
+
+    pub(crate) async fn kv_create(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        value: Bytes,
+    ) -> Result<bool, BusError> {
+        match self.store(bucket).create(key, value).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(BusError::nats(e)),
+        }
+    }
+
+    pub(crate) async fn kv_delete(&self, bucket: Bucket, key: &str) -> Result<(), BusError> {
+        self.store(bucket).delete(key).await.map_err(BusError::nats)
+    }
+
+    pub(crate) async fn dead_letter(
+        &self,
+        queue: &str,
+        payload: Bytes,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        // Header values must be one line.
+        headers.insert("Scriptorium-Reason", reason.replace(['\r', '\n'], " ").as_str());
+        let ack = self
+            .js
+            .publish_with_headers(names::dead_subject(queue), headers, payload)
+            .await
+            .map_err(BusError::nats)?;
+        ack.await.map_err(BusError::nats)?;
+        Ok(())
+    }
+
+    pub(crate) async fn dead_letters(&self) -> Result<Vec<DeadLetter>, BusError> {
+        let stream = self.js.get_stream(names::DEAD_STREAM).await.map_err(BusError::nats)?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await
+            .map_err(BusError::nats)?;
+        let mut out = Vec::new();
+        let pending = stream.get_info().await.map_err(BusError::nats)?.state.messages;
+        if pending == 0 {
+            return Ok(out);
+        }
+        let mut messages = consumer.messages().await.map_err(BusError::nats)?;
+        while (out.len() as u64) < pending {
+            let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await
+            else {
+                break;
+            };
+            let m = m.map_err(BusError::nats)?;
+            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let reason = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Scriptorium-Reason"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let queue = m
+                .subject
+                .as_str()
+                .trim_start_matches(names::DEAD_PREFIX)
+                .trim_start_matches('.')
+                .to_string();
+            out.push(DeadLetter { seq, queue, reason, payload: m.payload.clone() });
+        }
+        Ok(out)
     }
 
     pub(crate) async fn kv_keys(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
