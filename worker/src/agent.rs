@@ -106,8 +106,10 @@ impl Actor for Agent {
     }
 }
 
+#[tracing::instrument(skip_all, fields(book_id = %task.book_id, step = %task.step_id, kind = scriptorium_proto::kind::name(task.kind()), attempt = task.attempt))]
 async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
     let started = Instant::now();
+    crate::metrics::step_started(task.kind());
     let acker = Arc::new(acker);
     let keepalive = {
         let acker = acker.clone();
@@ -175,6 +177,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
         route,
         kind: task.kind,
     };
+    crate::metrics::step_finished(&result);
     let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);
     match env
         .bus
@@ -188,6 +191,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
         }
         Err(e) => {
             tracing::warn!(book_id = %task.book_id, step = %task.step_id, error = %e, "result publish failed; handing the step back");
+            crate::metrics::result_publish_failed(task.kind());
             let _ = acker.nak(Some(Duration::from_secs(1))).await;
         }
     }

@@ -8,6 +8,7 @@
 //! - [`cache`]: the two-tier response cache (in-process moka, shared JetStream KV).
 //! - [`prompts`]: system messages and templates per agent kind, embedded or from a directory.
 //! - [`providers`]: the simulated model and OpenAI-compatible servers, routes and retries.
+//! - [`metrics`], [`http`]: Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` server.
 //! - [`extract`]: tolerant JSON extraction from model answers.
 //! - [`facts`]: the `Facts:` block shared by prompts and the simulated model.
 //! - [`redact`], [`tls`]: secret scrubbing and the TLS provider.
@@ -18,6 +19,8 @@ pub mod cache;
 pub mod dotenv;
 pub mod extract;
 pub mod facts;
+pub mod http;
+pub mod metrics;
 pub mod prompts;
 pub mod providers;
 pub mod redact;

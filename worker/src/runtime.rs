@@ -114,6 +114,7 @@ impl Worker {
                 .context("spawning an agent")?;
                 agents.push(agent);
             }
+            crate::metrics::pool_started(kind, size);
             pullers.spawn(pull(kind, source, (idle_tx, idle_rx), agents, stop_rx.clone()));
         }
         let heartbeat = tokio::spawn(heartbeats(
@@ -205,6 +206,7 @@ async fn pull(
                 continue;
             }
         };
+        crate::metrics::step_received(kind, incoming.delivered);
         if let Err(e) = agent.cast(AgentMsg::Work { task: Box::new(task), acker: incoming.acker }) {
             tracing::error!(kind = kind::name(kind), error = %e, "agent is gone");
         }
