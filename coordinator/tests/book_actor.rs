@@ -177,3 +177,65 @@ async fn worker_failures_are_retried_and_count_as_attempts() {
             .contains("step concept failed after 2 attempts: worker error: openai/gpt: HTTP 401")
     );
 }
+
+#[tokio::test]
+async fn a_rejected_cached_answer_is_evicted_and_never_served_again() {
+    use scriptorium_proto::transport::Bucket;
+    use scriptorium_worker::cache::{
+        self, CacheConfig, CachedAnswer, ResponseCache, Source as From,
+    };
+    let (bus, _h, _out) = start(3).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+    let task = next_task(&mut concepts).await;
+    let (system, user) = scriptorium_worker::prompts::Prompts::load(None).unwrap().render(&task);
+    let key = ResponseCache::key(&task, &system, &user);
+    // A bad answer sits in the shared tier (say, cached before a validation rule was added).
+    let bad = CachedAnswer {
+        output: r#"{"title":"T","logline":"","description":""}"#.into(),
+        route: "sim/x".into(),
+        prompt_tokens: 1,
+        completion_tokens: 1,
+    };
+    cache::store_accepted(&bus, &key, &bad).await;
+    let worker_cache =
+        std::sync::Arc::new(ResponseCache::new(CacheConfig::default(), bus.clone(), "w".into()));
+    tokio::spawn(worker_cache.clone().follow_evictions());
+    tokio::task::yield_now().await;
+    let (fresh, source, _) = worker_cache
+        .get_or_compute(&key, true, || async { unreachable!("served from the cache") })
+        .await;
+    assert_eq!(source, From::Shared);
+    let r = StepResult {
+        book_id: task.book_id.clone(),
+        step_id: task.step_id.clone(),
+        attempt: 1,
+        status: WireStatus::Ok as i32,
+        output: fresh.output,
+        cache_hit: true,
+        cache_key: key.clone(),
+        kind: task.kind,
+        ..Default::default()
+    };
+    let mid = names::result_msg_id(&r.book_id, &r.step_id, 1);
+    bus.publish(Queue::Results, &r.book_id, &mid, r.encode_to_vec().into()).await.unwrap();
+    // The coordinator rejects it, evicts it, and re-asks.
+    let again = next_task(&mut concepts).await;
+    assert_eq!(again.attempt, 2);
+    assert!(
+        bus.kv_get(Bucket::Cache, &key).await.unwrap().is_none(),
+        "the rejected answer is evicted"
+    );
+    let other = ResponseCache::new(CacheConfig::default(), bus.clone(), "w2".into());
+    assert!(other.lookup(&key).await.is_none());
+    // The worker that served it dropped it from its local tier too.
+    for _ in 0..100 {
+        if worker_cache.stats.evictions.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(worker_cache.lookup(&key).await.is_none(), "evicted from the local tier");
+    let rec = record_where(&bus, &id, |r| r.steps["concept"].rejections.len() == 1).await;
+    assert!(rec.steps["concept"].rejections[0].contains("logline"));
+}

@@ -12,6 +12,7 @@
 //! | `scriptorium_books` | KV bucket | one JSON book record per book id (state, plan, accepted outputs) |
 //! | `scriptorium_workers` | KV bucket with a TTL | the latest [`WorkerHeartbeat`](crate::v1::WorkerHeartbeat) per worker |
 //! | `scriptorium_cache` | KV bucket with a TTL and a size limit | accepted model answers by request hash (the shared cache tier) |
+//! | `scriptorium.cache.evicted` | core subject | cache keys the coordinator rejected, so workers drop them from their local tier |
 //! | `scriptorium_leases` | KV bucket with a short TTL | which worker is computing a cache key right now |
 //! | `SCRIPTORIUM_DEAD` | stream, limits retention | dead letters on `scriptorium.dead.<kind>` (steps) and `scriptorium.dead.results` / `scriptorium.dead.submit` |
 //!
@@ -45,6 +46,8 @@ pub const BOOKS_BUCKET: &str = "scriptorium_books";
 pub const WORKERS_BUCKET: &str = "scriptorium_workers";
 /// Key-value bucket of the shared response cache tier.
 pub const CACHE_BUCKET: &str = "scriptorium_cache";
+/// Core subject on which the coordinator announces evicted cache keys to every worker.
+pub const CACHE_EVICTED_SUBJECT: &str = "scriptorium.cache.evicted";
 /// Key-value bucket of cache computation leases.
 pub const LEASES_BUCKET: &str = "scriptorium_leases";
 /// Stream of dead letters.

@@ -139,6 +139,25 @@ impl Bus {
         }
     }
 
+    /// Announces to every worker that a cache key was evicted (best effort).
+    pub async fn announce_eviction(&self, key: &str) -> Result<(), BusError> {
+        match self {
+            Bus::Nats(b) => b.announce_eviction(key).await,
+            Bus::Memory(b) => {
+                b.announce_eviction(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to evicted cache keys.
+    pub async fn evictions(&self) -> Result<Events, BusError> {
+        match self {
+            Bus::Nats(b) => b.evictions().await,
+            Bus::Memory(b) => Ok(b.evictions()),
+        }
+    }
+
     /// Subscribes to progress events of one book, or of all books.
     pub async fn events(&self, book_id: Option<&str>) -> Result<Events, BusError> {
         match self {

@@ -32,7 +32,7 @@ pub struct AgentEnv {
     /// Steps finished by this process.
     pub steps_done: AtomicU64,
     /// The response cache.
-    pub cache: crate::cache::ResponseCache,
+    pub cache: Arc<crate::cache::ResponseCache>,
     /// Steps in progress, by `kind:book/step#attempt`.
     pub current: dashmap::DashSet<String>,
 }
@@ -179,11 +179,12 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
     };
     crate::metrics::step_finished(&result);
     let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);
-    match env
+    let published = env
         .bus
         .publish(Queue::Results, &task.book_id, &msg_id, result.encode_to_vec().into())
-        .await
-    {
+        .await;
+    let answered = published.is_ok() && result.status == StepStatus::Ok as i32;
+    match published {
         Ok(()) => {
             if let Err(e) = acker.ack().await {
                 tracing::warn!(book_id = %task.book_id, step = %task.step_id, error = %e, "step ack failed; the duplicate result will be ignored");
@@ -195,7 +196,9 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
             let _ = acker.nak(Some(Duration::from_secs(1))).await;
         }
     }
-    if lease {
+    // An answer on its way to the coordinator keeps the lease: the coordinator ends it once
+    // the answer is cached or rejected, so identical requests wait for it instead of paying.
+    if lease && !answered {
         cache.release(&key).await;
     }
 }

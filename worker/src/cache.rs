@@ -6,14 +6,17 @@
 //! - Tier 1: moka in each process, bounded by bytes, with a TTL. Tier 2: the JetStream KV bucket
 //!   `scriptorium_cache` shared by every worker (TTL, size limit). A tier-2 hit fills tier 1.
 //! - Only validated answers are cached: the coordinator writes tier 2 when it *accepts* a
-//!   result (the worker sends the key along) and deletes the key when it rejects one. Tier 1 is
-//!   filled only from tier 2. Re-asks (attempt > 1) never read the cache.
+//!   result (the worker sends the key along) and deletes the key when it rejects one, announcing
+//!   the eviction so every worker drops it from tier 1. Tier 1 is filled only from tier 2.
+//!   Re-asks (attempt > 1) never read the cache.
 //! - Single flight: concurrent identical requests in one process make one model call (the
 //!   others wait and are counted as coalesced). Across processes the first worker takes a lease
-//!   in `scriptorium_leases` (an atomic KV create); others wait while the lease is held and then
-//!   read tier 2. Guarantee: one call per identical request as long as the first caller's answer
-//!   is accepted before the lease ends (plus a short grace); otherwise a second process may
-//!   call the model too, which costs money but never serves an unvalidated answer.
+//!   in `scriptorium_leases` (an atomic KV create) and keeps it until the coordinator has
+//!   accepted (and cached) or rejected its answer: the coordinator deletes the lease. Others wait
+//!   while the lease is held and then read tier 2. Guarantee: one model call per identical
+//!   request while the lease lives (`lease_secs`, which should exceed the model timeout); if the
+//!   holder dies, waiters call the model themselves when the lease expires: that costs money,
+//!   but an unvalidated answer is never served.
 
 use scriptorium_proto::Bus;
 use scriptorium_proto::transport::Bucket;
@@ -264,30 +267,40 @@ impl ResponseCache {
     async fn wait_for_peer(&self, key: &str) -> Peer {
         match self.bus.kv_create(Bucket::Leases, key, self.owner.clone().into_bytes().into()).await
         {
-            Ok(true) => return Peer::LeaseTaken,
+            Ok(true) => {
+                // The previous holder may have finished between our lookup and the lease.
+                if let Some(hit) = self.shared_get(key).await {
+                    let _ = self.bus.kv_delete(Bucket::Leases, key).await;
+                    self.local.insert(key.to_string(), hit.clone()).await;
+                    return Peer::Answered(hit);
+                }
+                return Peer::LeaseTaken;
+            }
             Err(_) => return Peer::GaveUp,
             Ok(false) => {}
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(self.cfg.lease_secs);
-        let mut grace: Option<tokio::time::Instant> = None;
         loop {
             if let Some(hit) = self.shared_get(key).await {
                 self.local.insert(key.to_string(), hit.clone()).await;
                 return Peer::Answered(hit);
             }
-            let now = tokio::time::Instant::now();
-            if now >= deadline || grace.is_some_and(|g| now >= g) {
+            if tokio::time::Instant::now() >= deadline {
                 return Peer::GaveUp;
             }
-            if grace.is_none() && matches!(self.bus.kv_get(Bucket::Leases, key).await, Ok(None)) {
-                // The peer finished; its answer may still be on its way through validation.
-                grace = Some(now + Duration::from_secs(2));
+            if matches!(self.bus.kv_get(Bucket::Leases, key).await, Ok(None)) {
+                // The holder's answer was rejected (or it failed): one last look, then compute.
+                return match self.shared_get(key).await {
+                    Some(hit) => Peer::Answered(hit),
+                    None => Peer::GaveUp,
+                };
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// Ends this process's lease of `key` (after its result was published).
+    /// Ends this process's lease of `key` when no answer of it will reach the coordinator
+    /// (the call failed, or its result could not be published).
     pub async fn release(&self, key: &str) {
         let _ = self.bus.kv_delete(Bucket::Leases, key).await;
     }
@@ -312,7 +325,7 @@ fn from_cached(hit: &CachedAnswer) -> Fresh {
     }
 }
 
-/// Stores an accepted answer in the shared tier (called by the coordinator).
+/// Stores an accepted answer in the shared tier and ends its lease (called by the coordinator).
 pub async fn store_accepted(bus: &Bus, key: &str, answer: &CachedAnswer) {
     match serde_json::to_vec(answer) {
         Ok(bytes) => {
@@ -322,12 +335,35 @@ pub async fn store_accepted(bus: &Bus, key: &str, answer: &CachedAnswer) {
         }
         Err(e) => tracing::warn!(error = %e, "cache entry not serialisable"),
     }
+    let _ = bus.kv_delete(Bucket::Leases, key).await;
 }
 
-/// Removes a rejected answer from the shared tier (called by the coordinator).
+/// Removes a rejected answer from the shared tier and ends its lease (called by the coordinator).
 pub async fn evict_rejected(bus: &Bus, key: &str) {
     if let Err(e) = bus.kv_delete(Bucket::Cache, key).await {
         tracing::debug!(error = %e, "shared cache eviction failed");
+    }
+    let _ = bus.kv_delete(Bucket::Leases, key).await;
+    let _ = bus.announce_eviction(key).await;
+}
+
+impl ResponseCache {
+    /// Drops every key the coordinator announces as evicted from the in-process tier, until
+    /// the bus closes. Run it as a task for the life of the worker.
+    pub async fn follow_evictions(self: std::sync::Arc<Self>) {
+        let mut evictions = match self.bus.evictions().await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow cache evictions");
+                return;
+            }
+        };
+        while let Some(key) = evictions.next().await {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if self.local.remove(&key).await.is_some() {
+                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -77,6 +77,7 @@ pub struct Worker {
     stop: watch::Sender<bool>,
     pullers: JoinSet<Vec<ActorRef<AgentMsg>>>,
     heartbeat: tokio::task::JoinHandle<()>,
+    evictions: tokio::task::JoinHandle<()>,
     env: Arc<AgentEnv>,
     pool_sizes: BTreeMap<AgentKind, usize>,
 }
@@ -92,7 +93,11 @@ impl Worker {
             worker_id: cfg.id.clone(),
             progress_every: cfg.progress_every,
             steps_done: Default::default(),
-            cache: crate::cache::ResponseCache::new(cfg.cache.clone(), bus.clone(), cfg.id.clone()),
+            cache: Arc::new(crate::cache::ResponseCache::new(
+                cfg.cache.clone(),
+                bus.clone(),
+                cfg.id.clone(),
+            )),
             current: Default::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -117,6 +122,7 @@ impl Worker {
             crate::metrics::pool_started(kind, size);
             pullers.spawn(pull(kind, source, (idle_tx, idle_rx), agents, stop_rx.clone()));
         }
+        let evictions = tokio::spawn(env.cache.clone().follow_evictions());
         let heartbeat = tokio::spawn(heartbeats(
             bus,
             env.clone(),
@@ -125,7 +131,7 @@ impl Worker {
             stop_rx,
         ));
         tracing::info!(worker_id = %cfg.id, "worker started");
-        Ok(Worker { stop, pullers, heartbeat, env, pool_sizes: cfg.pools })
+        Ok(Worker { stop, pullers, heartbeat, evictions, env, pool_sizes: cfg.pools })
     }
 
     /// Steps finished by this process so far.
@@ -154,6 +160,7 @@ impl Worker {
             }
         }
         self.heartbeat.abort();
+        self.evictions.abort();
         tracing::info!(pools = ?self.pool_sizes.len(), "worker stopped");
     }
 }

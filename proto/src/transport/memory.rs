@@ -20,6 +20,7 @@ struct Inner {
 pub struct MemoryBus {
     inner: Arc<Mutex<Inner>>,
     events: broadcast::Sender<Bytes>,
+    evictions: broadcast::Sender<Bytes>,
 }
 
 impl Default for MemoryBus {
@@ -32,7 +33,8 @@ impl MemoryBus {
     /// An empty bus.
     pub fn new() -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { inner: Arc::default(), events }
+        let (evictions, _) = broadcast::channel(1024);
+        Self { inner: Arc::default(), events, evictions }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -68,6 +70,14 @@ impl MemoryBus {
 
     pub(crate) fn events(&self) -> Events {
         Events { inner: EventsInner::Memory(self.events.subscribe()) }
+    }
+
+    pub(crate) fn announce_eviction(&self, key: &str) {
+        let _ = self.evictions.send(Bytes::copy_from_slice(key.as_bytes()));
+    }
+
+    pub(crate) fn evictions(&self) -> Events {
+        Events { inner: EventsInner::Memory(self.evictions.subscribe()) }
     }
 
     pub(crate) fn kv_put(&self, bucket: Bucket, key: &str, value: Bytes) {

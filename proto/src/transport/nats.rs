@@ -257,6 +257,19 @@ impl NatsBus {
         self.client.publish(names::event_subject(book_id), payload).await.map_err(BusError::nats)
     }
 
+    pub(crate) async fn announce_eviction(&self, key: &str) -> Result<(), BusError> {
+        self.client
+            .publish(names::CACHE_EVICTED_SUBJECT, Bytes::copy_from_slice(key.as_bytes()))
+            .await
+            .map_err(BusError::nats)
+    }
+
+    pub(crate) async fn evictions(&self) -> Result<Events, BusError> {
+        let sub =
+            self.client.subscribe(names::CACHE_EVICTED_SUBJECT).await.map_err(BusError::nats)?;
+        Ok(Events { inner: EventsInner::Nats(sub) })
+    }
+
     pub(crate) async fn events(&self, book_id: Option<&str>) -> Result<Events, BusError> {
         let subject = match book_id {
             Some(id) => names::event_subject(id),
