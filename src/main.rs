@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use scriptorium_coordinator::app::{self, AppConfig, WriteOptions};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -66,6 +67,12 @@ enum Command {
         /// Output directory for finished books.
         #[arg(long, env = "SCRIPTORIUM_OUT")]
         out: Option<PathBuf>,
+        /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
+        #[arg(long, env = "SCRIPTORIUM_METRICS_ADDR")]
+        metrics_addr: Option<SocketAddr>,
+        /// Serve the live dashboard on this address (may equal --metrics-addr).
+        #[arg(long, env = "SCRIPTORIUM_HTTP_ADDR")]
+        http_addr: Option<SocketAddr>,
     },
     /// Run a worker process over NATS until SIGINT/SIGTERM.
     Worker {
@@ -73,11 +80,14 @@ enum Command {
         #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
         nats: String,
         /// Pool size per agent kind, as KIND=SIZE (kinds: all, concept, outline, characters, world, chapter, review, edit).
-        #[arg(long = "pool")]
+        #[arg(long = "pool", env = "SCRIPTORIUM_POOLS", value_delimiter = ',')]
         pools: Vec<String>,
         /// Worker id (default: generated).
         #[arg(long, env = "SCRIPTORIUM_WORKER_ID")]
         id: Option<String>,
+        /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9091).
+        #[arg(long, env = "SCRIPTORIUM_METRICS_ADDR")]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Submit a brief to a running coordinator; prints the book id.
     Submit {
@@ -117,6 +127,99 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Serve the simulated model over an OpenAI-compatible HTTP API, with fault injection.
+    ///
+    /// Prints the bound address on the first line of stdout (use port 0 for a free port).
+    SimServer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        addr: String,
+        /// Fixed latency of each answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Extra random latency up to this many milliseconds.
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
+        /// Seed of the fault and latency draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Share of answers that deliberately break a validation rule.
+        #[arg(long, default_value_t = 0.0)]
+        bad_rate: f64,
+        /// Share of requests answered 429 (with Retry-After).
+        #[arg(long, default_value_t = 0.0)]
+        rate_429: f64,
+        /// Retry-After seconds of 429 answers (0: no header).
+        #[arg(long, default_value_t = 1)]
+        retry_after: u64,
+        /// Share of requests answered 500.
+        #[arg(long, default_value_t = 0.0)]
+        rate_500: f64,
+        /// Share of requests that hang for --hang-secs.
+        #[arg(long, default_value_t = 0.0)]
+        rate_hang: f64,
+        /// Seconds a hanging request waits.
+        #[arg(long, default_value_t = 600)]
+        hang_secs: u64,
+        /// Share of answers that hold no readable JSON.
+        #[arg(long, default_value_t = 0.0)]
+        rate_malformed: f64,
+        /// Share of answers cut in half with finish_reason "length".
+        #[arg(long, default_value_t = 0.0)]
+        rate_truncated: f64,
+        /// Refuse response_format json_schema (like servers without it).
+        #[arg(long)]
+        reject_response_format: bool,
+        /// Refuse response_format json_object too.
+        #[arg(long)]
+        reject_json_object: bool,
+        /// Fail the first N requests with --fail-status.
+        #[arg(long, default_value_t = 0)]
+        fail_first: usize,
+        /// Status of the --fail-first failures.
+        #[arg(long, default_value_t = 503)]
+        fail_status: u16,
+        /// Faults of the first requests, in order (ok, hang, malformed, truncated, prose, STATUS).
+        #[arg(long, value_delimiter = ',')]
+        script: Vec<scriptorium_worker::sim_server::Fault>,
+        /// The key clients must send; others get 401.
+        #[arg(long)]
+        require_key: Option<String>,
+        /// Echo request headers in error bodies (to test redaction).
+        #[arg(long)]
+        echo_headers: bool,
+    },
+    /// Show the step queues: waiting, in flight, redelivered, dead-lettered, oldest waiting
+    /// age, workers consuming and steps per minute, per agent kind.
+    Queues {
+        /// NATS server URL.
+        #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Refresh until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Print JSON (one line per refresh with --watch).
+        #[arg(long)]
+        json: bool,
+        /// Seconds between refreshes; without --watch, the window steps per minute is measured over.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+    },
+    /// Show worker processes: pools, steps done, current steps, last heartbeat (lost when stale).
+    Workers {
+        /// NATS server URL.
+        #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Refresh until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Print JSON (one line per refresh with --watch).
+        #[arg(long)]
+        json: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+    },
     /// Show books: all of them, or one in detail.
     Status {
         /// Book id.
@@ -128,6 +231,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn view_options(
+    cfg: &AppConfig,
+    nats: String,
+    watch: bool,
+    json: bool,
+    interval: f64,
+) -> anyhow::Result<app::queues::ViewOptions> {
+    if !(0.1..=3600.0).contains(&interval) {
+        anyhow::bail!("--interval: must be between 0.1 and 3600 seconds (got {interval})");
+    }
+    let interval = Duration::from_secs_f64(interval);
+    Ok(app::queues::ViewOptions { nats, watch, json, interval, lost_after: cfg.lost_after() })
 }
 
 fn init_logs(format: LogFormat, default: &str) {
@@ -152,6 +269,8 @@ fn main() -> ExitCode {
         Command::Write { .. }
         | Command::Submit { .. }
         | Command::Status { .. }
+        | Command::Queues { .. }
+        | Command::Workers { .. }
         | Command::Bench { .. } => "warn",
         _ => "info",
     };
@@ -181,11 +300,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let records = app::write(cfg, opts).await?;
             Ok(app::exit_code(&records) as u8)
         }
-        Command::Coordinator { nats, out } => {
-            app::run_coordinator(&nats, cfg, out).await.map(|_| 0)
+        Command::Coordinator { nats, out, metrics_addr, http_addr } => {
+            let endpoints = app::http::HttpOptions { metrics_addr, http_addr };
+            app::run_coordinator(&nats, cfg, out, &endpoints).await.map(|_| 0)
         }
-        Command::Worker { nats, pools, id } => {
-            app::run_worker(&nats, cfg, id, &pools).await.map(|_| 0)
+        Command::Worker { nats, pools, id, metrics_addr } => {
+            app::run_worker(&nats, cfg, id, &pools, metrics_addr).await.map(|_| 0)
+        }
+        Command::Queues { nats, watch, json, interval } => {
+            let opts = view_options(&cfg, nats, watch, json, interval)?;
+            app::queues::run_queues(opts).await.map(|_| 0)
+        }
+        Command::Workers { nats, watch, json, interval } => {
+            let opts = view_options(&cfg, nats, watch, json, interval)?;
+            app::queues::run_workers(opts).await.map(|_| 0)
         }
         Command::Submit { brief, nats, seed, chapters, wait, timeout } => {
             let timeout = timeout.map(Duration::from_secs);
@@ -198,6 +326,54 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let opts =
                 app::bench::BenchOptions { nats, books, chapters, latency_books, concurrency };
             app::bench::run(cfg, opts).await.map(|_| 0)
+        }
+        Command::SimServer {
+            addr,
+            latency_ms,
+            jitter_ms,
+            seed,
+            bad_rate,
+            rate_429,
+            retry_after,
+            rate_500,
+            rate_hang,
+            hang_secs,
+            rate_malformed,
+            rate_truncated,
+            reject_response_format,
+            reject_json_object,
+            fail_first,
+            fail_status,
+            script,
+            require_key,
+            echo_headers,
+        } => {
+            use scriptorium_worker::sim_server::{self, Fault, RejectFormat, SimServerConfig};
+            let reject = match (reject_response_format, reject_json_object) {
+                (_, true) => RejectFormat::Any,
+                (true, false) => RejectFormat::JsonSchema,
+                (false, false) => RejectFormat::None,
+            };
+            let mut faults = vec![Fault::Status(fail_status); fail_first];
+            faults.extend(script);
+            let cfg = SimServerConfig {
+                latency_ms,
+                jitter_ms,
+                seed,
+                bad_rate,
+                rate_429,
+                rate_500,
+                rate_hang,
+                rate_malformed,
+                rate_truncated,
+                retry_after_secs: retry_after,
+                hang_secs,
+                script: faults,
+                reject_response_format: reject,
+                require_key,
+                echo_headers,
+            };
+            sim_server::run(&addr, cfg).await.map(|_| 0)
         }
         Command::Status { book, nats, json } => {
             app::status(&nats, book.as_deref(), json).await.map(|_| 0)

@@ -2,6 +2,8 @@
 //! `status`, and the one configuration file they all read.
 
 pub mod bench;
+pub mod http;
+pub mod queues;
 pub mod report;
 
 use crate::client;
@@ -216,12 +218,15 @@ pub async fn run_coordinator(
     url: &str,
     mut cfg: AppConfig,
     out: Option<PathBuf>,
+    endpoints: &http::HttpOptions,
 ) -> anyhow::Result<()> {
     if let Some(out) = out {
         cfg.coordinator.out_dir = out;
     }
+    let servers = http::Servers::start(endpoints).await?;
     let bus = connect(url, "scriptorium-coordinator", &cfg.cache).await?;
-    let handle = CoordinatorHandle::start(bus, cfg.coordinator).await?;
+    let handle = CoordinatorHandle::start(bus.clone(), cfg.coordinator.clone()).await?;
+    let _monitor = servers.as_ref().map(|s| s.started(bus, cfg.lost_after()));
     stop_signal().await;
     tracing::info!("stopping coordinator");
     handle.shutdown().await;
@@ -234,11 +239,19 @@ pub async fn run_worker(
     cfg: AppConfig,
     id: Option<String>,
     pools: &[String],
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let id = id.unwrap_or_else(|| format!("worker-{}", scriptorium_proto::clock::new_id()));
     let wcfg = cfg.worker_config(id, pools)?;
+    let health = scriptorium_worker::http::Health::new();
+    if let Some(addr) = metrics_addr {
+        let metrics = scriptorium_worker::metrics::install();
+        let router = scriptorium_worker::http::router(health.clone(), metrics);
+        scriptorium_worker::http::serve(addr, router).await?;
+    }
     let bus = connect(url, &format!("scriptorium-{}", wcfg.id), &cfg.cache).await?;
-    let worker = Worker::start(bus, wcfg).await?;
+    let worker = Worker::start(bus.clone(), wcfg).await?;
+    health.started(bus);
     stop_signal().await;
     tracing::info!("stopping worker");
     worker.shutdown(Duration::from_secs(cfg.worker.shutdown_grace_secs)).await;

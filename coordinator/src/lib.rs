@@ -11,6 +11,8 @@
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
 //! - [`client`]: what the CLI does against a running system: submit, wait, status.
 //! - [`config`]: coordinator settings (attempts, timeouts, routes, sampling).
+//! - [`metrics`]: Prometheus metrics of the coordinator and the recent failures it keeps.
+//! - [`app`]: the process modes behind the CLI, the queue and worker views, the dashboard.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod actors;
@@ -19,6 +21,7 @@ pub mod assembly;
 pub mod brief;
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod plan;
 pub mod record;
 pub mod runtime;

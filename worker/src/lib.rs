@@ -25,6 +25,7 @@ pub mod prompts;
 pub mod providers;
 pub mod redact;
 pub mod runtime;
+pub mod sim_server;
 pub mod tls;
 
 pub use runtime::{Worker, WorkerConfig};

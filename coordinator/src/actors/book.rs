@@ -103,6 +103,7 @@ impl Actor for Book {
                 let current = st.rec.steps.get(&step_id).map(|s| (s.status, s.attempt));
                 if current == Some((StepStatus::Running, attempt)) && !st.rec.state.is_final() {
                     tracing::warn!(book_id = %st.rec.id, step = %step_id, attempt, "step timed out");
+                    crate::metrics::step_timed_out(&st.rec, &step_id);
                     st.retry_or_fail(
                         &me,
                         &step_id,
@@ -128,6 +129,7 @@ impl BookState {
         )
     }
 
+    #[tracing::instrument(skip_all, fields(book_id = %r.book_id, step = %r.step_id, kind = scriptorium_proto::kind::name(r.kind()), attempt = r.attempt))]
     async fn on_result(
         &mut self,
         me: &ActorRef<BookMsg>,
@@ -136,6 +138,7 @@ impl BookState {
         let stats = &self.env.stats;
         let Some(step) = self.rec.steps.get(&r.step_id) else {
             stats.ignored.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::result_ignored(&r);
             tracing::warn!(book_id = %r.book_id, step = %r.step_id, "result for an unknown step ignored");
             return Ok(());
         };
@@ -145,6 +148,7 @@ impl BookState {
         {
             // Duplicate, late, or for a superseded attempt.
             stats.ignored.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::result_ignored(&r);
             self.rec.ignored_results += 1;
             tracing::debug!(book_id = %r.book_id, step = %r.step_id, attempt = r.attempt, current = step.attempt, "result ignored");
             return self.store().await;
@@ -164,6 +168,7 @@ impl BookState {
         }
         if r.status != scriptorium_proto::v1::StepStatus::Ok as i32 {
             stats.failed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::step_failed(&self.rec, &r.step_id, &r.error);
             return self.retry_or_fail(me, &r.step_id, format!("worker error: {}", r.error)).await;
         }
         let (cast, outline) = self.ctx_docs();
@@ -207,10 +212,12 @@ impl BookState {
                     s.worker = r.worker_id.clone();
                     s.cache_hit = r.cache_hit;
                 }
+                crate::metrics::step_accepted(&self.rec, &r.step_id);
                 self.advance(me).await
             }
             Err(rej) => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::step_rejected(&self.rec, &r.step_id, &rej.rule);
                 if !r.cache_key.is_empty() {
                     // Whether it came from the cache or not, it must never be served again.
                     cache::evict_rejected(&self.env.bus, &r.cache_key).await;
@@ -278,6 +285,7 @@ impl BookState {
     }
 
     /// Publishes the current attempt of `step_id` and arms its deadline.
+    #[tracing::instrument(skip_all, fields(book_id = %self.rec.id, step = %step_id, attempt = self.rec.steps.get(step_id).map_or(0, |s| s.attempt)))]
     async fn publish(
         &mut self,
         me: &ActorRef<BookMsg>,
@@ -290,6 +298,7 @@ impl BookState {
             .publish(Queue::Steps(task.kind()), "", &msg_id, task.encode_to_vec().into())
             .await?;
         self.env.stats.dispatched.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::step_dispatched(&task);
         let (step_id, attempt) = (task.step_id.clone(), task.attempt);
         me.send_after(Duration::from_secs(self.env.cfg.step_timeout_secs), move || {
             BookMsg::Deadline { step_id, attempt }
@@ -409,6 +418,7 @@ impl BookState {
                 tracing::warn!(book_id = %self.rec.id, reason = failure.as_deref().unwrap_or(""), "book failed")
             }
         }
+        crate::metrics::book_finished(&self.rec);
         self.store().await?;
         self.event(failure.as_deref().unwrap_or("")).await;
         Ok(())

@@ -1,0 +1,529 @@
+//! `scriptorium sim-server`: the simulated model behind an OpenAI-compatible HTTP API (and a
+//! minimal Anthropic-shaped one), with latency and fault injection, for tests and benchmarks.
+//!
+//! Endpoints: `POST /v1/chat/completions` (also `/chat/completions`), `POST /v1/messages`
+//! (also `/messages`) and `GET /stats` (counters as JSON). The agent kind is read from
+//! `response_format.json_schema.name` or the `x-scriptorium-agent` header.
+//!
+//! Faults are decided per completion request, in arrival order: the `script` first (one fault
+//! per request), then the rates, drawn from an RNG seeded by `seed` and the request's number.
+
+use crate::providers::{AGENT_HEADER, estimate_tokens, sim};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use scriptorium_proto::kind;
+use scriptorium_proto::v1::AgentKind;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the server does with one completion request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer normally.
+    Ok,
+    /// Answer with this HTTP status (429 carries `Retry-After` when configured).
+    Status(u16),
+    /// Wait `hang_secs` before answering, past any sensible client timeout.
+    Hang,
+    /// Answer 200 with text that holds no readable JSON object.
+    Malformed,
+    /// Answer 200 with half the answer and `finish_reason` "length".
+    Truncated,
+    /// Answer 200 with the JSON wrapped in prose and a code fence (extraction reads it).
+    Prose,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ok" => Ok(Fault::Ok),
+            "hang" => Ok(Fault::Hang),
+            "malformed" => Ok(Fault::Malformed),
+            "truncated" => Ok(Fault::Truncated),
+            "prose" => Ok(Fault::Prose),
+            other => match other.parse::<u16>() {
+                Ok(code) if (100..=599).contains(&code) => Ok(Fault::Status(code)),
+                _ => Err(format!(
+                    "unknown fault {s:?} (ok, hang, malformed, truncated, prose or an HTTP status)"
+                )),
+            },
+        }
+    }
+}
+
+impl Fault {
+    fn name(self) -> String {
+        match self {
+            Fault::Ok => "ok".into(),
+            Fault::Status(s) => s.to_string(),
+            Fault::Hang => "hang".into(),
+            Fault::Malformed => "malformed".into(),
+            Fault::Truncated => "truncated".into(),
+            Fault::Prose => "prose".into(),
+        }
+    }
+}
+
+/// Which `response_format` requests the server refuses with a 400, like servers without
+/// structured output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RejectFormat {
+    /// Accept every `response_format`.
+    #[default]
+    None,
+    /// Refuse `json_schema`.
+    JsonSchema,
+    /// Refuse `json_schema` and `json_object`.
+    Any,
+}
+
+/// Settings of the sim server.
+#[derive(Debug, Clone)]
+pub struct SimServerConfig {
+    /// Fixed latency of each answer, in milliseconds.
+    pub latency_ms: u64,
+    /// Extra random latency up to this many milliseconds.
+    pub jitter_ms: u64,
+    /// Seed of the fault and latency draws.
+    pub seed: u64,
+    /// Share (0..1) of answers that deliberately break a validation rule.
+    pub bad_rate: f64,
+    /// Share of requests answered 429.
+    pub rate_429: f64,
+    /// Share of requests answered 500.
+    pub rate_500: f64,
+    /// Share of requests that hang.
+    pub rate_hang: f64,
+    /// Share of answers that are malformed.
+    pub rate_malformed: f64,
+    /// Share of answers that are truncated.
+    pub rate_truncated: f64,
+    /// `Retry-After` seconds sent with 429 answers (0: no header).
+    pub retry_after_secs: u64,
+    /// How long a hanging request waits before answering.
+    pub hang_secs: u64,
+    /// Faults of the first requests, in order, before the rates apply.
+    pub script: Vec<Fault>,
+    /// Which `response_format` requests are refused.
+    pub reject_response_format: RejectFormat,
+    /// The key clients must send (`Authorization: Bearer` or `x-api-key`); none: no check.
+    pub require_key: Option<String>,
+    /// Error bodies echo the request headers (to test that clients redact them).
+    pub echo_headers: bool,
+}
+
+impl Default for SimServerConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            jitter_ms: 0,
+            seed: 0,
+            bad_rate: 0.0,
+            rate_429: 0.0,
+            rate_500: 0.0,
+            rate_hang: 0.0,
+            rate_malformed: 0.0,
+            rate_truncated: 0.0,
+            retry_after_secs: 1,
+            hang_secs: 600,
+            script: Vec::new(),
+            reject_response_format: RejectFormat::None,
+            require_key: None,
+            echo_headers: false,
+        }
+    }
+}
+
+/// Counters served at `GET /stats`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Completion requests received.
+    pub requests: u64,
+    /// Requests answered 200 with a completion.
+    pub completions: u64,
+    /// Answers by HTTP status.
+    pub by_status: BTreeMap<String, u64>,
+    /// Completion requests by agent kind.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Completion requests by `response_format` type (`none` without one).
+    pub by_format: BTreeMap<String, u64>,
+    /// Injected faults by name.
+    pub faults: BTreeMap<String, u64>,
+}
+
+struct Inner {
+    cfg: SimServerConfig,
+    next: AtomicU64,
+    stats: Mutex<Stats>,
+}
+
+impl Inner {
+    fn record(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn fault(&self, n: u64, rng: &mut sim::Rng) -> Fault {
+        if let Some(f) = usize::try_from(n).ok().and_then(|i| self.cfg.script.get(i)) {
+            return *f;
+        }
+        let c = &self.cfg;
+        let draws = [
+            (c.rate_429, Fault::Status(429)),
+            (c.rate_500, Fault::Status(500)),
+            (c.rate_hang, Fault::Hang),
+            (c.rate_malformed, Fault::Malformed),
+            (c.rate_truncated, Fault::Truncated),
+        ];
+        draws
+            .into_iter()
+            .find(|(rate, _)| *rate > 0.0 && rng.chance(*rate))
+            .map_or(Fault::Ok, |d| d.1)
+    }
+}
+
+/// A sim server running in this process; stopped on drop.
+pub struct SimServer {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimServer {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL for an OpenAI-compatible or Anthropic provider (`http://ADDR/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a sim server on a free loopback port in this process.
+pub async fn start(cfg: SimServerConfig) -> std::io::Result<SimServer> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let inner = Arc::new(Inner { cfg, next: AtomicU64::new(0), stats: Mutex::default() });
+    let app = router(inner.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "sim server stopped");
+        }
+    });
+    Ok(SimServer { addr, inner, task })
+}
+
+/// Serves on `addr` until SIGINT/SIGTERM; prints the bound address as the first stdout line.
+pub async fn run(addr: &str, cfg: SimServerConfig) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the sim server to {addr}"))?;
+    let bound = listener.local_addr()?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{bound}")?;
+        out.flush()?;
+    }
+    tracing::info!(addr = %bound, "sim server listening");
+    let inner = Arc::new(Inner { cfg, next: AtomicU64::new(0), stats: Mutex::default() });
+    axum::serve(listener, router(inner)).with_graceful_shutdown(stop_signal()).await?;
+    Ok(())
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
+        .route("/messages", post(messages))
+        .route("/stats", get(stats))
+        .with_state(inner)
+}
+
+async fn stats(State(inner): State<Arc<Inner>>) -> Response {
+    let s = inner.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    axum::Json(s).into_response()
+}
+
+/// The two API shapes the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    OpenAi,
+    Anthropic,
+}
+
+/// A completion request, read from either shape.
+struct Ask {
+    kind: AgentKind,
+    system: String,
+    user: String,
+    seed: u64,
+    model: String,
+    format: String,
+}
+
+async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&inner, Shape::OpenAi, &headers, &body).await
+}
+
+async fn messages(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&inner, Shape::Anthropic, &headers, &body).await
+}
+
+async fn serve(inner: &Inner, shape: Shape, headers: &HeaderMap, body: &[u8]) -> Response {
+    let n = inner.next.fetch_add(1, Ordering::Relaxed);
+    inner.record(|s| s.requests += 1);
+    let response = answer(inner, n, shape, headers, body).await;
+    let status = response.status().as_u16().to_string();
+    inner.record(|s| *s.by_status.entry(status).or_default() += 1);
+    response
+}
+
+async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: &[u8]) -> Response {
+    let cfg = &inner.cfg;
+    let error = |status: u16, kind: &str, message: &str| {
+        error_response(shape, status, kind, message, cfg.echo_headers.then_some(headers), None)
+    };
+    if let Some(key) = &cfg.require_key {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let sent = match shape {
+            Shape::OpenAi => header("authorization").strip_prefix("Bearer ").unwrap_or(""),
+            Shape::Anthropic => header("x-api-key"),
+        };
+        if sent != key {
+            return error(401, "authentication_error", "invalid api key");
+        }
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "invalid_request_error", "the body is not JSON");
+    };
+    let ask = read_ask(shape, headers, &v);
+    inner.record(|s| {
+        *s.by_kind.entry(kind::name(ask.kind).to_string()).or_default() += 1;
+        *s.by_format.entry(ask.format.clone()).or_default() += 1;
+    });
+    let refused = match cfg.reject_response_format {
+        RejectFormat::None => false,
+        RejectFormat::JsonSchema => ask.format == "json_schema",
+        RejectFormat::Any => ask.format != "none",
+    };
+    if refused {
+        let message = format!("response_format type {} is not supported", ask.format);
+        let param = Some("response_format");
+        return error_response(shape, 400, "invalid_request_error", &message, None, param);
+    }
+    let mut rng = sim::Rng::from_parts(&[&cfg.seed.to_le_bytes(), &n.to_le_bytes()]);
+    let fault = inner.fault(n, &mut rng);
+    if fault != Fault::Ok {
+        inner.record(|s| *s.faults.entry(fault.name()).or_default() += 1);
+        tracing::debug!(request = n, fault = %fault.name(), "injecting a fault");
+    }
+    let delay = cfg.latency_ms + if cfg.jitter_ms > 0 { rng.next_u64() % cfg.jitter_ms } else { 0 };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let bad = cfg.bad_rate > 0.0 && rng.chance(cfg.bad_rate);
+    let full = sim::answer(ask.kind, &ask.user, ask.seed, bad);
+    let (text, truncated) = match fault {
+        Fault::Status(429) => {
+            let mut r = error(429, "rate_limit_error", "rate limit reached, slow down");
+            if cfg.retry_after_secs > 0 {
+                r.headers_mut().insert(header::RETRY_AFTER, cfg.retry_after_secs.into());
+            }
+            return r;
+        }
+        Fault::Status(s) => return error(s, "api_error", "simulated server failure"),
+        Fault::Hang => {
+            tokio::time::sleep(Duration::from_secs(cfg.hang_secs)).await;
+            (full, false)
+        }
+        Fault::Malformed => {
+            let cut: String = full.chars().take(full.len() / 3).collect();
+            (format!("Here is the JSON you asked for: {}", cut.replace('{', "[")), false)
+        }
+        Fault::Truncated => (full.chars().take(full.chars().count() / 2).collect(), true),
+        Fault::Prose => (format!("Sure! Here it is:\n```json\n{full}\n```\nAnything else?"), false),
+        Fault::Ok => (full, false),
+    };
+    inner.record(|s| s.completions += 1);
+    let prompt_tokens = estimate_tokens(&ask.system) + estimate_tokens(&ask.user);
+    let completion_tokens = estimate_tokens(&text);
+    let body = match shape {
+        Shape::OpenAi => json!({
+            "id": format!("chatcmpl-sim-{n}"),
+            "object": "chat.completion",
+            "model": ask.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": if truncated { "length" } else { "stop" },
+            }],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }),
+        Shape::Anthropic => json!({
+            "id": format!("msg_sim_{n}"),
+            "type": "message",
+            "role": "assistant",
+            "model": ask.model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": if truncated { "max_tokens" } else { "end_turn" },
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+        }),
+    };
+    axum::Json(body).into_response()
+}
+
+/// Text of a message `content`: a string, or an array of `{type: "text", text}` parts.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("")
+        }
+        _ => String::new(),
+    }
+}
+
+fn read_ask(shape: Shape, headers: &HeaderMap, v: &Value) -> Ask {
+    let messages = v["messages"].as_array().cloned().unwrap_or_default();
+    let by_role = |role: &str| {
+        messages
+            .iter()
+            .filter(|m| m["role"] == role)
+            .map(|m| content_text(&m["content"]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(|m| content_text(&m["content"]))
+        .unwrap_or_default();
+    let system = match shape {
+        Shape::OpenAi => by_role("system"),
+        Shape::Anthropic => content_text(&v["system"]),
+    };
+    let format = v["response_format"]["type"].as_str().unwrap_or("none").to_string();
+    let kind = v["response_format"]["json_schema"]["name"]
+        .as_str()
+        .and_then(kind::parse)
+        .or_else(|| headers.get(AGENT_HEADER).and_then(|h| h.to_str().ok()).and_then(kind::parse))
+        .unwrap_or(AgentKind::Unspecified);
+    Ask {
+        kind,
+        system,
+        user,
+        seed: v["seed"].as_u64().unwrap_or(0),
+        model: v["model"].as_str().unwrap_or("sim").to_string(),
+        format,
+    }
+}
+
+/// An error answer in the shape's format; `echo` adds the request headers, `param` names the
+/// offending request field (OpenAI shape).
+fn error_response(
+    shape: Shape,
+    status: u16,
+    kind: &str,
+    message: &str,
+    echo: Option<&HeaderMap>,
+    param: Option<&str>,
+) -> Response {
+    let mut error = json!({"message": message, "type": kind});
+    if let Some(headers) = echo {
+        let echoed: BTreeMap<String, String> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        error["message"] = json!(format!("{message}; request headers: {echoed:?}"));
+        error["request_headers"] = json!(echoed);
+    }
+    let body = match shape {
+        Shape::OpenAi => {
+            error["param"] = json!(param);
+            error["code"] = Value::Null;
+            json!({"error": error})
+        }
+        Shape::Anthropic => json!({"type": "error", "error": error}),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_from_names_and_statuses() {
+        assert_eq!("429".parse::<Fault>(), Ok(Fault::Status(429)));
+        assert_eq!("Hang".parse::<Fault>(), Ok(Fault::Hang));
+        assert!("teapot".parse::<Fault>().is_err());
+        assert!("999".parse::<Fault>().is_err());
+    }
+
+    #[test]
+    fn script_comes_first_then_seeded_rates() {
+        let cfg = SimServerConfig {
+            script: vec![Fault::Status(503), Fault::Hang],
+            rate_500: 0.5,
+            seed: 9,
+            ..Default::default()
+        };
+        let inner = Inner { cfg, next: AtomicU64::new(0), stats: Mutex::default() };
+        let draw = |n: u64| {
+            inner.fault(n, &mut sim::Rng::from_parts(&[&9u64.to_le_bytes(), &n.to_le_bytes()]))
+        };
+        assert_eq!(draw(0), Fault::Status(503));
+        assert_eq!(draw(1), Fault::Hang);
+        let later: Vec<Fault> = (2..202).map(draw).collect();
+        let fails = later.iter().filter(|f| **f == Fault::Status(500)).count();
+        assert!((60..140).contains(&fails), "{fails}");
+        assert_eq!(later, (2..202).map(draw).collect::<Vec<_>>(), "deterministic per seed");
+    }
+}
