@@ -632,7 +632,7 @@ impl Models {
         let estimate =
             estimate_tokens(&req.system) + estimate_tokens(&req.user) + u64::from(req.max_tokens);
         let waited = provider.limits.acquire(estimate).await;
-        if !waited.is_zero() {
+        if waited >= Duration::from_millis(1) {
             tracing::debug!(route = %route, waited_ms = waited.as_millis() as u64, "rate limited");
         }
         let started = Instant::now();
@@ -644,7 +644,7 @@ impl Models {
         let mut answer = match result {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(
+                tracing::debug!(
                     route = %route,
                     latency_ms = started.elapsed().as_millis() as u64,
                     error = %redact(&e.to_string()),
@@ -695,7 +695,7 @@ impl Models {
             let mut answer = match self.call_route(route, req).await {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(route = %route, error = %e, "route failed");
+                    tracing::warn!(route = %route, error = %e, "route failed, trying the next");
                     errors.push(e.to_string());
                     continue;
                 }

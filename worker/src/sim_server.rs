@@ -5,8 +5,9 @@
 //! (also `/messages`) and `GET /stats` (counters as JSON). The agent kind is read from
 //! `response_format.json_schema.name` or the `x-scriptorium-agent` header.
 //!
-//! Faults are decided per completion request, in arrival order: the `script` first (one fault
-//! per request), then the rates, drawn from an RNG seeded by `seed` and the request's number.
+//! Faults are decided per completion request that passes the key and `response_format` checks,
+//! in arrival order: the `script` first (one fault per request), then the rates, drawn from an
+//! RNG seeded by `seed` and the request's number.
 
 use crate::providers::{AGENT_HEADER, estimate_tokens, sim};
 use axum::Router;
@@ -113,7 +114,7 @@ pub struct SimServerConfig {
     pub retry_after_secs: u64,
     /// How long a hanging request waits before answering.
     pub hang_secs: u64,
-    /// Faults of the first requests, in order, before the rates apply.
+    /// Faults of the first admitted requests (past the key and format checks), in order.
     pub script: Vec<Fault>,
     /// Which `response_format` requests are refused.
     pub reject_response_format: RejectFormat,
@@ -164,11 +165,18 @@ pub struct Stats {
 
 struct Inner {
     cfg: SimServerConfig,
+    /// Requests received (numbers each request).
     next: AtomicU64,
+    /// Requests that passed the key and format checks (indexes the script).
+    admitted: AtomicU64,
     stats: Mutex<Stats>,
 }
 
 impl Inner {
+    fn new(cfg: SimServerConfig) -> Self {
+        Inner { cfg, next: AtomicU64::new(0), admitted: AtomicU64::new(0), stats: Mutex::default() }
+    }
+
     fn record(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
@@ -226,7 +234,7 @@ impl Drop for SimServer {
 pub async fn start(cfg: SimServerConfig) -> std::io::Result<SimServer> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let inner = Arc::new(Inner { cfg, next: AtomicU64::new(0), stats: Mutex::default() });
+    let inner = Arc::new(Inner::new(cfg));
     let app = router(inner.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -250,7 +258,7 @@ pub async fn run(addr: &str, cfg: SimServerConfig) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(addr = %bound, "sim server listening");
-    let inner = Arc::new(Inner { cfg, next: AtomicU64::new(0), stats: Mutex::default() });
+    let inner = Arc::new(Inner::new(cfg));
     axum::serve(listener, router(inner)).with_graceful_shutdown(stop_signal()).await?;
     Ok(())
 }
@@ -352,8 +360,9 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
         let param = Some("response_format");
         return error_response(shape, 400, "invalid_request_error", &message, None, param);
     }
-    let mut rng = sim::Rng::from_parts(&[&cfg.seed.to_le_bytes(), &n.to_le_bytes()]);
-    let fault = inner.fault(n, &mut rng);
+    let admitted = inner.admitted.fetch_add(1, Ordering::Relaxed);
+    let mut rng = sim::Rng::from_parts(&[&cfg.seed.to_le_bytes(), &admitted.to_le_bytes()]);
+    let fault = inner.fault(admitted, &mut rng);
     if fault != Fault::Ok {
         inner.record(|s| *s.faults.entry(fault.name()).or_default() += 1);
         tracing::debug!(request = n, fault = %fault.name(), "injecting a fault");
@@ -515,7 +524,7 @@ mod tests {
             seed: 9,
             ..Default::default()
         };
-        let inner = Inner { cfg, next: AtomicU64::new(0), stats: Mutex::default() };
+        let inner = Inner::new(cfg);
         let draw = |n: u64| {
             inner.fault(n, &mut sim::Rng::from_parts(&[&9u64.to_le_bytes(), &n.to_le_bytes()]))
         };
