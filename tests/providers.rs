@@ -199,3 +199,42 @@ fn a_provider_key_reaches_no_log_output_or_file() {
     assert_no_key("500", &o, out.path(), false);
     assert!(stat(&failing.stats(), "by_status", "500") >= 2, "retried");
 }
+
+#[test]
+fn prices_give_book_costs_and_a_budget_stops_the_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SimServerProc::start(&[], &dir.path().join("sim.log"));
+    let priced = |name: &str, input: f64, output: f64| {
+        let path = dir.path().join(name);
+        let text = format!(
+            "[models.providers.openai]\nprotocol = \"openai\"\nbase_url = \"{}\"\n\
+             prices = {{ \"sim\" = {{ input = {input:?}, output = {output:?} }} }}\n",
+            srv.base_url()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+
+    // Cheap: the book is written and its cost is the sum of its calls'.
+    let out = tempfile::tempdir().unwrap();
+    let o = write_fantasy(out.path(), Some(&priced("cheap.toml", 1.0, 2.0)), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let book = &assert_books(out.path(), &["salt-harbour"])[0];
+    let usage = &book["usage"];
+    let (pt, ct) =
+        (usage["prompt_tokens"].as_f64().unwrap(), usage["completion_tokens"].as_f64().unwrap());
+    let cost = usage["cost_usd"].as_f64().unwrap();
+    assert!(cost > 0.0 && (cost - (pt * 1.0 + ct * 2.0) / 1e6).abs() < 1e-9, "{usage}");
+
+    // Expensive with a budget: the book stops as failed, "budget exceeded".
+    let brief = dir.path().join("budget.toml");
+    let mut text = std::fs::read_to_string(example("fantasy.toml")).unwrap();
+    text.push_str("\nbudget_usd = 0.5\n");
+    std::fs::write(&brief, text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = write_brief(&brief, out.path(), Some(&priced("dear.toml", 1000.0, 1000.0)), &[]);
+    assert!(!o.status.success());
+    let all =
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(all.contains("budget exceeded"), "{all}");
+}
