@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The whole test suite: installs nats-server (Debian package) when missing, then runs every
-# test of the workspace. Each test suite starts its own nats-server on a free port.
+# The whole test suite: installs the Debian packages the tests need when missing, then runs
+# every test of the workspace. Each test suite starts its own nats-server on a free port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
-  echo "nats-server not found: installing the Debian package" >&2
+# Debian packages the tests need: nats-server for every distributed test, chromium and
+# chromium-driver for the dashboard test (tests/operators.rs fails, never skips, without them).
+missing=()
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then missing+=(nats-server); fi
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing missing Debian packages: ${missing[*]}" >&2
   SUDO=""
   if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 cargo test --workspace --locked "$@"

@@ -313,10 +313,9 @@ pub async fn monitor(bus: Bus, lost_after: Duration, out: watch::Sender<Arc<Stri
             error,
         };
         match serde_json::to_string(&snap) {
+            // Without a dashboard nobody reads snapshots; the gauges above still matter.
             Ok(json) => {
-                if out.send(Arc::new(json)).is_err() {
-                    return;
-                }
+                out.send_replace(Arc::new(json));
             }
             Err(e) => tracing::error!(error = %e, "snapshot not serialisable"),
         }
