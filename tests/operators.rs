@@ -355,6 +355,12 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
         "the sim takes 150 ms"
     );
     assert_eq!(metric(&m, "scriptorium_worker_pool_size{kind=\"review\"}"), 2.0);
+    // Three books with different seeds: every step asked the model, none came from the cache.
+    assert_eq!(
+        metric(&m, "scriptorium_cache_events_total{event=\"miss\"}"),
+        (3 * WORKER_STEPS_PER_BOOK) as f64
+    );
+    assert_eq!(metric(&m, "scriptorium_cache_events_total{event=\"hit_local\"}"), 0.0);
     let m = parse_prometheus(&http(&cmetrics, "GET", "/metrics", None).1);
     assert_eq!(
         metric(&m, "scriptorium_step_results_total{kind=\"chapter\",outcome=\"accepted\"}"),

@@ -31,8 +31,11 @@ pub const MODEL_TOKENS: &str = "scriptorium_model_tokens_total";
 pub const MODEL_COST: &str = "scriptorium_model_cost_microdollars_total";
 /// Retries of model calls (timeouts, 429, 5xx), by `kind`.
 pub const MODEL_RETRIES: &str = "scriptorium_model_retries_total";
-/// Response cache events, by `event` (`hit_local`, `hit_shared`, `miss`, `coalesced`, ...).
+/// Response cache events, by `event` (`hit_local`, `hit_shared`, `miss`, `coalesced`,
+/// `eviction`), copied from the cache's own counters at every heartbeat.
 pub const CACHE_EVENTS: &str = "scriptorium_cache_events_total";
+/// Bytes held by the in-process cache tier.
+pub const CACHE_BYTES: &str = "scriptorium_cache_local_bytes";
 /// Steps answered from the response cache, by `kind`.
 pub const CACHE_ANSWERS: &str = "scriptorium_worker_cached_steps_total";
 
@@ -49,6 +52,7 @@ pub const NAMES: &[&str] = &[
     MODEL_COST,
     MODEL_RETRIES,
     CACHE_EVENTS,
+    CACHE_BYTES,
     CACHE_ANSWERS,
 ];
 
@@ -101,12 +105,29 @@ pub fn describe() {
     describe_counter!(MODEL_COST, "Model cost in millionths of a US dollar, by kind and route.");
     describe_counter!(MODEL_RETRIES, "Retried model calls, by kind.");
     describe_counter!(CACHE_EVENTS, "Response cache events, by event.");
+    describe_gauge!(CACHE_BYTES, metrics::Unit::Bytes, "Bytes held by the in-process cache tier.");
     describe_counter!(CACHE_ANSWERS, "Steps answered from the response cache, by kind.");
 }
 
-/// A response cache event (`hit_local`, `hit_shared`, `miss`, `coalesced`, `store`, ...).
+/// A response cache event the cache's counters do not hold (e.g. `store`); the counted ones
+/// come from [`cache_counters`].
 pub fn cache_event(event: &str) {
     counter!(CACHE_EVENTS, "event" => event.to_string()).increment(1);
+}
+
+/// Copies the cache's own counters (as sent in the heartbeat) into the cache metrics.
+pub fn cache_counters(c: Option<&scriptorium_proto::v1::CacheCounters>) {
+    let Some(c) = c else { return };
+    for (event, n) in [
+        ("hit_local", c.hits_local),
+        ("hit_shared", c.hits_shared),
+        ("miss", c.misses),
+        ("coalesced", c.coalesced),
+        ("eviction", c.evictions),
+    ] {
+        counter!(CACHE_EVENTS, "event" => event).absolute(n);
+    }
+    gauge!(CACHE_BYTES).set(c.bytes_local as f64);
 }
 
 /// A pool of `size` agents of `kind` started.
@@ -182,7 +203,13 @@ mod tests {
                 }),
                 ..Default::default()
             });
-            cache_event("miss");
+            cache_event("store");
+            cache_counters(Some(&scriptorium_proto::v1::CacheCounters {
+                hits_local: 3,
+                hits_shared: 1,
+                misses: 2,
+                ..Default::default()
+            }));
         });
         let text = handle.render();
         for line in [
@@ -193,7 +220,9 @@ mod tests {
             "scriptorium_model_tokens_total{kind=\"chapter\",direction=\"completion\"} 40",
             "scriptorium_model_cost_microdollars_total{kind=\"chapter\",route=\"sim/default\"} 2500",
             "scriptorium_model_retries_total{kind=\"chapter\"} 1",
-            "scriptorium_cache_events_total{event=\"miss\"} 1",
+            "scriptorium_cache_events_total{event=\"miss\"} 2",
+            "scriptorium_cache_events_total{event=\"hit_local\"} 3",
+            "scriptorium_cache_events_total{event=\"store\"} 1",
             "scriptorium_worker_step_duration_seconds_bucket{kind=\"chapter\",outcome=\"ok\",le=\"2.5\"} 1",
             "scriptorium_worker_step_duration_seconds_bucket{kind=\"chapter\",outcome=\"ok\",le=\"1\"} 0",
         ] {

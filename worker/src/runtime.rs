@@ -253,6 +253,7 @@ async fn heartbeats(
             started_unix_ms: started,
             cache: Some(env.cache_counters()),
         };
+        crate::metrics::cache_counters(hb.cache.as_ref());
         if let Err(e) = bus.kv_put(Bucket::Workers, &env.worker_id, hb.encode_to_vec().into()).await
         {
             tracing::debug!(error = %e, "heartbeat failed");
