@@ -220,6 +220,29 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         interval: f64,
     },
+    /// Put a failed book back (its failed steps run again), or re-run one step of a book.
+    Retry {
+        /// Book id.
+        book: String,
+        /// Only this step (and what depends on it).
+        #[arg(long)]
+        step: Option<String>,
+        /// NATS server URL.
+        #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Wait until the book is done (exit 0) or failed (exit 1).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List dead letters: messages given up, with the reason.
+    DeadLetters {
+        /// NATS server URL.
+        #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show books: all of them, or one in detail.
     Status {
         /// Book id.
@@ -254,7 +277,7 @@ fn init_logs(format: LogFormat, default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(|| scriptorium_worker::redact::RedactingWriter(std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -271,7 +294,9 @@ fn main() -> ExitCode {
         | Command::Status { .. }
         | Command::Queues { .. }
         | Command::Workers { .. }
-        | Command::Bench { .. } => "warn",
+        | Command::Bench { .. }
+        | Command::Retry { .. }
+        | Command::DeadLetters { .. } => "warn",
         _ => "info",
     };
     init_logs(cli.log_format, default_log);
@@ -375,6 +400,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             sim_server::run(&addr, cfg).await.map(|_| 0)
         }
+        Command::Retry { book, step, nats, wait } => {
+            match app::retry(&nats, &book, step.as_deref(), wait).await? {
+                Some(rec) => Ok(app::exit_code(std::slice::from_ref(&rec)) as u8),
+                None => Ok(0),
+            }
+        }
+        Command::DeadLetters { nats, json } => app::dead_letters(&nats, json).await.map(|_| 0),
         Command::Status { book, nats, json } => {
             app::status(&nats, book.as_deref(), json).await.map(|_| 0)
         }

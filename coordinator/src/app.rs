@@ -32,6 +32,12 @@ pub struct WorkerSection {
     pub heartbeat_secs: u64,
     /// Seconds a stopping worker waits for its in-flight steps.
     pub shutdown_grace_secs: u64,
+    /// Seconds a delivered step may go unacknowledged before JetStream redelivers it.
+    pub ack_wait_secs: u64,
+    /// Seconds between in-progress acknowledgements of a running step (below `ack_wait_secs`).
+    pub progress_secs: u64,
+    /// Deliveries of a step after which it is dead-lettered.
+    pub max_deliver: u64,
 }
 
 impl Default for WorkerSection {
@@ -41,6 +47,9 @@ impl Default for WorkerSection {
             prompts_dir: None,
             heartbeat_secs: 5,
             shutdown_grace_secs: 30,
+            ack_wait_secs: 30,
+            progress_secs: 10,
+            max_deliver: 10,
         }
     }
 }
@@ -65,9 +74,12 @@ impl AppConfig {
         let Some(path) = path else { return Ok(Self::default()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let cfg: AppConfig = toml::from_str(&text)
+        let mut cfg: AppConfig = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))?;
         cfg.coordinator.validate().map_err(anyhow::Error::msg)?;
+        cfg.models.validate().map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        // `[cache] enabled = false` turns the cache off for the whole fleet.
+        cfg.coordinator.cache &= cfg.cache.enabled;
         Ok(cfg)
     }
 
@@ -78,6 +90,21 @@ impl AppConfig {
         cfg.models = self.models.clone();
         cfg.heartbeat_every = Duration::from_secs(self.worker.heartbeat_secs.max(1));
         cfg.cache = self.cache.clone();
+        cfg.max_deliver = self.worker.max_deliver;
+        cfg.progress_every = Duration::from_secs(self.worker.progress_secs.max(1));
+        if self.worker.progress_secs >= self.worker.ack_wait_secs {
+            anyhow::bail!(
+                "worker.progress_secs: must be below worker.ack_wait_secs ({} >= {})",
+                self.worker.progress_secs,
+                self.worker.ack_wait_secs
+            );
+        }
+        if !(2..=1000).contains(&self.worker.max_deliver) {
+            anyhow::bail!(
+                "worker.max_deliver: must be between 2 and 1000 (got {})",
+                self.worker.max_deliver
+            );
+        }
         let mut set = |k: &str, size: usize, field: &str| -> anyhow::Result<()> {
             let kinds: Vec<_> = if k == "all" {
                 kind::ALL.to_vec()
@@ -185,9 +212,14 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
 }
 
 /// Connects to NATS, retrying while the server comes up.
-pub async fn connect(url: &str, name: &str, cache: &CacheConfig) -> anyhow::Result<Bus> {
+pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<Bus> {
+    let cache = &cfg.cache;
     let opts = NatsOptions {
         name: name.into(),
+        steps: scriptorium_proto::transport::QueueSettings {
+            ack_wait: Duration::from_secs(cfg.worker.ack_wait_secs.max(1)),
+            max_deliver: i64::try_from(cfg.worker.max_deliver).unwrap_or(10),
+        },
         cache_ttl: Duration::from_secs(cache.shared_ttl_secs.max(1)),
         cache_max_bytes: i64::try_from(cache.shared_max_mb.saturating_mul(1 << 20))
             .unwrap_or(i64::MAX),
@@ -224,7 +256,7 @@ pub async fn run_coordinator(
         cfg.coordinator.out_dir = out;
     }
     let servers = http::Servers::start(endpoints).await?;
-    let bus = connect(url, "scriptorium-coordinator", &cfg.cache).await?;
+    let bus = connect(url, "scriptorium-coordinator", &cfg).await?;
     let handle = CoordinatorHandle::start(bus.clone(), cfg.coordinator.clone()).await?;
     let _monitor = servers.as_ref().map(|s| s.started(bus, cfg.lost_after()));
     stop_signal().await;
@@ -249,7 +281,7 @@ pub async fn run_worker(
         let router = scriptorium_worker::http::router(health.clone(), metrics);
         scriptorium_worker::http::serve(addr, router).await?;
     }
-    let bus = connect(url, &format!("scriptorium-{}", wcfg.id), &cfg.cache).await?;
+    let bus = connect(url, &format!("scriptorium-{}", wcfg.id), &cfg).await?;
     let worker = Worker::start(bus.clone(), wcfg).await?;
     health.started(bus);
     stop_signal().await;
@@ -268,7 +300,7 @@ pub async fn submit(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Option<BookRecord>> {
     let brief = load_briefs(&[path.to_path_buf()], 1, seed, chapters)?.remove(0);
-    let bus = connect(url, "scriptorium-submit", &CacheConfig::default()).await?;
+    let bus = connect(url, "scriptorium-submit", &AppConfig::default()).await?;
     let id = client::submit(&bus, brief).await?;
     println!("{id}");
     if !wait {
@@ -284,7 +316,7 @@ pub async fn submit(
 
 /// `scriptorium status`: prints books (or one book in detail), as a table or JSON.
 pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let bus = connect(url, "scriptorium-status", &CacheConfig::default()).await?;
+    let bus = connect(url, "scriptorium-status", &AppConfig::default()).await?;
     match book {
         Some(id) => {
             let rec = client::load(&bus, id)
@@ -312,4 +344,70 @@ pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result
 /// Exit code for a set of finished books: 0 when all are done.
 pub fn exit_code(records: &[BookRecord]) -> i32 {
     if records.iter().all(|r| r.state == Status::Done) { 0 } else { 1 }
+}
+
+/// `scriptorium retry`: puts a failed book (or one step of a book) back.
+pub async fn retry(
+    url: &str,
+    book: &str,
+    step: Option<&str>,
+    wait: bool,
+) -> anyhow::Result<Option<BookRecord>> {
+    let bus = connect(url, "scriptorium-retry", &AppConfig::default()).await?;
+    client::retry(&bus, book, step).await?;
+    println!("{book}");
+    if !wait {
+        return Ok(None);
+    }
+    // The book is final until the coordinator takes the retry: wait for it to run first.
+    for _ in 0..600 {
+        if client::load(&bus, book).await?.is_some_and(|r| !r.state.is_final()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut progress = report::Progress::new(1);
+    let rec =
+        client::wait(&bus, &[book.to_string()], None, |ev| progress.on_event(ev)).await?.remove(0);
+    report::print_summary(std::slice::from_ref(&rec));
+    Ok(Some(rec))
+}
+
+/// `scriptorium dead-letters`: what was given up, and why.
+pub async fn dead_letters(url: &str, json: bool) -> anyhow::Result<()> {
+    use scriptorium_proto::prost::Message as _;
+    let bus = connect(url, "scriptorium-dead-letters", &AppConfig::default()).await?;
+    let letters = bus.dead_letters().await?;
+    let rows: Vec<serde_json::Value> = letters
+        .iter()
+        .map(|d| {
+            let task = scriptorium_proto::v1::StepTask::decode(d.payload.clone()).ok();
+            serde_json::json!({
+                "seq": d.seq,
+                "queue": d.queue,
+                "reason": d.reason,
+                "bytes": d.payload.len(),
+                "book_id": task.as_ref().map(|t| t.book_id.clone()),
+                "step_id": task.as_ref().map(|t| t.step_id.clone()),
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("(no dead letters)");
+    } else {
+        println!("{:>6} {:<12} {:<16} {:<12} REASON", "SEQ", "QUEUE", "BOOK", "STEP");
+        for r in &rows {
+            println!(
+                "{:>6} {:<12} {:<16} {:<12} {}",
+                r["seq"],
+                r["queue"].as_str().unwrap_or(""),
+                r["book_id"].as_str().unwrap_or("-"),
+                r["step_id"].as_str().unwrap_or("-"),
+                r["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
 }

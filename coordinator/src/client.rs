@@ -13,11 +13,40 @@ use std::time::Duration;
 /// Enqueues a validated brief and returns the new book's id.
 pub async fn submit(bus: &Bus, brief: BookBrief) -> anyhow::Result<String> {
     let book_id = clock::new_id();
-    let msg = SubmitBook { book_id: book_id.clone(), brief: Some(brief) };
+    let msg = SubmitBook { book_id: book_id.clone(), brief: Some(brief), ..Default::default() };
     bus.publish(Queue::Submit, "", &format!("submit.{book_id}"), msg.encode_to_vec().into())
         .await
         .context("enqueueing the book")?;
     Ok(book_id)
+}
+
+/// Puts a failed book back: its failed steps (or only `step`) run again.
+pub async fn retry(bus: &Bus, book_id: &str, step: Option<&str>) -> anyhow::Result<()> {
+    let rec =
+        load(bus, book_id).await?.ok_or_else(|| anyhow::anyhow!("no book with id {book_id}"))?;
+    if !rec.state.is_final() {
+        anyhow::bail!("book {book_id} is {:?}, not failed: nothing to retry", rec.state);
+    }
+    if rec.state == Status::Done && step.is_none() {
+        anyhow::bail!("book {book_id} is done: name a --step to run again");
+    }
+    if let Some(step) = step
+        && !rec.steps.contains_key(step)
+    {
+        let known: Vec<&str> = rec.steps.keys().map(String::as_str).collect();
+        anyhow::bail!("book {book_id} has no step {step:?} (steps: {})", known.join(", "));
+    }
+    let msg = SubmitBook {
+        book_id: book_id.to_string(),
+        brief: Some(rec.brief),
+        retry: true,
+        step: step.unwrap_or_default().to_string(),
+    };
+    let id = format!("retry.{book_id}.{}.{}", step.unwrap_or("failed"), clock::now_ms());
+    bus.publish(Queue::Submit, "", &id, msg.encode_to_vec().into())
+        .await
+        .context("enqueueing the retry")?;
+    Ok(())
 }
 
 /// Records a submission the coordinator refused, so that waiters learn why.

@@ -77,6 +77,9 @@ pub struct StepRecord {
     pub cache_hit: bool,
     /// Why earlier attempts were rejected.
     pub rejections: Vec<String>,
+    /// Attempts made before the last `retry`: the attempt budget counts from here.
+    #[serde(default)]
+    pub retry_base: u32,
 }
 
 impl StepRecord {
@@ -92,6 +95,7 @@ impl StepRecord {
             usage: Usage::default(),
             cache_hit: false,
             rejections: Vec::new(),
+            retry_base: 0,
         }
     }
 }
@@ -113,7 +117,9 @@ pub struct BookRecord {
     pub plan: Plan,
     /// State per step id.
     pub steps: BTreeMap<String, StepRecord>,
-    /// Accepted outputs per step id.
+    /// Accepted outputs per step id, in memory only: each is stored on its own under
+    /// `<book>.<step>` in the outputs bucket, so the record stays small whatever the book's size.
+    #[serde(skip)]
     pub outputs: BTreeMap<String, Value>,
     /// Usage totals of the book.
     pub usage: Usage,
@@ -166,6 +172,11 @@ impl BookRecord {
             .map(|(k, _)| k.as_str())
             .collect()
     }
+}
+
+/// Key of a step's output in the outputs bucket.
+pub fn output_key(book_id: &str, step_id: &str) -> String {
+    format!("{book_id}.{step_id}")
 }
 
 /// Adds `b` into `a`.

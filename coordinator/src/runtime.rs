@@ -48,7 +48,7 @@ impl CoordinatorHandle {
         let results = bus.source(Queue::Results, 256).await.context("opening the results queue")?;
         let submits = bus.source(Queue::Submit, 16).await.context("opening the submit queue")?;
         let pumps = vec![
-            tokio::spawn(pump_results(results, actor.clone())),
+            tokio::spawn(pump_results(results, actor.clone(), bus.clone())),
             tokio::spawn(pump_submits(submits, actor.clone(), bus.clone())),
         ];
         tracing::info!(distributed = bus.is_distributed(), "coordinator started");
@@ -87,13 +87,36 @@ async fn next_or_wait(source: &mut Source, what: &str) -> Option<scriptorium_pro
     }
 }
 
-async fn pump_results(mut source: Source, actor: ActorRef<CoordinatorMsg>) {
+/// Largest result or submission message the coordinator reads.
+pub const MAX_MESSAGE_BYTES: usize = 768 * 1024;
+
+/// Stores a message the coordinator cannot use in the dead-letter stream, then removes it
+/// from its queue (or hands it back when the dead letter could not be stored).
+async fn dead_letter(bus: &Bus, queue: &str, m: &scriptorium_proto::Incoming, reason: &str) {
+    match bus.dead_letter(queue, m.payload.clone(), reason).await {
+        Ok(()) => {
+            let _ = m.acker.term().await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dead letter not stored; message handed back");
+            let _ = m.acker.nak(Some(Duration::from_secs(5))).await;
+        }
+    }
+}
+
+async fn pump_results(mut source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
     while let Some(m) = next_or_wait(&mut source, "results").await {
+        if m.payload.len() > MAX_MESSAGE_BYTES {
+            let reason =
+                format!("result message of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
+            dead_letter(&bus, "results", &m, &reason).await;
+            continue;
+        }
         let result = match StepResult::decode(m.payload.clone()) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(error = %e, "undecodable result message dropped");
-                let _ = m.acker.term().await;
+                tracing::error!(error = %e, "undecodable result message dead-lettered");
+                dead_letter(&bus, "results", &m, &format!("undecodable result message: {e}")).await;
                 continue;
             }
         };
@@ -116,11 +139,17 @@ async fn pump_results(mut source: Source, actor: ActorRef<CoordinatorMsg>) {
 
 async fn pump_submits(mut source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
     while let Some(m) = next_or_wait(&mut source, "submit").await {
+        if m.payload.len() > MAX_MESSAGE_BYTES {
+            let reason =
+                format!("submission of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
+            dead_letter(&bus, "submit", &m, &reason).await;
+            continue;
+        }
         let sub = match SubmitBook::decode(m.payload.clone()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "undecodable submission dropped");
-                let _ = m.acker.term().await;
+                tracing::error!(error = %e, "undecodable submission dead-lettered");
+                dead_letter(&bus, "submit", &m, &format!("undecodable submission: {e}")).await;
                 continue;
             }
         };
@@ -128,12 +157,13 @@ async fn pump_submits(mut source: Source, actor: ActorRef<CoordinatorMsg>, bus: 
         if let Err(e) = brief::revalidate(&brief) {
             tracing::error!(book_id = %sub.book_id, error = %e, "invalid brief refused");
             crate::client::store_refusal(&bus, &sub.book_id, brief, &e.to_string()).await;
-            let _ = m.acker.term().await;
+            dead_letter(&bus, "submit", &m, &format!("brief refused: {e}")).await;
             continue;
         }
         let outcome = ractor::call!(actor, |reply| CoordinatorMsg::Submit {
             book_id: sub.book_id.clone(),
             brief: Box::new(brief),
+            retry: sub.retry.then(|| sub.step.clone()),
             reply: Some(reply),
         });
         match outcome {

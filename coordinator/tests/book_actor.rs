@@ -239,3 +239,29 @@ async fn a_rejected_cached_answer_is_evicted_and_never_served_again() {
     let rec = record_where(&bus, &id, |r| r.steps["concept"].rejections.len() == 1).await;
     assert!(rec.steps["concept"].rejections[0].contains("logline"));
 }
+
+#[tokio::test]
+async fn retry_puts_a_failed_book_back_with_a_fresh_attempt_budget() {
+    let (bus, _h, _out) = start(1).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
+    let mut casts = bus.source(Queue::Steps(AgentKind::Characters), 1).await.unwrap();
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+    let c = next_task(&mut concepts).await;
+    answer(&bus, &c, r#"{"title":"x"}"#.into()).await;
+    let rec = record_where(&bus, &id, |r| r.state == Status::Failed).await;
+    assert!(rec.failure.unwrap().contains("step concept failed after 1 attempts"));
+
+    client::retry(&bus, &id, None).await.unwrap();
+    let again = next_task(&mut concepts).await;
+    assert_eq!(again.attempt, 2, "attempt numbers stay unique across retries");
+    answer(&bus, &again, sim(AgentKind::Concept, &again)).await;
+    let cast = next_task(&mut casts).await;
+    assert_eq!(cast.book_id, id);
+    let rec = record_where(&bus, &id, |r| {
+        r.state == Status::Running && r.steps["concept"].status == StepStatus::Done
+    })
+    .await;
+    assert!(rec.failure.is_none());
+    // A book that is running cannot be retried.
+    assert!(client::retry(&bus, &id, None).await.is_err());
+}

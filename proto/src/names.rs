@@ -10,6 +10,7 @@
 //! | `coordinator-submit` | durable pull consumer | read by the coordinator |
 //! | `scriptorium.events.<book>` | core subject | [`BookEvent`](crate::v1::BookEvent) progress for watchers |
 //! | `scriptorium_books` | KV bucket | one JSON book record per book id (state, plan, accepted outputs) |
+//! | `scriptorium_outputs` | KV bucket | accepted output of each step, keyed `<book>.<step>` |
 //! | `scriptorium_workers` | KV bucket with a TTL | the latest [`WorkerHeartbeat`](crate::v1::WorkerHeartbeat) per worker |
 //! | `scriptorium_cache` | KV bucket with a TTL and a size limit | accepted model answers by request hash (the shared cache tier) |
 //! | `scriptorium.cache.evicted` | core subject | cache keys the coordinator rejected, so workers drop them from their local tier |
@@ -44,6 +45,9 @@ pub const EVENTS_PREFIX: &str = "scriptorium.events";
 pub const BOOKS_BUCKET: &str = "scriptorium_books";
 /// Key-value bucket of worker heartbeats.
 pub const WORKERS_BUCKET: &str = "scriptorium_workers";
+/// Key-value bucket of accepted step outputs, keyed `<book>.<step>` (large texts live here,
+/// not in the book record).
+pub const OUTPUTS_BUCKET: &str = "scriptorium_outputs";
 /// Key-value bucket of the shared response cache tier.
 pub const CACHE_BUCKET: &str = "scriptorium_cache";
 /// Core subject on which the coordinator announces evicted cache keys to every worker.

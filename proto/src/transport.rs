@@ -49,6 +49,8 @@ pub enum Queue {
 pub enum Bucket {
     /// Book records.
     Books,
+    /// Accepted step outputs.
+    Outputs,
     /// Worker heartbeats (entries expire).
     Workers,
     /// The shared response cache tier (entries expire; oldest dropped when full).

@@ -4,7 +4,7 @@
 use crate::Env;
 use crate::assembly;
 use crate::plan::{ASSEMBLY, PlannedStep};
-use crate::record::{BookRecord, Status, StepStatus, add_usage};
+use crate::record::{BookRecord, Status, StepStatus, add_usage, output_key};
 use crate::validation::{self, Ctx};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use scriptorium_proto::book::{Cast, ChapterText, Outline};
@@ -62,7 +62,34 @@ impl Actor for Book {
         _me: ActorRef<BookMsg>,
         args: BookArgs,
     ) -> Result<BookState, ActorProcessingErr> {
-        Ok(BookState { env: args.env, rec: *args.record })
+        let mut rec = *args.record;
+        // A resumed book: read back the outputs of its accepted steps.
+        let done: Vec<String> = rec
+            .steps
+            .iter()
+            .filter(|(id, s)| {
+                s.status == StepStatus::Done
+                    && id.as_str() != ASSEMBLY
+                    && !rec.outputs.contains_key(*id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in done {
+            let bytes = args.env.bus.kv_get(Bucket::Outputs, &output_key(&rec.id, &id)).await?;
+            match bytes.and_then(|b| serde_json::from_slice(&b).ok()) {
+                Some(doc) => {
+                    rec.outputs.insert(id, doc);
+                }
+                None => {
+                    // Lost with its store: do the step again.
+                    tracing::warn!(book_id = %rec.id, step = %id, "stored output missing; step runs again");
+                    if let Some(s) = rec.steps.get_mut(&id) {
+                        s.status = StepStatus::Pending;
+                    }
+                }
+            }
+        }
+        Ok(BookState { env: args.env, rec })
     }
 
     async fn post_start(
@@ -166,6 +193,17 @@ impl BookState {
                 format!("budget exceeded: spent ${spent:.4} of ${budget:.4} at step {}", r.step_id);
             return self.finish(Status::Failed, Some(reason)).await;
         }
+        if r.status == scriptorium_proto::v1::StepStatus::DeadLettered as i32 {
+            if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
+                s.status = StepStatus::Failed;
+                s.rejections.push(r.error.clone());
+            }
+            let reason = format!(
+                "step {} dead-lettered: {} (scriptorium retry {} puts it back)",
+                r.step_id, r.error, self.rec.id
+            );
+            return self.finish(Status::Failed, Some(reason)).await;
+        }
         if r.status != scriptorium_proto::v1::StepStatus::Ok as i32 {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             crate::metrics::step_failed(&self.rec, &r.step_id, &r.error);
@@ -203,6 +241,11 @@ impl BookState {
                 if planned.kind == AgentKind::Concept {
                     self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
                 }
+                let key = output_key(&self.rec.id, &r.step_id);
+                self.env
+                    .bus
+                    .kv_put(Bucket::Outputs, &key, serde_json::to_vec(&doc)?.into())
+                    .await?;
                 self.rec.outputs.insert(r.step_id.clone(), doc);
                 if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
                     s.status = StepStatus::Done;
@@ -237,7 +280,7 @@ impl BookState {
     ) -> Result<(), ActorProcessingErr> {
         let Some(s) = self.rec.steps.get_mut(step_id) else { return Ok(()) };
         s.rejections.push(reason.clone());
-        if s.attempt >= self.env.cfg.max_attempts {
+        if s.attempt - s.retry_base.min(s.attempt) >= self.env.cfg.max_attempts {
             s.status = StepStatus::Failed;
             let failure = format!("step {step_id} failed after {} attempts: {reason}", s.attempt);
             return self.finish(Status::Failed, Some(failure)).await;

@@ -36,6 +36,8 @@ pub enum CoordinatorMsg {
         book_id: String,
         /// The validated brief.
         brief: Box<BookBrief>,
+        /// Put a failed book back: `Some("")` for every failed step, `Some(step)` for one.
+        retry: Option<String>,
         /// Answered when the book is started, or with why it was not.
         reply: Option<RpcReplyPort<Result<(), String>>>,
     },
@@ -80,8 +82,11 @@ impl Actor for Coordinator {
         st: &mut CoordinatorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CoordinatorMsg::Submit { book_id, brief, reply } => {
-                let outcome = st.submit(&me, book_id, *brief).await;
+            CoordinatorMsg::Submit { book_id, brief, retry, reply } => {
+                let outcome = match retry {
+                    Some(step) => st.retry(&me, book_id, step).await,
+                    None => st.submit(&me, book_id, *brief).await,
+                };
                 if let Err(e) = &outcome {
                     tracing::warn!(error = %e, "submission refused");
                 }
@@ -175,6 +180,54 @@ impl CoordinatorState {
             return Ok(());
         }
         let rec = BookRecord::new(book_id, brief, clock::now_ms());
+        let bytes = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
+        self.env
+            .bus
+            .kv_put(Bucket::Books, &rec.id, bytes.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.spawn(me, Box::new(rec)).await.map_err(|e| e.to_string())
+    }
+
+    async fn retry(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        book_id: String,
+        step: String,
+    ) -> Result<(), String> {
+        if self.books.contains_key(&book_id) {
+            return Ok(());
+        }
+        let stored =
+            self.env.bus.kv_get(Bucket::Books, &book_id).await.map_err(|e| e.to_string())?;
+        let Some(mut rec) = stored.and_then(|b| serde_json::from_slice::<BookRecord>(&b).ok())
+        else {
+            return Err(format!("no book with id {book_id}"));
+        };
+        if !rec.state.is_final() {
+            return Ok(());
+        }
+        let mut reset: Vec<String> = Vec::new();
+        // In plan order, so a step whose input runs again runs again too.
+        for planned in rec.plan.steps.clone() {
+            let id = planned.id.clone();
+            let Some(s) = rec.steps.get_mut(&id) else { continue };
+            let wanted = if step.is_empty() {
+                s.status == crate::record::StepStatus::Failed
+            } else {
+                id == step
+            };
+            if wanted || planned.deps.iter().any(|d| reset.contains(d)) {
+                s.status = crate::record::StepStatus::Pending;
+                // A fresh budget of attempts; attempt numbers stay unique for idempotency.
+                s.retry_base = s.attempt;
+                reset.push(id);
+            }
+        }
+        tracing::info!(book_id = %book_id, steps = ?reset, "book put back");
+        rec.state = Status::Running;
+        rec.failure = None;
+        rec.finished_ms = 0;
         let bytes = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
         self.env
             .bus

@@ -233,8 +233,8 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
         opts.concurrency
     );
 
-    let coord_bus = connect(&url, "bench-coordinator", &cfg.cache).await?;
-    let worker_bus = connect(&url, "bench-worker", &cfg.cache).await?;
+    let coord_bus = connect(&url, "bench-coordinator", &cfg).await?;
+    let worker_bus = connect(&url, "bench-worker", &cfg).await?;
     let worker =
         Worker::start(worker_bus, cfg.worker_config("bench-worker".into(), &["all=16".into()])?)
             .await?;

@@ -28,6 +28,8 @@ pub struct NatsOptions {
     pub cache_max_bytes: i64,
     /// How long a cache computation lease lives.
     pub lease_ttl: Duration,
+    /// How long publishes and state writes are retried while the server is unreachable.
+    pub publish_retry: Duration,
 }
 
 impl Default for NatsOptions {
@@ -40,6 +42,7 @@ impl Default for NatsOptions {
             cache_ttl: Duration::from_secs(7 * 24 * 3600),
             cache_max_bytes: 1 << 30,
             lease_ttl: Duration::from_secs(300),
+            publish_retry: Duration::from_secs(60),
         }
     }
 }
@@ -50,6 +53,7 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     books: kv::Store,
+    outputs: kv::Store,
     workers: kv::Store,
     cache: kv::Store,
     leases: kv::Store,
@@ -103,13 +107,14 @@ impl NatsBus {
         .await
         .map_err(|e| BusError::nats(format!("stream {}: {e}", names::DEAD_STREAM)))?;
         let books = Self::bucket(&js, names::BOOKS_BUCKET, Duration::ZERO, -1, false).await?;
+        let outputs = Self::bucket(&js, names::OUTPUTS_BUCKET, Duration::ZERO, -1, false).await?;
         let workers =
             Self::bucket(&js, names::WORKERS_BUCKET, opts.heartbeat_ttl, -1, false).await?;
         let cache =
             Self::bucket(&js, names::CACHE_BUCKET, opts.cache_ttl, opts.cache_max_bytes, true)
                 .await?;
         let leases = Self::bucket(&js, names::LEASES_BUCKET, opts.lease_ttl, -1, false).await?;
-        Ok(Self { client, js, books, workers, cache, leases, opts })
+        Ok(Self { client, js, books, outputs, workers, cache, leases, opts })
     }
 
     async fn bucket(
@@ -190,15 +195,19 @@ impl NatsBus {
         msg_id: &str,
         payload: Bytes,
     ) -> Result<(), BusError> {
-        let publish =
-            jetstream::message::PublishMessage::build().payload(payload).message_id(msg_id);
-        let ack = self
-            .js
-            .send_publish(Self::subject(queue, key), publish)
-            .await
-            .map_err(BusError::nats)?;
-        ack.await.map_err(BusError::nats)?;
-        Ok(())
+        let subject = Self::subject(queue, key);
+        // While the server restarts, publishes fail: retry for a while. The message id makes
+        // a retry of a publish that did land a no-op.
+        retrying(self.opts.publish_retry, "publish", || async {
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(msg_id);
+            let ack =
+                self.js.send_publish(subject.clone(), publish).await.map_err(BusError::nats)?;
+            ack.await.map_err(BusError::nats)?;
+            Ok(())
+        })
+        .await
     }
 
     pub(crate) async fn source(&self, queue: Queue, batch: usize) -> Result<Source, BusError> {
@@ -222,31 +231,24 @@ impl NatsBus {
                 QueueSettings::default(),
             ),
         };
-        let stream = self.js.get_stream(stream_name).await.map_err(BusError::nats)?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &durable,
-                consumer::pull::Config {
-                    durable_name: Some(durable.clone()),
-                    filter_subject: filter,
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: settings.ack_wait,
-                    max_deliver: settings.max_deliver,
-                    max_ack_pending: 10_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| BusError::nats(format!("consumer {durable}: {e}")))?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(batch.max(1))
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(BusError::nats)?;
-        Ok(Source { inner: SourceInner::Nats(Box::new(NatsSource { messages })) })
+        let config = consumer::pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: filter,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: settings.ack_wait,
+            max_deliver: settings.max_deliver,
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        let mut source = NatsSource {
+            js: self.js.clone(),
+            stream: stream_name,
+            config,
+            batch: batch.max(1),
+            messages: None,
+        };
+        source.open().await?;
+        Ok(Source { inner: SourceInner::Nats(Box::new(source)) })
     }
 
     pub(crate) async fn publish_event(
@@ -282,6 +284,7 @@ impl NatsBus {
     fn store(&self, bucket: Bucket) -> &kv::Store {
         match bucket {
             Bucket::Books => &self.books,
+            Bucket::Outputs => &self.outputs,
             Bucket::Workers => &self.workers,
             Bucket::Cache => &self.cache,
             Bucket::Leases => &self.leases,
@@ -294,7 +297,10 @@ impl NatsBus {
         key: &str,
         value: Bytes,
     ) -> Result<(), BusError> {
-        self.store(bucket).put(key, value).await.map(|_| ()).map_err(BusError::nats)
+        retrying(self.opts.publish_retry, "kv put", || async {
+            self.store(bucket).put(key, value.clone()).await.map(|_| ()).map_err(BusError::nats)
+        })
+        .await
     }
 
     pub(crate) async fn kv_get(
@@ -393,19 +399,93 @@ impl NatsBus {
     }
 }
 
-/// Messages of one durable pull consumer.
+/// Messages of one durable pull consumer; reopens itself when the server goes away and back.
 pub(crate) struct NatsSource {
-    messages: consumer::pull::Stream,
+    js: jetstream::Context,
+    stream: &'static str,
+    config: consumer::pull::Config,
+    batch: usize,
+    messages: Option<consumer::pull::Stream>,
 }
 
 impl NatsSource {
+    async fn open(&mut self) -> Result<(), BusError> {
+        let durable = self.config.durable_name.clone().unwrap_or_default();
+        let stream = self.js.get_stream(self.stream).await.map_err(BusError::nats)?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(&durable, self.config.clone())
+            .await
+            .map_err(|e| BusError::nats(format!("consumer {durable}: {e}")))?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(self.batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(BusError::nats)?;
+        self.messages = Some(messages);
+        Ok(())
+    }
+
     pub(crate) async fn next(&mut self) -> Option<Result<Incoming, BusError>> {
-        let msg = match self.messages.next().await? {
-            Ok(m) => m,
-            Err(e) => return Some(Err(BusError::nats(e))),
-        };
-        let delivered = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-        let payload = msg.payload.clone();
-        Some(Ok(Incoming { payload, delivered, acker: Acker::Nats(Box::new(msg)) }))
+        let mut delay = Duration::from_millis(100);
+        loop {
+            if self.messages.is_none()
+                && let Err(e) = self.open().await
+            {
+                tracing::warn!(stream = self.stream, error = %e, "queue unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            let next = match self.messages.as_mut() {
+                Some(m) => m.next().await,
+                None => continue,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    let delivered = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
+                    let payload = msg.payload.clone();
+                    return Some(Ok(Incoming {
+                        payload,
+                        delivered,
+                        acker: Acker::Nats(Box::new(msg)),
+                    }));
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats, a restarted server, a deleted consumer: start over.
+                    tracing::warn!(stream = self.stream, error = %e, "queue read failed; reopening");
+                    self.messages = None;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                None => {
+                    self.messages = None;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `op` until it succeeds or `budget` has passed, backing off between tries.
+async fn retrying<T, F, Fut>(budget: Duration, what: &str, mut op: F) -> Result<T, BusError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    let start = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if start.elapsed() < budget => {
+                tracing::warn!(error = %e, what, "nats operation failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
