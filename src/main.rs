@@ -126,6 +126,9 @@ enum Command {
         /// Round trips in flight in the raw baseline.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Books written twice for the response-cache figure (0 skips it).
+        #[arg(long, default_value_t = 20)]
+        cache_books: u32,
     },
     /// Serve the simulated model over an OpenAI-compatible HTTP API, with fault injection.
     ///
@@ -347,9 +350,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => Ok(0),
             }
         }
-        Command::Bench { nats, books, chapters, latency_books, concurrency } => {
-            let opts =
-                app::bench::BenchOptions { nats, books, chapters, latency_books, concurrency };
+        Command::Bench { nats, books, chapters, latency_books, concurrency, cache_books } => {
+            let opts = app::bench::BenchOptions {
+                nats,
+                books,
+                chapters,
+                latency_books,
+                concurrency,
+                cache_books,
+            };
             app::bench::run(cfg, opts).await.map(|_| 0)
         }
         Command::SimServer {

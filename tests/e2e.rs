@@ -163,3 +163,65 @@ fn the_same_brief_and_seed_write_the_same_book() {
     }
     assert_eq!(texts[0], texts[1]);
 }
+
+#[test]
+fn a_worker_stopped_with_sigterm_finishes_its_step_and_exits() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("scriptorium.toml");
+    std::fs::write(
+        &cfg,
+        "[worker]\nshutdown_grace_secs = 10\npools = { all = 1 }\n\n[models.sim]\nlatency_ms = 1500\n",
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let out = tmp.path().join("out").display().to_string();
+    let _c = Proc::start(
+        &["--config", &cfg, "coordinator", "--nats", &url, "--out", &out],
+        &tmp.path().join("c.log"),
+        &[],
+    );
+    let mut w1 = Proc::start(
+        &["--config", &cfg, "worker", "--nats", &url, "--id", "w1"],
+        &tmp.path().join("w1.log"),
+        &[],
+    );
+    let o = run(&["submit", example("business.toml").to_str().unwrap(), "--nats", &url], &[]);
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    // Wait until w1 is working on a step, then ask it to stop.
+    let mut running = String::new();
+    wait_until(Duration::from_secs(30), "a step in flight", || {
+        let o = run(&["status", &id, "--nats", &url, "--json"], &[]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        running = v["current_steps"][0].as_str().unwrap_or_default().to_string();
+        !running.is_empty()
+    });
+    let stopped_at = std::time::Instant::now();
+    assert!(w1.terminate(Duration::from_secs(15)), "the worker exits within its grace period");
+    let took = stopped_at.elapsed();
+    let log = std::fs::read_to_string(&w1.log).unwrap();
+    assert!(log.contains("worker stopped"), "{log}");
+    // The step in flight was finished by w1 before it left, not abandoned.
+    let o = run(&["status", &id, "--nats", &url, "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == running.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(step["worker"], "w1", "{running} finished by w1 within {took:?}: {step}");
+    // A new worker finishes the book.
+    let _w2 = Proc::start(
+        &["--config", &cfg, "worker", "--nats", &url, "--id", "w2"],
+        &tmp.path().join("w2.log"),
+        &[],
+    );
+    wait_until(Duration::from_secs(120), "the book to finish", || {
+        let o = run(&["status", &id, "--nats", &url, "--json"], &[]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        v["state"] == "done"
+    });
+}
