@@ -501,7 +501,11 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
     let nats = NatsServer::start();
     let url = nats.url();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "\n[models.sim]\nlatency_ms = 100\n");
+    // A third of the answers break a rule: re-asks show up as recent failures.
+    let cfg = write_config(
+        dir.path(),
+        "\n[coordinator]\nmax_attempts = 8\n\n[models.sim]\nlatency_ms = 100\nbad_rate = 0.3\n",
+    );
     let cfgs = cfg.to_str().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
     let _coord = Proc::start(
@@ -567,10 +571,25 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
         assert_eq!(width, "100%");
     }
     poll("drained concept queue", &|| driver.text("#queues tr[data-kind=concept] .waiting") == "0");
-    assert_eq!(
-        driver.text("#workers tr[data-worker=dash-w1] .done"),
-        (2 * WORKER_STEPS_PER_BOOK).to_string()
-    );
+    // Recent failures: one `rejected` row per rejection the book records hold.
+    let status = json_of(&["status", "--nats", &url, "--json"]);
+    let rejections: usize = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["steps"].as_array().unwrap())
+        .map(|s| s["rejections"].as_array().unwrap().len())
+        .sum();
+    assert!(rejections > 0, "with bad_rate 0.3 some answers were rejected");
+    poll("the rejections as recent failures", &|| {
+        let rows = driver.js("return [...document.querySelectorAll('#failures td.what')].filter(e => e.textContent === 'rejected').length;");
+        rows.as_u64() == Some(rejections.min(50) as u64)
+    });
+    // Every attempt, re-asks included, was one step for the worker.
+    let attempts = 2 * WORKER_STEPS_PER_BOOK + rejections as u64;
+    poll("the worker's steps done", &|| {
+        driver.text("#workers tr[data-worker=dash-w1] .done") == attempts.to_string()
+    });
     let updates_after: u64 = driver
         .js("return document.getElementById('status').dataset.updates;")
         .as_str()
