@@ -328,7 +328,7 @@ impl BookState {
     }
 
     /// Publishes the current attempt of `step_id` and arms its deadline.
-    #[tracing::instrument(skip_all, fields(book_id = %self.rec.id, step = %step_id, attempt = self.rec.steps.get(step_id).map_or(0, |s| s.attempt)))]
+    #[tracing::instrument(skip_all, fields(book_id = %self.rec.id, step = %step_id, kind = self.rec.plan.get(step_id).map_or("local", |p| scriptorium_proto::kind::name(p.kind)), attempt = self.rec.steps.get(step_id).map_or(0, |s| s.attempt)))]
     async fn publish(
         &mut self,
         me: &ActorRef<BookMsg>,
