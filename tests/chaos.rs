@@ -111,7 +111,7 @@ impl Fleet {
         mut chaos: impl FnMut(&mut Fleet, usize),
     ) {
         let start = Instant::now();
-        let limit = Duration::from_secs(240);
+        let limit = Duration::from_secs(480);
         let mut next = start + every;
         let mut round = 0;
         loop {
@@ -201,7 +201,7 @@ impl Fleet {
 }
 
 fn sim_latency() -> &'static str {
-    "[models.sim]\nlatency_ms = 300\njitter_ms = 500\n"
+    "[models.sim]\nlatency_ms = 150\njitter_ms = 250\n"
 }
 
 #[test]

@@ -187,6 +187,9 @@ fn a_worker_stopped_with_sigterm_finishes_its_step_and_exits() {
         &tmp.path().join("w1.log"),
         &[],
     );
+    wait_until(Duration::from_secs(30), "w1 to start", || {
+        std::fs::read_to_string(&w1.log).is_ok_and(|l| l.contains("worker started"))
+    });
     let o = run(&["submit", example("business.toml").to_str().unwrap(), "--nats", &url], &[]);
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
     // Wait until w1 is working on a step, then ask it to stop.

@@ -180,6 +180,15 @@ impl CoordinatorState {
             return Ok(());
         }
         let rec = BookRecord::new(book_id, brief, clock::now_ms());
+        self.store_and_spawn(me, rec).await
+    }
+
+    /// Stores `rec` and starts its book actor.
+    async fn store_and_spawn(
+        &mut self,
+        me: &ActorRef<CoordinatorMsg>,
+        rec: BookRecord,
+    ) -> Result<(), String> {
         let bytes = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
         self.env
             .bus
@@ -228,13 +237,7 @@ impl CoordinatorState {
         rec.state = Status::Running;
         rec.failure = None;
         rec.finished_ms = 0;
-        let bytes = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
-        self.env
-            .bus
-            .kv_put(Bucket::Books, &rec.id, bytes.into())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.spawn(me, Box::new(rec)).await.map_err(|e| e.to_string())
+        self.store_and_spawn(me, rec).await
     }
 
     async fn spawn(
