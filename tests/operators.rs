@@ -453,7 +453,10 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let addr = format!("127.0.0.1:{port}");
+        // The guard exists before the session does: a failed start still stops chromedriver.
+        let mut driver =
+            Driver { child, addr: format!("127.0.0.1:{port}"), session: String::new() };
+        let addr = driver.addr.clone();
         wait_until(Duration::from_secs(20), "chromedriver", || {
             std::net::TcpStream::connect(&addr).is_ok()
         });
@@ -464,8 +467,8 @@ impl Driver {
         let (code, body) = http(&addr, "POST", "/session", Some(&caps));
         assert_eq!(code, 200, "new session: {body}");
         let v: Value = serde_json::from_str(&body).unwrap();
-        let session = v["value"]["sessionId"].as_str().unwrap().to_string();
-        Driver { child, addr, session }
+        driver.session = v["value"]["sessionId"].as_str().unwrap().to_string();
+        driver
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
@@ -489,7 +492,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = http(&self.addr, "DELETE", &format!("/session/{}", self.session), None);
+        if !self.session.is_empty() {
+            let _ = http(&self.addr, "DELETE", &format!("/session/{}", self.session), None);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
