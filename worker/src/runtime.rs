@@ -38,6 +38,8 @@ pub struct WorkerConfig {
     pub progress_every: Duration,
     /// Response cache settings.
     pub cache: crate::cache::CacheConfig,
+    /// Deliveries of a step message after which it is dead-lettered (the consumer's MaxDeliver).
+    pub max_deliver: u64,
 }
 
 impl WorkerConfig {
@@ -68,6 +70,7 @@ impl WorkerConfig {
             heartbeat_every: Duration::from_secs(5),
             progress_every: Duration::from_secs(10),
             cache: Default::default(),
+            max_deliver: 10,
         }
     }
 }
@@ -120,7 +123,14 @@ impl Worker {
                 agents.push(agent);
             }
             crate::metrics::pool_started(kind, size);
-            pullers.spawn(pull(kind, source, (idle_tx, idle_rx), agents, stop_rx.clone()));
+            pullers.spawn(pull(
+                kind,
+                source,
+                (idle_tx, idle_rx),
+                agents,
+                stop_rx.clone(),
+                (bus.clone(), cfg.id.clone(), cfg.max_deliver),
+            ));
         }
         let evictions = tokio::spawn(env.cache.clone().follow_evictions());
         let heartbeat = tokio::spawn(heartbeats(
@@ -174,6 +184,7 @@ async fn pull(
     ),
     agents: Vec<ActorRef<AgentMsg>>,
     mut stop: watch::Receiver<bool>,
+    (bus, worker_id, max_deliver): (Bus, String, u64),
 ) -> Vec<ActorRef<AgentMsg>> {
     loop {
         let agent = tokio::select! {
@@ -194,21 +205,11 @@ async fn pull(
             }
             Some(Ok(m)) => m,
         };
-        let task = match StepTask::decode(incoming.payload.clone()) {
-            Ok(t) if t.kind() == kind => t,
-            Ok(t) => {
-                tracing::error!(
-                    kind = kind::name(kind),
-                    got = t.kind,
-                    "step of another kind on this queue; dropped"
-                );
-                let _ = incoming.acker.term().await;
-                let _ = idle_tx.send(agent);
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(kind = kind::name(kind), error = %e, "undecodable step message; dropped");
-                let _ = incoming.acker.term().await;
+        let task = match check_step(kind, &incoming, max_deliver) {
+            Ok(t) => t,
+            Err(reason) => {
+                tracing::error!(kind = kind::name(kind), reason = %reason, "step dead-lettered");
+                give_up(&bus, kind, &incoming, &reason, &worker_id).await;
                 let _ = idle_tx.send(agent);
                 continue;
             }
@@ -219,6 +220,76 @@ async fn pull(
         }
     }
     agents
+}
+
+/// Largest step message a worker accepts.
+pub const MAX_STEP_BYTES: usize = 512 * 1024;
+
+/// The task of a step message, or why it must be given up.
+fn check_step(
+    kind: AgentKind,
+    m: &scriptorium_proto::Incoming,
+    max_deliver: u64,
+) -> Result<StepTask, String> {
+    if m.payload.len() > MAX_STEP_BYTES {
+        return Err(format!("step message of {} bytes exceeds {MAX_STEP_BYTES}", m.payload.len()));
+    }
+    let task = StepTask::decode(m.payload.clone())
+        .map_err(|e| format!("undecodable step message: {e}"))?;
+    if task.kind() != kind {
+        return Err(format!("step of kind {} on the {} queue", task.kind, kind::name(kind)));
+    }
+    if max_deliver > 0 && m.delivered >= max_deliver {
+        return Err(format!(
+            "step {} of book {} was delivered {} times without a result",
+            task.step_id, task.book_id, m.delivered
+        ));
+    }
+    Ok(task)
+}
+
+/// Dead-letters a step message with `reason`, tells its book (when it can be read), and
+/// removes it from the queue.
+async fn give_up(
+    bus: &Bus,
+    kind: AgentKind,
+    m: &scriptorium_proto::Incoming,
+    reason: &str,
+    worker_id: &str,
+) {
+    if let Err(e) = bus.dead_letter(kind::name(kind), m.payload.clone(), reason).await {
+        // Not stored: leave the message to be redelivered rather than lose it.
+        tracing::error!(error = %e, "dead letter not stored; step handed back");
+        let _ = m.acker.nak(Some(Duration::from_secs(5))).await;
+        return;
+    }
+    if let Ok(task) = StepTask::decode(m.payload.clone())
+        && !task.book_id.is_empty()
+    {
+        let result = scriptorium_proto::v1::StepResult {
+            book_id: task.book_id.clone(),
+            step_id: task.step_id.clone(),
+            attempt: task.attempt,
+            worker_id: worker_id.to_string(),
+            status: scriptorium_proto::v1::StepStatus::DeadLettered as i32,
+            error: reason.to_string(),
+            kind: task.kind,
+            ..Default::default()
+        };
+        let id = format!(
+            "dead.{}",
+            scriptorium_proto::names::result_msg_id(&task.book_id, &task.step_id, task.attempt)
+        );
+        let _ = bus
+            .publish(
+                scriptorium_proto::transport::Queue::Results,
+                &task.book_id,
+                &id,
+                result.encode_to_vec().into(),
+            )
+            .await;
+    }
+    let _ = m.acker.term().await;
 }
 
 async fn heartbeats(
