@@ -146,3 +146,37 @@ fn no_cache_makes_every_call() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sim.stats()["completions"].as_u64().unwrap(), MODEL_STEPS * 3);
 }
+
+#[test]
+fn embedded_runs_into_the_same_directory_share_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = SimServerProc::start(&[], &tmp.path().join("sim.log"));
+    let base = sim.base_url();
+    let env = [("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test-cache-0000000000")];
+    let out = tmp.path().join("out");
+    let brief = example("fantasy.toml").display().to_string();
+    let write = || {
+        run(
+            &[
+                "write",
+                &brief,
+                "--provider",
+                "openai",
+                "--model",
+                "sim",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &env,
+        )
+    };
+    assert!(write().status.success());
+    assert_eq!(sim.stats()["completions"].as_u64().unwrap(), MODEL_STEPS);
+    let o = write();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sim.stats()["requests"].as_u64().unwrap(), MODEL_STEPS, "the second run is free");
+    let dirs = book_dirs(&out);
+    assert_eq!(dirs.len(), 2);
+    assert_eq!(chapters_of(&dirs[0]), chapters_of(&dirs[1]));
+    assert!(out.join(".cache").join("responses.jsonl").exists());
+}

@@ -196,7 +196,14 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     }
     cfg.coordinator.out_dir = opts.out.clone();
     cfg.coordinator.cache &= !opts.no_cache;
-    let bus = Bus::memory();
+    // The shared cache tier of the embedded mode lives beside the books, so writing the same
+    // brief and seed into the same directory again costs nothing.
+    let bus = if cfg.coordinator.cache {
+        Bus::memory_with_cache_file(opts.out.join(".cache").join("responses.jsonl"))
+            .with_context(|| format!("opening the response cache in {}", opts.out.display()))?
+    } else {
+        Bus::memory()
+    };
     let worker = Worker::start(bus.clone(), cfg.worker_config("embedded".into(), &[])?).await?;
     let coordinator = CoordinatorHandle::start(bus.clone(), cfg.coordinator.clone()).await?;
     let mut ids = Vec::new();

@@ -98,6 +98,11 @@ impl Bus {
         Bus::Memory(MemoryBus::new())
     }
 
+    /// An in-process bus whose response-cache bucket persists in `path` between runs.
+    pub fn memory_with_cache_file(path: std::path::PathBuf) -> std::io::Result<Self> {
+        Ok(Bus::Memory(MemoryBus::with_cache_file(path)?))
+    }
+
     /// Connects to NATS and makes sure every stream and bucket exists.
     pub async fn connect(url: &str, opts: NatsOptions) -> Result<Self, BusError> {
         Ok(Bus::Nats(Box::new(NatsBus::connect(url, opts).await?)))

@@ -13,6 +13,16 @@ struct Inner {
     queues: HashMap<Queue, Channel>,
     kv: HashMap<Bucket, BTreeMap<String, Bytes>>,
     dead: Vec<DeadLetter>,
+    /// Where the cache bucket is kept between runs (append-only JSON lines), if anywhere.
+    cache_file: Option<std::path::PathBuf>,
+}
+
+/// One line of the cache file: a value, or a tombstone when `v` is absent.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CacheLine {
+    k: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<String>,
 }
 
 /// In-process queues (one reader each), key-value maps and a broadcast of events.
@@ -35,6 +45,54 @@ impl MemoryBus {
         let (events, _) = broadcast::channel(1024);
         let (evictions, _) = broadcast::channel(1024);
         Self { inner: Arc::default(), events, evictions }
+    }
+
+    /// An empty bus whose cache bucket is loaded from and appended to `path`, so the response
+    /// cache of the embedded mode survives between runs.
+    pub fn with_cache_file(path: std::path::PathBuf) -> std::io::Result<Self> {
+        let bus = Self::new();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        {
+            let mut inner = bus.lock();
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    // End a torn line so the next append starts clean.
+                    use std::io::Write as _;
+                    std::fs::OpenOptions::new().append(true).open(&path)?.write_all(b"\n")?;
+                }
+                let map = inner.kv.entry(Bucket::Cache).or_default();
+                // A torn last line (a crash mid-append) is skipped like any unreadable line.
+                for line in text.lines().filter_map(|l| serde_json::from_str::<CacheLine>(l).ok()) {
+                    match line.v {
+                        Some(v) => map.insert(line.k, Bytes::from(v)),
+                        None => map.remove(&line.k),
+                    };
+                }
+            }
+            inner.cache_file = Some(path);
+        }
+        Ok(bus)
+    }
+
+    fn persist(inner: &Inner, bucket: Bucket, key: &str, value: Option<&Bytes>) {
+        let (Bucket::Cache, Some(path)) = (bucket, inner.cache_file.as_ref()) else { return };
+        let line = CacheLine {
+            k: key.to_string(),
+            v: value.map(|v| String::from_utf8_lossy(v).into_owned()),
+        };
+        let Ok(mut text) = serde_json::to_string(&line) else { return };
+        text.push('\n');
+        use std::io::Write as _;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, path = %path.display(), "cache file not written");
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -81,7 +139,9 @@ impl MemoryBus {
     }
 
     pub(crate) fn kv_put(&self, bucket: Bucket, key: &str, value: Bytes) {
-        self.lock().kv.entry(bucket).or_default().insert(key.to_string(), value);
+        let mut inner = self.lock();
+        Self::persist(&inner, bucket, key, Some(&value));
+        inner.kv.entry(bucket).or_default().insert(key.to_string(), value);
     }
 
     pub(crate) fn kv_get(&self, bucket: Bucket, key: &str) -> Option<Bytes> {
@@ -99,7 +159,11 @@ impl MemoryBus {
     }
 
     pub(crate) fn kv_delete(&self, bucket: Bucket, key: &str) {
-        if let Some(m) = self.lock().kv.get_mut(&bucket) {
+        let mut inner = self.lock();
+        if inner.kv.get(&bucket).is_some_and(|m| m.contains_key(key)) {
+            Self::persist(&inner, bucket, key, None);
+        }
+        if let Some(m) = inner.kv.get_mut(&bucket) {
             m.remove(key);
         }
     }
@@ -116,5 +180,39 @@ impl MemoryBus {
 
     pub(crate) fn kv_keys(&self, bucket: Bucket) -> Vec<String> {
         self.lock().kv.get(&bucket).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_file_survives_a_restart_with_deletions_and_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("scriptorium-memcache-{}", std::process::id()));
+        let path = dir.join("responses.jsonl");
+        let _ = std::fs::remove_dir_all(&dir);
+        let bus = MemoryBus::with_cache_file(path.clone()).unwrap();
+        bus.kv_put(Bucket::Cache, "a", Bytes::from_static(b"{\"x\":1}"));
+        bus.kv_put(Bucket::Cache, "b", Bytes::from_static(b"{\"x\":2}"));
+        bus.kv_delete(Bucket::Cache, "a");
+        bus.kv_put(Bucket::Books, "not-cached", Bytes::from_static(b"{}"));
+        // A crash in the middle of an append leaves half a line.
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"k\":\"c\",\"v\":\"{").unwrap();
+        let again = MemoryBus::with_cache_file(path).unwrap();
+        assert_eq!(again.kv_get(Bucket::Cache, "a"), None);
+        assert_eq!(again.kv_get(Bucket::Cache, "b"), Some(Bytes::from_static(b"{\"x\":2}")));
+        assert_eq!(again.kv_get(Bucket::Cache, "c"), None);
+        assert_eq!(again.kv_get(Bucket::Books, "not-cached"), None);
+        again.kv_put(Bucket::Cache, "d", Bytes::from_static(b"{}"));
+        let third = MemoryBus::with_cache_file(dir.join("responses.jsonl")).unwrap();
+        assert_eq!(
+            third.kv_get(Bucket::Cache, "d"),
+            Some(Bytes::from_static(b"{}")),
+            "appends after a torn line are kept"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
