@@ -130,6 +130,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         cache_books: u32,
     },
+    /// Tokens per book: the fantasy briefs through the HTTP provider against an in-process
+    /// sim server with a small context window, beside the original tool's figures.
+    BenchTokens {
+        /// Brief files (default: examples/fantasy.toml and examples/fantasy-8.toml).
+        briefs: Vec<PathBuf>,
+        /// Context window of the sim server, in tokens.
+        #[arg(long, default_value_t = 4096)]
+        context_window: u64,
+    },
     /// Serve the simulated model over an OpenAI-compatible HTTP API, with fault injection.
     ///
     /// Prints the bound address on the first line of stdout (use port 0 for a free port).
@@ -191,6 +200,12 @@ enum Command {
         /// Echo request headers in error bodies (to test redaction).
         #[arg(long)]
         echo_headers: bool,
+        /// Context window in tokens, as llama.cpp's server has (a larger prompt gets its 400).
+        #[arg(long)]
+        context_window: Option<u64>,
+        /// The first outline answers break the bounds, in order (chapters, scenes).
+        #[arg(long, value_delimiter = ',')]
+        overgrow: Vec<scriptorium_worker::sim_server::Overgrow>,
     },
     /// Show the step queues: waiting, in flight, redelivered, dead-lettered, oldest waiting
     /// age, workers consuming and steps per minute, per agent kind.
@@ -298,6 +313,7 @@ fn main() -> ExitCode {
         | Command::Queues { .. }
         | Command::Workers { .. }
         | Command::Bench { .. }
+        | Command::BenchTokens { .. }
         | Command::Retry { .. }
         | Command::DeadLetters { .. } => "warn",
         _ => "info",
@@ -361,6 +377,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             app::bench::run(cfg, opts).await.map(|_| 0)
         }
+        Command::BenchTokens { briefs, context_window } => {
+            let opts = app::tokens::TokenBenchOptions { briefs, context_window };
+            app::tokens::run(cfg, opts).await.map(|_| 0)
+        }
         Command::SimServer {
             addr,
             latency_ms,
@@ -381,6 +401,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             script,
             require_key,
             echo_headers,
+            context_window,
+            overgrow,
         } => {
             use scriptorium_worker::sim_server::{self, Fault, RejectFormat, SimServerConfig};
             let reject = match (reject_response_format, reject_json_object) {
@@ -406,6 +428,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 reject_response_format: reject,
                 require_key,
                 echo_headers,
+                context_window,
+                overgrow,
             };
             sim_server::run(&addr, cfg).await.map(|_| 0)
         }

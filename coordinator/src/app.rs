@@ -5,6 +5,7 @@ pub mod bench;
 pub mod http;
 pub mod queues;
 pub mod report;
+pub mod tokens;
 
 use crate::client;
 use crate::record::{BookRecord, Status};

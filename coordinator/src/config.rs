@@ -162,6 +162,10 @@ impl CoordinatorConfig {
             // Room for the whole chapter as JSON: about 1.6 tokens per word, plus structure.
             max_tokens = max_tokens.max(brief.words_per_chapter * 2 + 512);
         }
+        if kind == AgentKind::Outline {
+            // Room for every chapter with up to six scenes.
+            max_tokens = max_tokens.max(brief.chapters.saturating_mul(400) + 256);
+        }
         Sampling {
             profile: task.name().into(),
             temperature: p.temperature,
@@ -202,6 +206,8 @@ mod tests {
         assert_eq!(cfg.sampling_for(AgentKind::Chapter, &fiction).profile, "creative");
         assert_eq!(cfg.sampling_for(AgentKind::Chapter, &fiction).max_tokens, 6512);
         assert_eq!(cfg.sampling_for(AgentKind::Review, &fiction).profile, "analytical");
+        let long = BookBrief { chapters: 20, ..fiction.clone() };
+        assert_eq!(cfg.sampling_for(AgentKind::Outline, &long).max_tokens, 8256);
         let business = BookBrief { category: "business".into(), ..Default::default() };
         assert_eq!(cfg.sampling_for(AgentKind::Chapter, &business).profile, "factual");
     }

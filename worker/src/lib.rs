@@ -7,6 +7,8 @@
 //!   per kind, plus heartbeats and graceful shutdown.
 //! - [`cache`]: the two-tier response cache (in-process moka, shared JetStream KV).
 //! - [`prompts`]: system messages and templates per agent kind, embedded or from a directory.
+//! - [`budget`]: the token estimate and context budgets: prompt pieces condensed by priority.
+//! - [`parts`]: long answers in parts (a chapter scene by scene), joined without seams.
 //! - [`providers`]: the simulated model and OpenAI-compatible servers, routes and retries.
 //! - [`metrics`], [`http`]: Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` server.
 //! - [`extract`]: tolerant JSON extraction from model answers.
@@ -15,12 +17,14 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod agent;
+pub mod budget;
 pub mod cache;
 pub mod dotenv;
 pub mod extract;
 pub mod facts;
 pub mod http;
 pub mod metrics;
+pub mod parts;
 pub mod prompts;
 pub mod providers;
 pub mod redact;

@@ -5,8 +5,9 @@
 //! directory holds `<kind>.system.md` and/or `<kind>.user.md`; a template naming an unknown
 //! placeholder is refused at start-up.
 
+use crate::budget::{Overflow, Piece, estimate_tokens, fit};
 use crate::facts::line;
-use scriptorium_proto::book::{Cast, ChapterText, Concept, Outline, Review, World};
+use scriptorium_proto::book::{Cast, ChapterText, Concept, Outline, OutlineChapter, Review, World};
 use scriptorium_proto::kind;
 use scriptorium_proto::v1::{AgentKind, StepTask};
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "review",
     "feedback",
     "shape",
+    "part",
 ];
 
 /// Why templates could not be loaded.
@@ -124,12 +126,13 @@ impl Prompts {
         Ok(Prompts { templates })
     }
 
-    /// The system and user messages for `task`.
+    /// The system and user messages for `task`, with its whole context.
     pub fn render(&self, task: &StepTask) -> (String, String) {
-        let kind = task.kind();
-        let t = &self.templates[kind::name(kind)];
-        let values = values(task);
-        (fill(&t.system, &values), fill(&t.user, &values))
+        match self.render_fitted(task, None, None) {
+            Ok(r) => (r.system, r.user),
+            // Without a budget nothing overflows.
+            Err(_) => (String::new(), String::new()),
+        }
     }
 }
 
@@ -177,18 +180,199 @@ fn parse<T: serde::de::DeserializeOwned + Default>(json: &str) -> Option<T> {
     if json.is_empty() { None } else { serde_json::from_str(json).ok() }
 }
 
-fn values(task: &StepTask) -> BTreeMap<&'static str, String> {
-    let brief = task.brief.clone().unwrap_or_default();
-    let ctx = task.context.clone().unwrap_or_default();
-    let kind = task.kind();
-    let concept: Option<Concept> = parse(&ctx.concept_json);
-    let outline: Option<Outline> = parse(&ctx.outline_json);
-    let cast: Option<Cast> = parse(&ctx.cast_json);
-    let world: Option<World> = parse(&ctx.world_json);
-    let plan = outline.as_ref().and_then(|o| o.chapters.iter().find(|c| c.number == ctx.chapter));
+/// The part of a step one request covers, when a step takes several requests: a chapter
+/// written a few scenes at a time, or an edit revising some scenes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Part {
+    /// 1-based numbers of the scenes this request writes or revises.
+    pub scenes: Vec<u32>,
+    /// Words this request writes (chapter parts).
+    pub words: u32,
+    /// The running summary of the chapter's earlier parts (empty for the first).
+    pub so_far: String,
+    /// The closing lines of the previous part, to continue from.
+    pub last_lines: String,
+}
 
+/// A rendered request: the messages and their estimated size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The system message.
+    pub system: String,
+    /// The user message.
+    pub user: String,
+    /// Estimated tokens of both messages.
+    pub tokens: u64,
+    /// Context slots condensed or dropped to fit the budget, in that order.
+    pub condensed: Vec<&'static str>,
+}
+
+impl Prompts {
+    /// The messages for `task` (or one `part` of it) with the context condensed, lowest
+    /// priority first, until both messages fit `budget` estimated tokens (no limit: `None`).
+    pub fn render_fitted(
+        &self,
+        task: &StepTask,
+        part: Option<&Part>,
+        budget: Option<u64>,
+    ) -> Result<Rendered, Overflow> {
+        let t = &self.templates[kind::name(task.kind())];
+        let used = [placeholders(&t.system), placeholders(&t.user)].concat();
+        let docs = Docs::of(task);
+        let pieces: Vec<Piece> =
+            pieces(task, &docs, part).into_iter().filter(|p| used.contains(&p.slot)).collect();
+        let measure = |v: &BTreeMap<&'static str, String>| {
+            estimate_tokens(&fill(&t.system, v)) + estimate_tokens(&fill(&t.user, v))
+        };
+        let fitted = fit(&pieces, budget, measure)?;
+        Ok(Rendered {
+            system: fill(&t.system, &fitted.values),
+            user: fill(&t.user, &fitted.values),
+            tokens: fitted.tokens,
+            condensed: fitted.condensed,
+        })
+    }
+}
+
+/// The placeholders a template names.
+fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// The documents of a step's context, parsed once.
+#[derive(Debug, Clone, Default)]
+pub struct Docs {
+    /// The accepted concept.
+    pub concept: Option<Concept>,
+    /// The accepted outline.
+    pub outline: Option<Outline>,
+    /// The accepted cast.
+    pub cast: Option<Cast>,
+    /// The accepted world.
+    pub world: Option<World>,
+    /// The accepted draft (review and edit steps).
+    pub draft: Option<ChapterText>,
+    /// The accepted review (edit steps).
+    pub review: Option<Review>,
+}
+
+impl Docs {
+    /// Parses the documents `task` carries.
+    pub fn of(task: &StepTask) -> Docs {
+        let ctx = task.context.clone().unwrap_or_default();
+        Docs {
+            concept: parse(&ctx.concept_json),
+            outline: parse(&ctx.outline_json),
+            cast: parse(&ctx.cast_json),
+            world: parse(&ctx.world_json),
+            draft: parse(&ctx.draft_json),
+            review: parse(&ctx.review_json),
+        }
+    }
+
+    /// This chapter's plan.
+    pub fn plan(&self, chapter: u32) -> Option<&OutlineChapter> {
+        self.outline.as_ref().and_then(|o| o.chapters.iter().find(|c| c.number == chapter))
+    }
+}
+
+/// The scenes an edit revises: those its review names (`Scene 2: ...`) when every issue and
+/// suggestion names one, else every scene of the draft.
+pub fn edit_targets(docs: &Docs) -> Vec<u32> {
+    let scenes = docs.draft.as_ref().map_or(0, |d| d.scenes.len() as u32);
+    let all: Vec<u32> = (1..=scenes).collect();
+    let Some(review) = &docs.review else { return all };
+    let items: Vec<&String> = review.issues.iter().chain(&review.suggestions).collect();
+    let mut named: Vec<u32> = Vec::new();
+    for item in &items {
+        let refs: Vec<u32> =
+            scene_refs(item).into_iter().filter(|n| (1..=scenes).contains(n)).collect();
+        if refs.is_empty() {
+            return all;
+        }
+        named.extend(refs);
+    }
+    named.sort_unstable();
+    named.dedup();
+    if named.is_empty() { all } else { named }
+}
+
+/// Scene numbers an item of a review names as `Scene N` (any case).
+fn scene_refs(text: &str) -> Vec<u32> {
+    let lower = text.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find("scene ") {
+        let after = &rest[i + 6..];
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse() {
+            out.push(n);
+        }
+        rest = after;
+    }
+    out
+}
+
+const LEFT_OUT: &str = "(left out to fit the context)\n";
+
+fn first_sentence(s: &str) -> &str {
+    let s = s.trim();
+    match s.find(". ") {
+        Some(i) => &s[..=i],
+        None => s,
+    }
+}
+
+fn shorten(s: &str, chars: usize) -> String {
+    let s = s.trim();
+    if s.chars().count() <= chars {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(chars).collect();
+    format!("{}...", cut.trim_end())
+}
+
+fn paragraphs(text: &str) -> Vec<&str> {
+    text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect()
+}
+
+fn character_full(c: &scriptorium_proto::book::Character) -> String {
+    format!(
+        "* {} ({}, {}): {}. Wants: {}. Arc: {}.\n",
+        c.name, c.role, c.age, c.personality, c.motivations, c.arc
+    )
+}
+
+fn character_short(c: &scriptorium_proto::book::Character) -> String {
+    format!("* {} ({})\n", c.name, c.role)
+}
+
+/// The names of the characters this chapter's plan puts in its scenes, in order.
+fn chapter_cast(plan: Option<&OutlineChapter>) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for n in plan.iter().flat_map(|p| p.scenes.iter()).flat_map(|s| s.characters.iter()) {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+fn facts(task: &StepTask, docs: &Docs, part: Option<&Part>) -> String {
+    let brief = task.brief.clone().unwrap_or_default();
+    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    let plan = docs.plan(chapter);
     let mut facts = String::new();
-    let title = concept.as_ref().map(|c| c.title.clone()).unwrap_or_else(|| brief.title.clone());
+    let title =
+        docs.concept.as_ref().map(|c| c.title.clone()).unwrap_or_else(|| brief.title.clone());
     if !title.is_empty() {
         facts += &line("Title", &title);
     }
@@ -202,75 +386,102 @@ fn values(task: &StepTask) -> BTreeMap<&'static str, String> {
     facts += &line("Chapters", brief.chapters);
     facts += &line("Characters", brief.characters);
     facts += &line("Words per chapter", brief.words_per_chapter);
-    if let Some(cast) = &cast {
+    if let Some(cast) = &docs.cast {
         let names: Vec<&str> = cast.characters.iter().map(|c| c.name.as_str()).collect();
         facts += &line("Cast", names.join("; "));
     }
-    if ctx.chapter > 0 {
-        facts += &line("Chapter", ctx.chapter);
+    if chapter > 0 {
+        facts += &line("Chapter", chapter);
     }
     if let Some(p) = plan {
         facts += &line("Chapter title", &p.title);
         facts += &line("Scenes in this chapter", p.scenes.len());
-        let mut names: Vec<&str> = Vec::new();
-        for n in p.scenes.iter().flat_map(|s| s.characters.iter()) {
-            if !names.contains(&n.as_str()) {
-                names.push(n);
-            }
-        }
+        let names = chapter_cast(plan);
         if !names.is_empty() {
             facts += &line("Chapter cast", names.join("; "));
         }
     }
+    if let Some(part) = part
+        && task.kind() == AgentKind::Chapter
+    {
+        facts += &line("Scenes in this part", part.scenes.len());
+        facts += &line("First scene of this part", part.scenes.first().copied().unwrap_or(1));
+        facts += &line("Words in this part", part.words);
+    }
+    facts
+}
 
-    let mut v = BTreeMap::new();
-    v.insert("facts", facts);
-    v.insert(
-        "brief",
-        format!(
-            "Project: {}\nAuthor: {}\nDescription: {}\n",
-            brief.project, brief.author, brief.description
-        ),
+/// Every piece of context `task` can fill its template with, each with its shorter forms and
+/// the priorities of reaching them: the lower, the sooner a piece is condensed or dropped.
+///
+/// Never condensed: the facts, the answer's shape, the rejection feedback and the part
+/// instructions. Then, from first condensed to last: earlier chapters' summaries (oldest
+/// first), the world, the concept, the two latest summaries, the cast, this chapter's plan,
+/// the review notes and the draft.
+fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<Piece> {
+    let brief = task.brief.clone().unwrap_or_default();
+    let ctx = task.context.clone().unwrap_or_default();
+    let kind = task.kind();
+    let plan = docs.plan(ctx.chapter);
+    let setup = matches!(kind, AgentKind::Characters | AgentKind::World | AgentKind::Outline);
+    let mut out = vec![
+        Piece::fixed("facts", facts(task, docs, part)),
+        Piece::fixed("chapter", ctx.chapter.to_string()),
+        Piece::fixed("shape", shape(kind, &brief.category)),
+        Piece::fixed("feedback", feedback(task)),
+        Piece::fixed("part", part_text(kind, part, plan.map_or(0, |p| p.scenes.len()))),
+    ];
+
+    let description = format!(
+        "Project: {}\nAuthor: {}\nDescription: {}\n",
+        brief.project, brief.author, brief.description
     );
-    v.insert(
-        "concept",
-        concept
-            .map(|c| {
-                format!(
-                    "Title: {}\nLogline: {}\nDescription: {}\nThemes: {}\n",
-                    c.title,
-                    c.logline,
-                    c.description,
-                    c.themes.join(", ")
-                )
-            })
-            .unwrap_or_else(|| "(none)\n".into()),
+    let short_description = format!(
+        "Project: {}\nAuthor: {}\nDescription: {}\n",
+        brief.project,
+        brief.author,
+        shorten(&brief.description, 1200)
     );
-    v.insert(
-        "cast",
-        match &cast {
-            Some(c) if !c.characters.is_empty() => c
-                .characters
-                .iter()
-                .map(|c| {
-                    format!(
-                        "* {} ({}, {}): {}. Wants: {}. Arc: {}.\n",
-                        c.name, c.role, c.age, c.personality, c.motivations, c.arc
-                    )
-                })
-                .collect(),
-            _ => "(no characters)\n".into(),
-        },
-    );
-    v.insert(
-        "world",
-        world
-            .map(|w| w.sections.iter().map(|(k, s)| format!("* {k}: {s}\n")).collect())
-            .unwrap_or_else(|| "(none)\n".into()),
-    );
-    v.insert(
+    out.push(Piece::new("brief", description).or(90, short_description));
+
+    out.push(match &docs.concept {
+        Some(c) => {
+            let full = format!(
+                "Title: {}\nLogline: {}\nDescription: {}\nThemes: {}\n",
+                c.title,
+                c.logline,
+                c.description,
+                c.themes.join(", ")
+            );
+            let short = format!("Title: {}\nLogline: {}\n", c.title, c.logline);
+            if setup {
+                Piece::new("concept", full).or(80, short)
+            } else {
+                Piece::new("concept", full).or(35, short).or(45, LEFT_OUT)
+            }
+        }
+        None => Piece::fixed("concept", "(none)\n"),
+    });
+
+    out.push(cast_piece(kind, docs, plan));
+
+    out.push(match &docs.world {
+        Some(w) => {
+            let full: String = w.sections.iter().map(|(k, s)| format!("* {k}: {s}\n")).collect();
+            let short: String =
+                w.sections.iter().map(|(k, s)| format!("* {k}: {}\n", first_sentence(s))).collect();
+            if setup {
+                Piece::new("world", full).or(70, short)
+            } else {
+                Piece::new("world", full).or(30, short).or(40, LEFT_OUT)
+            }
+        }
+        None => Piece::fixed("world", "(none)\n"),
+    });
+
+    out.push(Piece::fixed(
         "outline",
-        outline
+        docs.outline
             .as_ref()
             .map(|o| {
                 let mut s = format!("{}\n", o.summary);
@@ -280,73 +491,214 @@ fn values(task: &StepTask) -> BTreeMap<&'static str, String> {
                 s
             })
             .unwrap_or_default(),
-    );
-    v.insert("chapter", ctx.chapter.to_string());
-    v.insert(
-        "chapter_plan",
-        plan.map(|p| {
-            let mut s = format!("Chapter {}: {}. {}\n", p.number, p.title, p.summary);
-            for (i, sc) in p.scenes.iter().enumerate() {
-                s += &format!(
-                    "Scene {}: {} (characters: {}; setting: {}; goal: {}; beat: {})\n",
-                    i + 1,
-                    sc.summary,
-                    sc.characters.join(", "),
-                    sc.setting,
-                    sc.goal,
-                    sc.emotional_beat
-                );
-            }
-            s
-        })
-        .unwrap_or_default(),
-    );
-    v.insert(
-        "previous",
-        if ctx.previous_summaries.is_empty() {
-            "(this is the first chapter)\n".into()
-        } else {
-            ctx.previous_summaries
-                .iter()
-                .enumerate()
-                .map(|(i, s)| format!("Chapter {}: {s}\n", i + 1))
-                .collect()
-        },
-    );
-    v.insert(
-        "draft",
-        parse::<ChapterText>(&ctx.draft_json)
-            .and_then(|d| serde_json::to_string(&d).ok())
-            .map(|d| format!("```json\n{d}\n```\n"))
-            .unwrap_or_default(),
-    );
-    v.insert(
-        "review",
-        parse::<Review>(&ctx.review_json)
-            .map(|r| {
-                format!(
-                    "Verdict: {}\nIssues:\n{}Suggestions:\n{}",
-                    r.verdict,
-                    r.issues.iter().map(|i| format!("* {i}\n")).collect::<String>(),
-                    r.suggestions.iter().map(|i| format!("* {i}\n")).collect::<String>()
-                )
-            })
-            .unwrap_or_default(),
-    );
-    v.insert(
-        "feedback",
-        if ctx.feedback.is_empty() {
-            String::new()
-        } else {
+    ));
+
+    out.push(previous_piece(&ctx.previous_summaries));
+
+    if let Some(p) = plan {
+        let mine = |i: usize| part.is_none_or(|pt| pt.scenes.contains(&(i as u32 + 1)));
+        let head = format!("Chapter {}: {}. {}\n", p.number, p.title, p.summary);
+        let detailed = |i: usize, sc: &scriptorium_proto::book::Scene| {
             format!(
-                "\nYour previous answer (attempt {}) was rejected: {}. Correct exactly this and answer again.\n",
-                task.attempt.saturating_sub(1),
-                ctx.feedback
+                "Scene {}: {} (characters: {}; setting: {}; goal: {}; beat: {})\n",
+                i + 1,
+                sc.summary,
+                sc.characters.join(", "),
+                sc.setting,
+                sc.goal,
+                sc.emotional_beat
             )
-        },
+        };
+        let brief_line = |i: usize, sc: &scriptorium_proto::book::Scene| {
+            format!("Scene {}: {} (characters: {})\n", i + 1, sc.summary, sc.characters.join(", "))
+        };
+        let mut full = head.clone();
+        let mut focused = head.clone();
+        let mut only = head;
+        for (i, sc) in p.scenes.iter().enumerate() {
+            full += &detailed(i, sc);
+            if mine(i) {
+                focused += &detailed(i, sc);
+                only += &brief_line(i, sc);
+            } else {
+                focused += &brief_line(i, sc);
+            }
+        }
+        out.push(Piece::new("chapter_plan", full).or(65, focused).or(70, only));
+    }
+
+    if let Some(d) = &docs.draft {
+        out.push(draft_piece(kind, d, part));
+    }
+
+    if let Some(r) = &docs.review {
+        let list = |items: &[String], chars: usize| -> String {
+            items.iter().map(|i| format!("* {}\n", shorten(i, chars))).collect()
+        };
+        let full = format!(
+            "Verdict: {}\nIssues:\n{}Suggestions:\n{}",
+            r.verdict,
+            list(&r.issues, usize::MAX),
+            list(&r.suggestions, usize::MAX)
+        );
+        let short = format!(
+            "Verdict: {}\nIssues:\n{}Suggestions:\n{}",
+            r.verdict,
+            list(&r.issues, 200),
+            list(&r.suggestions, 200)
+        );
+        out.push(Piece::new("review", full).or(78, short));
+    }
+    out
+}
+
+fn feedback(task: &StepTask) -> String {
+    let fb = task.context.as_ref().map(|c| c.feedback.as_str()).unwrap_or("");
+    if fb.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nYour previous answer (attempt {}) was rejected: {}. Correct exactly this and answer again.\n",
+            task.attempt.saturating_sub(1),
+            shorten(fb, 1500)
+        )
+    }
+}
+
+/// Instructions for a request that covers part of a step.
+fn part_text(kind: AgentKind, part: Option<&Part>, planned: usize) -> String {
+    let Some(part) = part else { return String::new() };
+    if kind != AgentKind::Chapter {
+        return String::new();
+    }
+    let first = part.scenes.first().copied().unwrap_or(1);
+    let last = part.scenes.last().copied().unwrap_or(first);
+    let mut s = format!(
+        "\nThis request writes only scenes {first} to {last} of the {planned} planned scenes, about {} words in all; the other scenes are written in separate requests and joined with yours. Head your scenes as in the plan.\n",
+        part.words
     );
-    v.insert("shape", shape(kind, &brief.category));
-    v
+    if !part.so_far.is_empty() {
+        s += &format!("The chapter so far: {}\n", shorten(&part.so_far, 800));
+    }
+    if !part.last_lines.is_empty() {
+        s += &format!(
+            "It ends with: \"{}\"\nContinue from there without repeating it.\n",
+            shorten(&part.last_lines, 600)
+        );
+    }
+    s += "Your \"summary\" tells the whole chapter so far, up to the end of your scenes.\n";
+    s
+}
+
+fn cast_piece(kind: AgentKind, docs: &Docs, plan: Option<&OutlineChapter>) -> Piece {
+    let Some(cast) = docs.cast.as_ref().filter(|c| !c.characters.is_empty()) else {
+        return Piece::fixed("cast", "(no characters)\n");
+    };
+    let all_full: String = cast.characters.iter().map(character_full).collect();
+    let all_short: String = cast.characters.iter().map(character_short).collect();
+    let names = chapter_cast(plan);
+    let here = |c: &&scriptorium_proto::book::Character| names.iter().any(|n| c.name == *n);
+    // This chapter's characters in full, the others by name and role.
+    let focused: String = cast
+        .characters
+        .iter()
+        .map(|c| if here(&c) { character_full(c) } else { character_short(c) })
+        .collect();
+    let chapter_only: String = cast.characters.iter().filter(here).map(character_short).collect();
+    match kind {
+        // A chapter's own characters in full, the rest of the cast by name and role.
+        AgentKind::Chapter | AgentKind::Review | AgentKind::Edit => {
+            let p = Piece::new("cast", focused).or(60, all_short);
+            if chapter_only.is_empty() { p } else { p.or(66, chapter_only) }
+        }
+        _ => Piece::new("cast", all_full).or(60, all_short),
+    }
+}
+
+/// Earlier chapters' summaries: dropped oldest first; the two latest are kept longest.
+fn previous_piece(summaries: &[String]) -> Piece {
+    if summaries.is_empty() {
+        return Piece::fixed("previous", "(this is the first chapter)\n");
+    }
+    let n = summaries.len();
+    let lines = |from: usize| -> String {
+        let mut s =
+            if from > 0 { format!("(chapters 1-{from} left out)\n") } else { String::new() };
+        for (i, text) in summaries.iter().enumerate().skip(from) {
+            s += &format!("Chapter {}: {text}\n", i + 1);
+        }
+        s
+    };
+    let mut piece = Piece::new("previous", lines(0));
+    for dropped in 1..n {
+        // Recency of the summary this step drops: 1 for the latest chapter.
+        let recency = n - dropped + 1;
+        let priority = if recency <= 2 { 50 } else { 30 - recency.min(20) as u8 };
+        piece = piece.or(priority, lines(dropped));
+    }
+    piece.or(52, "(earlier chapters left out to fit the context)\n")
+}
+
+/// The draft as a reviewer reads it (prose, condensed to excerpts when it must be) or as an
+/// editor gets it (the scenes to revise, as JSON with their numbers).
+fn draft_piece(kind: AgentKind, d: &ChapterText, part: Option<&Part>) -> Piece {
+    if kind == AgentKind::Edit {
+        let shown: Vec<u32> = match part {
+            Some(p) => p.scenes.clone(),
+            None => (1..=d.scenes.len() as u32).collect(),
+        };
+        let scenes: Vec<serde_json::Value> = d
+            .scenes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shown.contains(&(*i as u32 + 1)))
+            .map(
+                |(i, s)| serde_json::json!({"number": i + 1, "heading": s.heading, "text": s.text}),
+            )
+            .collect();
+        let doc = serde_json::json!({"number": d.number, "title": d.title, "scenes": scenes});
+        let mut s = format!("```json\n{doc}\n```\n");
+        let hidden: Vec<String> = (1..=d.scenes.len() as u32)
+            .filter(|n| !shown.contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        if !hidden.is_empty() {
+            s += &format!("Scenes not shown ({}) stay as they are.\n", hidden.join(", "));
+        }
+        return Piece::fixed("draft", s);
+    }
+    let render = |scene: &dyn Fn(&str) -> String| -> String {
+        let mut s = format!("Chapter {}: {}\n", d.number, d.title);
+        for (i, sc) in d.scenes.iter().enumerate() {
+            s += &format!("\nScene {} ({}):\n{}\n", i + 1, sc.heading, scene(&sc.text));
+        }
+        s
+    };
+    let full = render(&|t| t.trim().to_string());
+    let excerpts = render(&|t| {
+        let p = paragraphs(t);
+        match p.as_slice() {
+            [] => String::new(),
+            [one] => (*one).to_string(),
+            [first, .., last] => format!("{first}\n[...]\n{last}"),
+        }
+    });
+    let openings = render(&|t| {
+        paragraphs(t).first().map(|p| format!("{}\n[...]", shorten(p, 400))).unwrap_or_default()
+    });
+    let outline = format!(
+        "Chapter {}: {}\n{}\nSummary: {}\n",
+        d.number,
+        d.title,
+        d.scenes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("Scene {}: {}", i + 1, s.heading))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        d.summary
+    );
+    Piece::new("draft", full).or(75, excerpts).or(80, openings).or(85, outline)
 }
 
 /// An example of the JSON object `kind` answers with.
@@ -360,7 +712,8 @@ pub fn shape(kind: AgentKind, category: &str) -> String {
             format!("{{\"sections\": {{{}}}}}", fields.join(", "))
         }
         AgentKind::Outline => r#"{"summary": "...", "chapters": [{"number": 1, "title": "...", "summary": "...", "scenes": [{"summary": "...", "characters": ["..."], "setting": "...", "goal": "...", "emotional_beat": "..."}]}]}"#.into(),
-        AgentKind::Chapter | AgentKind::Edit | AgentKind::Unspecified => r#"{"number": 1, "title": "...", "scenes": [{"heading": "...", "text": "..."}], "summary": "...", "characters": ["..."], "changes": []}"#.into(),
+        AgentKind::Chapter | AgentKind::Unspecified => r#"{"number": 1, "title": "...", "scenes": [{"heading": "...", "text": "..."}], "summary": "...", "characters": ["..."], "changes": []}"#.into(),
+        AgentKind::Edit => r#"{"scenes": [{"number": 2, "heading": "...", "text": "..."}], "summary": "...", "changes": ["..."]}"#.into(),
         AgentKind::Review => r#"{"verdict": "accept", "scores": {"consistency": 7, "clarity": 7, "plot_holes": 7, "redundancy": 7, "flow": 7, "engagement": 7}, "issues": ["..."], "suggestions": ["..."]}"#.into(),
     }
 }
@@ -374,6 +727,182 @@ mod tests {
         assert!(check_placeholders("x", "Hello {{facts}} {{cast}}").is_ok());
         let err = check_placeholders("x", "Hello {{nope}}").unwrap_err().to_string();
         assert!(err.contains("{{nope}}"), "{err}");
+    }
+
+    use crate::facts::Facts;
+    use crate::providers::sim;
+    use scriptorium_proto::v1::{BookBrief, StepContext};
+
+    /// A task of `kind` for chapter `chapter` of an 8-chapter book, its context made by the
+    /// simulated model.
+    fn book_task(kind: AgentKind, chapter: u32) -> StepTask {
+        let brief = BookBrief {
+            title: "The Salt Harbour".into(),
+            category: "fiction".into(),
+            genre: "fantasy".into(),
+            language: "English".into(),
+            description: "A drowned port city where tides are bought and sold.".into(),
+            chapters: 8,
+            characters: 3,
+            words_per_chapter: 900,
+            ..Default::default()
+        };
+        let concept = sim::answer(AgentKind::Concept, "- Title: The Salt Harbour", 1, false);
+        let cast_json = sim::answer(AgentKind::Characters, "- Characters: 3", 1, false);
+        let cast: Cast = serde_json::from_str(&cast_json).unwrap();
+        let names: Vec<&str> = cast.characters.iter().map(|c| c.name.as_str()).collect();
+        let world = sim::answer(AgentKind::World, "- Category: fiction", 1, false);
+        let outline_json = sim::answer(
+            AgentKind::Outline,
+            &format!("- Chapters: 8\n- Cast: {}", names.join("; ")),
+            1,
+            false,
+        );
+        let outline: Outline = serde_json::from_str(&outline_json).unwrap();
+        let plan = &outline.chapters[chapter as usize - 1];
+        let facts = format!(
+            "- Chapter: {chapter}\n- Scenes in this chapter: {}\n- Words per chapter: 900\n- Cast: {}",
+            plan.scenes.len(),
+            names.join("; ")
+        );
+        let mut ctx = StepContext {
+            chapter,
+            concept_json: concept,
+            cast_json,
+            world_json: world,
+            outline_json: outline_json.clone(),
+            previous_summaries: outline.chapters[..chapter as usize - 1]
+                .iter()
+                .map(|c| c.summary.clone())
+                .collect(),
+            ..Default::default()
+        };
+        if matches!(kind, AgentKind::Review | AgentKind::Edit) {
+            ctx.draft_json = sim::answer(AgentKind::Chapter, &facts, 1, false);
+            ctx.review_json = sim::answer(AgentKind::Review, &facts, 1, false);
+        }
+        StepTask { kind: kind as i32, brief: Some(brief), context: Some(ctx), ..Default::default() }
+    }
+
+    const KEPT: &[&str] = &[
+        "chapters",
+        "characters",
+        "words per chapter",
+        "cast",
+        "chapter",
+        "chapter title",
+        "scenes in this chapter",
+        "chapter cast",
+    ];
+
+    #[test]
+    fn prompts_fit_shrinking_budgets_and_keep_their_facts() {
+        let prompts = Prompts::load(None).unwrap();
+        for kind in [AgentKind::Outline, AgentKind::Chapter, AgentKind::Review, AgentKind::Edit] {
+            let task = book_task(kind, 8);
+            let full = prompts.render_fitted(&task, None, None).unwrap();
+            let facts = Facts::parse(&full.user);
+            let (mut fitted_once, mut overflowed) = (false, false);
+            for share in [100, 90, 75, 60, 50, 40, 30, 20] {
+                let budget = full.tokens * share / 100;
+                match prompts.render_fitted(&task, None, Some(budget)) {
+                    Ok(r) => {
+                        assert!(!overflowed, "{kind:?} {share}%: fits below a budget that did not");
+                        fitted_once |= share < 100;
+                        assert!(r.tokens <= budget, "{kind:?} {share}%: {} > {budget}", r.tokens);
+                        let estimate = estimate_tokens(&r.system) + estimate_tokens(&r.user);
+                        assert_eq!(r.tokens, estimate);
+                        let got = Facts::parse(&r.user);
+                        for k in KEPT {
+                            assert_eq!(got.get(k), facts.get(k), "{kind:?} {share}%: fact {k}");
+                        }
+                        assert!(r.user.contains("Answer with one JSON object"), "{kind:?}");
+                    }
+                    Err(o) => {
+                        assert!(o.need > budget && share < 100, "{kind:?} {share}%: {o}");
+                        overflowed = true;
+                    }
+                }
+            }
+            // An edit's draft is what it rewrites: never condensed, split into parts instead.
+            assert!(fitted_once || kind == AgentKind::Edit, "{kind:?} never condensed");
+        }
+    }
+
+    #[test]
+    fn oldest_summaries_go_first_then_the_world_and_the_latest_stay_longest() {
+        let prompts = Prompts::load(None).unwrap();
+        let task = book_task(AgentKind::Chapter, 8);
+        let full = prompts.render_fitted(&task, None, None).unwrap();
+        assert!(full.user.contains("Chapter 1: ") && full.user.contains("Chapter 7: "));
+        let mut saw_partial = false;
+        for budget in (full.tokens / 3..full.tokens).rev().step_by(5) {
+            let Ok(r) = prompts.render_fitted(&task, None, Some(budget)) else { break };
+            let has = |n: u32| r.user.contains(&format!("\nChapter {n}: "));
+            // Summaries leave oldest first: a kept summary means every later one is kept.
+            for n in 1..7 {
+                assert!(!has(n) || has(n + 1), "budget {budget}: chapter {n} kept, {} not", n + 1);
+            }
+            saw_partial |= !has(1) && has(7);
+            // The latest summary outlives the world.
+            if !has(7) {
+                assert!(r.user.contains("World:\n(left out"), "budget {budget}: world kept");
+            }
+            assert!(r.user.contains("This chapter's plan:\nChapter 8: "));
+        }
+        assert!(saw_partial, "some budget drops the oldest summaries only");
+    }
+
+    #[test]
+    fn edit_targets_are_the_scenes_the_review_names() {
+        let task = book_task(AgentKind::Edit, 2);
+        let mut docs = Docs::of(&task);
+        let n = docs.draft.as_ref().unwrap().scenes.len() as u32;
+        let all: Vec<u32> = (1..=n).collect();
+        let review = docs.review.as_mut().unwrap();
+        review.issues = vec!["Scene 2: slow".into()];
+        review.suggestions = vec!["scene 3: cut the bell; see Scene 2".into()];
+        assert_eq!(edit_targets(&docs), [2, 3]);
+        docs.review.as_mut().unwrap().suggestions.push("Tighten everything".into());
+        assert_eq!(edit_targets(&docs), all, "an item naming no scene concerns them all");
+        let review = docs.review.as_mut().unwrap();
+        review.issues.clear();
+        review.suggestions.clear();
+        assert_eq!(edit_targets(&docs), all);
+    }
+
+    #[test]
+    fn parts_show_their_scenes_and_facts() {
+        let prompts = Prompts::load(None).unwrap();
+        let edit = book_task(AgentKind::Edit, 2);
+        let part = Part { scenes: vec![2], ..Default::default() };
+        let r = prompts.render_fitted(&edit, Some(&part), None).unwrap();
+        let draft = &r.user[r.user.find("Draft:").unwrap()..];
+        let doc = crate::extract::json_object(draft).unwrap();
+        let numbers: Vec<u64> = doc["scenes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["number"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, [2]);
+        assert!(r.user.contains("Scenes not shown (1, 3"), "{}", r.user);
+
+        let chapter = book_task(AgentKind::Chapter, 2);
+        let part = Part {
+            scenes: vec![3, 4],
+            words: 400,
+            so_far: "Ann found the key.".into(),
+            last_lines: "The door closed.".into(),
+        };
+        let r = prompts.render_fitted(&chapter, Some(&part), None).unwrap();
+        let f = Facts::parse(&r.user);
+        assert_eq!(f.num("scenes in this part"), Some(2));
+        assert_eq!(f.num("first scene of this part"), Some(3));
+        assert_eq!(f.num("words in this part"), Some(400));
+        assert!(r.user.contains("only scenes 3 to 4"), "{}", r.user);
+        assert!(r.user.contains("The chapter so far: Ann found the key."));
+        assert!(r.user.contains("It ends with: \"The door closed.\""));
     }
 
     #[test]

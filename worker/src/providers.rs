@@ -69,6 +69,8 @@ pub struct ModelAnswer {
     pub cost_usd: f64,
     /// The answer stopped at the token limit (`finish_reason` "length"): it is unreadable.
     pub truncated: bool,
+    /// The server reported no usage: the token counts are estimates.
+    pub estimated: bool,
 }
 
 /// Why a model call failed. Every message is redacted before it leaves [`Models`].
@@ -118,6 +120,23 @@ pub enum ModelError {
         /// What was wrong.
         message: String,
     },
+    /// The server answered that the request does not fit its context window (read from the
+    /// status and the error body's fields, never from its message text).
+    #[error(
+        "provider '{provider}' rejected {route}: the request exceeds the context window: {message}"
+    )]
+    ContextExceeded {
+        /// Provider name.
+        provider: String,
+        /// The route.
+        route: String,
+        /// The prompt's tokens as the server counted them, when it says.
+        prompt_tokens: Option<u64>,
+        /// The server's context window, when it says.
+        window: Option<u64>,
+        /// Server's message, redacted.
+        message: String,
+    },
 }
 
 impl ModelError {
@@ -142,6 +161,15 @@ impl ModelError {
             }
             ModelError::BadAnswer { route, message } => {
                 ModelError::BadAnswer { route: redact(&route), message: redact(&message) }
+            }
+            ModelError::ContextExceeded { provider, route, prompt_tokens, window, message } => {
+                ModelError::ContextExceeded {
+                    provider: redact(&provider),
+                    route: redact(&route),
+                    prompt_tokens,
+                    window,
+                    message: redact(&message),
+                }
             }
         }
     }
@@ -275,9 +303,17 @@ pub struct ProviderConfig {
     /// Tokens per minute (prompt estimate plus `max_tokens`) this process sends (0: no limit).
     #[serde(default)]
     pub tokens_per_minute: u32,
-    /// Context window of the provider's models in tokens, when known.
+    /// Context window of the provider's models in tokens (prompt and answer together), when
+    /// known: every prompt is assembled to fit it.
     #[serde(default)]
     pub context_window: Option<u64>,
+    /// Largest answer the provider's models give, in tokens (`max_tokens` never exceeds it).
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    /// Without `context_window`, ask the server for its window once: llama.cpp's `GET /props`
+    /// (`default_generation_settings.n_ctx`), else vLLM's `GET /v1/models` (`max_model_len`).
+    #[serde(default)]
+    pub discover_context_window: bool,
     /// The first structured-output mode tried (OpenAI-compatible servers).
     #[serde(default)]
     pub structured_output: StructuredOutput,
@@ -325,6 +361,8 @@ impl ProviderConfig {
             requests_per_minute: 0,
             tokens_per_minute: 0,
             context_window: None,
+            max_output_tokens: None,
+            discover_context_window: false,
             structured_output: StructuredOutput::default(),
             prices: BTreeMap::new(),
             price: None,
@@ -404,8 +442,24 @@ impl ProviderConfig {
                 self.max_retry_after_secs
             ));
         }
-        if self.context_window == Some(0) {
-            return Err(format!("{}: must be at least 1 when set", field("context_window")));
+        if let Some(w) = self.context_window
+            && !(256..=10_000_000).contains(&w)
+        {
+            return Err(format!(
+                "{}: must be between 256 and 10000000 tokens when set (got {w})",
+                field("context_window")
+            ));
+        }
+        if self.max_output_tokens == Some(0) {
+            return Err(format!("{}: must be at least 1 when set", field("max_output_tokens")));
+        }
+        if let (Some(w), Some(o)) = (self.context_window, self.max_output_tokens)
+            && o >= w
+        {
+            return Err(format!(
+                "{}: must be below context_window ({o} >= {w})",
+                field("max_output_tokens")
+            ));
         }
         let bad_price = |p: &Price| {
             !(p.input.is_finite() && p.output.is_finite() && p.input >= 0.0 && p.output >= 0.0)
@@ -481,18 +535,20 @@ pub fn builtin_providers() -> BTreeMap<String, ProviderConfig> {
             "mistral-small-latest",
         ),
     );
-    m.insert(
-        "ollama".into(),
-        ProviderConfig::openai(&env_or("OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1"), "", ""),
-    );
-    m.insert(
-        "llamacpp".into(),
-        ProviderConfig::openai(&env_or("LLAMACPP_BASE_URL", "http://127.0.0.1:8080/v1"), "", ""),
-    );
-    m.insert(
-        "vllm".into(),
-        ProviderConfig::openai(&env_or("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"), "", ""),
-    );
+    // Ollama's OpenAI endpoint cuts an over-long prompt silently instead of refusing it, and
+    // reports no window: assume its default (4096 below 24 GiB of VRAM) unless configured.
+    let mut ollama =
+        ProviderConfig::openai(&env_or("OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1"), "", "");
+    ollama.context_window = Some(4096);
+    m.insert("ollama".into(), ollama);
+    let mut llamacpp =
+        ProviderConfig::openai(&env_or("LLAMACPP_BASE_URL", "http://127.0.0.1:8080/v1"), "", "");
+    llamacpp.discover_context_window = true;
+    m.insert("llamacpp".into(), llamacpp);
+    let mut vllm =
+        ProviderConfig::openai(&env_or("VLLM_BASE_URL", "http://127.0.0.1:8000/v1"), "", "");
+    vllm.discover_context_window = true;
+    m.insert("vllm".into(), vllm);
     m
 }
 
@@ -532,6 +588,41 @@ struct Provider {
     config: ProviderConfig,
     backend: Backend,
     limits: limits::Limits,
+    /// Context windows the server reported, by model (asked once per model).
+    windows: tokio::sync::Mutex<BTreeMap<String, Option<u64>>>,
+    /// Windows smaller than planned that context-exceeded answers revealed, by model.
+    learned: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+/// The limits of one route: its context window and its output limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteLimits {
+    /// Context window in tokens (configured, or reported by the server), if known.
+    pub window: Option<u64>,
+    /// Largest answer in tokens, if limited.
+    pub max_output: Option<u64>,
+}
+
+/// What a context-exceeded answer told about the server's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContextHint {
+    /// The server's window, in its own tokens.
+    pub window: Option<u64>,
+    /// The prompt in the server's tokens.
+    pub server_prompt: Option<u64>,
+    /// The prompt by our estimate.
+    pub estimated_prompt: u64,
+}
+
+/// One route gave no readable answer.
+#[derive(Debug, Clone)]
+pub struct RouteFailure {
+    /// What went wrong, redacted.
+    pub error: String,
+    /// Set when the request did not fit the server's context: a smaller request may succeed.
+    pub context: Option<ContextHint>,
+    /// Every call that got an answer (texts emptied).
+    pub calls: Vec<ModelAnswer>,
 }
 
 /// Every provider of a worker, ready to call. Clones share connections and rate limits.
@@ -595,7 +686,79 @@ impl Models {
             Protocol::Anthropic => Backend::Anthropic(Anthropic::new(name, &pc)?),
         };
         let limits = limits::Limits::new(pc.requests_per_minute, pc.tokens_per_minute);
-        Ok(Arc::new(Provider { config: pc, backend, limits }))
+        Ok(Arc::new(Provider {
+            config: pc,
+            backend,
+            limits,
+            windows: Default::default(),
+            learned: Default::default(),
+        }))
+    }
+
+    /// The context window and output limit of `route`: configured, else (with
+    /// `discover_context_window`) asked of the server once per model and remembered.
+    pub async fn route_limits(&self, route: &str) -> RouteLimits {
+        let mut r = Route::parse(route);
+        let Some(Ok(provider)) = self.providers.get(&r.provider) else {
+            return RouteLimits::default();
+        };
+        if r.model.is_empty() {
+            r.model = provider.config.default_model.clone();
+        }
+        let max_output = provider.config.max_output_tokens;
+        let learned =
+            provider.learned.lock().unwrap_or_else(|p| p.into_inner()).get(&r.model).copied();
+        let limits = Self::configured_limits(provider, &r).await;
+        let window = match (limits.window, learned) {
+            (Some(w), Some(l)) => Some(w.min(l)),
+            (w, l) => w.or(l),
+        };
+        RouteLimits { window, max_output }
+    }
+
+    /// Remembers that `route`'s server has a context window of `window` tokens, smaller than
+    /// planned: later requests on the route are planned against it.
+    pub fn learn_window(&self, route: &str, window: u64) {
+        let mut r = Route::parse(route);
+        let Some(Ok(provider)) = self.providers.get(&r.provider) else { return };
+        if r.model.is_empty() {
+            r.model = provider.config.default_model.clone();
+        }
+        let mut learned = provider.learned.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = learned.entry(r.model).or_insert(window);
+        *entry = (*entry).min(window);
+    }
+
+    /// The configured window, else the one the server reports (asked once per model).
+    async fn configured_limits(provider: &Provider, r: &Route) -> RouteLimits {
+        let max_output = provider.config.max_output_tokens;
+        if let Some(window) = provider.config.context_window {
+            return RouteLimits { window: Some(window), max_output };
+        }
+        let Backend::OpenAi(p) = &provider.backend else {
+            return RouteLimits { window: None, max_output };
+        };
+        if !provider.config.discover_context_window {
+            return RouteLimits { window: None, max_output };
+        }
+        let mut known = provider.windows.lock().await;
+        let window = match known.get(&r.model) {
+            Some(w) => *w,
+            None => {
+                let w = p.discover_window(&r.model).await;
+                match w {
+                    Some(w) => {
+                        tracing::info!(route = %r, context_window = w, "context window reported by the server")
+                    }
+                    None => {
+                        tracing::warn!(route = %r, "the server reports no context window; prompts are not condensed (set context_window)")
+                    }
+                }
+                known.insert(r.model.clone(), w);
+                w
+            }
+        };
+        RouteLimits { window, max_output }
     }
 
     /// Whether `route` names a configured provider (used to validate briefs early).
@@ -657,6 +820,7 @@ impl Models {
             // Servers that report no usage (some local ones) still cost time and limits.
             answer.prompt_tokens = estimate_tokens(&req.system) + estimate_tokens(&req.user);
             answer.completion_tokens = estimate_tokens(&answer.text);
+            answer.estimated = true;
         }
         answer.route = route.to_string();
         answer.latency_ms = started.elapsed().as_millis() as u64;
@@ -692,42 +856,15 @@ impl Models {
         let mut calls = Vec::new();
         let mut errors = Vec::new();
         for route in routes {
-            let mut answer = match self.call_route(route, req).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(route = %route, error = %e, "route failed, trying the next");
-                    errors.push(e.to_string());
-                    continue;
-                }
-            };
-            let read = readable(&answer);
-            let answered = answer.route.clone();
-            answer.text.clear();
-            calls.push(answer);
-            let parse_error = match read {
-                Ok(value) => return Ok(JsonAnswer { value, route: answered, calls }),
-                Err(e) => e,
-            };
-            tracing::warn!(route = %answered, error = %parse_error, "unreadable answer, asking for a repair");
-            let mut repair = req.clone();
-            repair.user = format!(
-                "{}\n\nYour previous answer could not be read: {parse_error}. Answer again with \
-                 only the JSON object, complete and no longer than needed.",
-                req.user
-            );
-            match self.call_route(route, &repair).await {
+            match self.call_json_route(route, req).await {
                 Ok(mut a) => {
-                    let read = readable(&a);
-                    a.text.clear();
-                    calls.push(a);
-                    match read {
-                        Ok(value) => return Ok(JsonAnswer { value, route: answered, calls }),
-                        Err(e) => {
-                            errors.push(format!("{answered}: unreadable answer after repair: {e}"))
-                        }
-                    }
+                    calls.append(&mut a.calls);
+                    return Ok(JsonAnswer { value: a.value, route: a.route, calls });
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(mut f) => {
+                    calls.append(&mut f.calls);
+                    errors.push(f.error);
+                }
             }
         }
         Err(JsonFailure {
@@ -736,6 +873,99 @@ impl Models {
             calls,
         })
     }
+
+    /// One route's readable JSON answer: the request, then one repair request if the answer
+    /// cannot be read. A request that did not fit the server's context (a context-exceeded
+    /// error, or an answer cut off before its `max_tokens` because the window filled up) gets
+    /// no repair: the failure carries a [`ContextHint`] so the caller can send a smaller one.
+    pub async fn call_json_route(
+        &self,
+        route: &str,
+        req: &ModelRequest,
+    ) -> Result<JsonAnswer, RouteFailure> {
+        let estimated_prompt = estimate_tokens(&req.system) + estimate_tokens(&req.user);
+        let fail = |error: String, context, calls| RouteFailure { error, context, calls };
+        let mut answer = match self.call_route(route, req).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(route = %route, error = %e, "route failed");
+                let context = match &e {
+                    ModelError::ContextExceeded { prompt_tokens, window, .. } => {
+                        Some(ContextHint {
+                            window: *window,
+                            server_prompt: *prompt_tokens,
+                            estimated_prompt,
+                        })
+                    }
+                    _ => None,
+                };
+                return Err(fail(e.to_string(), context, Vec::new()));
+            }
+        };
+        let answered = answer.route.clone();
+        let read = readable(&answer);
+        answer.text.clear();
+        let mut calls = vec![answer];
+        let parse_error = match read {
+            Ok(value) => return Ok(JsonAnswer { value, route: answered, calls }),
+            Err(e) => e,
+        };
+        tracing::warn!(route = %answered, error = %parse_error, "unreadable answer, asking for a repair");
+        let mut repair = req.clone();
+        repair.user = format!(
+            "{}\n\nYour previous answer could not be read: {parse_error}. Answer again with \
+             only the JSON object, complete and no longer than needed.",
+            req.user
+        );
+        // The request keeps its size: the longer prompt is paid for by the answer's room.
+        let added = estimate_tokens(&repair.user).saturating_sub(estimate_tokens(&req.user));
+        repair.max_tokens = req.max_tokens.saturating_sub(added as u32).max(1);
+        match self.call_route(route, &repair).await {
+            Ok(mut a) => {
+                let read = readable(&a);
+                a.text.clear();
+                let full = context_full(&a, repair.max_tokens, estimated_prompt);
+                calls.push(a);
+                match (read, full) {
+                    (Ok(value), _) => Ok(JsonAnswer { value, route: answered, calls }),
+                    (Err(_), Some((hint, error))) => {
+                        tracing::warn!(route = %answered, window = ?hint.window, "answers cut off by the context window");
+                        Err(fail(format!("{answered}: {error}"), Some(hint), calls))
+                    }
+                    (Err(e), None) => Err(fail(
+                        format!("{answered}: unreadable answer after repair: {e}"),
+                        None,
+                        calls,
+                    )),
+                }
+            }
+            Err(e) => Err(fail(e.to_string(), None, calls)),
+        }
+    }
+}
+
+/// Whether `answer` stopped before its `max_tokens` with `finish_reason` "length": the
+/// server's context filled up (llama.cpp without context shift does this). Read from the
+/// answer's reported usage, never from text; the hint's window is what the usage adds up to.
+fn context_full(
+    answer: &ModelAnswer,
+    max_tokens: u32,
+    estimated_prompt: u64,
+) -> Option<(ContextHint, String)> {
+    if !answer.truncated || answer.estimated || answer.completion_tokens >= u64::from(max_tokens) {
+        return None;
+    }
+    let window = answer.prompt_tokens + answer.completion_tokens + 1;
+    let hint = ContextHint {
+        window: Some(window),
+        server_prompt: Some(answer.prompt_tokens),
+        estimated_prompt,
+    };
+    let error = format!(
+        "the answer filled the server's context ({} prompt and {} answer tokens) before its max_tokens ({max_tokens})",
+        answer.prompt_tokens, answer.completion_tokens
+    );
+    Some((hint, error))
 }
 
 /// The JSON object of an answer, or why there is none.
@@ -746,9 +976,9 @@ fn readable(answer: &ModelAnswer) -> Result<Value, String> {
     extract::json_object(&answer.text).map_err(|e| e.to_string())
 }
 
-/// Conservative token estimate without a tokenizer: one token per 3.5 bytes, rounded up.
+/// Conservative token estimate without a tokenizer (see [`crate::budget`]).
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.len() as u64 * 2).div_ceil(7)
+    crate::budget::estimate_tokens(text)
 }
 
 async fn sim_call(cfg: &SimConfig, req: &ModelRequest) -> ModelAnswer {

@@ -2,8 +2,15 @@
 //! minimal Anthropic-shaped one), with latency and fault injection, for tests and benchmarks.
 //!
 //! Endpoints: `POST /v1/chat/completions` (also `/chat/completions`), `POST /v1/messages`
-//! (also `/messages`) and `GET /stats` (counters as JSON). The agent kind is read from
-//! `response_format.json_schema.name` or the `x-scriptorium-agent` header.
+//! (also `/messages`), `GET /stats` (counters as JSON) and, with a context window, llama.cpp's
+//! `GET /props`. The agent kind is read from `response_format.json_schema.name` or the
+//! `x-scriptorium-agent` header.
+//!
+//! With a context window the server counts like a llama.cpp server without context shift: a
+//! prompt (both messages estimated as the client does, plus 4 tokens per message and 3 for
+//! the reply's start, as chat templates add) that does not fit gets llama.cpp's 400
+//! `exceed_context_size_error`; an answer stops with `finish_reason` "length" when the
+//! window fills up, as it does at the request's `max_tokens`.
 //!
 //! Faults are decided per completion request that passes the key and `response_format` checks,
 //! in arrival order: the `script` first (one fault per request), then the rates, drawn from an
@@ -76,6 +83,27 @@ impl Fault {
     }
 }
 
+/// How the first outline answers break the brief's bounds, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overgrow {
+    /// Three chapters more than asked.
+    Chapters,
+    /// Thirty scenes in the first chapter.
+    Scenes,
+}
+
+impl std::str::FromStr for Overgrow {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "chapters" => Ok(Overgrow::Chapters),
+            "scenes" => Ok(Overgrow::Scenes),
+            _ => Err(format!("unknown overgrowth {s:?} (chapters or scenes)")),
+        }
+    }
+}
+
 /// Which `response_format` requests the server refuses with a 400, like servers without
 /// structured output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,6 +150,10 @@ pub struct SimServerConfig {
     pub require_key: Option<String>,
     /// Error bodies echo the request headers (to test that clients redact them).
     pub echo_headers: bool,
+    /// Context window in tokens (prompt and answer together); none: unlimited.
+    pub context_window: Option<u64>,
+    /// How the first outline answers break the brief's bounds, in order.
+    pub overgrow: Vec<Overgrow>,
 }
 
 impl Default for SimServerConfig {
@@ -142,6 +174,8 @@ impl Default for SimServerConfig {
             reject_response_format: RejectFormat::None,
             require_key: None,
             echo_headers: false,
+            context_window: None,
+            overgrow: Vec::new(),
         }
     }
 }
@@ -161,6 +195,26 @@ pub struct Stats {
     pub by_format: BTreeMap<String, u64>,
     /// Injected faults by name.
     pub faults: BTreeMap<String, u64>,
+    /// The context window, if the server has one.
+    pub context_window: Option<u64>,
+    /// Prompt tokens of the answered requests, as the server counts them.
+    pub prompt_tokens: u64,
+    /// Completion tokens of the answered requests.
+    pub completion_tokens: u64,
+    /// Requests refused because their prompt did not fit the window (llama.cpp's 400).
+    pub context_exceeded: u64,
+    /// Requests whose prompt plus `max_tokens` was larger than the window (they may overflow).
+    pub over_window: u64,
+    /// Answers stopped because the window filled up.
+    pub window_full: u64,
+    /// Answers stopped at the request's `max_tokens`.
+    pub max_tokens_reached: u64,
+    /// The largest prompt plus `max_tokens` of a request.
+    pub largest_request: u64,
+    /// The largest prompt of a request.
+    pub largest_prompt: u64,
+    /// Outline answers that broke the bounds on purpose (`overgrow`).
+    pub overgrown: u64,
 }
 
 struct Inner {
@@ -169,12 +223,21 @@ struct Inner {
     next: AtomicU64,
     /// Requests that passed the key and format checks (indexes the script).
     admitted: AtomicU64,
+    /// Outline requests admitted (indexes `overgrow`).
+    outlines: AtomicU64,
     stats: Mutex<Stats>,
 }
 
 impl Inner {
     fn new(cfg: SimServerConfig) -> Self {
-        Inner { cfg, next: AtomicU64::new(0), admitted: AtomicU64::new(0), stats: Mutex::default() }
+        let stats = Stats { context_window: cfg.context_window, ..Default::default() };
+        Inner {
+            cfg,
+            next: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
+            outlines: AtomicU64::new(0),
+            stats: Mutex::new(stats),
+        }
     }
 
     fn record(&self, f: impl FnOnce(&mut Stats)) {
@@ -285,12 +348,32 @@ fn router(inner: Arc<Inner>) -> Router {
         .route("/v1/messages", post(messages))
         .route("/messages", post(messages))
         .route("/stats", get(stats))
+        .route("/props", get(props))
         .with_state(inner)
 }
 
 async fn stats(State(inner): State<Arc<Inner>>) -> Response {
     let s = inner.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
     axum::Json(s).into_response()
+}
+
+/// llama.cpp's `/props`, with the window of its one slot; 404 without a window.
+async fn props(State(inner): State<Arc<Inner>>) -> Response {
+    match inner.cfg.context_window {
+        Some(n_ctx) => axum::Json(json!({
+            "default_generation_settings": {"n_ctx": n_ctx, "params": {"n_predict": -1}},
+            "total_slots": 1,
+            "model_path": "sim",
+        }))
+        .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Prompt tokens as the server counts them: the client's estimate of each message plus the
+/// chat template's tokens.
+fn count_prompt(system: &str, user: &str) -> u64 {
+    estimate_tokens(system) + estimate_tokens(user) + 2 * 4 + 3
 }
 
 /// The two API shapes the server speaks.
@@ -308,6 +391,7 @@ struct Ask {
     seed: u64,
     model: String,
     format: String,
+    max_tokens: Option<u64>,
 }
 
 async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -360,6 +444,21 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
         let param = Some("response_format");
         return error_response(shape, 400, "invalid_request_error", &message, None, param);
     }
+    let prompt_tokens = count_prompt(&ask.system, &ask.user);
+    let requested = prompt_tokens + ask.max_tokens.unwrap_or(0);
+    inner.record(|s| {
+        s.largest_prompt = s.largest_prompt.max(prompt_tokens);
+        s.largest_request = s.largest_request.max(requested);
+    });
+    if let Some(n_ctx) = cfg.context_window {
+        if requested > n_ctx {
+            inner.record(|s| s.over_window += 1);
+        }
+        if prompt_tokens >= n_ctx {
+            inner.record(|s| s.context_exceeded += 1);
+            return context_exceeded(shape, prompt_tokens, n_ctx);
+        }
+    }
     let admitted = inner.admitted.fetch_add(1, Ordering::Relaxed);
     let mut rng = sim::Rng::from_parts(&[&cfg.seed.to_le_bytes(), &admitted.to_le_bytes()]);
     let fault = inner.fault(admitted, &mut rng);
@@ -372,7 +471,18 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let bad = cfg.bad_rate > 0.0 && rng.chance(cfg.bad_rate);
-    let full = sim::answer(ask.kind, &ask.user, ask.seed, bad);
+    let mut how = if bad { sim::Misbehave::Any } else { sim::Misbehave::No };
+    if ask.kind == AgentKind::Outline {
+        let n = inner.outlines.fetch_add(1, Ordering::Relaxed);
+        if let Some(o) = usize::try_from(n).ok().and_then(|i| cfg.overgrow.get(i)) {
+            inner.record(|s| s.overgrown += 1);
+            how = match o {
+                Overgrow::Chapters => sim::Misbehave::ExtraChapters,
+                Overgrow::Scenes => sim::Misbehave::ThirtyScenes,
+            };
+        }
+    }
+    let full = sim::answer_with(ask.kind, &ask.user, ask.seed, how);
     let (text, truncated) = match fault {
         Fault::Status(429) => {
             let mut r = error(429, "rate_limit_error", "rate limit reached, slow down");
@@ -394,9 +504,24 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
         Fault::Prose => (format!("Sure! Here it is:\n```json\n{full}\n```\nAnything else?"), false),
         Fault::Ok => (full, false),
     };
-    inner.record(|s| s.completions += 1);
-    let prompt_tokens = estimate_tokens(&ask.system) + estimate_tokens(&ask.user);
+    // Generation stops at max_tokens, or when the window is full (no context shift).
+    let by_request = ask.max_tokens.unwrap_or(u64::MAX);
+    let by_window = cfg.context_window.map_or(u64::MAX, |n| n.saturating_sub(prompt_tokens + 1));
+    let room = by_request.min(by_window);
+    let (text, truncated) = if estimate_tokens(&text) > room {
+        inner.record(|s| {
+            if by_window < by_request { s.window_full += 1 } else { s.max_tokens_reached += 1 }
+        });
+        (crate::budget::cut_to_tokens(&text, room).to_string(), true)
+    } else {
+        (text, truncated)
+    };
     let completion_tokens = estimate_tokens(&text);
+    inner.record(|s| {
+        s.completions += 1;
+        s.prompt_tokens += prompt_tokens;
+        s.completion_tokens += completion_tokens;
+    });
     let body = match shape {
         Shape::OpenAi => json!({
             "id": format!("chatcmpl-sim-{n}"),
@@ -470,7 +595,27 @@ fn read_ask(shape: Shape, headers: &HeaderMap, v: &Value) -> Ask {
         seed: v["seed"].as_u64().unwrap_or(0),
         model: v["model"].as_str().unwrap_or("sim").to_string(),
         format,
+        max_tokens: v["max_tokens"].as_u64().or(v["max_completion_tokens"].as_u64()),
     }
+}
+
+/// The answer of a llama.cpp server to a prompt that does not fit its window (OpenAI shape),
+/// or Anthropic's to a prompt that is too long.
+fn context_exceeded(shape: Shape, n_prompt_tokens: u64, n_ctx: u64) -> Response {
+    let body = match shape {
+        Shape::OpenAi => json!({"error": {
+            "code": 400,
+            "message": format!("request ({n_prompt_tokens} tokens) exceeds the available context size ({n_ctx} tokens), try increasing it"),
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": n_prompt_tokens,
+            "n_ctx": n_ctx,
+        }}),
+        Shape::Anthropic => json!({"type": "error", "error": {
+            "type": "invalid_request_error",
+            "message": format!("prompt is too long: {n_prompt_tokens} tokens > {n_ctx} maximum"),
+        }}),
+    };
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
 /// An error answer in the shape's format; `echo` adds the request headers, `param` names the

@@ -114,6 +114,15 @@ impl OpenAiCompat {
                 );
                 continue;
             }
+            if let Some((prompt_tokens, window)) = context_exceeded(status, &body) {
+                return Err(ModelError::ContextExceeded {
+                    provider: self.name.clone(),
+                    route,
+                    prompt_tokens,
+                    window,
+                    message: http::server_message(&body),
+                });
+            }
             return Err(ModelError::Rejected {
                 provider: self.name.clone(),
                 route,
@@ -122,6 +131,58 @@ impl OpenAiCompat {
             });
         }
     }
+
+    /// The context window the server reports for `model`: llama.cpp's `GET /props`
+    /// (`default_generation_settings.n_ctx`, the window of one slot), else vLLM's
+    /// `GET /v1/models` (`max_model_len` of the model). `None` when neither says.
+    pub(crate) async fn discover_window(&self, model: &str) -> Option<u64> {
+        let root = self.base_url.strip_suffix("/v1").unwrap_or(&self.base_url);
+        let get = |url: String| {
+            let rb = self.http.get(url).timeout(std::time::Duration::from_secs(5));
+            match &self.key {
+                Some(key) => rb.bearer_auth(key),
+                None => rb,
+            }
+        };
+        let json = |resp: reqwest::Response| async move {
+            if !resp.status().is_success() {
+                return None;
+            }
+            resp.json::<Value>().await.ok()
+        };
+        if let Ok(resp) = get(format!("{root}/props")).send().await
+            && let Some(v) = json(resp).await
+            && let Some(n) = v["default_generation_settings"]["n_ctx"].as_u64().filter(|n| *n > 0)
+        {
+            return Some(n);
+        }
+        let resp = get(format!("{}/models", self.base_url)).send().await.ok()?;
+        let v = json(resp).await?;
+        let models = v["data"].as_array()?;
+        let entry = models
+            .iter()
+            .find(|m| m["id"].as_str() == Some(model))
+            .or(if models.len() == 1 { models.first() } else { None })?;
+        entry["max_model_len"].as_u64().filter(|n| *n > 0)
+    }
+}
+
+/// Whether an error answer says the request exceeds the server's context window, with the
+/// prompt tokens and the window when the body gives them as fields.
+///
+/// Read from the status and the body's structure only: llama.cpp's 400 with
+/// `error.type` `exceed_context_size_error` (and `n_prompt_tokens`, `n_ctx`), OpenAI's
+/// `error.code` `context_length_exceeded`. The message text is never searched.
+fn context_exceeded(status: u16, body: &str) -> Option<(Option<u64>, Option<u64>)> {
+    if !matches!(status, 400 | 413) {
+        return None;
+    }
+    let v: Value = serde_json::from_str(body).ok()?;
+    let err = if v["error"].is_object() { &v["error"] } else { &v };
+    let named = err["type"].as_str() == Some("exceed_context_size_error")
+        || err["code"].as_str() == Some("context_length_exceeded");
+    let counted = err["n_ctx"].is_u64() && err["n_prompt_tokens"].is_u64();
+    (named || counted).then(|| (err["n_prompt_tokens"].as_u64(), err["n_ctx"].as_u64()))
 }
 
 fn request_body(model: &str, req: &ModelRequest, mode: StructuredOutput) -> Value {
@@ -221,6 +282,19 @@ mod tests {
         assert!(!rejects_response_format(400, other));
         assert!(!rejects_response_format(401, openai));
         assert!(!rejects_response_format(400, "response_format is bad (not JSON)"));
+    }
+
+    #[test]
+    fn context_exceeded_is_read_from_the_status_and_the_body_fields() {
+        let llamacpp = r#"{"error":{"code":400,"message":"request (5000 tokens) exceeds the available context size (4096 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
+        assert_eq!(context_exceeded(400, llamacpp), Some((Some(5000), Some(4096))));
+        let openai = r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+        assert_eq!(context_exceeded(400, openai), Some((None, None)));
+        // Digits and words in a message decide nothing.
+        let text_only = r#"{"error":{"message":"request (5000 tokens) exceeds the available context size (4096 tokens)","type":"invalid_request_error"}}"#;
+        assert_eq!(context_exceeded(400, text_only), None);
+        assert_eq!(context_exceeded(500, llamacpp), None);
+        assert_eq!(context_exceeded(400, "exceed_context_size_error"), None);
     }
 
     #[test]

@@ -148,19 +148,40 @@ const TOPICS: &[&str] = &[
     "communication",
 ];
 
+/// How the simulated model misbehaves in one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Misbehave {
+    /// A correct answer.
+    #[default]
+    No,
+    /// An answer that breaks a rule of its kind (a cast one too large, 30 scenes in an
+    /// outline's first chapter, a chapter without prose, an edit without scenes).
+    Any,
+    /// An outline with three chapters more than asked.
+    ExtraChapters,
+    /// An outline whose first chapter has 30 scenes.
+    ThirtyScenes,
+}
+
 /// Answers the request for `kind` with `user` as prompt; `bad` asks for an answer that breaks a rule.
 pub fn answer(kind: AgentKind, user: &str, seed: u64, bad: bool) -> String {
+    answer_with(kind, user, seed, if bad { Misbehave::Any } else { Misbehave::No })
+}
+
+/// Answers the request for `kind` with `user` as prompt, misbehaving as `how` says.
+pub fn answer_with(kind: AgentKind, user: &str, seed: u64, how: Misbehave) -> String {
     let facts = Facts::parse(user);
+    let bad = how == Misbehave::Any;
     let mut rng =
         Rng::from_parts(&[kind::name(kind).as_bytes(), &seed.to_le_bytes(), user.as_bytes()]);
     let value: Value = match kind {
         AgentKind::Concept => to_value(concept(&facts, &mut rng)),
-        AgentKind::Outline => to_value(outline(&facts, &mut rng, bad)),
+        AgentKind::Outline => to_value(outline(&facts, &mut rng, how)),
         AgentKind::Characters => to_value(cast(&facts, &mut rng, bad)),
         AgentKind::World => to_value(world(&facts, &mut rng)),
         AgentKind::Chapter => to_value(chapter(&facts, &mut rng, bad)),
-        AgentKind::Review => to_value(review(&mut rng)),
-        AgentKind::Edit => to_value(edit(&facts, user, &mut rng, bad)),
+        AgentKind::Review => to_value(review(&facts, &mut rng)),
+        AgentKind::Edit => edit(&facts, user, &mut rng, bad),
         AgentKind::Unspecified => Value::Object(Default::default()),
     };
     value.to_string()
@@ -254,12 +275,14 @@ fn world(facts: &Facts, rng: &mut Rng) -> World {
     World { sections }
 }
 
-fn outline(facts: &Facts, rng: &mut Rng, bad: bool) -> Outline {
-    let n = facts.num("chapters").unwrap_or(3);
+fn outline(facts: &Facts, rng: &mut Rng, how: Misbehave) -> Outline {
+    let asked = facts.num("chapters").unwrap_or(3);
+    let n = if how == Misbehave::ExtraChapters { asked + 3 } else { asked };
+    let thirty = matches!(how, Misbehave::Any | Misbehave::ThirtyScenes);
     let cast = facts.list("cast");
     let chapters = (1..=n)
         .map(|number| {
-            let scenes = if bad && number == 1 { 30 } else { rng.range(3, 6) };
+            let scenes = if thirty && number == 1 { 30 } else { rng.range(3, 6) };
             OutlineChapter {
                 number,
                 title: title(rng),
@@ -339,8 +362,19 @@ fn prose(rng: &mut Rng, names: &[&str], topic: &str, words: usize) -> String {
 
 fn chapter(facts: &Facts, rng: &mut Rng, bad: bool) -> ChapterText {
     let number = facts.num("chapter").unwrap_or(1);
-    let scenes = facts.num("scenes in this chapter").unwrap_or(3).clamp(1, 6);
-    let words = facts.num("words per chapter").unwrap_or(800) as usize;
+    // A request for part of a chapter writes only its scenes and words.
+    let (first, scenes, words) = match facts.num("scenes in this part") {
+        Some(k) => (
+            facts.num("first scene of this part").unwrap_or(1),
+            k.clamp(1, 6),
+            facts.num("words in this part").unwrap_or(300) as usize,
+        ),
+        None => (
+            1,
+            facts.num("scenes in this chapter").unwrap_or(3).clamp(1, 6),
+            facts.num("words per chapter").unwrap_or(800) as usize,
+        ),
+    };
     let mut cast = facts.list("chapter cast");
     if cast.is_empty() {
         cast = facts.list("cast");
@@ -353,7 +387,7 @@ fn chapter(facts: &Facts, rng: &mut Rng, bad: bool) -> ChapterText {
         title: facts.get("chapter title").map(str::to_string).unwrap_or_else(|| title(rng)),
         scenes: (0..scenes)
             .map(|i| ProseScene {
-                heading: format!("Scene {}", i + 1),
+                heading: format!("Scene {}", first + i),
                 text: if bad { String::new() } else { prose(rng, &names, &topic, per_scene) },
             })
             .collect(),
@@ -363,7 +397,12 @@ fn chapter(facts: &Facts, rng: &mut Rng, bad: bool) -> ChapterText {
     }
 }
 
-fn review(rng: &mut Rng) -> Review {
+fn review(facts: &Facts, rng: &mut Rng) -> Review {
+    // The middle scene, named as the review prompt asks.
+    let at = facts
+        .num("scenes in this chapter")
+        .map(|n| format!("Scene {}: ", n.div_ceil(2)))
+        .unwrap_or_default();
     let mut score = || rng.range(5, 9) as u8;
     let scores = Scores {
         consistency: score(),
@@ -377,34 +416,56 @@ fn review(rng: &mut Rng) -> Review {
         verdict: if rng.chance(0.5) { "accept".into() } else { "revise".into() },
         scores,
         issues: vec![format!(
-            "The middle scene leans on {} without setting it up",
+            "{at}The middle scene leans on {} without setting it up",
             rng.pick(OBJECTS)
         )],
         suggestions: vec![format!(
-            "Plant {} earlier and sharpen the final beat",
+            "{at}Plant {} earlier and sharpen the final beat",
             rng.pick(OBJECTS)
         )],
     }
 }
 
-fn edit(facts: &Facts, user: &str, rng: &mut Rng, bad: bool) -> ChapterText {
-    let draft = user
-        .find("Draft:")
-        .and_then(|i| crate::extract::json_object(&user[i..]).ok())
-        .and_then(|v| serde_json::from_value::<ChapterText>(v).ok());
-    let Some(mut draft) = draft else { return chapter(facts, rng, bad) };
+/// An edit: with numbered draft scenes (the default prompt), only the revised scene (the last
+/// one shown) with its number; with an unnumbered draft, the whole revised chapter.
+fn edit(facts: &Facts, user: &str, rng: &mut Rng, bad: bool) -> Value {
+    let doc = user.find("Draft:").and_then(|i| crate::extract::json_object(&user[i..]).ok());
+    let topic = topic(facts);
+    let changes = vec!["Sharpened the closing beat as the review asked".to_string()];
+    let numbered = doc
+        .as_ref()
+        .and_then(|d| d["scenes"].as_array())
+        .and_then(|scenes| scenes.last().filter(|s| s["number"].is_u64()).cloned());
+    if let (Some(mut scene), Some(doc)) = (numbered, &doc) {
+        let cast = facts.list("chapter cast");
+        let names: Vec<&str> = cast.iter().map(String::as_str).collect();
+        let text = format!(
+            "{}\n\n{}",
+            scene["text"].as_str().unwrap_or_default(),
+            sentence(rng, &names, &topic)
+        );
+        // A bad edit empties the scene it revises.
+        scene["text"] = Value::String(if bad { String::new() } else { text });
+        let scenes = vec![scene];
+        return serde_json::json!({
+            "scenes": scenes,
+            "summary": format!("In chapter {}, {} changes everything.", doc["number"], rng.pick(OBJECTS)),
+            "changes": changes,
+        });
+    }
+    let draft = doc.and_then(|v| serde_json::from_value::<ChapterText>(v).ok());
+    let Some(mut draft) = draft else { return to_value(chapter(facts, rng, bad)) };
     let cast = draft.characters.clone();
     let names: Vec<&str> = cast.iter().map(String::as_str).collect();
     if let Some(last) = draft.scenes.last_mut() {
-        let topic = topic(facts);
         last.text.push_str("\n\n");
         last.text.push_str(&sentence(rng, &names, &topic));
     }
     if bad {
         draft.scenes.clear();
     }
-    draft.changes = vec!["Sharpened the closing beat as the review asked".into()];
-    draft
+    draft.changes = changes;
+    to_value(draft)
 }
 
 #[cfg(test)]
@@ -455,5 +516,44 @@ mod tests {
         let outline: Outline =
             serde_json::from_str(&answer(AgentKind::Outline, "- Chapters: 2", 7, true)).unwrap();
         assert_eq!(outline.chapters[0].scenes.len(), 30);
+        let extra = answer_with(AgentKind::Outline, "- Chapters: 2", 7, Misbehave::ExtraChapters);
+        let outline: Outline = serde_json::from_str(&extra).unwrap();
+        assert_eq!(outline.chapters.len(), 5);
+    }
+
+    #[test]
+    fn chapter_parts_write_their_scenes_and_words() {
+        let p = "- Chapter: 2\n- Scenes in this chapter: 5\n- Words per chapter: 900\n\
+                 - Scenes in this part: 2\n- First scene of this part: 3\n- Words in this part: 360";
+        let ch: ChapterText =
+            serde_json::from_str(&answer(AgentKind::Chapter, p, 7, false)).unwrap();
+        assert_eq!(ch.scenes.len(), 2);
+        assert_eq!(
+            (ch.scenes[0].heading.as_str(), ch.scenes[1].heading.as_str()),
+            ("Scene 3", "Scene 4")
+        );
+        assert!((360..460).contains(&ch.word_count()), "{}", ch.word_count());
+    }
+
+    #[test]
+    fn edits_of_numbered_drafts_answer_with_the_revised_scene_only() {
+        let p = "- Chapter: 1\nDraft:\n{\"number\": 1, \"title\": \"T\", \"scenes\": [{\"number\": 2, \"heading\": \"Scene 2\", \"text\": \"Old text.\"}]}";
+        let v: Value = serde_json::from_str(&answer(AgentKind::Edit, p, 7, false)).unwrap();
+        let scenes = v["scenes"].as_array().unwrap();
+        assert_eq!(scenes.len(), 1);
+        assert_eq!(scenes[0]["number"], 2);
+        assert!(scenes[0]["text"].as_str().unwrap().starts_with("Old text.\n\n"));
+    }
+
+    #[test]
+    fn reviews_name_the_scene_they_concern() {
+        let r: Review = serde_json::from_str(&answer(
+            AgentKind::Review,
+            "- Scenes in this chapter: 5",
+            7,
+            false,
+        ))
+        .unwrap();
+        assert!(r.issues[0].starts_with("Scene 3: "), "{:?}", r.issues);
     }
 }
