@@ -744,19 +744,22 @@ impl Models {
         let mut known = provider.windows.lock().await;
         let window = match known.get(&r.model) {
             Some(w) => *w,
-            None => {
-                let w = p.discover_window(&r.model).await;
-                match w {
-                    Some(w) => {
-                        tracing::info!(route = %r, context_window = w, "context window reported by the server")
+            None => match p.discover_window(&r.model).await {
+                Ok(w) => {
+                    match w {
+                        Some(w) => {
+                            tracing::info!(route = %r, context_window = w, "context window reported by the server")
+                        }
+                        None => {
+                            tracing::warn!(route = %r, "the server reports no context window; prompts are not condensed (set context_window)")
+                        }
                     }
-                    None => {
-                        tracing::warn!(route = %r, "the server reports no context window; prompts are not condensed (set context_window)")
-                    }
+                    known.insert(r.model.clone(), w);
+                    w
                 }
-                known.insert(r.model.clone(), w);
-                w
-            }
+                // Unreachable now: asked again by the next step.
+                Err(()) => None,
+            },
         };
         RouteLimits { window, max_output }
     }

@@ -134,8 +134,9 @@ impl OpenAiCompat {
 
     /// The context window the server reports for `model`: llama.cpp's `GET /props`
     /// (`default_generation_settings.n_ctx`, the window of one slot), else vLLM's
-    /// `GET /v1/models` (`max_model_len` of the model). `None` when neither says.
-    pub(crate) async fn discover_window(&self, model: &str) -> Option<u64> {
+    /// `GET /v1/models` (`max_model_len` of the model). `Ok(None)` when the server answers
+    /// without saying; `Err` when it cannot be reached (ask again later).
+    pub(crate) async fn discover_window(&self, model: &str) -> Result<Option<u64>, ()> {
         let root = self.base_url.strip_suffix("/v1").unwrap_or(&self.base_url);
         let get = |url: String| {
             let rb = self.http.get(url).timeout(std::time::Duration::from_secs(5));
@@ -150,20 +151,22 @@ impl OpenAiCompat {
             }
             resp.json::<Value>().await.ok()
         };
-        if let Ok(resp) = get(format!("{root}/props")).send().await
-            && let Some(v) = json(resp).await
+        let props = get(format!("{root}/props")).send().await.map_err(|_| ())?;
+        if let Some(v) = json(props).await
             && let Some(n) = v["default_generation_settings"]["n_ctx"].as_u64().filter(|n| *n > 0)
         {
-            return Some(n);
+            return Ok(Some(n));
         }
-        let resp = get(format!("{}/models", self.base_url)).send().await.ok()?;
-        let v = json(resp).await?;
-        let models = v["data"].as_array()?;
+        let Ok(resp) = get(format!("{}/models", self.base_url)).send().await else {
+            return Ok(None);
+        };
+        let Some(v) = json(resp).await else { return Ok(None) };
+        let models = v["data"].as_array().cloned().unwrap_or_default();
         let entry = models
             .iter()
             .find(|m| m["id"].as_str() == Some(model))
-            .or(if models.len() == 1 { models.first() } else { None })?;
-        entry["max_model_len"].as_u64().filter(|n| *n > 0)
+            .or(if models.len() == 1 { models.first() } else { None });
+        Ok(entry.and_then(|e| e["max_model_len"].as_u64()).filter(|n| *n > 0))
     }
 }
 
