@@ -14,7 +14,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "scriptorium", version, about, long_about = None)]
 struct Cli {
-    /// Configuration file (TOML): [coordinator], [worker] and [models] sections.
+    /// Configuration file (TOML): [coordinator], [worker], [models] and [cache] sections.
     #[arg(long, global = true, env = "SCRIPTORIUM_CONFIG")]
     config: Option<PathBuf>,
     /// Log format.
