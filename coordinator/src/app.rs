@@ -237,21 +237,7 @@ pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<B
     Ok(Bus::connect(url, opts).await?)
 }
 
-/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
-pub async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
+pub use scriptorium_worker::runtime::stop_signal;
 
 /// `scriptorium coordinator`: runs until SIGINT/SIGTERM.
 pub async fn run_coordinator(

@@ -322,23 +322,10 @@ pub async fn run(addr: &str, cfg: SimServerConfig) -> anyhow::Result<()> {
     }
     tracing::info!(addr = %bound, "sim server listening");
     let inner = Arc::new(Inner::new(cfg));
-    axum::serve(listener, router(inner)).with_graceful_shutdown(stop_signal()).await?;
+    axum::serve(listener, router(inner))
+        .with_graceful_shutdown(crate::runtime::stop_signal())
+        .await?;
     Ok(())
-}
-
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn router(inner: Arc<Inner>) -> Router {
