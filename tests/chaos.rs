@@ -122,6 +122,19 @@ impl Fleet {
                     break;
                 }
             }
+            if let Some(c) = self.coordinator.as_mut()
+                && let Ok(Some(status)) = c.child.try_wait()
+            {
+                let log = std::fs::read_to_string(&c.log).unwrap_or_default();
+                panic!(
+                    "the coordinator exited on its own ({status}); logs kept in {:?}\n{log}",
+                    self.keep_logs()
+                );
+            }
+            if start.elapsed() >= limit {
+                let keep = self.keep_logs();
+                panic!("books not finished after {limit:?}; logs kept in {keep:?}");
+            }
             assert!(
                 start.elapsed() < limit,
                 "books not finished after {limit:?}: {:?}\nlogs in {:?}",
@@ -144,6 +157,18 @@ impl Fleet {
         self.check(ids);
     }
 
+    /// Copies the logs out of the temporary directory (which goes away with a panic).
+    fn keep_logs(&self) -> PathBuf {
+        let keep = std::env::temp_dir().join(format!("scriptorium-chaos-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&keep);
+        for e in std::fs::read_dir(self.tmp.path()).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+            }
+        }
+        keep
+    }
+
     fn check(&self, ids: &[String]) {
         let books = self.status().expect("status");
         for b in &books {
@@ -152,16 +177,8 @@ impl Fleet {
                     &["status", b["id"].as_str().unwrap(), "--nats", &self.nats.url(), "--json"],
                     &[],
                 );
-                // Keep the evidence: the temporary directory goes away with the panic.
-                let keep =
-                    std::env::temp_dir().join(format!("scriptorium-chaos-{}", std::process::id()));
-                let _ = std::fs::create_dir_all(&keep);
+                let keep = self.keep_logs();
                 let _ = std::fs::write(keep.join("failed-book.json"), &o.stdout);
-                for e in std::fs::read_dir(self.tmp.path()).into_iter().flatten().flatten() {
-                    if e.path().extension().is_some_and(|x| x == "log") {
-                        let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
-                    }
-                }
                 panic!(
                     "book {} failed: {}\ndetail: {}\nlogs: {keep:?}",
                     b["id"],

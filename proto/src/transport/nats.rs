@@ -82,6 +82,18 @@ impl NatsBus {
             }
         };
         let js = jetstream::new(client.clone());
+        // Setting up is retried as a whole: on a loaded machine or a server still starting,
+        // JetStream API calls can time out.
+        let (books, outputs, workers, cache, leases) =
+            retrying(opts.connect_timeout, "stream and bucket setup", || Self::setup(&js, &opts))
+                .await?;
+        Ok(Self { client, js, books, outputs, workers, cache, leases, opts })
+    }
+
+    async fn setup(
+        js: &jetstream::Context,
+        opts: &NatsOptions,
+    ) -> Result<(kv::Store, kv::Store, kv::Store, kv::Store, kv::Store), BusError> {
         for (name, subjects) in [
             (names::STEPS_STREAM, format!("{}.*", names::STEPS_PREFIX)),
             (names::RESULTS_STREAM, format!("{}.>", names::RESULTS_PREFIX)),
@@ -106,15 +118,15 @@ impl NatsBus {
         })
         .await
         .map_err(|e| BusError::nats(format!("stream {}: {e}", names::DEAD_STREAM)))?;
-        let books = Self::bucket(&js, names::BOOKS_BUCKET, Duration::ZERO, -1, false).await?;
-        let outputs = Self::bucket(&js, names::OUTPUTS_BUCKET, Duration::ZERO, -1, false).await?;
+        let books = Self::bucket(js, names::BOOKS_BUCKET, Duration::ZERO, -1, false).await?;
+        let outputs = Self::bucket(js, names::OUTPUTS_BUCKET, Duration::ZERO, -1, false).await?;
         let workers =
-            Self::bucket(&js, names::WORKERS_BUCKET, opts.heartbeat_ttl, -1, false).await?;
+            Self::bucket(js, names::WORKERS_BUCKET, opts.heartbeat_ttl, -1, false).await?;
         let cache =
-            Self::bucket(&js, names::CACHE_BUCKET, opts.cache_ttl, opts.cache_max_bytes, true)
+            Self::bucket(js, names::CACHE_BUCKET, opts.cache_ttl, opts.cache_max_bytes, true)
                 .await?;
-        let leases = Self::bucket(&js, names::LEASES_BUCKET, opts.lease_ttl, -1, false).await?;
-        Ok(Self { client, js, books, outputs, workers, cache, leases, opts })
+        let leases = Self::bucket(js, names::LEASES_BUCKET, opts.lease_ttl, -1, false).await?;
+        Ok((books, outputs, workers, cache, leases))
     }
 
     async fn bucket(
@@ -247,7 +259,10 @@ impl NatsBus {
             batch: batch.max(1),
             messages: None,
         };
-        source.open().await?;
+        if let Err(e) = source.open().await {
+            // Not fatal: `next` keeps trying to open it.
+            tracing::warn!(stream = stream_name, error = %e, "queue not open yet; retrying");
+        }
         Ok(Source { inner: SourceInner::Nats(Box::new(source)) })
     }
 
@@ -308,7 +323,10 @@ impl NatsBus {
         bucket: Bucket,
         key: &str,
     ) -> Result<Option<Bytes>, BusError> {
-        self.store(bucket).get(key).await.map_err(BusError::nats)
+        retrying(self.opts.publish_retry, "kv get", || async {
+            self.store(bucket).get(key).await.map_err(BusError::nats)
+        })
+        .await
     }
 
     pub(crate) async fn kv_create(
@@ -383,6 +401,10 @@ impl NatsBus {
     }
 
     pub(crate) async fn kv_keys(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
+        retrying(self.opts.publish_retry, "kv keys", || self.kv_keys_once(bucket)).await
+    }
+
+    async fn kv_keys_once(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
         let mut keys = match self.store(bucket).keys().await {
             Ok(k) => k,
             Err(e) => return Err(BusError::nats(e)),
