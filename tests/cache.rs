@@ -107,42 +107,12 @@ fn identical_requests_are_paid_once_across_worker_processes() {
 fn no_cache_makes_every_call() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = SimServerProc::start(&[], &tmp.path().join("sim.log"));
-    let base = sim.base_url();
-    let env = [("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test-cache-0000000000")];
     let out = tmp.path().join("out");
-    let brief = example("fantasy.toml").display().to_string();
     // Two books with the same seed in one embedded run: with the cache, the second is free.
-    let o = run(
-        &[
-            "write",
-            &brief,
-            &brief,
-            "--provider",
-            "openai",
-            "--model",
-            "sim",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
+    let o = write_through(&sim, &out, 2, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sim.stats()["completions"].as_u64().unwrap(), MODEL_STEPS);
-    let o = run(
-        &[
-            "write",
-            &brief,
-            &brief,
-            "--no-cache",
-            "--provider",
-            "openai",
-            "--model",
-            "sim",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
+    let o = write_through(&sim, &out, 2, &["--no-cache"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sim.stats()["completions"].as_u64().unwrap(), MODEL_STEPS * 3);
 }
@@ -151,32 +121,32 @@ fn no_cache_makes_every_call() {
 fn embedded_runs_into_the_same_directory_share_the_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = SimServerProc::start(&[], &tmp.path().join("sim.log"));
-    let base = sim.base_url();
-    let env = [("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test-cache-0000000000")];
     let out = tmp.path().join("out");
-    let brief = example("fantasy.toml").display().to_string();
-    let write = || {
-        run(
-            &[
-                "write",
-                &brief,
-                "--provider",
-                "openai",
-                "--model",
-                "sim",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            &env,
-        )
-    };
-    assert!(write().status.success());
+    assert!(write_through(&sim, &out, 1, &[]).status.success());
     assert_eq!(sim.stats()["completions"].as_u64().unwrap(), MODEL_STEPS);
-    let o = write();
+    let o = write_through(&sim, &out, 1, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sim.stats()["requests"].as_u64().unwrap(), MODEL_STEPS, "the second run is free");
     let dirs = book_dirs(&out);
     assert_eq!(dirs.len(), 2);
     assert_eq!(chapters_of(&dirs[0]), chapters_of(&dirs[1]));
     assert!(out.join(".cache").join("responses.jsonl").exists());
+}
+
+/// `scriptorium write` of `copies` x the fantasy brief (same seed) into `out`, through the
+/// OpenAI-compatible provider against `sim`, with `extra` arguments.
+fn write_through(
+    sim: &SimServerProc,
+    out: &Path,
+    copies: usize,
+    extra: &[&str],
+) -> std::process::Output {
+    let base = sim.base_url();
+    let env = [("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test-cache-0000000000")];
+    let brief = example("fantasy.toml").display().to_string();
+    let mut args = vec!["write"];
+    args.extend(std::iter::repeat_n(brief.as_str(), copies));
+    args.extend(["--provider", "openai", "--model", "sim", "--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    run(&args, &env)
 }
