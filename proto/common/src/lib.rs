@@ -1,0 +1,2 @@
+//! Plumbing shared by the coordinator and the worker.
+#![warn(missing_docs, unreachable_pub)]
