@@ -1,7 +1,9 @@
 //! The `scriptorium` command line: parses arguments and calls the libraries.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use scriptorium_coordinator::app::{self, AppConfig, WriteOptions};
+mod app;
+
+use app::{AppConfig, WriteOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,24 @@ struct Cli {
 enum LogFormat {
     Text,
     Json,
+}
+
+/// Options of the `queues` and `workers` views.
+#[derive(clap::Args, Debug)]
+struct ViewArgs {
+    /// NATS server URL.
+    #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Refresh until interrupted.
+    #[arg(long)]
+    watch: bool,
+    /// Print JSON (one line per refresh with --watch).
+    #[arg(long)]
+    json: bool,
+    /// Seconds between refreshes (for `queues` without --watch: the window steps per minute
+    /// are measured over).
+    #[arg(long, default_value_t = 2.0)]
+    interval: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,7 +213,7 @@ enum Command {
         fail_status: u16,
         /// Faults of the first requests, in order (ok, hang, malformed, truncated, prose, STATUS).
         #[arg(long, value_delimiter = ',')]
-        script: Vec<scriptorium_worker::sim_server::Fault>,
+        script: Vec<scriptorium_sim::server::Fault>,
         /// The key clients must send; others get 401.
         #[arg(long)]
         require_key: Option<String>,
@@ -205,38 +225,18 @@ enum Command {
         context_window: Option<u64>,
         /// The first outline answers break the bounds, in order (chapters, scenes).
         #[arg(long, value_delimiter = ',')]
-        overgrow: Vec<scriptorium_worker::sim_server::Overgrow>,
+        overgrow: Vec<scriptorium_sim::server::Overgrow>,
     },
     /// Show the step queues: waiting, in flight, redelivered, dead-lettered, oldest waiting
     /// age, workers consuming and steps per minute, per agent kind.
     Queues {
-        /// NATS server URL.
-        #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
-        nats: String,
-        /// Refresh until interrupted.
-        #[arg(long)]
-        watch: bool,
-        /// Print JSON (one line per refresh with --watch).
-        #[arg(long)]
-        json: bool,
-        /// Seconds between refreshes; without --watch, the window steps per minute is measured over.
-        #[arg(long, default_value_t = 2.0)]
-        interval: f64,
+        #[command(flatten)]
+        view: ViewArgs,
     },
     /// Show worker processes: pools, steps done, current steps, last heartbeat (lost when stale).
     Workers {
-        /// NATS server URL.
-        #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
-        nats: String,
-        /// Refresh until interrupted.
-        #[arg(long)]
-        watch: bool,
-        /// Print JSON (one line per refresh with --watch).
-        #[arg(long)]
-        json: bool,
-        /// Seconds between refreshes with --watch.
-        #[arg(long, default_value_t = 2.0)]
-        interval: f64,
+        #[command(flatten)]
+        view: ViewArgs,
     },
     /// Put a failed book back (its failed steps run again), or re-run one step of a book.
     Retry {
@@ -274,13 +274,8 @@ enum Command {
     },
 }
 
-fn view_options(
-    cfg: &AppConfig,
-    nats: String,
-    watch: bool,
-    json: bool,
-    interval: f64,
-) -> anyhow::Result<app::queues::ViewOptions> {
+fn view_options(cfg: &AppConfig, v: ViewArgs) -> anyhow::Result<app::queues::ViewOptions> {
+    let ViewArgs { nats, watch, json, interval } = v;
     if !(0.1..=3600.0).contains(&interval) {
         anyhow::bail!("--interval: must be between 0.1 and 3600 seconds (got {interval})");
     }
@@ -351,12 +346,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Worker { nats, pools, id, metrics_addr } => {
             app::run_worker(&nats, cfg, id, &pools, metrics_addr).await.map(|_| 0)
         }
-        Command::Queues { nats, watch, json, interval } => {
-            let opts = view_options(&cfg, nats, watch, json, interval)?;
+        Command::Queues { view } => {
+            let opts = view_options(&cfg, view)?;
             app::queues::run_queues(opts).await.map(|_| 0)
         }
-        Command::Workers { nats, watch, json, interval } => {
-            let opts = view_options(&cfg, nats, watch, json, interval)?;
+        Command::Workers { view } => {
+            let opts = view_options(&cfg, view)?;
             app::queues::run_workers(opts).await.map(|_| 0)
         }
         Command::Submit { brief, nats, seed, chapters, wait, timeout } => {
@@ -404,7 +399,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             context_window,
             overgrow,
         } => {
-            use scriptorium_worker::sim_server::{self, Fault, RejectFormat, SimServerConfig};
+            use scriptorium_sim::server::{
+                self as sim_server, Fault, RejectFormat, SimServerConfig,
+            };
             let reject = match (reject_response_format, reject_json_object) {
                 (_, true) => RejectFormat::Any,
                 (true, false) => RejectFormat::JsonSchema,
@@ -444,4 +441,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             app::status(&nats, book.as_deref(), json).await.map(|_| 0)
         }
     }
+}
+
+/// The binary's built-in simulated model, for providers of the `sim` protocol.
+fn sim_model(
+    cfg: &scriptorium_worker::providers::SimConfig,
+) -> std::sync::Arc<dyn scriptorium_worker::providers::LocalModel> {
+    std::sync::Arc::new(scriptorium_sim::SimModel::new(scriptorium_sim::SimSettings {
+        latency_ms: cfg.latency_ms,
+        jitter_ms: cfg.jitter_ms,
+        bad_rate: cfg.bad_rate,
+    }))
 }

@@ -233,10 +233,10 @@ fn a_request_the_server_finds_too_large_is_planned_smaller_and_sent_once_more() 
 #[tokio::test]
 async fn the_window_is_read_from_props_and_an_oversized_prompt_gets_llamacpps_400() {
     use scriptorium_proto::v1::AgentKind;
+    use scriptorium_sim::server::{self as sim_server, SimServerConfig};
     use scriptorium_worker::providers::{
         ModelError, ModelRequest, Models, ModelsConfig, Protocol, ProviderConfig,
     };
-    use scriptorium_worker::sim_server::{self, SimServerConfig};
     let srv =
         sim_server::start(SimServerConfig { context_window: Some(512), ..Default::default() })
             .await

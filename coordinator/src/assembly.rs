@@ -4,7 +4,7 @@
 //! renamed into place: a crash leaves either no book directory or a complete one.
 
 use crate::record::BookRecord;
-use scriptorium_proto::book::{Cast, ChapterText, Concept, Outline, Review, World};
+use scriptorium_contracts::{Cast, ChapterText, Concept, Outline, Review, World};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 

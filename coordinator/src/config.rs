@@ -1,7 +1,7 @@
 //! Coordinator settings: attempts, timeouts, model routes and sampling profiles.
 
 use crate::brief::check_route;
-use scriptorium_proto::TaskType;
+use scriptorium_contracts::TaskType;
 use scriptorium_proto::kind;
 use scriptorium_proto::v1::{AgentKind, BookBrief, Sampling};
 use serde::Deserialize;

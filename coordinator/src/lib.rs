@@ -4,28 +4,30 @@
 //! # Layout
 //! - [`brief`]: reading and validating briefs (TOML) into [`BookBrief`](scriptorium_proto::v1::BookBrief).
 //! - [`plan`]: the DAG of steps a brief calls for.
-//! - [`validation`]: the rules every agent answer must pass before it is accepted.
 //! - [`actors`]: the coordinator actor and one book actor per book in flight.
 //! - [`record`]: the durable book record (state, steps, accepted outputs) kept in KV.
 //! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`).
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
 //! - [`client`]: what the CLI does against a running system: submit, wait, status.
+//! - [`fleet`]: the step queues and worker processes as operators see them.
 //! - [`config`]: coordinator settings (attempts, timeouts, routes, sampling).
 //! - [`metrics`]: Prometheus metrics of the coordinator and the recent failures it keeps.
-//! - [`app`]: the process modes behind the CLI, the queue and worker views, the dashboard.
+//!
+//! Every answer is validated by its agent kind's contract (`scriptorium_contracts`); the process
+//! modes that compose coordinator and workers (`write`, `bench`, the dashboard) live in the
+//! `scriptorium` binary.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod actors;
-pub mod app;
 pub mod assembly;
 pub mod brief;
 pub mod client;
 pub mod config;
+pub mod fleet;
 pub mod metrics;
 pub mod plan;
 pub mod record;
 pub mod runtime;
-pub mod validation;
 
 pub use config::CoordinatorConfig;
 pub use runtime::CoordinatorHandle;

@@ -68,8 +68,9 @@ pub const NAMES: &[&str] = &[
 
 /// Installs the process recorder (shared with the worker crate) and describes every metric.
 pub fn install() -> metrics_exporter_prometheus::PrometheusHandle {
-    let handle = scriptorium_worker::metrics::install();
-    describe();
+    let handle = scriptorium_common::ops::install();
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(describe);
     handle
 }
 
@@ -206,7 +207,7 @@ pub fn book_finished(rec: &BookRecord) {
 }
 
 /// Sets the gauges of one step queue.
-pub fn set_queue(q: &crate::app::queues::QueueRow) {
+pub fn set_queue(q: &crate::fleet::QueueRow) {
     let k = q.kind.clone();
     gauge!(QUEUE_WAITING, "kind" => k.clone()).set(q.waiting as f64);
     gauge!(QUEUE_IN_FLIGHT, "kind" => k.clone()).set(q.in_flight as f64);
@@ -252,7 +253,7 @@ mod tests {
 
     #[test]
     fn step_outcomes_land_in_counters_histogram_and_failure_ring() {
-        let recorder = scriptorium_worker::metrics::recorder();
+        let recorder = scriptorium_common::ops::recorder();
         let handle = recorder.handle();
         let mut rec = record();
         let s = rec.steps.get_mut("concept").unwrap();

@@ -6,7 +6,6 @@ use crate::record::BookRecord;
 use crate::{CoordinatorConfig, Env, Stats, brief};
 use anyhow::Context as _;
 use ractor::{Actor, ActorRef};
-use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
 use scriptorium_proto::v1::{StepResult, SubmitBook};
 use scriptorium_proto::{Bus, Source};
@@ -104,77 +103,107 @@ async fn dead_letter(bus: &Bus, queue: &str, m: &scriptorium_proto::Incoming, re
     }
 }
 
-async fn pump_results(mut source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
-    while let Some(m) = next_or_wait(&mut source, "results").await {
+/// Whether a pump goes on after a message.
+enum Flow {
+    /// Read the next message.
+    Next,
+    /// The coordinator actor is gone: stop reading.
+    Stop,
+}
+
+/// Reads `source` until it ends or `handle` says stop: a message over [`MAX_MESSAGE_BYTES`] or
+/// one that does not decode as `M` is dead-lettered with the reason; the others go to `handle`.
+async fn pump<M, F, Fut>(
+    mut source: Source,
+    bus: Bus,
+    queue: &'static str,
+    what: &str,
+    mut handle: F,
+) where
+    M: scriptorium_proto::prost::Message + Default,
+    F: FnMut(M, scriptorium_proto::Incoming) -> Fut,
+    Fut: std::future::Future<Output = Flow>,
+{
+    while let Some(m) = next_or_wait(&mut source, queue).await {
         if m.payload.len() > MAX_MESSAGE_BYTES {
-            let reason =
-                format!("result message of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
-            dead_letter(&bus, "results", &m, &reason).await;
+            let reason = format!("{what} of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
+            dead_letter(&bus, queue, &m, &reason).await;
             continue;
         }
-        let result = match StepResult::decode(m.payload.clone()) {
-            Ok(r) => r,
+        let msg = match M::decode(m.payload.clone()) {
+            Ok(msg) => msg,
             Err(e) => {
-                tracing::error!(error = %e, "undecodable result message dead-lettered");
-                dead_letter(&bus, "results", &m, &format!("undecodable result message: {e}")).await;
+                tracing::error!(queue, error = %e, "undecodable message dead-lettered");
+                dead_letter(&bus, queue, &m, &format!("undecodable {what}: {e}")).await;
                 continue;
             }
         };
-        let (tx, rx) = ractor::concurrency::oneshot();
-        if actor
-            .cast(CoordinatorMsg::Result { result: Box::new(result), reply: tx.into() })
-            .is_err()
-        {
+        if let Flow::Stop = handle(msg, m).await {
             return;
         }
-        // Acknowledge once the book has handled (and stored) the result, without holding up
-        // the next message: results of different books are handled in parallel.
-        tokio::spawn(async move {
-            if rx.await.is_ok() {
-                let _ = m.acker.ack().await;
-            }
-        });
     }
 }
 
-async fn pump_submits(mut source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
-    while let Some(m) = next_or_wait(&mut source, "submit").await {
-        if m.payload.len() > MAX_MESSAGE_BYTES {
-            let reason =
-                format!("submission of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
-            dead_letter(&bus, "submit", &m, &reason).await;
-            continue;
-        }
-        let sub = match SubmitBook::decode(m.payload.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "undecodable submission dead-lettered");
-                dead_letter(&bus, "submit", &m, &format!("undecodable submission: {e}")).await;
-                continue;
+async fn pump_results(source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
+    pump(source, bus, "results", "result message", |result: StepResult, m| {
+        let actor = actor.clone();
+        async move {
+            let (tx, rx) = ractor::concurrency::oneshot();
+            if actor
+                .cast(CoordinatorMsg::Result { result: Box::new(result), reply: tx.into() })
+                .is_err()
+            {
+                return Flow::Stop;
             }
-        };
-        let brief = sub.brief.unwrap_or_default();
-        if let Err(e) = brief::revalidate(&brief) {
-            tracing::error!(book_id = %sub.book_id, error = %e, "invalid brief refused");
-            crate::client::store_refusal(&bus, &sub.book_id, brief, &e.to_string()).await;
-            dead_letter(&bus, "submit", &m, &format!("brief refused: {e}")).await;
-            continue;
+            // Acknowledge once the book has handled (and stored) the result, without holding
+            // up the next message: results of different books are handled in parallel.
+            tokio::spawn(async move {
+                if rx.await.is_ok() {
+                    let _ = m.acker.ack().await;
+                }
+            });
+            Flow::Next
         }
-        let outcome = ractor::call!(actor, |reply| CoordinatorMsg::Submit {
-            book_id: sub.book_id.clone(),
-            brief: Box::new(brief),
-            retry: sub.retry.then(|| sub.step.clone()),
-            reply: Some(reply),
-        });
-        match outcome {
-            Ok(Ok(())) => {
-                let _ = m.acker.ack().await;
+    })
+    .await
+}
+
+async fn pump_submits(source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
+    let refusals = bus.clone();
+    pump(source, bus, "submit", "submission", |sub: SubmitBook, m| {
+        let (actor, bus) = (actor.clone(), refusals.clone());
+        async move {
+            let brief = sub.brief.unwrap_or_default();
+            if let Err(e) = brief::revalidate(&brief) {
+                tracing::error!(book_id = %sub.book_id, error = %e, "invalid brief refused");
+                crate::client::store_refusal(&bus, &sub.book_id, brief, &e.to_string()).await;
+                dead_letter(&bus, "submit", &m, &format!("brief refused: {e}")).await;
+                return Flow::Next;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(book_id = %sub.book_id, error = %e, "submission not started; will be redelivered");
-                let _ = m.acker.nak(Some(Duration::from_secs(1))).await;
+            let outcome = ractor::call!(actor, |reply| CoordinatorMsg::Submit {
+                book_id: sub.book_id.clone(),
+                brief: Box::new(brief),
+                retry: sub.retry.then(|| sub.step.clone()),
+                reply: Some(reply),
+            });
+            match outcome {
+                Ok(Ok(())) => {
+                    let _ = m.acker.ack().await;
+                    Flow::Next
+                }
+                Ok(Err(e)) if e.is_transient() => {
+                    tracing::warn!(book_id = %sub.book_id, error = %e, "submission not started; will be redelivered");
+                    let _ = m.acker.nak(Some(Duration::from_secs(1))).await;
+                    Flow::Next
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(book_id = %sub.book_id, error = %e, "submission refused");
+                    dead_letter(&bus, "submit", &m, &format!("submission refused: {e}")).await;
+                    Flow::Next
+                }
+                Err(_) => Flow::Stop,
             }
-            Err(_) => return,
         }
-    }
+    })
+    .await
 }

@@ -77,7 +77,7 @@ fn sim(kind: AgentKind, task: &StepTask) -> String {
     // The simulated model answers from the rendered prompt, as a worker would.
     let prompts = scriptorium_worker::prompts::Prompts::load(None).unwrap();
     let (_, user) = prompts.render(task);
-    scriptorium_worker::providers::sim::answer(kind, &user, 1, false)
+    scriptorium_contracts::sim::answer(kind, &user, 1, false)
 }
 
 #[tokio::test]

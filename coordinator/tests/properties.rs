@@ -1,11 +1,11 @@
 //! Property tests (seeded random inputs, thousands of cases): brief validation, wire decoding
 //! and answer validation never panic, and every refusal names a field and a rule.
 
+use scriptorium_contracts::rules::{self as validation, Ctx};
+use scriptorium_contracts::sim::Rng;
 use scriptorium_coordinator::brief;
-use scriptorium_coordinator::validation::{self, Ctx};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::v1::{AgentKind, BookBrief, StepResult, StepTask, SubmitBook};
-use scriptorium_worker::providers::sim::Rng;
 
 const FIELDS: &[&str] = &[
     "project",

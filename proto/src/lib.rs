@@ -3,13 +3,11 @@
 //! # Layout
 //! - [`v1`]: the protobuf messages (compiled from `proto/scriptorium/v1/*.proto` by prost).
 //! - [`names`]: every subject, stream, consumer and bucket name, in one place.
-//! - [`kind`]: helpers on [`v1::AgentKind`] (names, parsing, the task type of each kind).
-//! - [`book`]: the JSON documents agents answer with (concept, outline, cast, world, chapter, review).
+//! - [`kind`]: helpers on [`v1::AgentKind`] (names, parsing).
 //! - [`transport`]: the transport boundary, with a NATS JetStream and an in-process implementation.
 //! - [`clock`]: wall-clock helpers shared by both sides.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod book;
 pub mod clock;
 pub mod kind;
 pub mod names;
@@ -21,6 +19,5 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/scriptorium.v1.rs"));
 }
 
-pub use kind::TaskType;
 pub use prost;
 pub use transport::{Acker, Bus, BusError, Incoming, Source};

@@ -96,3 +96,6 @@ pub fn step_msg_id(book_id: &str, step_id: &str, attempt: u32) -> String {
 pub fn result_msg_id(book_id: &str, step_id: &str, attempt: u32) -> String {
     format!("result.{book_id}.{step_id}.{attempt}")
 }
+
+/// HTTP header naming the agent kind of a model request (read by the simulated model server).
+pub const AGENT_HEADER: &str = "x-scriptorium-agent";

@@ -21,59 +21,12 @@
 use scriptorium_proto::Bus;
 use scriptorium_proto::transport::Bucket;
 use scriptorium_proto::v1::{StepTask, Usage};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Version of the cached answer shape; bump to invalidate every entry.
-const SCHEMA_VERSION: &str = "scriptorium-cache-v1";
-
-/// Settings of the response cache (the `[cache]` section).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Whether workers read and the coordinator writes the cache.
-    pub enabled: bool,
-    /// Size of the in-process tier, in MiB.
-    pub local_max_mb: u64,
-    /// Lifetime of an in-process entry, in seconds.
-    pub local_ttl_secs: u64,
-    /// Lifetime of a shared entry, in seconds.
-    pub shared_ttl_secs: u64,
-    /// Size limit of the shared tier, in MiB (oldest entries are dropped first).
-    pub shared_max_mb: u64,
-    /// How long a worker waits for another process computing the same request, in seconds.
-    pub lease_secs: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            local_max_mb: 64,
-            local_ttl_secs: 600,
-            shared_ttl_secs: 7 * 24 * 3600,
-            shared_max_mb: 1024,
-            lease_secs: 300,
-        }
-    }
-}
-
-/// An accepted answer, as stored in both tiers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CachedAnswer {
-    /// The answer document (JSON text).
-    pub output: String,
-    /// The route that produced it.
-    pub route: String,
-    /// Prompt tokens it cost when it was made.
-    pub prompt_tokens: u64,
-    /// Completion tokens it cost when it was made.
-    pub completion_tokens: u64,
-}
+pub use scriptorium_common::cache::{CacheConfig, CachedAnswer, evict_rejected, store_accepted};
 
 /// What a fresh computation produced (success or failure), shared with coalesced waiters.
 #[derive(Debug, Clone, Default)]
@@ -154,24 +107,7 @@ impl ResponseCache {
 
     /// The cache key of a rendered request.
     pub fn key(task: &StepTask, system: &str, user: &str) -> String {
-        let s = task.sampling.clone().unwrap_or_default();
-        let seed = task.brief.as_ref().map(|b| b.seed).unwrap_or(0);
-        let mut h = Sha256::new();
-        for part in [
-            SCHEMA_VERSION,
-            scriptorium_proto::kind::name(task.kind()),
-            &task.routes.join(","),
-            system,
-            user,
-        ] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        h.update(s.temperature.to_le_bytes());
-        h.update(s.top_p.to_le_bytes());
-        h.update(s.max_tokens.to_le_bytes());
-        h.update(seed.to_le_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        scriptorium_common::cache::key(task, system, user)
     }
 
     /// Looks `key` up in the in-process tier, then the shared one (filling the first).
@@ -323,28 +259,6 @@ fn from_cached(hit: &CachedAnswer) -> Fresh {
         usage: Usage { cache_hits: 1, ..Default::default() },
         error: String::new(),
     }
-}
-
-/// Stores an accepted answer in the shared tier and ends its lease (called by the coordinator).
-pub async fn store_accepted(bus: &Bus, key: &str, answer: &CachedAnswer) {
-    match serde_json::to_vec(answer) {
-        Ok(bytes) => {
-            if let Err(e) = bus.kv_put(Bucket::Cache, key, bytes.into()).await {
-                tracing::warn!(error = %e, "shared cache write failed");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cache entry not serialisable"),
-    }
-    let _ = bus.kv_delete(Bucket::Leases, key).await;
-}
-
-/// Removes a rejected answer from the shared tier and ends its lease (called by the coordinator).
-pub async fn evict_rejected(bus: &Bus, key: &str) {
-    if let Err(e) = bus.kv_delete(Bucket::Cache, key).await {
-        tracing::debug!(error = %e, "shared cache eviction failed");
-    }
-    let _ = bus.kv_delete(Bucket::Leases, key).await;
-    let _ = bus.announce_eviction(key).await;
 }
 
 impl ResponseCache {

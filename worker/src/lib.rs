@@ -9,10 +9,8 @@
 //! - [`prompts`]: system messages and templates per agent kind, embedded or from a directory.
 //! - [`budget`]: the token estimate and context budgets: prompt pieces condensed by priority.
 //! - [`parts`]: long answers in parts (a chapter scene by scene), joined without seams.
-//! - [`providers`]: the simulated model and OpenAI-compatible servers, routes and retries.
-//! - [`metrics`], [`http`]: Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` server.
-//! - [`extract`]: tolerant JSON extraction from model answers.
-//! - [`facts`]: the `Facts:` block shared by prompts and the simulated model.
+//! - [`providers`]: OpenAI-compatible servers, Anthropic and in-process models; routes and retries.
+//! - [`metrics`]: Prometheus metrics of the worker.
 //! - [`redact`], [`tls`]: secret scrubbing and the TLS provider.
 #![warn(missing_docs, unreachable_pub)]
 
@@ -20,16 +18,12 @@ pub mod agent;
 pub mod budget;
 pub mod cache;
 pub mod dotenv;
-pub mod extract;
-pub mod facts;
-pub mod http;
 pub mod metrics;
 pub mod parts;
 pub mod prompts;
 pub mod providers;
 pub mod redact;
 pub mod runtime;
-pub mod sim_server;
 pub mod tls;
 
 pub use runtime::{Worker, WorkerConfig};

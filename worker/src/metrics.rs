@@ -5,10 +5,9 @@
 //! [`install`] the helpers record nothing (the `metrics` facade has no recorder).
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use scriptorium_proto::kind;
 use scriptorium_proto::v1::{AgentKind, StepResult, StepStatus};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Steps a worker finished, by `kind` and `outcome` (`ok`, `failed`).
@@ -56,36 +55,13 @@ pub const NAMES: &[&str] = &[
     CACHE_ANSWERS,
 ];
 
-/// Histogram buckets of every `*_seconds` metric: from a cached answer to a long chapter.
-pub const SECONDS_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
-];
-
-/// A recorder with the buckets above, not installed: for [`install`] and for tests that use
-/// `metrics::with_local_recorder`.
-pub fn recorder() -> metrics_exporter_prometheus::PrometheusRecorder {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-        .expect("static buckets are not empty")
-        .build_recorder()
-}
-
-/// Installs the process-wide Prometheus recorder once and returns the handle that renders it.
-///
-/// Both the worker and the coordinator record into it; a second call returns the same handle.
+/// Installs the process-wide Prometheus recorder (once) with the worker's metric help texts
+/// and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
-            }
-            describe();
-            handle
-        })
-        .clone()
+    let handle = scriptorium_common::ops::install();
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(describe);
+    handle
 }
 
 /// Registers the help text of every worker metric.
@@ -181,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_finished_step_is_counted_timed_and_costed() {
-        let recorder = recorder();
+        let recorder = scriptorium_common::ops::recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             describe();

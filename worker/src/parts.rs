@@ -2,7 +2,7 @@
 //! carried forward, an edit revising a few scenes at a time, and the joining of the parts into
 //! one chapter without seams.
 
-use scriptorium_proto::book::{ChapterText, ProseScene};
+use scriptorium_contracts::{ChapterText, ProseScene};
 use serde_json::Value;
 
 /// Consecutive groups of `items` (scene number, estimated answer tokens) whose answers, with

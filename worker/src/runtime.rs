@@ -40,6 +40,8 @@ pub struct WorkerConfig {
     pub cache: crate::cache::CacheConfig,
     /// Deliveries of a step message after which it is dead-lettered (the consumer's MaxDeliver).
     pub max_deliver: u64,
+    /// The model that answers in this process for `sim` providers (the binary's simulated one).
+    pub local_model: Option<std::sync::Arc<dyn crate::providers::LocalModel>>,
 }
 
 impl WorkerConfig {
@@ -71,6 +73,7 @@ impl WorkerConfig {
             progress_every: Duration::from_secs(10),
             cache: Default::default(),
             max_deliver: 10,
+            local_model: None,
         }
     }
 }
@@ -91,7 +94,7 @@ impl Worker {
         let prompts = Prompts::load(cfg.prompts_dir.as_deref()).context("loading prompts")?;
         let env = Arc::new(AgentEnv {
             bus: bus.clone(),
-            models: Models::new(&cfg.models),
+            models: Models::with_local(&cfg.models, cfg.local_model.clone()),
             prompts,
             worker_id: cfg.id.clone(),
             progress_every: cfg.progress_every,
@@ -336,18 +339,4 @@ async fn heartbeats(
     }
 }
 
-/// Resolves when the process is asked to stop (SIGINT, or SIGTERM on Unix).
-pub async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
+pub use scriptorium_common::ops::stop_signal;

@@ -2,10 +2,12 @@
 //! retry, fallback or error behaviour, counted by the server.
 
 use scriptorium_proto::v1::AgentKind;
+use scriptorium_sim::server::{
+    self as sim_server, Fault, RejectFormat, SimServer, SimServerConfig,
+};
 use scriptorium_worker::providers::{
     ModelError, ModelRequest, Models, ModelsConfig, Price, Protocol, ProviderConfig,
 };
-use scriptorium_worker::sim_server::{self, Fault, RejectFormat, SimServer, SimServerConfig};
 use std::time::{Duration, Instant};
 
 fn request() -> ModelRequest {

@@ -4,8 +4,8 @@
 //! other thread reads the environment.
 
 use scriptorium_proto::v1::AgentKind;
+use scriptorium_sim::server::{self as sim_server, Fault, SimServerConfig};
 use scriptorium_worker::providers::{ModelRequest, Models, ModelsConfig, Protocol, ProviderConfig};
-use scriptorium_worker::sim_server::{self, Fault, SimServerConfig};
 
 const KEY: &str = "sk-test-SECRET123456789";
 const KEY_TAIL: &str = "SECRET123456789";

@@ -1,18 +1,20 @@
 //! The book actor: owns one book's record, dispatches its ready steps, validates every result
 //! and accepts each step at most once, then assembles the book.
 
+mod task;
+
 use crate::Env;
 use crate::assembly;
 use crate::plan::{ASSEMBLY, PlannedStep};
 use crate::record::{BookRecord, Status, StepStatus, add_usage, output_key};
-use crate::validation::{self, Ctx};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use scriptorium_proto::book::{Cast, ChapterText, Outline};
+use scriptorium_common::cache::{self, CachedAnswer};
+use scriptorium_contracts::rules::{self as validation, Ctx};
+use scriptorium_contracts::{Cast, ChapterText, Outline};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
-use scriptorium_proto::v1::{AgentKind, BookEvent, StepContext, StepResult, StepTask};
+use scriptorium_proto::v1::{AgentKind, BookEvent, StepResult, StepTask};
 use scriptorium_proto::{clock, names};
-use scriptorium_worker::cache::{self, CachedAnswer};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -350,69 +352,7 @@ impl BookState {
     }
 
     fn task(&self, step_id: &str) -> StepTask {
-        let rec = &self.rec;
-        let p = rec.plan.get(step_id).cloned().unwrap_or_else(|| PlannedStep {
-            id: step_id.into(),
-            kind: AgentKind::Unspecified,
-            chapter: 0,
-            deps: vec![],
-        });
-        let s = &rec.steps[step_id];
-        let out = |id: &str| rec.outputs.get(id).map(|v| v.to_string()).unwrap_or_default();
-        let mut ctx = StepContext {
-            chapter: p.chapter,
-            feedback: s.rejections.last().cloned().unwrap_or_default(),
-            ..Default::default()
-        };
-        match p.kind {
-            AgentKind::Characters | AgentKind::World => ctx.concept_json = out("concept"),
-            AgentKind::Outline => {
-                ctx.concept_json = out("concept");
-                ctx.cast_json = out("characters");
-                ctx.world_json = out("world");
-            }
-            AgentKind::Chapter => {
-                ctx.concept_json = out("concept");
-                ctx.cast_json = out("characters");
-                ctx.world_json = out("world");
-                ctx.outline_json = out("outline");
-                if let Some(o) = rec
-                    .outputs
-                    .get("outline")
-                    .and_then(|v| serde_json::from_value::<Outline>(v.clone()).ok())
-                {
-                    ctx.previous_summaries = o
-                        .chapters
-                        .iter()
-                        .filter(|c| c.number < p.chapter)
-                        .map(|c| c.summary.clone())
-                        .collect();
-                }
-            }
-            AgentKind::Review | AgentKind::Edit => {
-                ctx.cast_json = out("characters");
-                ctx.outline_json = out("outline");
-                ctx.draft_json = out(&crate::plan::chapter_step(AgentKind::Chapter, p.chapter));
-                if p.kind == AgentKind::Edit {
-                    ctx.review_json = out(&crate::plan::chapter_step(AgentKind::Review, p.chapter));
-                }
-            }
-            _ => {}
-        }
-        let cfg = &self.env.cfg;
-        StepTask {
-            book_id: rec.id.clone(),
-            step_id: step_id.into(),
-            kind: p.kind as i32,
-            attempt: s.attempt,
-            brief: Some(rec.brief.clone()),
-            context: Some(ctx),
-            routes: cfg.routes_for(p.kind, &rec.brief),
-            sampling: Some(cfg.sampling_for(p.kind, &rec.brief)),
-            deadline_unix_ms: clock::now_ms() + (cfg.step_timeout_secs * 1000) as i64,
-            dispatched_unix_ms: clock::now_ms(),
-            cache: cfg.cache,
-        }
+        task::step_task(&self.rec, &self.env.cfg, step_id)
     }
 
     async fn assemble(&mut self) -> Result<(), ActorProcessingErr> {

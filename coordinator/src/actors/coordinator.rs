@@ -17,6 +17,33 @@ use std::sync::atomic::Ordering;
 /// How often a crashed book actor is restarted from its stored record before the book fails.
 const MAX_RESTARTS: u32 = 3;
 
+/// Why a submission or a retry did not start its book.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// A retry names a book that does not exist.
+    #[error("no book with id {0}")]
+    UnknownBook(String),
+    /// The book's record could not be read or written.
+    #[error("book state: {0}")]
+    Bus(#[from] scriptorium_proto::BusError),
+    /// The book's record could not be encoded.
+    #[error("book record: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The book actor did not start.
+    #[error("starting the book actor: {0}")]
+    Spawn(String),
+}
+
+impl SubmitError {
+    /// Whether the same submission may succeed later (it is handed back, not dead-lettered).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SubmitError::Bus(_) | SubmitError::Spawn(_) => true,
+            SubmitError::UnknownBook(_) | SubmitError::Encode(_) => false,
+        }
+    }
+}
+
 /// The coordinator actor behaviour.
 pub struct Coordinator;
 
@@ -39,7 +66,7 @@ pub enum CoordinatorMsg {
         /// Put a failed book back: `Some("")` for every failed step, `Some(step)` for one.
         retry: Option<String>,
         /// Answered when the book is started, or with why it was not.
-        reply: Option<RpcReplyPort<Result<(), String>>>,
+        reply: Option<RpcReplyPort<Result<(), SubmitError>>>,
     },
     /// Continue an unfinished book from its stored record.
     Resume {
@@ -166,16 +193,17 @@ impl CoordinatorState {
         me: &ActorRef<CoordinatorMsg>,
         book_id: String,
         brief: BookBrief,
-    ) -> Result<(), String> {
+    ) -> Result<(), SubmitError> {
         if self.books.contains_key(&book_id) {
             return Ok(());
         }
-        let stored =
-            self.env.bus.kv_get(Bucket::Books, &book_id).await.map_err(|e| e.to_string())?;
+        let stored = self.env.bus.kv_get(Bucket::Books, &book_id).await?;
         if let Some(rec) = stored.and_then(|b| serde_json::from_slice::<BookRecord>(&b).ok()) {
             // A repeated submission: the book exists already (finished, or resumed at start-up).
             if !rec.state.is_final() {
-                self.spawn(me, Box::new(rec)).await.map_err(|e| e.to_string())?;
+                self.spawn(me, Box::new(rec))
+                    .await
+                    .map_err(|e| SubmitError::Spawn(e.to_string()))?;
             }
             return Ok(());
         }
@@ -188,14 +216,10 @@ impl CoordinatorState {
         &mut self,
         me: &ActorRef<CoordinatorMsg>,
         rec: BookRecord,
-    ) -> Result<(), String> {
-        let bytes = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
-        self.env
-            .bus
-            .kv_put(Bucket::Books, &rec.id, bytes.into())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.spawn(me, Box::new(rec)).await.map_err(|e| e.to_string())
+    ) -> Result<(), SubmitError> {
+        let bytes = serde_json::to_vec(&rec)?;
+        self.env.bus.kv_put(Bucket::Books, &rec.id, bytes.into()).await?;
+        self.spawn(me, Box::new(rec)).await.map_err(|e| SubmitError::Spawn(e.to_string()))
     }
 
     async fn retry(
@@ -203,15 +227,14 @@ impl CoordinatorState {
         me: &ActorRef<CoordinatorMsg>,
         book_id: String,
         step: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), SubmitError> {
         if self.books.contains_key(&book_id) {
             return Ok(());
         }
-        let stored =
-            self.env.bus.kv_get(Bucket::Books, &book_id).await.map_err(|e| e.to_string())?;
+        let stored = self.env.bus.kv_get(Bucket::Books, &book_id).await?;
         let Some(mut rec) = stored.and_then(|b| serde_json::from_slice::<BookRecord>(&b).ok())
         else {
-            return Err(format!("no book with id {book_id}"));
+            return Err(SubmitError::UnknownBook(book_id));
         };
         if !rec.state.is_final() {
             return Ok(());

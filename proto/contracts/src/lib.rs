@@ -1,2 +1,25 @@
-//! The contract of every agent kind, one file per kind.
+//! The contract of every agent kind: what the model is asked for and what is accepted.
+//!
+//! # Layout
+//! - [`kinds`]: one file per agent kind (concept, characters, world, outline, chapter, review,
+//!   edit) with its answer type, validation rules, example shape and simulated answer.
+//! - [`rules`]: the validation entry point, [`Rejection`](rules::Rejection) and its context.
+//! - [`schema`]: request schemas in the subset every structured-output dialect enforces.
+//! - [`facts`]: the `Facts:` block prompts carry and the simulated model reads.
+//! - [`extract`]: tolerant extraction of one JSON object from a model's answer.
+//! - [`task`]: the task type (creative, analytical, factual) of each kind.
+//! - `sim` (feature `sim`): the deterministic generator behind the simulated answers.
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod extract;
+pub mod facts;
+pub mod kinds;
+pub mod rules;
+pub mod schema;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod task;
+
+pub use kinds::*;
+pub use rules::{Ctx, Rejection, validate};
+pub use task::TaskType;

@@ -40,7 +40,11 @@ impl RetryPolicy {
             .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
             .min(self.max_backoff)
             .as_millis() as u64;
-        let jitter = super::sim::Rng::from_parts(&[&crate::clock_nanos().to_le_bytes()]).next_u64();
+        // splitmix64 of the clock: spread enough for jitter, no generator to share.
+        let mut z = crate::clock_nanos().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let jitter = z ^ (z >> 31);
         Duration::from_millis(cap / 2 + jitter % (cap / 2 + 1))
     }
 }

@@ -11,8 +11,7 @@ use scriptorium_proto::kind;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Header naming the agent kind that asks (the sim server answers by it).
-pub const AGENT_HEADER: &str = "x-scriptorium-agent";
+pub use scriptorium_proto::names::AGENT_HEADER;
 
 /// One OpenAI-compatible server.
 pub struct OpenAiCompat {

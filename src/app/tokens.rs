@@ -5,15 +5,15 @@
 //!
 //! The provider reads the window from the server's `/props`, as it does from llama.cpp's.
 //! Tokens are the sim server's own accounting: the client's estimate of each message plus the
-//! chat template's tokens (see [`scriptorium_worker::sim_server`]).
+//! chat template's tokens (see [`scriptorium_sim::server`]).
 
 use super::AppConfig;
-use crate::record::{BookRecord, Status};
-use crate::{CoordinatorHandle, client};
+use scriptorium_coordinator::record::{BookRecord, Status};
+use scriptorium_coordinator::{CoordinatorHandle, client};
 use scriptorium_proto::Bus;
+use scriptorium_sim::server::{self as sim_server, SimServerConfig, Stats};
 use scriptorium_worker::Worker;
 use scriptorium_worker::providers::{Protocol, ProviderConfig};
-use scriptorium_worker::sim_server::{self, SimServerConfig, Stats};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

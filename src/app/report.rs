@@ -1,7 +1,7 @@
 //! Human and JSON views of books: progress bars or lines, summaries, status tables.
 
-use crate::record::{BookRecord, Status};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_proto::clock;
 use scriptorium_proto::v1::{BookEvent, BookState};
 use serde_json::{Value, json};
@@ -367,7 +367,8 @@ mod tests {
         r.state = Status::Running;
         r.usage.cost_usd = 0.25;
         for id in ["chapter-01", "chapter-02"] {
-            r.steps.get_mut(id).unwrap().status = crate::record::StepStatus::Running;
+            r.steps.get_mut(id).unwrap().status =
+                scriptorium_coordinator::record::StepStatus::Running;
         }
         let table = book_table(&[r]);
         let row = table.lines().nth(1).unwrap();

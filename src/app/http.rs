@@ -7,18 +7,18 @@
 //! `/api/events`, a server-sent event stream with one JSON snapshot per refresh.
 
 use super::queues::{self, QueueRow, RateWindow, WorkerRow};
-use crate::metrics::{self, Failure};
-use crate::record::BookRecord;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use scriptorium_common::ops::Health;
+use scriptorium_coordinator::metrics::{self, Failure};
+use scriptorium_coordinator::record::BookRecord;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::v1::{BookEvent, BookState};
 use scriptorium_proto::{Bus, clock};
-use scriptorium_worker::http::Health;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -205,7 +205,7 @@ impl Servers {
         let handle = metrics::install();
         let health = Health::new();
         let (tx, rx) = watch::channel(Arc::new("{\"starting\":true}".to_string()));
-        let ops = scriptorium_worker::http::router(health.clone(), handle);
+        let ops = scriptorium_common::ops::router(health.clone(), handle);
         let dash = Router::new()
             .route("/", get(|| async { Html(DASHBOARD) }))
             .route("/api/snapshot", get(snapshot))
@@ -215,16 +215,16 @@ impl Servers {
         let mut servers = Servers { health, snapshots: tx, metrics_addr: None, http_addr: None };
         match (opts.metrics_addr, opts.http_addr) {
             (Some(m), Some(h)) if m == h => {
-                let bound = scriptorium_worker::http::serve(h, dash).await?;
+                let bound = scriptorium_common::ops::serve(h, dash).await?;
                 servers.metrics_addr = Some(bound);
                 servers.http_addr = Some(bound);
             }
             (m, h) => {
                 if let Some(m) = m {
-                    servers.metrics_addr = Some(scriptorium_worker::http::serve(m, ops).await?);
+                    servers.metrics_addr = Some(scriptorium_common::ops::serve(m, ops).await?);
                 }
                 if let Some(h) = h {
-                    servers.http_addr = Some(scriptorium_worker::http::serve(h, dash).await?);
+                    servers.http_addr = Some(scriptorium_common::ops::serve(h, dash).await?);
                 }
             }
         }
@@ -260,7 +260,7 @@ async fn events(
 /// Polls queues, workers and book events; publishes a snapshot and sets gauges every [`REFRESH`].
 pub async fn monitor(bus: Bus, lost_after: Duration, out: watch::Sender<Arc<String>>) {
     let mut board = Board::default();
-    match crate::client::list(&bus).await {
+    match scriptorium_coordinator::client::list(&bus).await {
         Ok(records) => records.iter().for_each(|r| board.load(r)),
         Err(e) => tracing::warn!(error = %e, "monitor: stored books unreadable"),
     }

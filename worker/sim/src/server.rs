@@ -16,14 +16,16 @@
 //! in arrival order: the `script` first (one fault per request), then the rates, drawn from an
 //! RNG seeded by `seed` and the request's number.
 
-use crate::providers::{AGENT_HEADER, estimate_tokens, sim};
+use crate::tokens::{count_tokens as estimate_tokens, cut_to_tokens};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use scriptorium_contracts::sim;
 use scriptorium_proto::kind;
+use scriptorium_proto::names::AGENT_HEADER;
 use scriptorium_proto::v1::AgentKind;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -323,7 +325,7 @@ pub async fn run(addr: &str, cfg: SimServerConfig) -> anyhow::Result<()> {
     tracing::info!(addr = %bound, "sim server listening");
     let inner = Arc::new(Inner::new(cfg));
     axum::serve(listener, router(inner))
-        .with_graceful_shutdown(crate::runtime::stop_signal())
+        .with_graceful_shutdown(scriptorium_common::ops::stop_signal())
         .await?;
     Ok(())
 }
@@ -499,7 +501,7 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
         inner.record(|s| {
             if by_window < by_request { s.window_full += 1 } else { s.max_tokens_reached += 1 }
         });
-        (crate::budget::cut_to_tokens(&text, room).to_string(), true)
+        (cut_to_tokens(&text, room).to_string(), true)
     } else {
         (text, truncated)
     };

@@ -7,11 +7,11 @@
 //! validation and a KV write of the book record per accepted step.
 
 use super::{AppConfig, connect};
-use crate::record::BookRecord;
-use crate::{CoordinatorHandle, client};
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
+use scriptorium_coordinator::record::BookRecord;
+use scriptorium_coordinator::{CoordinatorHandle, client};
 use scriptorium_proto::Bus;
 use scriptorium_proto::v1::BookBrief;
 use scriptorium_worker::Worker;
@@ -301,7 +301,7 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
 /// The same books written twice through the HTTP provider against an in-process sim server
 /// (20 ms per answer) with the response cache on: time and model calls of each run.
 async fn cache_runs(url: &str, mut cfg: AppConfig, books: u32) -> anyhow::Result<()> {
-    use scriptorium_worker::sim_server::{self, SimServerConfig};
+    use scriptorium_sim::server::{self as sim_server, SimServerConfig};
     let sim = sim_server::start(SimServerConfig { latency_ms: 20, ..Default::default() }).await?;
     let provider = format!("protocol = \"openai\"\nbase_url = \"{}\"\n", sim.base_url());
     cfg.models.providers.insert("benchsim".into(), toml::from_str(&provider)?);

@@ -7,10 +7,10 @@ pub mod queues;
 pub mod report;
 pub mod tokens;
 
-use crate::client;
-use crate::record::{BookRecord, Status};
-use crate::{CoordinatorConfig, CoordinatorHandle, brief};
 use anyhow::Context as _;
+use scriptorium_coordinator::client;
+use scriptorium_coordinator::record::{BookRecord, Status};
+use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief};
 use scriptorium_proto::transport::NatsOptions;
 use scriptorium_proto::{Bus, kind};
 use scriptorium_worker::cache::CacheConfig;
@@ -89,6 +89,7 @@ impl AppConfig {
         let mut cfg = WorkerConfig::new(id);
         cfg.prompts_dir = self.worker.prompts_dir.clone();
         cfg.models = self.models.clone();
+        cfg.local_model = Some(crate::sim_model(&self.models.sim));
         cfg.heartbeat_every = Duration::from_secs(self.worker.heartbeat_secs.max(1));
         cfg.cache = self.cache.clone();
         cfg.max_deliver = self.worker.max_deliver;
@@ -237,7 +238,7 @@ pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<B
     Ok(Bus::connect(url, opts).await?)
 }
 
-pub use scriptorium_worker::runtime::stop_signal;
+pub use scriptorium_common::ops::stop_signal;
 
 /// `scriptorium coordinator`: runs until SIGINT/SIGTERM.
 pub async fn run_coordinator(
@@ -269,11 +270,11 @@ pub async fn run_worker(
 ) -> anyhow::Result<()> {
     let id = id.unwrap_or_else(|| format!("worker-{}", scriptorium_proto::clock::new_id()));
     let wcfg = cfg.worker_config(id, pools)?;
-    let health = scriptorium_worker::http::Health::new();
+    let health = scriptorium_common::ops::Health::new();
     if let Some(addr) = metrics_addr {
         let metrics = scriptorium_worker::metrics::install();
-        let router = scriptorium_worker::http::router(health.clone(), metrics);
-        scriptorium_worker::http::serve(addr, router).await?;
+        let router = scriptorium_common::ops::router(health.clone(), metrics);
+        scriptorium_common::ops::serve(addr, router).await?;
     }
     let bus = connect(url, &format!("scriptorium-{}", wcfg.id), &cfg).await?;
     let worker = Worker::start(bus.clone(), wcfg).await?;

@@ -2,7 +2,7 @@
 //! is alive) and `/readyz` (it started, is connected to NATS and every stream and bucket exists).
 //!
 //! The worker serves them on `--metrics-addr`; the coordinator adds its dashboard to the same
-//! router.
+//! router. Both record into one process-wide Prometheus recorder ([`install`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use scriptorium_proto::Bus;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -83,4 +83,51 @@ pub async fn serve(addr: SocketAddr, router: Router) -> anyhow::Result<SocketAdd
     });
     tracing::info!(addr = %bound, "http endpoints listening");
     Ok(bound)
+}
+
+/// Histogram buckets of every `*_seconds` metric: from a cached answer to a long chapter.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+];
+
+/// A recorder with the buckets above, not installed: for [`install`] and for tests that use
+/// `metrics::with_local_recorder`.
+pub fn recorder() -> metrics_exporter_prometheus::PrometheusRecorder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .expect("static buckets are not empty")
+        .build_recorder()
+}
+
+/// Installs the process-wide Prometheus recorder once and returns the handle that renders it.
+///
+/// The worker and the coordinator both record into it; a second call returns the same handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Resolves when the process is asked to stop (SIGINT, or SIGTERM on Unix).
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

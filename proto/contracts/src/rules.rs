@@ -1,12 +1,12 @@
 //! Validation of every agent answer before it is accepted: a typed JSON parse, then the
-//! semantic rules of its kind. A rejection names the rule, and is sent back as feedback.
+//! semantic rules of its kind (in the kind's own file). A rejection names the rule, and is
+//! sent back as feedback.
 
-use scriptorium_proto::book::{Cast, ChapterText, Concept, Outline, Review, World};
+use crate::kinds::{
+    Cast, ChapterText, Outline, chapter, characters, concept, edit, outline, review, world,
+};
 use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde_json::Value;
-
-/// Scenes a chapter may have.
-pub const SCENES: std::ops::RangeInclusive<usize> = 3..=6;
 
 /// Why an answer was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +16,7 @@ pub struct Rejection {
     pub rule: String,
 }
 
-fn reject<T>(rule: impl Into<String>) -> Result<T, Rejection> {
+pub(crate) fn reject<T>(rule: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection { rule: rule.into() })
 }
 
@@ -35,206 +35,59 @@ pub struct Ctx<'a> {
     pub chapter: u32,
 }
 
-/// Words a chapter of `brief` may have: 40% to 250% of the target.
-pub fn chapter_words(brief: &BookBrief) -> (usize, usize) {
-    let target = brief.words_per_chapter.max(1) as usize;
-    ((target * 2 / 5).max(50), target * 5 / 2)
-}
-
-fn typed<T: serde::de::DeserializeOwned>(kind: &str, output: &str) -> Result<T, Rejection> {
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    output: &str,
+) -> Result<T, Rejection> {
     serde_json::from_str(output).or_else(|e| {
         reject(format!("the {kind} answer is not valid JSON of the expected shape: {e}"))
     })
 }
 
-fn non_empty(what: &str, s: &str) -> Result<(), Rejection> {
+pub(crate) fn non_empty(what: &str, s: &str) -> Result<(), Rejection> {
     if s.trim().is_empty() { reject(format!("{what} must not be empty")) } else { Ok(()) }
 }
 
-fn to_value<T: serde::Serialize>(t: &T) -> Value {
+pub(crate) fn to_value<T: serde::Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
-/// Validates `output` of a `kind` step; the accepted, normalised document on success.
-pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    match kind {
-        AgentKind::Concept => concept(output, ctx),
-        AgentKind::Characters => cast(output, ctx),
-        AgentKind::World => world(output, ctx),
-        AgentKind::Outline => outline(output, ctx),
-        AgentKind::Chapter => chapter(output, ctx, "chapter").map(|c| to_value(&c)),
-        AgentKind::Review => review(output),
-        AgentKind::Edit => edit(output, ctx),
-        AgentKind::Unspecified => reject("no agent answers for local steps"),
-    }
-}
-
-fn concept(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    let mut c: Concept = typed("concept", output)?;
-    if !ctx.brief.title.is_empty() {
-        // The user's title is part of the brief, not the model's to change.
-        c.title = ctx.brief.title.clone();
-    }
-    non_empty("concept title", &c.title)?;
-    if c.title.chars().count() > 200 || c.title.contains('\n') {
-        return reject("concept title must be one line of at most 200 characters");
-    }
-    non_empty("concept logline", &c.logline)?;
-    non_empty("concept description", &c.description)?;
-    Ok(to_value(&c))
-}
-
-fn cast(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    let c: Cast = typed("characters", output)?;
-    let want = ctx.brief.characters as usize;
-    if c.characters.len() != want {
-        return reject(format!(
-            "the cast must have exactly {want} characters (got {})",
-            c.characters.len()
-        ));
-    }
-    let mut seen: Vec<String> = Vec::new();
-    for (i, ch) in c.characters.iter().enumerate() {
-        non_empty(&format!("character {} name", i + 1), &ch.name)?;
-        non_empty(&format!("character {} role", i + 1), &ch.role)?;
-        let key = ch.name.trim().to_lowercase();
-        if seen.contains(&key) {
-            return reject(format!("character names must be unique ({:?} appears twice)", ch.name));
-        }
-        seen.push(key);
-    }
-    Ok(to_value(&c))
-}
-
-fn world(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    let w: World = typed("world", output)?;
-    for s in World::required_sections(&ctx.brief.category) {
-        match w.sections.get(*s) {
-            Some(text) if !text.trim().is_empty() => {}
-            _ => return reject(format!("the world must have a non-empty section {s:?}")),
-        }
-    }
-    Ok(to_value(&w))
-}
-
-fn known_names(ctx: Ctx<'_>, names: &[String], what: &str) -> Result<(), Rejection> {
+pub(crate) fn known_names(ctx: Ctx<'_>, names: &[String], what: &str) -> Result<(), Rejection> {
     let Some(cast) = ctx.cast else { return Ok(()) };
     if let Some(unknown) = names.iter().find(|n| !cast.knows(n)) {
-        let known: Vec<&str> = cast.characters.iter().map(|c| c.name.as_str()).collect();
         return reject(format!(
             "{what} names {unknown:?}, who is not in the cast ({})",
-            known.join(", ")
+            cast.names().join(", ")
         ));
     }
     Ok(())
 }
 
-fn outline(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    let o: Outline = typed("outline", output)?;
-    let want = ctx.brief.chapters as usize;
-    if o.chapters.len() != want {
-        return reject(format!(
-            "the outline must have exactly {want} chapters (got {})",
-            o.chapters.len()
-        ));
-    }
-    for (i, c) in o.chapters.iter().enumerate() {
-        let n = i as u32 + 1;
-        if c.number != n {
-            return reject(format!(
-                "outline chapters must be numbered 1 to {want} in order (chapter {n} is numbered {})",
-                c.number
-            ));
-        }
-        non_empty(&format!("chapter {n} title"), &c.title)?;
-        non_empty(&format!("chapter {n} summary"), &c.summary)?;
-        if !SCENES.contains(&c.scenes.len()) {
-            return reject(format!(
-                "chapter {n} must have {} to {} scenes (got {})",
-                SCENES.start(),
-                SCENES.end(),
-                c.scenes.len()
-            ));
-        }
-        for (j, s) in c.scenes.iter().enumerate() {
-            non_empty(&format!("chapter {n} scene {} summary", j + 1), &s.summary)?;
-            known_names(ctx, &s.characters, &format!("chapter {n} scene {}", j + 1))?;
-        }
-    }
-    Ok(to_value(&o))
-}
-
-fn chapter(output: &str, ctx: Ctx<'_>, what: &str) -> Result<ChapterText, Rejection> {
-    let mut c: ChapterText = typed(what, output)?;
-    let n = ctx.chapter;
-    if c.number != n {
-        return reject(format!("the {what} must be chapter number {n} (got {})", c.number));
-    }
-    if let Some(plan) = ctx.outline.and_then(|o| o.chapters.iter().find(|p| p.number == n)) {
-        if c.title.trim().is_empty() {
-            c.title = plan.title.clone();
-        }
-        if c.scenes.len() != plan.scenes.len() {
-            return reject(format!(
-                "chapter {n} must have exactly {} scenes as planned (got {})",
-                plan.scenes.len(),
-                c.scenes.len()
-            ));
-        }
-    }
-    non_empty(&format!("chapter {n} title"), &c.title)?;
-    if c.scenes.is_empty() {
-        return reject(format!("chapter {n} has no prose"));
-    }
-    if let Some(i) = c.scenes.iter().position(|s| s.text.trim().is_empty()) {
-        return reject(format!("chapter {n} scene {} has empty prose", i + 1));
-    }
-    let (lo, hi) = chapter_words(ctx.brief);
-    let words = c.word_count();
-    if words < lo || words > hi {
-        return reject(format!("chapter {n} must have between {lo} and {hi} words (got {words})"));
-    }
-    known_names(ctx, &c.characters, &format!("chapter {n}"))?;
-    non_empty(&format!("chapter {n} summary"), &c.summary)?;
-    Ok(c)
-}
-
-fn review(output: &str) -> Result<Value, Rejection> {
-    let mut r: Review = typed("review", output)?;
-    r.verdict = r.verdict.trim().to_lowercase();
-    if r.verdict != "accept" && r.verdict != "revise" {
-        return reject(format!(
-            "the review verdict must be \"accept\" or \"revise\" (got {:?})",
-            r.verdict
-        ));
-    }
-    if let Some((name, score)) = r.scores.named().into_iter().find(|(_, s)| !(1..=10).contains(s)) {
-        return reject(format!("review score {name} must be between 1 and 10 (got {score})"));
-    }
-    if r.verdict == "revise" && r.issues.is_empty() && r.suggestions.is_empty() {
-        return reject("a review with verdict \"revise\" must list issues or suggestions");
-    }
-    Ok(to_value(&r))
-}
-
-fn edit(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    let c = chapter(output, ctx, "edited chapter")?;
-    if let Some(draft) = ctx.draft
-        && draft.scenes.len() != c.scenes.len()
+/// Validates `output` of a `kind` step; the accepted, normalised document on success.
+pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    if let Ok(v) = serde_json::from_str::<Value>(output)
+        && let Some((path, text)) = crate::schema::find_placeholder(&v, "answer")
     {
         return reject(format!(
-            "the edited chapter must keep the draft's {} scenes (got {})",
-            draft.scenes.len(),
-            c.scenes.len()
+            "{path} is a placeholder ({text:?}), not content: write the real text"
         ));
     }
-    Ok(to_value(&c))
+    match kind {
+        AgentKind::Concept => concept::validate(output, ctx),
+        AgentKind::Characters => characters::validate(output, ctx),
+        AgentKind::World => world::validate(output, ctx),
+        AgentKind::Outline => outline::validate(output, ctx),
+        AgentKind::Chapter => chapter::validate(output, ctx),
+        AgentKind::Review => review::validate(output),
+        AgentKind::Edit => edit::validate(output, ctx),
+        AgentKind::Unspecified => reject("no agent answers for local steps"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scriptorium_proto::book::{Character, OutlineChapter, ProseScene, Scene};
+    use crate::kinds::{Character, OutlineChapter, ProseScene, Scene};
     use serde_json::json;
 
     fn brief() -> BookBrief {

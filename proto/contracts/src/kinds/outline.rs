@@ -1,0 +1,197 @@
+//! The outline agent: the book's summary and exactly the asked number of chapters, each with
+//! 3 to 6 scenes whose characters come from the cast.
+
+use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, to_value, typed};
+use crate::schema::{array, object, one_of, text};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Scenes a chapter may have.
+pub const SCENES: std::ops::RangeInclusive<usize> = 3..=6;
+
+/// One scene of an outlined chapter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Scene {
+    /// What happens.
+    pub summary: String,
+    /// Names of the characters present (all from the cast).
+    pub characters: Vec<String>,
+    /// Where it happens.
+    pub setting: String,
+    /// What the scene must achieve.
+    pub goal: String,
+    /// The emotional beat it lands.
+    pub emotional_beat: String,
+}
+
+/// One chapter of the outline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutlineChapter {
+    /// 1-based chapter number.
+    pub number: u32,
+    /// Chapter title.
+    pub title: String,
+    /// What the chapter covers.
+    pub summary: String,
+    /// Its scenes, 3 to 6.
+    pub scenes: Vec<Scene>,
+}
+
+/// Answer of the outline agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Outline {
+    /// Summary of the whole book.
+    pub summary: String,
+    /// Exactly the requested number of chapters.
+    pub chapters: Vec<OutlineChapter>,
+}
+
+impl Outline {
+    /// The plan of chapter `number`.
+    pub fn chapter(&self, number: u32) -> Option<&OutlineChapter> {
+        self.chapters.iter().find(|c| c.number == number)
+    }
+}
+
+impl OutlineChapter {
+    /// The names of the characters its scenes list, in order of first appearance.
+    pub fn cast(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for n in self.scenes.iter().flat_map(|s| s.characters.iter()) {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+        names
+    }
+}
+
+pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    let mut o: Outline = typed("outline", output)?;
+    // Chapters are numbered by the engine, in order; an answer may leave the numbers out.
+    for (i, c) in o.chapters.iter_mut().enumerate() {
+        if c.number == 0 {
+            c.number = i as u32 + 1;
+        }
+    }
+    let want = ctx.brief.chapters as usize;
+    if o.chapters.len() != want {
+        return reject(format!(
+            "the outline must have exactly {want} chapters (got {})",
+            o.chapters.len()
+        ));
+    }
+    for (i, c) in o.chapters.iter().enumerate() {
+        let n = i as u32 + 1;
+        if c.number != n {
+            return reject(format!(
+                "outline chapters must be numbered 1 to {want} in order (chapter {n} is numbered {})",
+                c.number
+            ));
+        }
+        non_empty(&format!("chapter {n} title"), &c.title)?;
+        non_empty(&format!("chapter {n} summary"), &c.summary)?;
+        if !SCENES.contains(&c.scenes.len()) {
+            return reject(format!(
+                "chapter {n} must have {} to {} scenes (got {})",
+                SCENES.start(),
+                SCENES.end(),
+                c.scenes.len()
+            ));
+        }
+        for (j, s) in c.scenes.iter().enumerate() {
+            non_empty(&format!("chapter {n} scene {} summary", j + 1), &s.summary)?;
+            known_names(ctx, &s.characters, &format!("chapter {n} scene {}", j + 1))?;
+        }
+    }
+    Ok(to_value(&o))
+}
+
+/// How the simulated outline misbehaves.
+/// The schema of an outline request: exactly the brief's number of chapters (numbered by the
+/// engine, in order), 3 to 6 scenes each, scene characters named from the accepted cast.
+pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
+    let n = ctx.brief.chapters as usize;
+    let names = ctx.cast.map(|c| c.names()).unwrap_or_default();
+    let who = if names.is_empty() {
+        array(text("a character's name"), 0, 6)
+    } else {
+        array(one_of(&names), 1, names.len())
+    };
+    let scene = object(vec![
+        ("summary", text("what happens")),
+        ("characters", who),
+        ("setting", text("where it happens")),
+        ("goal", text("what the scene must achieve")),
+        ("emotional_beat", text("the emotional beat it lands")),
+    ]);
+    let chapter = object(vec![
+        ("title", text("the chapter's title")),
+        ("summary", text("what the chapter covers")),
+        ("scenes", array(scene, *SCENES.start(), *SCENES.end())),
+    ]);
+    object(vec![
+        ("summary", text("the whole book in a paragraph")),
+        ("chapters", array(chapter, n, n)),
+    ])
+}
+
+#[cfg(feature = "sim")]
+pub(crate) fn simulate(
+    facts: &crate::facts::Facts,
+    rng: &mut crate::sim::Rng,
+    how: crate::sim::Misbehave,
+) -> Value {
+    use crate::sim::{FEELINGS, Misbehave, OBJECTS, PLACES, TOPICS, title};
+    let asked = facts.num("chapters").unwrap_or(3);
+    let n = if how == Misbehave::ExtraChapters { asked + 3 } else { asked };
+    let thirty = matches!(how, Misbehave::Any | Misbehave::ThirtyScenes);
+    let cast = facts.list("cast");
+    let chapters = (1..=n)
+        .map(|number| {
+            let scenes = if thirty && number == 1 { 30 } else { rng.range(3, 6) };
+            OutlineChapter {
+                number,
+                title: title(rng),
+                summary: format!(
+                    "Chapter {number} turns on {} at {}.",
+                    rng.pick(OBJECTS),
+                    rng.pick(PLACES)
+                ),
+                scenes: (0..scenes)
+                    .map(|_| Scene {
+                        summary: format!("A confrontation over {}", rng.pick(OBJECTS)),
+                        characters: pick_some(&cast, rng),
+                        setting: rng.pick(PLACES).to_string(),
+                        goal: format!("Reveal the {}", rng.pick(TOPICS)),
+                        emotional_beat: rng.pick(FEELINGS).to_string(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let mut v = to_value(&Outline {
+        summary: format!("A book in {n} chapters about {}.", rng.pick(TOPICS)),
+        chapters,
+    });
+    // The shape the request's schema asks for: the engine numbers the chapters.
+    for c in v["chapters"].as_array_mut().into_iter().flatten() {
+        if let Some(c) = c.as_object_mut() {
+            c.remove("number");
+        }
+    }
+    v
+}
+
+#[cfg(feature = "sim")]
+fn pick_some(cast: &[String], rng: &mut crate::sim::Rng) -> Vec<String> {
+    if cast.is_empty() {
+        return Vec::new();
+    }
+    let k = rng.range(1, cast.len().min(2) as u32) as usize;
+    let start = (rng.next_u64() % cast.len() as u64) as usize;
+    (0..k).map(|i| cast[(start + i) % cast.len()].clone()).collect()
+}

@@ -1,0 +1,239 @@
+//! JSON Schemas of requests, in the subset every structured-output dialect enforces (types,
+//! `properties` with every key `required`, `additionalProperties: false`, `enum`, `const`,
+//! `minItems`/`maxItems`, `minLength`, integer `minimum`/`maximum`), a checker for that subset
+//! and the example instance a plain-text prompt shows.
+//!
+//! A request's schema carries the book's facts (the cast's names, the planned scene count...),
+//! so a server that enforces it by grammar cannot break most rules; validation stays the last
+//! word, since a server may ignore the schema.
+
+use serde_json::{Map, Value, json};
+
+/// An object whose every property is required and no other is allowed.
+pub fn object(props: Vec<(&str, Value)>) -> Value {
+    let required: Vec<Value> = props.iter().map(|(k, _)| Value::String(k.to_string())).collect();
+    let properties: Map<String, Value> =
+        props.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+/// A non-empty string; `what` says what it holds (shown in examples).
+pub fn text(what: &str) -> Value {
+    json!({"type": "string", "minLength": 1, "description": what})
+}
+
+/// One of `values`.
+pub fn one_of(values: &[&str]) -> Value {
+    json!({"type": "string", "enum": values})
+}
+
+/// An integer in `min..=max`.
+pub fn integer(min: i64, max: i64) -> Value {
+    json!({"type": "integer", "minimum": min, "maximum": max})
+}
+
+/// An array of `items`, `min..=max` of them.
+pub fn array(items: Value, min: usize, max: usize) -> Value {
+    json!({"type": "array", "items": items, "minItems": min, "maxItems": max})
+}
+
+/// Checks `value` against `schema` (the subset above); the first violation, with its path.
+pub fn check(schema: &Value, value: &Value) -> Result<(), String> {
+    check_at(schema, value, "answer")
+}
+
+fn check_at(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
+    if let Some(c) = schema.get("const")
+        && c != value
+    {
+        return Err(format!("{path} must be {c}"));
+    }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        return Err(format!("{path} must be one of {} (got {value})", list.join(", ")));
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let Value::Object(map) = value else { return Err(format!("{path} must be an object")) };
+            let props = schema.get("properties").and_then(Value::as_object);
+            for key in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+                let key = key.as_str().unwrap_or_default();
+                if !map.contains_key(key) {
+                    return Err(format!("{path} must have the field {key:?}"));
+                }
+            }
+            for (k, v) in map {
+                match props.and_then(|p| p.get(k)) {
+                    Some(sub) => check_at(sub, v, &format!("{path}.{k}"))?,
+                    None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        return Err(format!("{path} has a field {k:?} that is not asked for"));
+                    }
+                    None => {}
+                }
+            }
+        }
+        Some("array") => {
+            let Value::Array(items) = value else { return Err(format!("{path} must be a list")) };
+            let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let max = schema.get("maxItems").and_then(Value::as_u64).map(|m| m as usize);
+            if items.len() < min || max.is_some_and(|m| items.len() > m) {
+                let want = match max {
+                    Some(m) if m == min => format!("exactly {m}"),
+                    Some(m) => format!("{min} to {m}"),
+                    None => format!("at least {min}"),
+                };
+                return Err(format!("{path} must have {want} items (got {})", items.len()));
+            }
+            if let Some(sub) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    check_at(sub, v, &format!("{path}[{i}]"))?;
+                }
+            }
+        }
+        Some("string") => {
+            let Value::String(s) = value else { return Err(format!("{path} must be a string")) };
+            let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if s.trim().chars().count() < min {
+                return Err(format!("{path} must not be empty"));
+            }
+        }
+        Some("integer") => {
+            let Some(n) = value.as_i64() else { return Err(format!("{path} must be an integer")) };
+            let min = schema.get("minimum").and_then(Value::as_i64).unwrap_or(i64::MIN);
+            let max = schema.get("maximum").and_then(Value::as_i64).unwrap_or(i64::MAX);
+            if n < min || n > max {
+                return Err(format!("{path} must be between {min} and {max} (got {n})"));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The example instance of `schema` a prompt shows when the server enforces no schema:
+/// strings say what they hold in angle brackets, lists have one item (the prompt's facts say
+/// how many), numbers their least value, choices their first.
+pub fn example(schema: &Value) -> Value {
+    if let Some(c) = schema.get("const") {
+        return c.clone();
+    }
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+        return first.clone();
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            Value::Object(
+                props.into_iter().flatten().map(|(k, v)| (k.clone(), example(v))).collect(),
+            )
+        }
+        Some("array") => {
+            Value::Array(vec![schema.get("items").map(example).unwrap_or(Value::Null)])
+        }
+        Some("string") => {
+            let what = schema.get("description").and_then(Value::as_str).unwrap_or("text");
+            Value::String(format!("<{what}>"))
+        }
+        Some("integer") => schema.get("minimum").cloned().unwrap_or(json!(0)),
+        _ => Value::Null,
+    }
+}
+
+/// Whether `s` is a value an example shows instead of content (`<...>`, `...`, `TODO`); an
+/// empty string is not (rules that need content say so themselves).
+pub fn is_placeholder(s: &str) -> bool {
+    let t = s.trim();
+    if t.is_empty() {
+        return false;
+    }
+    t.chars().all(|c| matches!(c, '.' | '…' | '-' | '_' | '?' | ' '))
+        || (t.starts_with('<') && t.ends_with('>'))
+        || ["string", "todo", "tbd", "n/a", "lorem ipsum"].iter().any(|p| t.eq_ignore_ascii_case(p))
+}
+
+/// The first string in `value` (depth first) that is a placeholder: its path and text.
+pub fn find_placeholder(value: &Value, path: &str) -> Option<(String, String)> {
+    match value {
+        Value::String(s) if is_placeholder(s) => Some((path.to_string(), s.clone())),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| find_placeholder(v, &format!("{path}[{i}]")))
+        }
+        Value::Object(map) => {
+            map.iter().find_map(|(k, v)| find_placeholder(v, &format!("{path}.{k}")))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Value {
+        object(vec![
+            ("name", text("the name")),
+            ("mood", one_of(&["calm", "angry"])),
+            ("score", integer(1, 10)),
+            ("tags", array(text("a tag"), 2, 3)),
+        ])
+    }
+
+    #[test]
+    fn the_checker_names_path_and_rule() {
+        let s = schema();
+        let ok = json!({"name": "Ann", "mood": "calm", "score": 3, "tags": ["a", "b"]});
+        assert_eq!(check(&s, &ok), Ok(()));
+        let cases = [
+            (
+                json!({"name": "", "mood": "calm", "score": 3, "tags": ["a", "b"]}),
+                "answer.name must not be empty",
+            ),
+            (
+                json!({"name": "A", "mood": "sad", "score": 3, "tags": ["a", "b"]}),
+                "answer.mood must be one of",
+            ),
+            (
+                json!({"name": "A", "mood": "calm", "score": 11, "tags": ["a", "b"]}),
+                "answer.score must be between 1 and 10",
+            ),
+            (
+                json!({"name": "A", "mood": "calm", "score": 1, "tags": ["a"]}),
+                "answer.tags must have 2 to 3 items (got 1)",
+            ),
+            (
+                json!({"name": "A", "mood": "calm", "score": 1}),
+                "answer must have the field \"tags\"",
+            ),
+            (
+                json!({"name": "A", "mood": "calm", "score": 1, "tags": ["a", "b"], "x": 1}),
+                "not asked for",
+            ),
+            (
+                json!({"name": "A", "mood": "calm", "score": 1, "tags": ["a", ""]}),
+                "answer.tags[1] must not be empty",
+            ),
+        ];
+        for (v, want) in cases {
+            let got = check(&s, &v).unwrap_err();
+            assert!(got.contains(want), "{got} / {want}");
+        }
+    }
+
+    #[test]
+    fn examples_fit_their_schema_but_are_placeholders() {
+        let s = schema();
+        let e = example(&s);
+        // One item per list: the only rule an example breaks is a list's length.
+        assert_eq!(check(&s, &e).unwrap_err(), "answer.tags must have 2 to 3 items (got 1)");
+        assert_eq!(e["name"], "<the name>");
+        assert_eq!(find_placeholder(&e, "answer").map(|p| p.0).as_deref(), Some("answer.name"));
+        assert!(is_placeholder("...") && is_placeholder(" … ") && !is_placeholder("Ann Lee"));
+    }
+}

@@ -1,0 +1,282 @@
+//! A step's model work: its routes in order, each request fitted to the route's context
+//! budget, chapters written and edits made in parts when one answer cannot hold them.
+
+use super::AgentEnv;
+use crate::budget::{self, Budget};
+use crate::parts;
+use crate::prompts::{self, Docs, Part};
+use crate::providers::{ContextHint, ModelRequest};
+use scriptorium_proto::v1::{AgentKind, StepTask, Usage};
+
+pub(super) struct Success {
+    pub(super) output: String,
+    pub(super) route: String,
+    pub(super) usage: Usage,
+}
+
+pub(super) struct Failure {
+    pub(super) error: String,
+    pub(super) route: String,
+    pub(super) usage: Usage,
+}
+
+fn add(usage: &mut Usage, a: &crate::providers::ModelAnswer) {
+    usage.calls += 1;
+    usage.prompt_tokens += a.prompt_tokens;
+    usage.completion_tokens += a.completion_tokens;
+    usage.retries += a.retries;
+    usage.cost_usd += a.cost_usd;
+}
+
+/// Why a step failed on one route; `context` is set when a smaller request may succeed.
+struct RouteError {
+    pub(super) error: String,
+    context: Option<ContextHint>,
+}
+
+impl RouteError {
+    fn plain(error: impl Into<String>) -> Self {
+        RouteError { error: error.into(), context: None }
+    }
+}
+
+/// Runs the step's model work: the routes in order; on each, every request is assembled
+/// against the route's budget (context window less answer and margin), a chapter or an edit
+/// whose answer one request cannot hold is done in parts, and a request the server still finds
+/// too large for its context is planned again smaller and sent once more.
+pub(super) async fn run_model(env: &AgentEnv, task: &StepTask) -> Result<Success, Failure> {
+    let default = ["sim/default".to_string()];
+    let routes = if task.routes.is_empty() { &default[..] } else { &task.routes[..] };
+    let max_tokens = u64::from(task.sampling.as_ref().map_or(4096, |s| s.max_tokens).max(1));
+    let mut usage = Usage::default();
+    let mut errors = Vec::new();
+    for route in routes {
+        let limits = env.models.route_limits(route).await;
+        let max_output = limits.max_output.map_or(max_tokens, |m| m.min(max_tokens));
+        let mut budget = Budget::new(limits.window, max_output);
+        let mut shrunk = false;
+        loop {
+            match on_route(env, task, route, budget, &mut usage).await {
+                Ok((value, answered)) => {
+                    // A key the model was shown (or guessed) never reaches a stored result.
+                    let output = crate::redact::redact_secrets(&value.to_string());
+                    return Ok(Success { output, route: answered, usage });
+                }
+                Err(RouteError { error, context: Some(hint) }) if !shrunk => {
+                    shrunk = true;
+                    if let Some(w) = hint.window {
+                        env.models.learn_window(route, w);
+                    }
+                    let window = smaller_window(budget, hint);
+                    tracing::warn!(
+                        route = %route,
+                        planned_window = ?budget.window,
+                        window,
+                        error = %error,
+                        "request exceeded the server's context; planning it smaller once more"
+                    );
+                    budget.window = Some(window);
+                }
+                Err(e) => {
+                    tracing::warn!(route = %route, error = %e.error, "route failed");
+                    errors.push(e.error);
+                    break;
+                }
+            }
+        }
+    }
+    Err(Failure {
+        error: crate::redact::redact(&errors.join("; ")),
+        route: routes.last().cloned().unwrap_or_default(),
+        usage,
+    })
+}
+
+/// The window to plan with after a context-exceeded answer, in estimated tokens: the window
+/// the server reported (else the planned one), scaled by how much more densely the server
+/// counted the prompt than the estimate, less 10%; always smaller than before.
+fn smaller_window(budget: Budget, hint: ContextHint) -> u64 {
+    let ratio = match hint.server_prompt {
+        Some(sp) if hint.estimated_prompt > 0 => {
+            (sp as f64 / hint.estimated_prompt as f64).max(1.0)
+        }
+        _ => 1.0,
+    };
+    let server = hint.window.or(budget.window).unwrap_or(hint.estimated_prompt + budget.max_output);
+    let mut window = (server as f64 / ratio * 0.9) as u64;
+    if let Some(planned) = budget.window {
+        window = window.min(planned * 3 / 4);
+    }
+    window.max(256)
+}
+
+/// Estimated tokens of the answer a step of `task` needs (chapters and edits: see [`parts`]).
+fn expected_answer(task: &StepTask) -> u64 {
+    let brief = task.brief.clone().unwrap_or_default();
+    match task.kind() {
+        AgentKind::Concept => 400,
+        AgentKind::Characters => 100 + 200 * u64::from(brief.characters),
+        AgentKind::World => {
+            100 + 100
+                * scriptorium_contracts::World::required_sections(&brief.category).len() as u64
+        }
+        AgentKind::Outline => 100 + 330 * u64::from(brief.chapters),
+        AgentKind::Review => 500,
+        AgentKind::Chapter | AgentKind::Edit | AgentKind::Unspecified => {
+            budget::prose_tokens(u64::from(brief.words_per_chapter), 4)
+        }
+    }
+}
+
+async fn on_route(
+    env: &AgentEnv,
+    task: &StepTask,
+    route: &str,
+    budget: Budget,
+    usage: &mut Usage,
+) -> Result<(serde_json::Value, String), RouteError> {
+    match task.kind() {
+        AgentKind::Chapter => write_chapter(env, task, route, budget, usage).await,
+        AgentKind::Edit => edit_chapter(env, task, route, budget, usage).await,
+        _ => ask(env, task, route, budget, None, expected_answer(task), usage).await,
+    }
+}
+
+/// One request (with its repair, if the answer is unreadable) for `task` or a `part` of it,
+/// assembled so that the prompt, an answer of `answer` tokens and the margin fit the budget;
+/// `max_tokens` is whatever room the prompt leaves, at most the output limit.
+async fn ask(
+    env: &AgentEnv,
+    task: &StepTask,
+    route: &str,
+    budget: Budget,
+    part: Option<&Part>,
+    answer: u64,
+    usage: &mut Usage,
+) -> Result<(serde_json::Value, String), RouteError> {
+    let rendered =
+        env.prompts.render_fitted(task, part, budget.prompt_for(answer)).map_err(|o| {
+            RouteError::plain(format!("{route}: {o} (context window {:?})", budget.window))
+        })?;
+    if !rendered.condensed.is_empty() {
+        tracing::debug!(
+            route = %route,
+            window = ?budget.window,
+            prompt_tokens = rendered.tokens,
+            condensed = ?rendered.condensed,
+            "context condensed to fit the window"
+        );
+    }
+    let sampling = task.sampling.clone().unwrap_or_default();
+    let max_tokens = budget.answer_room(rendered.tokens).min(u64::from(u32::MAX)) as u32;
+    let req = ModelRequest {
+        kind: task.kind(),
+        system: rendered.system,
+        user: rendered.user,
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        max_tokens,
+        seed: task.brief.as_ref().map(|b| b.seed).unwrap_or(0),
+    };
+    match env.models.call_json_route(route, &req).await {
+        Ok(a) => {
+            a.calls.iter().for_each(|c| add(usage, c));
+            Ok((a.value, a.route))
+        }
+        Err(f) => {
+            f.calls.iter().for_each(|c| add(usage, c));
+            Err(RouteError { error: f.error, context: f.context })
+        }
+    }
+}
+
+/// A chapter in one request when its answer fits, else a few scenes per request, each part
+/// told the running summary and the closing lines of the part before it.
+async fn write_chapter(
+    env: &AgentEnv,
+    task: &StepTask,
+    route: &str,
+    budget: Budget,
+    usage: &mut Usage,
+) -> Result<(serde_json::Value, String), RouteError> {
+    let docs = Docs::of(task);
+    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    let words = task.brief.as_ref().map_or(800, |b| b.words_per_chapter);
+    let Some(plan) = docs.plan(chapter) else {
+        return ask(env, task, route, budget, None, expected_answer(task), usage).await;
+    };
+    let scenes = plan.scenes.len().max(1) as u32;
+    let whole = budget::prose_tokens(u64::from(words), u64::from(scenes));
+    if whole <= budget.max_answer() {
+        return ask(env, task, route, budget, None, whole, usage).await;
+    }
+    let shares = parts::share(words, scenes);
+    let items: Vec<(u32, u64)> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (i as u32 + 1, budget::prose_tokens(u64::from(*w), 1) - 80))
+        .collect();
+    let groups = parts::group(&items, 80, budget.max_answer());
+    tracing::debug!(route = %route, chapter, parts = groups.len(), "writing the chapter in parts");
+    let mut done = Vec::new();
+    let mut answered = String::new();
+    let (mut so_far, mut last_lines) = (String::new(), String::new());
+    for scenes in groups {
+        let words: u32 = scenes.iter().map(|n| shares[*n as usize - 1]).sum();
+        let tokens = budget::prose_tokens(u64::from(words), scenes.len() as u64);
+        let count = scenes.len();
+        let part = Part { scenes, words, so_far: so_far.clone(), last_lines: last_lines.clone() };
+        let (value, route_answered) =
+            ask(env, task, route, budget, Some(&part), tokens, usage).await?;
+        let text = parts::read_part(&value, count)
+            .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
+        so_far = text.summary.clone();
+        last_lines = parts::last_lines(&text.scenes);
+        answered = route_answered;
+        done.push(text);
+    }
+    let joined = parts::join(chapter, &plan.title, done);
+    let value = serde_json::to_value(joined).map_err(|e| RouteError::plain(e.to_string()))?;
+    Ok((value, answered))
+}
+
+/// An edit: the scenes the review names (all, when it names none) shown with their numbers,
+/// as many per request as fit; the answers' revised scenes replace the draft's.
+async fn edit_chapter(
+    env: &AgentEnv,
+    task: &StepTask,
+    route: &str,
+    budget: Budget,
+    usage: &mut Usage,
+) -> Result<(serde_json::Value, String), RouteError> {
+    let docs = Docs::of(task);
+    let Some(draft) = docs.draft.clone() else {
+        return ask(env, task, route, budget, None, expected_answer(task), usage).await;
+    };
+    let targets = prompts::edit_targets(&docs);
+    let items: Vec<(u32, u64)> = targets
+        .iter()
+        .map(|n| {
+            let words = draft.scenes[*n as usize - 1].text.split_whitespace().count() as u64;
+            (*n, budget::prose_tokens(words, 1) - 80)
+        })
+        .collect();
+    // The prompt shows what the answer rewrites: a part takes at most a third of the window.
+    let per_part = budget.usable().map_or(budget.max_answer(), |u| budget.max_answer().min(u / 3));
+    let groups = parts::group(&items, 100, per_part);
+    let mut answers = Vec::new();
+    let mut answered = String::new();
+    for scenes in groups {
+        let tokens =
+            100 + items.iter().filter(|(n, _)| scenes.contains(n)).map(|(_, t)| t).sum::<u64>();
+        let part = Part { scenes, ..Default::default() };
+        let (value, route_answered) =
+            ask(env, task, route, budget, Some(&part), tokens, usage).await?;
+        answers.push(value);
+        answered = route_answered;
+    }
+    let merged = parts::apply_edit(&draft, &answers)
+        .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
+    let value = serde_json::to_value(merged).map_err(|e| RouteError::plain(e.to_string()))?;
+    Ok((value, answered))
+}

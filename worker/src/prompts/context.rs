@@ -1,0 +1,679 @@
+//! A step's context as prompt pieces: the documents it carries (concept, cast, world, outline,
+//! draft, review), the `Facts:` block, and each piece's shorter forms and priorities.
+
+use super::Part;
+use crate::budget::Piece;
+use scriptorium_contracts::facts::line;
+use scriptorium_contracts::{
+    Cast, ChapterText, Concept, Ctx, Outline, OutlineChapter, Review, World,
+};
+use scriptorium_proto::v1::{AgentKind, BookBrief, StepTask};
+
+/// The documents of a step's context, parsed once.
+#[derive(Debug, Clone, Default)]
+pub struct Docs {
+    /// The accepted concept.
+    pub concept: Option<Concept>,
+    /// The accepted outline.
+    pub outline: Option<Outline>,
+    /// The accepted cast.
+    pub cast: Option<Cast>,
+    /// The accepted world.
+    pub world: Option<World>,
+    /// The accepted draft (review and edit steps).
+    pub draft: Option<ChapterText>,
+    /// The accepted review (edit steps).
+    pub review: Option<Review>,
+}
+
+impl Docs {
+    /// The contract context of a request about chapter `chapter` of the book of `brief`.
+    pub fn ctx<'a>(&'a self, brief: &'a BookBrief, chapter: u32) -> Ctx<'a> {
+        Ctx {
+            brief,
+            cast: self.cast.as_ref(),
+            outline: self.outline.as_ref(),
+            draft: self.draft.as_ref(),
+            chapter,
+        }
+    }
+
+    /// Parses the documents `task` carries.
+    pub fn of(task: &StepTask) -> Docs {
+        let ctx = task.context.clone().unwrap_or_default();
+        Docs {
+            concept: parse(&ctx.concept_json),
+            outline: parse(&ctx.outline_json),
+            cast: parse(&ctx.cast_json),
+            world: parse(&ctx.world_json),
+            draft: parse(&ctx.draft_json),
+            review: parse(&ctx.review_json),
+        }
+    }
+
+    /// This chapter's plan.
+    pub fn plan(&self, chapter: u32) -> Option<&OutlineChapter> {
+        self.outline.as_ref().and_then(|o| o.chapters.iter().find(|c| c.number == chapter))
+    }
+}
+
+/// The scenes an edit revises: those its review names (`Scene 2: ...`) when every issue and
+/// suggestion names one, else every scene of the draft.
+pub fn edit_targets(docs: &Docs) -> Vec<u32> {
+    let scenes = docs.draft.as_ref().map_or(0, |d| d.scenes.len() as u32);
+    let all: Vec<u32> = (1..=scenes).collect();
+    let Some(review) = &docs.review else { return all };
+    let items: Vec<&String> = review.issues.iter().chain(&review.suggestions).collect();
+    let mut named: Vec<u32> = Vec::new();
+    for item in &items {
+        let refs: Vec<u32> =
+            scene_refs(item).into_iter().filter(|n| (1..=scenes).contains(n)).collect();
+        if refs.is_empty() {
+            return all;
+        }
+        named.extend(refs);
+    }
+    named.sort_unstable();
+    named.dedup();
+    if named.is_empty() { all } else { named }
+}
+
+/// Scene numbers an item of a review names as `Scene N` (any case).
+fn scene_refs(text: &str) -> Vec<u32> {
+    let lower = text.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find("scene ") {
+        let after = &rest[i + 6..];
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse() {
+            out.push(n);
+        }
+        rest = after;
+    }
+    out
+}
+
+const LEFT_OUT: &str = "(left out to fit the context)\n";
+
+fn first_sentence(s: &str) -> &str {
+    let s = s.trim();
+    match s.find(". ") {
+        Some(i) => &s[..=i],
+        None => s,
+    }
+}
+
+fn shorten(s: &str, chars: usize) -> String {
+    let s = s.trim();
+    if s.chars().count() <= chars {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(chars).collect();
+    format!("{}...", cut.trim_end())
+}
+
+fn paragraphs(text: &str) -> Vec<&str> {
+    text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect()
+}
+
+fn character_full(c: &scriptorium_contracts::Character) -> String {
+    format!(
+        "* {} ({}, {}): {}. Wants: {}. Arc: {}.\n",
+        c.name, c.role, c.age, c.personality, c.motivations, c.arc
+    )
+}
+
+fn character_short(c: &scriptorium_contracts::Character) -> String {
+    format!("* {} ({})\n", c.name, c.role)
+}
+
+/// The names of the characters this chapter's plan puts in its scenes, in order.
+fn chapter_cast(plan: Option<&OutlineChapter>) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for n in plan.iter().flat_map(|p| p.scenes.iter()).flat_map(|s| s.characters.iter()) {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+fn facts(task: &StepTask, docs: &Docs, part: Option<&Part>) -> String {
+    let brief = task.brief.clone().unwrap_or_default();
+    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    let plan = docs.plan(chapter);
+    let mut facts = String::new();
+    let title =
+        docs.concept.as_ref().map(|c| c.title.clone()).unwrap_or_else(|| brief.title.clone());
+    if !title.is_empty() {
+        facts += &line("Title", &title);
+    }
+    facts += &line("Category", &brief.category);
+    if !brief.genre.is_empty() {
+        facts += &line("Genre", &brief.genre);
+    }
+    facts += &line("Language", &brief.language);
+    facts += &line("Tone", &brief.tone);
+    facts += &line("Audience", &brief.audience);
+    facts += &line("Chapters", brief.chapters);
+    facts += &line("Characters", brief.characters);
+    facts += &line("Words per chapter", brief.words_per_chapter);
+    if let Some(cast) = &docs.cast {
+        let names: Vec<&str> = cast.characters.iter().map(|c| c.name.as_str()).collect();
+        facts += &line("Cast", names.join("; "));
+    }
+    if chapter > 0 {
+        facts += &line("Chapter", chapter);
+    }
+    if let Some(p) = plan {
+        facts += &line("Chapter title", &p.title);
+        facts += &line("Scenes in this chapter", p.scenes.len());
+        let names = chapter_cast(plan);
+        if !names.is_empty() {
+            facts += &line("Chapter cast", names.join("; "));
+        }
+    }
+    if let Some(part) = part
+        && task.kind() == AgentKind::Chapter
+    {
+        facts += &line("Scenes in this part", part.scenes.len());
+        facts += &line("First scene of this part", part.scenes.first().copied().unwrap_or(1));
+        facts += &line("Words in this part", part.words);
+    }
+    facts
+}
+
+/// Every piece of context `task` can fill its template with, each with its shorter forms and
+/// the priorities of reaching them: the lower, the sooner a piece is condensed or dropped.
+///
+/// Never condensed: the facts, the answer's shape, the rejection feedback and the part
+/// instructions. Then, from first condensed to last: earlier chapters' summaries (oldest
+/// first), the world, the concept, the two latest summaries, the cast, this chapter's plan,
+/// the review notes and the draft.
+pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<Piece> {
+    let brief = task.brief.clone().unwrap_or_default();
+    let ctx = task.context.clone().unwrap_or_default();
+    let kind = task.kind();
+    let plan = docs.plan(ctx.chapter);
+    let setup = matches!(kind, AgentKind::Characters | AgentKind::World | AgentKind::Outline);
+    let mut out = vec![
+        Piece::fixed("facts", facts(task, docs, part)),
+        Piece::fixed("chapter", ctx.chapter.to_string()),
+        Piece::fixed(
+            "shape",
+            scriptorium_contracts::kinds::example(
+                kind,
+                docs.ctx(&brief, ctx.chapter),
+                part.map(|p| p.scenes.as_slice()),
+            ),
+        ),
+        Piece::fixed("feedback", feedback(task)),
+        Piece::fixed("part", part_text(kind, part, plan.map_or(0, |p| p.scenes.len()))),
+    ];
+
+    let description = format!(
+        "Project: {}\nAuthor: {}\nDescription: {}\n",
+        brief.project, brief.author, brief.description
+    );
+    let short_description = format!(
+        "Project: {}\nAuthor: {}\nDescription: {}\n",
+        brief.project,
+        brief.author,
+        shorten(&brief.description, 1200)
+    );
+    out.push(Piece::new("brief", description).or(90, short_description));
+
+    out.push(match &docs.concept {
+        Some(c) => {
+            let full = format!(
+                "Title: {}\nLogline: {}\nDescription: {}\nThemes: {}\n",
+                c.title,
+                c.logline,
+                c.description,
+                c.themes.join(", ")
+            );
+            let short = format!("Title: {}\nLogline: {}\n", c.title, c.logline);
+            if setup {
+                Piece::new("concept", full).or(80, short)
+            } else {
+                Piece::new("concept", full).or(35, short).or(45, LEFT_OUT)
+            }
+        }
+        None => Piece::fixed("concept", "(none)\n"),
+    });
+
+    out.push(cast_piece(kind, docs, plan));
+
+    out.push(match &docs.world {
+        Some(w) => {
+            let full: String = w.sections.iter().map(|(k, s)| format!("* {k}: {s}\n")).collect();
+            let short: String =
+                w.sections.iter().map(|(k, s)| format!("* {k}: {}\n", first_sentence(s))).collect();
+            if setup {
+                Piece::new("world", full).or(70, short)
+            } else {
+                Piece::new("world", full).or(30, short).or(40, LEFT_OUT)
+            }
+        }
+        None => Piece::fixed("world", "(none)\n"),
+    });
+
+    out.push(Piece::fixed(
+        "outline",
+        docs.outline
+            .as_ref()
+            .map(|o| {
+                let mut s = format!("{}\n", o.summary);
+                for c in &o.chapters {
+                    s += &format!("{}. {}: {}\n", c.number, c.title, c.summary);
+                }
+                s
+            })
+            .unwrap_or_default(),
+    ));
+
+    out.push(previous_piece(&ctx.previous_summaries));
+
+    if let Some(p) = plan {
+        let mine = |i: usize| part.is_none_or(|pt| pt.scenes.contains(&(i as u32 + 1)));
+        let head = format!("Chapter {}: {}. {}\n", p.number, p.title, p.summary);
+        let detailed = |i: usize, sc: &scriptorium_contracts::Scene| {
+            format!(
+                "Scene {}: {} (characters: {}; setting: {}; goal: {}; beat: {})\n",
+                i + 1,
+                sc.summary,
+                sc.characters.join(", "),
+                sc.setting,
+                sc.goal,
+                sc.emotional_beat
+            )
+        };
+        let brief_line = |i: usize, sc: &scriptorium_contracts::Scene| {
+            format!("Scene {}: {} (characters: {})\n", i + 1, sc.summary, sc.characters.join(", "))
+        };
+        let mut full = head.clone();
+        let mut focused = head.clone();
+        let mut only = head;
+        for (i, sc) in p.scenes.iter().enumerate() {
+            full += &detailed(i, sc);
+            if mine(i) {
+                focused += &detailed(i, sc);
+                only += &brief_line(i, sc);
+            } else {
+                focused += &brief_line(i, sc);
+            }
+        }
+        out.push(Piece::new("chapter_plan", full).or(65, focused).or(70, only));
+    }
+
+    if let Some(d) = &docs.draft {
+        out.push(draft_piece(kind, d, part));
+    }
+
+    if let Some(r) = &docs.review {
+        let list = |items: &[String], chars: usize| -> String {
+            items.iter().map(|i| format!("* {}\n", shorten(i, chars))).collect()
+        };
+        let full = format!(
+            "Verdict: {}\nIssues:\n{}Suggestions:\n{}",
+            r.verdict,
+            list(&r.issues, usize::MAX),
+            list(&r.suggestions, usize::MAX)
+        );
+        let short = format!(
+            "Verdict: {}\nIssues:\n{}Suggestions:\n{}",
+            r.verdict,
+            list(&r.issues, 200),
+            list(&r.suggestions, 200)
+        );
+        out.push(Piece::new("review", full).or(78, short));
+    }
+    out
+}
+
+fn feedback(task: &StepTask) -> String {
+    let fb = task.context.as_ref().map(|c| c.feedback.as_str()).unwrap_or("");
+    if fb.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nYour previous answer (attempt {}) was rejected: {}. Correct exactly this and answer again.\n",
+            task.attempt.saturating_sub(1),
+            shorten(fb, 1500)
+        )
+    }
+}
+
+/// Instructions for a request that covers part of a step.
+fn part_text(kind: AgentKind, part: Option<&Part>, planned: usize) -> String {
+    let Some(part) = part else { return String::new() };
+    if kind != AgentKind::Chapter {
+        return String::new();
+    }
+    let first = part.scenes.first().copied().unwrap_or(1);
+    let last = part.scenes.last().copied().unwrap_or(first);
+    let mut s = format!(
+        "\nThis request writes only scenes {first} to {last} of the {planned} planned scenes, about {} words in all; the other scenes are written in separate requests and joined with yours. Head your scenes as in the plan.\n",
+        part.words
+    );
+    if !part.so_far.is_empty() {
+        s += &format!("The chapter so far: {}\n", shorten(&part.so_far, 800));
+    }
+    if !part.last_lines.is_empty() {
+        s += &format!(
+            "It ends with: \"{}\"\nContinue from there without repeating it.\n",
+            shorten(&part.last_lines, 600)
+        );
+    }
+    s += "Your \"summary\" tells the whole chapter so far, up to the end of your scenes.\n";
+    s
+}
+
+fn cast_piece(kind: AgentKind, docs: &Docs, plan: Option<&OutlineChapter>) -> Piece {
+    let Some(cast) = docs.cast.as_ref().filter(|c| !c.characters.is_empty()) else {
+        return Piece::fixed("cast", "(no characters)\n");
+    };
+    let all_full: String = cast.characters.iter().map(character_full).collect();
+    let all_short: String = cast.characters.iter().map(character_short).collect();
+    let names = chapter_cast(plan);
+    let here = |c: &&scriptorium_contracts::Character| names.iter().any(|n| c.name == *n);
+    // This chapter's characters in full, the others by name and role.
+    let focused: String = cast
+        .characters
+        .iter()
+        .map(|c| if here(&c) { character_full(c) } else { character_short(c) })
+        .collect();
+    let chapter_only: String = cast.characters.iter().filter(here).map(character_short).collect();
+    match kind {
+        // A chapter's own characters in full, the rest of the cast by name and role.
+        AgentKind::Chapter | AgentKind::Review | AgentKind::Edit => {
+            let p = Piece::new("cast", focused).or(60, all_short);
+            if chapter_only.is_empty() { p } else { p.or(66, chapter_only) }
+        }
+        _ => Piece::new("cast", all_full).or(60, all_short),
+    }
+}
+
+/// Earlier chapters' summaries: dropped oldest first; the two latest are kept longest.
+fn previous_piece(summaries: &[String]) -> Piece {
+    if summaries.is_empty() {
+        return Piece::fixed("previous", "(this is the first chapter)\n");
+    }
+    let n = summaries.len();
+    let lines = |from: usize| -> String {
+        let mut s =
+            if from > 0 { format!("(chapters 1-{from} left out)\n") } else { String::new() };
+        for (i, text) in summaries.iter().enumerate().skip(from) {
+            s += &format!("Chapter {}: {text}\n", i + 1);
+        }
+        s
+    };
+    let mut piece = Piece::new("previous", lines(0));
+    for dropped in 1..n {
+        // Recency of the summary this step drops: 1 for the latest chapter.
+        let recency = n - dropped + 1;
+        let priority = if recency <= 2 { 50 } else { 30 - recency.min(20) as u8 };
+        piece = piece.or(priority, lines(dropped));
+    }
+    piece.or(52, "(earlier chapters left out to fit the context)\n")
+}
+
+/// The draft as a reviewer reads it (prose, condensed to excerpts when it must be) or as an
+/// editor gets it (the scenes to revise, as JSON with their numbers).
+fn draft_piece(kind: AgentKind, d: &ChapterText, part: Option<&Part>) -> Piece {
+    if kind == AgentKind::Edit {
+        let shown: Vec<u32> = match part {
+            Some(p) => p.scenes.clone(),
+            None => (1..=d.scenes.len() as u32).collect(),
+        };
+        let scenes: Vec<serde_json::Value> = d
+            .scenes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shown.contains(&(*i as u32 + 1)))
+            .map(
+                |(i, s)| serde_json::json!({"number": i + 1, "heading": s.heading, "text": s.text}),
+            )
+            .collect();
+        let doc = serde_json::json!({"number": d.number, "title": d.title, "scenes": scenes});
+        let mut s = format!("```json\n{doc}\n```\n");
+        let hidden: Vec<String> = (1..=d.scenes.len() as u32)
+            .filter(|n| !shown.contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        if !hidden.is_empty() {
+            s += &format!("Scenes not shown ({}) stay as they are.\n", hidden.join(", "));
+        }
+        return Piece::fixed("draft", s);
+    }
+    let render = |scene: &dyn Fn(&str) -> String| -> String {
+        let mut s = format!("Chapter {}: {}\n", d.number, d.title);
+        for (i, sc) in d.scenes.iter().enumerate() {
+            s += &format!("\nScene {} ({}):\n{}\n", i + 1, sc.heading, scene(&sc.text));
+        }
+        s
+    };
+    let full = render(&|t| t.trim().to_string());
+    let excerpts = render(&|t| {
+        let p = paragraphs(t);
+        match p.as_slice() {
+            [] => String::new(),
+            [one] => (*one).to_string(),
+            [first, .., last] => format!("{first}\n[...]\n{last}"),
+        }
+    });
+    let openings = render(&|t| {
+        paragraphs(t).first().map(|p| format!("{}\n[...]", shorten(p, 400))).unwrap_or_default()
+    });
+    let outline = format!(
+        "Chapter {}: {}\n{}\nSummary: {}\n",
+        d.number,
+        d.title,
+        d.scenes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("Scene {}: {}", i + 1, s.heading))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        d.summary
+    );
+    Piece::new("draft", full).or(75, excerpts).or(80, openings).or(85, outline)
+}
+
+fn parse<T: serde::de::DeserializeOwned + Default>(json: &str) -> Option<T> {
+    if json.is_empty() { None } else { serde_json::from_str(json).ok() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::estimate_tokens;
+    use crate::prompts::Prompts;
+    use scriptorium_contracts::facts::Facts;
+    use scriptorium_contracts::sim;
+    use scriptorium_proto::v1::{BookBrief, StepContext};
+
+    /// A task of `kind` for chapter `chapter` of an 8-chapter book, its context made by the
+    /// simulated model.
+    fn book_task(kind: AgentKind, chapter: u32) -> StepTask {
+        let brief = BookBrief {
+            title: "The Salt Harbour".into(),
+            category: "fiction".into(),
+            genre: "fantasy".into(),
+            language: "English".into(),
+            description: "A drowned port city where tides are bought and sold.".into(),
+            chapters: 8,
+            characters: 3,
+            words_per_chapter: 900,
+            ..Default::default()
+        };
+        let concept = sim::answer(AgentKind::Concept, "- Title: The Salt Harbour", 1, false);
+        let cast_json = sim::answer(AgentKind::Characters, "- Characters: 3", 1, false);
+        let cast: Cast = serde_json::from_str(&cast_json).unwrap();
+        let names: Vec<&str> = cast.characters.iter().map(|c| c.name.as_str()).collect();
+        let world = sim::answer(AgentKind::World, "- Category: fiction", 1, false);
+        // The documents as the coordinator accepts (and completes) them.
+        let accepted = |kind: AgentKind, text: &str, outline: Option<&Outline>, chapter: u32| {
+            let ctx = Ctx { brief: &brief, cast: Some(&cast), outline, draft: None, chapter };
+            scriptorium_contracts::validate(kind, text, ctx).unwrap().to_string()
+        };
+        let outline_json = accepted(
+            AgentKind::Outline,
+            &sim::answer(
+                AgentKind::Outline,
+                &format!("- Chapters: 8\n- Cast: {}", names.join("; ")),
+                1,
+                false,
+            ),
+            None,
+            0,
+        );
+        let outline: Outline = serde_json::from_str(&outline_json).unwrap();
+        let plan = &outline.chapters[chapter as usize - 1];
+        let facts = format!(
+            "- Chapter: {chapter}\n- Scenes in this chapter: {}\n- Words per chapter: 900\n- Cast: {}",
+            plan.scenes.len(),
+            names.join("; ")
+        );
+        let mut ctx = StepContext {
+            chapter,
+            concept_json: concept,
+            cast_json,
+            world_json: world,
+            outline_json: outline_json.clone(),
+            previous_summaries: outline.chapters[..chapter as usize - 1]
+                .iter()
+                .map(|c| c.summary.clone())
+                .collect(),
+            ..Default::default()
+        };
+        if matches!(kind, AgentKind::Review | AgentKind::Edit) {
+            let draft = sim::answer(AgentKind::Chapter, &facts, 1, false);
+            ctx.draft_json = accepted(AgentKind::Chapter, &draft, Some(&outline), chapter);
+            ctx.review_json = sim::answer(AgentKind::Review, &facts, 1, false);
+        }
+        StepTask { kind: kind as i32, brief: Some(brief), context: Some(ctx), ..Default::default() }
+    }
+
+    const KEPT: &[&str] = &[
+        "chapters",
+        "characters",
+        "words per chapter",
+        "cast",
+        "chapter",
+        "chapter title",
+        "scenes in this chapter",
+        "chapter cast",
+    ];
+
+    #[test]
+    fn prompts_fit_shrinking_budgets_and_keep_their_facts() {
+        let prompts = Prompts::load(None).unwrap();
+        for kind in [AgentKind::Outline, AgentKind::Chapter, AgentKind::Review, AgentKind::Edit] {
+            let task = book_task(kind, 8);
+            let full = prompts.render_fitted(&task, None, None).unwrap();
+            let facts = Facts::parse(&full.user);
+            let (mut fitted_once, mut overflowed) = (false, false);
+            for share in [100, 90, 75, 60, 50, 40, 30, 20] {
+                let budget = full.tokens * share / 100;
+                match prompts.render_fitted(&task, None, Some(budget)) {
+                    Ok(r) => {
+                        assert!(!overflowed, "{kind:?} {share}%: fits below a budget that did not");
+                        fitted_once |= share < 100;
+                        assert!(r.tokens <= budget, "{kind:?} {share}%: {} > {budget}", r.tokens);
+                        let estimate = estimate_tokens(&r.system) + estimate_tokens(&r.user);
+                        assert_eq!(r.tokens, estimate);
+                        let got = Facts::parse(&r.user);
+                        for k in KEPT {
+                            assert_eq!(got.get(k), facts.get(k), "{kind:?} {share}%: fact {k}");
+                        }
+                        assert!(r.user.contains("Answer with one JSON object"), "{kind:?}");
+                    }
+                    Err(o) => {
+                        assert!(o.need > budget && share < 100, "{kind:?} {share}%: {o}");
+                        overflowed = true;
+                    }
+                }
+            }
+            // An edit's draft is what it rewrites: never condensed, split into parts instead.
+            assert!(fitted_once || kind == AgentKind::Edit, "{kind:?} never condensed");
+        }
+    }
+
+    #[test]
+    fn oldest_summaries_go_first_then_the_world_and_the_latest_stay_longest() {
+        let prompts = Prompts::load(None).unwrap();
+        let task = book_task(AgentKind::Chapter, 8);
+        let full = prompts.render_fitted(&task, None, None).unwrap();
+        assert!(full.user.contains("Chapter 1: ") && full.user.contains("Chapter 7: "));
+        let mut saw_partial = false;
+        for budget in (full.tokens / 3..full.tokens).rev().step_by(5) {
+            let Ok(r) = prompts.render_fitted(&task, None, Some(budget)) else { break };
+            let has = |n: u32| r.user.contains(&format!("\nChapter {n}: "));
+            // Summaries leave oldest first: a kept summary means every later one is kept.
+            for n in 1..7 {
+                assert!(!has(n) || has(n + 1), "budget {budget}: chapter {n} kept, {} not", n + 1);
+            }
+            saw_partial |= !has(1) && has(7);
+            // The latest summary outlives the world.
+            if !has(7) {
+                assert!(r.user.contains("World:\n(left out"), "budget {budget}: world kept");
+            }
+            assert!(r.user.contains("This chapter's plan:\nChapter 8: "));
+        }
+        assert!(saw_partial, "some budget drops the oldest summaries only");
+    }
+
+    #[test]
+    fn edit_targets_are_the_scenes_the_review_names() {
+        let task = book_task(AgentKind::Edit, 2);
+        let mut docs = Docs::of(&task);
+        let n = docs.draft.as_ref().unwrap().scenes.len() as u32;
+        let all: Vec<u32> = (1..=n).collect();
+        let review = docs.review.as_mut().unwrap();
+        review.issues = vec!["Scene 2: slow".into()];
+        review.suggestions = vec!["scene 3: cut the bell; see Scene 2".into()];
+        assert_eq!(edit_targets(&docs), [2, 3]);
+        docs.review.as_mut().unwrap().suggestions.push("Tighten everything".into());
+        assert_eq!(edit_targets(&docs), all, "an item naming no scene concerns them all");
+        let review = docs.review.as_mut().unwrap();
+        review.issues.clear();
+        review.suggestions.clear();
+        assert_eq!(edit_targets(&docs), all);
+    }
+
+    #[test]
+    fn parts_show_their_scenes_and_facts() {
+        let prompts = Prompts::load(None).unwrap();
+        let edit = book_task(AgentKind::Edit, 2);
+        let part = Part { scenes: vec![2], ..Default::default() };
+        let r = prompts.render_fitted(&edit, Some(&part), None).unwrap();
+        let draft = &r.user[r.user.find("Draft:").unwrap()..];
+        let doc = scriptorium_contracts::extract::json_object(draft).unwrap();
+        let numbers: Vec<u64> = doc["scenes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["number"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, [2]);
+        assert!(r.user.contains("Scenes not shown (1, 3"), "{}", r.user);
+
+        let chapter = book_task(AgentKind::Chapter, 2);
+        let part = Part {
+            scenes: vec![3, 4],
+            words: 400,
+            so_far: "Ann found the key.".into(),
+            last_lines: "The door closed.".into(),
+        };
+        let r = prompts.render_fitted(&chapter, Some(&part), None).unwrap();
+        let f = Facts::parse(&r.user);
+        assert_eq!(f.num("scenes in this part"), Some(2));
+        assert_eq!(f.num("first scene of this part"), Some(3));
+        assert_eq!(f.num("words in this part"), Some(400));
+        assert!(r.user.contains("only scenes 3 to 4"), "{}", r.user);
+        assert!(r.user.contains("The chapter so far: Ann found the key."));
+        assert!(r.user.contains("It ends with: \"The door closed.\""));
+    }
+}
