@@ -58,7 +58,9 @@ async fn garbage_is_dead_lettered_with_a_reason_and_books_still_complete() {
     let url = format!("nats://127.0.0.1:{}", nats.port);
     let bus = Bus::connect(&url, NatsOptions::default()).await.unwrap();
     let out = tempfile::tempdir().unwrap();
-    let worker = Worker::start(bus.clone(), WorkerConfig::new("w-garbage")).await.unwrap();
+    let mut wcfg = WorkerConfig::new("w-garbage");
+    wcfg.local_model = Some(std::sync::Arc::new(scriptorium_sim::SimModel::default()));
+    let worker = Worker::start(bus.clone(), wcfg).await.unwrap();
     let cfg = CoordinatorConfig { out_dir: out.path().into(), ..Default::default() };
     let coordinator = CoordinatorHandle::start(bus.clone(), cfg).await.unwrap();
 

@@ -257,6 +257,7 @@ async fn the_window_is_read_from_props_and_an_oversized_prompt_gets_llamacpps_40
         top_p: 0.9,
         max_tokens: 100,
         seed: 1,
+        schema: None,
     };
     match models.call_route("local/sim", &req).await {
         Err(ModelError::ContextExceeded { window, prompt_tokens, .. }) => {

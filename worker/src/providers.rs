@@ -30,7 +30,7 @@ pub use anthropic::{ANTHROPIC_VERSION, Anthropic};
 pub use openai::{AGENT_HEADER, OpenAiCompat};
 
 /// One request to a model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ModelRequest {
     /// Which agent asks (the simulated model answers by kind).
     pub kind: AgentKind,
@@ -46,6 +46,9 @@ pub struct ModelRequest {
     pub max_tokens: u32,
     /// The book's seed: part of the request, so two seeds give two books.
     pub seed: u64,
+    /// The JSON Schema the answer must match (sent in the provider's structured-output
+    /// dialect); `None` asks for any JSON object.
+    pub schema: Option<serde_json::Value>,
 }
 
 /// A model's answer to one call, with what the call cost.
@@ -652,6 +655,7 @@ mod tests {
             top_p: 1.0,
             max_tokens: 100,
             seed: 1,
+            schema: None,
         };
         let a = models.call_json(&[], &req).await.unwrap();
         assert_eq!(a.route, "sim/default");

@@ -19,6 +19,7 @@ fn request() -> ModelRequest {
         top_p: 0.9,
         max_tokens: 800,
         seed: 7,
+        schema: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn keys_echoed_by_the_server_are_redacted_from_errors() {
             top_p: 0.9,
             max_tokens: 100,
             seed: 1,
+            schema: None,
         };
         for protocol in [Protocol::Openai, Protocol::Anthropic] {
             // A wrong-key 401 and persistent 500s, both echoing the request headers.

@@ -168,7 +168,18 @@ async fn ask(
         );
     }
     let sampling = task.sampling.clone().unwrap_or_default();
-    let max_tokens = budget.answer_room(rendered.tokens).min(u64::from(u32::MAX)) as u32;
+    // Room for the answer the request needs with slack, never more: a small model that loops
+    // inside a grammar is cut off early, not at the window's end.
+    let cap = answer.saturating_mul(2).saturating_add(256);
+    let max_tokens = budget.answer_room(rendered.tokens).min(cap).min(u64::from(u32::MAX)) as u32;
+    let brief = task.brief.clone().unwrap_or_default();
+    let docs = Docs::of(task);
+    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    let schema = scriptorium_contracts::kinds::schema(
+        task.kind(),
+        docs.ctx(&brief, chapter),
+        part.map(|p| p.scenes.as_slice()),
+    );
     let req = ModelRequest {
         kind: task.kind(),
         system: rendered.system,
@@ -176,7 +187,8 @@ async fn ask(
         temperature: sampling.temperature,
         top_p: sampling.top_p,
         max_tokens,
-        seed: task.brief.as_ref().map(|b| b.seed).unwrap_or(0),
+        seed: brief.seed,
+        schema: Some(schema),
     };
     match env.models.call_json_route(route, &req).await {
         Ok(a) => {

@@ -309,6 +309,7 @@ mod tests {
             top_p: 0.9,
             max_tokens: 10,
             seed: 3,
+            schema: None,
         };
         let b = request_body("m", &req, StructuredOutput::JsonSchema);
         assert_eq!(b["response_format"]["json_schema"]["name"], "chapter");
