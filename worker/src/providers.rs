@@ -13,6 +13,7 @@
 //! - [`sim`]: the simulated model.
 
 mod anthropic;
+pub mod dialect;
 mod http;
 mod limits;
 mod openai;
