@@ -11,13 +11,15 @@
 //! |---|---|---|---|
 //! | OpenAI | `json_schema` + `strict: true`, strict subset only | unsupported keywords, 400 `param: response_format` | - |
 //! | llama.cpp `llama-server` | `json_schema`, `json_object` + `schema`, top-level `json_schema` | a schema its converter cannot read: `"json_schema": ...` | `strict` |
-//! | llama-cpp-python | `json_object` + `schema` only | `json_schema`: HTTP 500, pydantic `literal_error` | top-level `json_schema` |
+//! | llama-cpp-python | `json_object` + `schema` only (no `minimum`/`maximum`: use `enum`) | `json_schema`: HTTP 500, pydantic `literal_error` | top-level fields; a schema it cannot convert (any JSON instead) |
 //! | Ollama `/v1` | `json_schema` (0.5+) | a schema it cannot convert: 500 `invalid JSON schema in format` | top-level `format`, `json_object`'s `schema` |
 //! | Ollama `/api/chat` | `format: <schema>` | as above | - |
 //! | vLLM | `json_schema`, `structured_outputs` (0.10.2+), `guided_json` (before 0.12) | a schema xgrammar cannot take (400) | `guided_json` from 0.12, `json_object`'s `schema` |
 //! | Anthropic | a forced tool's `input_schema` | an invalid schema: 400 `tools.0...: ...` | - |
 //!
-//! A server that ignores the schema still answers; validation stays the last word.
+//! A server that ignores the schema still answers; validation stays the last word. Under
+//! llama-cpp-python's grammar a string may hold raw control characters: see
+//! [`escape_raw_controls`].
 
 mod pyrepr;
 

@@ -652,3 +652,30 @@ fn llama_cpp_python_reports_no_window() {
     let entry = &models["data"][0];
     assert!(entry.get("max_model_len").is_none() && entry.get("n_ctx").is_none(), "{entry}");
 }
+
+#[test]
+fn llama_cpp_python_falls_back_to_any_json_on_a_schema_it_cannot_convert() {
+    // A dangling `$ref`: no refusal, the grammar silently becomes plain JSON, so the required
+    // key is missing. Only validation catches a schema this server cannot enforce.
+    let c = capture("json_object_bad_ref");
+    assert_eq!((c.status, refusal(c.status, &c.body)), (200, None));
+    let v: Value = serde_json::from_str(&c.body).unwrap();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let answer = serde_json::from_str::<Value>(&escape_raw_controls(content)).ok();
+    assert!(answer.is_none_or(|a| a.get("a").is_none()), "{content}");
+}
+
+#[test]
+fn llama_cpp_python_refuses_strict_json_schema_the_same_way() {
+    let c = capture("json_schema_strict_refused");
+    assert_eq!(c.request["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(refusal(c.status, &c.body).map(|r| r.refused), Some(Refused::Kind));
+}
+
+#[test]
+fn llama_cpp_python_cuts_max_tokens_to_the_window_silently() {
+    let c = capture("max_tokens_over_window");
+    assert!(c.request["max_tokens"].as_u64().unwrap() > 8192);
+    assert_eq!(c.status, 200);
+    assert!(!overflows_context(c.status, &c.body));
+}
