@@ -13,6 +13,7 @@
 //! - [`LocalModel`]: a model in this process (the binary links the simulated one in).
 
 mod anthropic;
+pub mod dialect;
 mod http;
 mod limits;
 mod openai;
