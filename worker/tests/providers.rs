@@ -45,7 +45,7 @@ fn models(providers: Vec<(&str, ProviderConfig)>) -> Models {
         ..Default::default()
     };
     cfg.validate().expect("valid config");
-    Models::new(&cfg)
+    Models::with_local(&cfg, Some(std::sync::Arc::new(scriptorium_sim::SimModel::default())))
 }
 
 fn status_count(srv: &SimServer, status: u16) -> u64 {

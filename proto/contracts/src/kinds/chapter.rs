@@ -85,6 +85,12 @@ pub(crate) fn read(output: &str, ctx: Ctx<'_>, what: &str) -> Result<ChapterText
         }
     }
     non_empty(&format!("chapter {n} title"), &c.title)?;
+    // Headings are the engine's too: a scene's place in the chapter.
+    for (i, s) in c.scenes.iter_mut().enumerate() {
+        if s.heading.trim().is_empty() {
+            s.heading = format!("Scene {}", i + 1);
+        }
+    }
     if c.scenes.is_empty() {
         return reject(format!("chapter {n} has no prose"));
     }
