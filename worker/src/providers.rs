@@ -73,6 +73,8 @@ pub struct ModelAnswer {
     pub truncated: bool,
     /// The server reported no usage: the token counts are estimates.
     pub estimated: bool,
+    /// The structured-output dialect the request was asked in (empty for in-process models).
+    pub dialect: String,
 }
 
 /// Why a model call failed. Every message is redacted before it leaves [`Models`].
@@ -204,9 +206,7 @@ impl std::fmt::Display for Route {
 
 mod config;
 
-pub use config::{
-    ModelsConfig, Price, Protocol, ProviderConfig, SimConfig, StructuredOutput, builtin_providers,
-};
+pub use config::{ModelsConfig, Price, Protocol, ProviderConfig, SimConfig, builtin_providers};
 
 pub use scriptorium_common::model::{LocalAnswer, LocalModel, LocalRequest};
 
@@ -632,7 +632,8 @@ fn readable(answer: &ModelAnswer) -> Result<Value, String> {
     if answer.truncated {
         return Err("the answer was cut off at the token limit (finish_reason \"length\")".into());
     }
-    extract::json_object(&answer.text).map_err(|e| e.to_string())
+    // Grammar-constrained servers (llama-cpp-python) let raw newlines into JSON strings.
+    extract::json_object(&dialect::escape_raw_controls(&answer.text)).map_err(|e| e.to_string())
 }
 
 /// Conservative token estimate without a tokenizer (see [`crate::budget`]).

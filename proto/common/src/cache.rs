@@ -53,6 +53,9 @@ pub struct CachedAnswer {
     pub prompt_tokens: u64,
     /// Completion tokens it cost when it was made.
     pub completion_tokens: u64,
+    /// The structured-output dialect it was asked in.
+    #[serde(default)]
+    pub dialect: String,
 }
 
 /// The cache key of a rendered request.

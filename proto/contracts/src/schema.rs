@@ -32,9 +32,10 @@ pub fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
-/// An integer in `min..=max`.
+/// An integer in `min..=max`, as the list of its values: grammar converters (llama-cpp-python's)
+/// ignore `minimum` and `maximum`, every dialect enforces `enum`.
 pub fn integer(min: i64, max: i64) -> Value {
-    json!({"type": "integer", "minimum": min, "maximum": max})
+    json!({"type": "integer", "enum": (min..=max).collect::<Vec<i64>>()})
 }
 
 /// An array of `items`, `min..=max` of them.
@@ -233,6 +234,7 @@ mod tests {
         // One item per list: the only rule an example breaks is a list's length.
         assert_eq!(check(&s, &e).unwrap_err(), "answer.tags must have 2 to 3 items (got 1)");
         assert_eq!(e["name"], "<the name>");
+        assert_eq!(e["score"], 1);
         assert_eq!(find_placeholder(&e, "answer").map(|p| p.0).as_deref(), Some("answer.name"));
         assert!(is_placeholder("...") && is_placeholder(" … ") && !is_placeholder("Ann Lee"));
     }
