@@ -89,8 +89,12 @@ pub struct ViewOptions {
 }
 
 async fn connect(url: &str, name: &str) -> anyhow::Result<Bus> {
-    let opts =
-        scriptorium_proto::transport::NatsOptions { name: name.into(), ..Default::default() };
+    // A viewer never changes the fleet's settings: drift is left as it is.
+    let opts = scriptorium_proto::transport::NatsOptions {
+        name: name.into(),
+        reconcile: scriptorium_proto::transport::Reconcile::Leave,
+        ..Default::default()
+    };
     Ok(Bus::connect(url, opts).await?)
 }
 
