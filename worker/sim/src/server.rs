@@ -7,7 +7,7 @@
 //! `x-scriptorium-agent` header.
 //!
 //! With a context window the server counts like a llama.cpp server without context shift: a
-//! prompt (both messages estimated as the client does, plus 4 tokens per message and 3 for
+//! prompt (both messages counted by the server's own rule, plus 4 tokens per message and 3 for
 //! the reply's start, as chat templates add) that does not fit gets llama.cpp's 400
 //! `exceed_context_size_error`; an answer stops with `finish_reason` "length" when the
 //! window fills up, as it does at the request's `max_tokens`.
@@ -362,8 +362,8 @@ async fn props(State(inner): State<Arc<Inner>>) -> Response {
     }
 }
 
-/// Prompt tokens as the server counts them: the client's estimate of each message plus the
-/// chat template's tokens.
+/// Prompt tokens as the server counts them: its own count of each message (denser than the
+/// client's estimate, see [`crate::tokens`]) plus the chat template's tokens.
 fn count_prompt(system: &str, user: &str) -> u64 {
     estimate_tokens(system) + estimate_tokens(user) + 2 * 4 + 3
 }

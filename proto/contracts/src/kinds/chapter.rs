@@ -2,7 +2,7 @@
 //! chapters after it.
 
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, typed};
-use crate::schema::{array, object, one_of, text};
+use crate::schema::{array, object, one_of, text, text_sized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -119,8 +119,13 @@ pub(crate) fn schema(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
     } else {
         array(one_of(&names), 0, names.len())
     };
+    // Each scene's share of the chapter's word window, in characters (about 5.5 a word with
+    // its space): a grammar then holds a small model to the length it cannot count.
+    let (lo, hi) = words(ctx.brief);
+    let share = |w: usize| w * 11 / 2 / planned.unwrap_or(k).max(1);
+    let prose = text_sized("the scene's prose", share(lo), share(hi));
     object(vec![
-        ("scenes", array(object(vec![("text", text("the scene's prose"))]), k, k)),
+        ("scenes", array(object(vec![("text", prose)]), k, k)),
         ("summary", text("what happened, in a few sentences")),
         ("characters", who),
     ])
