@@ -54,8 +54,10 @@ impl LlamaServer {
             .spawn()
             .expect("start llama_cpp.server");
         let server = LlamaServer { child, port };
+        let addr = format!("127.0.0.1:{port}");
         wait_until(Duration::from_secs(120), "llama-cpp-python to serve /v1/models", || {
-            http_get(&format!("127.0.0.1:{port}"), "/v1/models").contains("owned_by")
+            std::net::TcpStream::connect(&addr).is_ok()
+                && http_get(&addr, "/v1/models").contains("owned_by")
         });
         server
     }

@@ -3,11 +3,13 @@
 # slot, 8,192-token context) writes each brief given (default: examples/fantasy.toml) through the
 # built-in `openai` provider, and prints calls, prompt and completion tokens as the server
 # reported them (book.json usage), wall time, the dialect used, and the quality report.
-#   bash tests/llama/bench.sh [BRIEF...]      (uses target/release/scriptorium; builds it if missing)
+#   bash tests/llama/bench.sh [BRIEF...]      (SCRIPTORIUM_BIN, default target/release/scriptorium,
+#                                              built if missing)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(bash tests/llama/setup.sh)"
-[ -x target/release/scriptorium ] || cargo build --release --locked
+bin="${SCRIPTORIUM_BIN:-target/release/scriptorium}"
+[ -x "$bin" ] || cargo build --release --locked
 briefs=("$@"); [ ${#briefs[@]} -gt 0 ] || briefs=(examples/fantasy.toml)
 work=$(mktemp -d); trap 'kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -20,7 +22,7 @@ for brief in "${briefs[@]}"; do
   start=$(date +%s)
   status=0
   OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=sk-local-unused \
-    target/release/scriptorium write "$brief" --provider openai --model smollm2 --out "$out" --no-cache \
+    "$bin" write "$brief" --provider openai --model smollm2 --out "$out" --no-cache \
     >"$work/write.log" 2>&1 || status=$?
   wall=$(( $(date +%s) - start ))
   book=$(find "$out" -name book.json | head -n 1)
@@ -38,5 +40,6 @@ if b.get("failure"):
     print("  failure:", b["failure"])
 PY
   dir=$(dirname "$book")
-  target/release/scriptorium check "$dir" 2>/dev/null || true
+  "$bin" check "$dir" 2>/dev/null || true
+  cp -r "$dir" "${BENCH_KEEP:-/tmp}/" 2>/dev/null || true
 done
