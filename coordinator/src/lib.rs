@@ -7,6 +7,7 @@
 //! - [`actors`]: the coordinator actor and one book actor per book in flight.
 //! - [`record`]: the durable book record (state, steps, accepted outputs) kept in KV.
 //! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`).
+//! - [`quality`]: the quality report of a written book (`scriptorium check`, `quality.json`).
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
 //! - [`client`]: what the CLI does against a running system: submit, wait, status.
 //! - [`fleet`]: the step queues and worker processes as operators see them.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod fleet;
 pub mod metrics;
 pub mod plan;
+pub mod quality;
 pub mod record;
 pub mod runtime;
 

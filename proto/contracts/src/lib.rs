@@ -5,6 +5,7 @@
 //!   edit) with its answer type, validation rules, example shape and simulated answer.
 //! - [`rules`]: the validation entry point, [`Rejection`](rules::Rejection) and its context.
 //! - [`schema`]: request schemas in the subset every structured-output dialect enforces.
+//! - [`prose`]: judge-free checks on prose (length, repeats, leaks, names, continuity).
 //! - [`facts`]: the `Facts:` block prompts carry and the simulated model reads.
 //! - [`extract`]: tolerant extraction of one JSON object from a model's answer.
 //! - [`task`]: the task type (creative, analytical, factual) of each kind.
@@ -14,6 +15,7 @@
 pub mod extract;
 pub mod facts;
 pub mod kinds;
+pub mod prose;
 pub mod rules;
 pub mod schema;
 #[cfg(feature = "sim")]
