@@ -102,7 +102,7 @@ mod tests {
         let full = prompts.render_fitted(&task, None, None).unwrap();
         let u = &full.user;
         assert!(u.contains(&format!("{victim}: DEAD since chapter 1")), "{u}");
-        assert_eq!(Facts::parse(u).list("dead"), [victim.clone()]);
+        assert_eq!(Facts::parse(u).list("dead"), std::slice::from_ref(&victim));
         assert!(u.contains("Thread 2.2 about the bells (opened in chapter 2)"), "{u}");
         assert!(u.contains("ends with:\nThe lantern guttered"), "{u}");
         // Condensed as the budget shrinks: the closing lines go before the ledger is down to
@@ -111,7 +111,7 @@ mod tests {
         for budget in (full.tokens / 4..full.tokens).rev().step_by(7) {
             let Ok(r) = prompts.render_fitted(&task, None, Some(budget)) else { break };
             assert!(r.user.contains(&format!("{victim}: DEAD")), "budget {budget}");
-            assert_eq!(Facts::parse(&r.user).list("dead"), [victim.clone()]);
+            assert_eq!(Facts::parse(&r.user).list("dead"), std::slice::from_ref(&victim));
             let lines_out = !r.user.contains("The lantern guttered");
             saw_lines_out |= lines_out;
             if !r.user.contains("Open threads:") {
