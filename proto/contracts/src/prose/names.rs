@@ -1051,7 +1051,8 @@ pub fn dead_acting(chapter: &Chapter<'_>, canon: &Canon) -> Vec<Finding> {
                 continue;
             }
             let toks = tokens(s);
-            if toks.iter().any(|t| is(MEMORY_CUES, &t.lower)) {
+            // A cue in narration, not in what is said: the dead who speak of memories still speak.
+            if toks.iter().any(|t| !t.quoted && is(MEMORY_CUES, &t.lower)) {
                 continue;
             }
             let acts = (0..toks.len()).any(|i| {
