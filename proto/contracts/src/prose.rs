@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`text`]: paragraphs, sentences, word tokens, normalisation.
 //! - [`repeats`]: verbatim and near-duplicate paragraphs, repeated sentences.
-//! - [`leaks`]: placeholder and model meta text.
+//! - [`mod@leaks`]: placeholder and model meta text.
 //! - [`names`]: names outside the cast, dead characters acting, plan coverage (heuristics,
 //!   documented there with their limits).
 //!

@@ -10,172 +10,72 @@ use super::text::{normalise, paragraphs, sentences};
 use super::{Chapter, Finding, Place, Rule};
 
 /// Phrases that are placeholder text wherever they appear (lowercase).
+#[rustfmt::skip]
 const PLACEHOLDERS: &[&str] = &[
-    "lorem ipsum",
-    "[insert",
-    "<insert",
-    "{insert",
-    "[placeholder",
-    "(placeholder",
-    "placeholder text",
-    "placeholder prose",
-    "placeholder content",
-    "[todo",
-    "[tbd",
-    "[describe",
-    "[add ",
-    "[character name",
-    "[name",
-    "[your ",
+    "lorem ipsum", "[insert", "<insert", "{insert", "[placeholder", "(placeholder",
+    "placeholder text", "placeholder prose", "placeholder content", "[todo", "[tbd", "[describe",
+    "[add ", "[character name", "[name", "[your ",
 ];
 
 /// Upper-case markers that are placeholders as whole words.
 const MARKERS: &[&str] = &["TODO", "TBD", "FIXME", "TKTK"];
 
 /// Phrases that are model meta text wherever they appear (lowercase).
+#[rustfmt::skip]
 const META_ANYWHERE: &[&str] = &[
-    "as an ai language model",
-    "as a language model",
-    "as a large language model",
-    "as an ai, i cannot",
-    "as an ai, i can't",
-    "as an ai, i am unable",
-    "as an ai, i don't",
-    "word count:",
-    "(word count",
-    "[word count",
+    "as an ai language model", "as a language model", "as a large language model",
+    "as an ai, i cannot", "as an ai, i can't", "as an ai, i am unable", "as an ai, i don't",
+    "word count:", "(word count", "[word count",
 ];
 
 /// Paragraph openers that are the model talking to its user (lowercase, narration only).
+#[rustfmt::skip]
 const META_OPENERS: &[&str] = &[
-    "i hope you enjoy this chapter",
-    "i hope you enjoy the chapter",
-    "i hope you enjoyed this chapter",
-    "i hope you enjoyed the chapter",
-    "i hope you enjoy this story",
-    "i hope you enjoy the story",
-    "i hope you enjoy this scene",
-    "i hope you enjoy this revision",
-    "i hope this chapter",
-    "i hope this revision",
-    "i hope this version",
-    "i hope this draft",
-    "i hope this meets",
-    "i hope this captures",
-    "let me know if you'd like",
-    "let me know if you would like",
-    "let me know if you want",
-    "let me know if any",
-    "let me know if there",
-    "feel free to ask",
-    "feel free to let me know",
-    "would you like me to",
-    "if you'd like, i can",
-    "if you would like, i can",
-    "if you want me to",
-    "do you want me to",
-    "shall i continue",
-    "note:",
-    "(note:",
-    "[note:",
-    "notes:",
-    "author's note:",
-    "changes made:",
-    "summary of changes",
-    "revisions made",
-    "i have made the following",
-    "i've made the following",
-    "i made the following",
-    "the revised chapter",
-    "this revised version",
-    "this revised chapter",
-    "end of chapter",
-    "(end of chapter",
-    "[end of chapter",
-    "title:",
-    "summary:",
-    "characters:",
-    "changes:",
+    "i hope you enjoy this chapter", "i hope you enjoy the chapter",
+    "i hope you enjoyed this chapter", "i hope you enjoyed the chapter",
+    "i hope you enjoy this story", "i hope you enjoy the story", "i hope you enjoy this scene",
+    "i hope you enjoy this revision", "i hope this chapter", "i hope this revision",
+    "i hope this version", "i hope this draft", "i hope this meets", "i hope this captures",
+    "let me know if you'd like", "let me know if you would like", "let me know if you want",
+    "let me know if any", "let me know if there", "feel free to ask", "feel free to let me know",
+    "would you like me to", "if you'd like, i can", "if you would like, i can", "if you want me to",
+    "do you want me to", "shall i continue", "note:", "(note:", "[note:", "notes:",
+    "author's note:", "changes made:", "summary of changes", "revisions made",
+    "i have made the following", "i've made the following", "i made the following",
+    "the revised chapter", "this revised version", "this revised chapter", "end of chapter",
+    "(end of chapter", "[end of chapter", "title:", "summary:", "characters:", "changes:",
 ];
 
 /// Openers of an assistant's reply ("Certainly! Here is...").
 const ASSISTANT_WORDS: &[&str] = &["certainly", "sure", "of course", "absolutely", "okay", "ok"];
 
 /// How an answer announces itself: "Here is", "Below is", "I have revised"...
+#[rustfmt::skip]
 const ANNOUNCE: &[&str] = &[
-    "here is",
-    "here's",
-    "here are",
-    "below is",
-    "below are",
-    "what follows is",
-    "the following is",
-    "i have written",
-    "i've written",
-    "i have revised",
-    "i've revised",
-    "i have rewritten",
+    "here is", "here's", "here are", "below is", "below are", "what follows is", "the following is",
+    "i have written", "i've written", "i have revised", "i've revised", "i have rewritten",
     "i've rewritten",
 ];
 
 /// What an announcement names: the answer itself.
+#[rustfmt::skip]
 const ANSWER_NOUNS: &[&str] = &[
-    "chapter",
-    "scene",
-    "scenes",
-    "story",
-    "draft",
-    "revision",
-    "rewrite",
-    "version",
-    "text",
-    "prose",
-    "continuation",
-    "section",
-    "excerpt",
-    "manuscript",
-    "edit",
+    "chapter", "scene", "scenes", "story", "draft", "revision", "rewrite", "version", "text",
+    "prose", "continuation", "section", "excerpt", "manuscript", "edit",
 ];
 
 /// Words that tie an announcement to a request ("the revised chapter", "as requested").
+#[rustfmt::skip]
 const REQUEST_WORDS: &[&str] = &[
-    "revised",
-    "rewritten",
-    "edited",
-    "updated",
-    "requested",
-    "you asked",
-    "next chapter",
-    "draft",
-    "continuation",
-    "version",
-    "words",
-    "in the style",
-    "as you",
-    "for you",
+    "revised", "rewritten", "edited", "updated", "requested", "you asked", "next chapter", "draft",
+    "continuation", "version", "words", "in the style", "as you", "for you",
 ];
 
 /// Number words a chapter heading may use.
+#[rustfmt::skip]
 const NUMBER_WORDS: &[&str] = &[
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
     "twenty",
 ];
 

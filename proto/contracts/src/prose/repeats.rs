@@ -7,8 +7,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-/// Paragraphs shorter than this (in words) may repeat: `"No," she said.` twice is prose.
+/// Paragraphs of two sentences or more shorter than this (in words) may repeat:
+/// `"No," she said. "Never."` twice is prose.
 pub const MIN_REPEAT_WORDS: usize = 8;
+/// A paragraph of one sentence is only a verbatim repeat from this many words on: a short
+/// line said twice is a refrain (and counts in the repeated-sentence share), not a copied
+/// paragraph.
+pub const MIN_REPEAT_WORDS_ONE_SENTENCE: usize = 20;
 /// Paragraphs shorter than this (in words) are not compared for near duplicates: a few shared
 /// word sequences would dominate their overlap.
 pub const MIN_NEAR_DUPLICATE_WORDS: usize = 20;
@@ -51,10 +56,18 @@ enum Match {
     Near(Place, f64),
 }
 
+/// Whether a paragraph is long enough for a verbatim repeat of it to count.
+fn repeatable(paragraph: &str, words: usize) -> bool {
+    if words >= MIN_REPEAT_WORDS_ONE_SENTENCE {
+        return true;
+    }
+    words >= MIN_REPEAT_WORDS && sentences(paragraph).len() >= 2
+}
+
 impl Index {
-    fn find(&self, norm: &str, shingles: &HashSet<u64>) -> Option<Match> {
+    fn find(&self, repeatable: bool, norm: &str, shingles: &HashSet<u64>) -> Option<Match> {
         let words = norm.split(' ').count();
-        if words >= MIN_REPEAT_WORDS {
+        if repeatable {
             if let Some(&i) = self.exact.get(norm) {
                 return Some(Match::Exact(self.paragraphs[i].place));
             }
@@ -79,7 +92,7 @@ impl Index {
             .map(|(i, j)| Match::Near(self.paragraphs[i].place, j))
     }
 
-    fn add(&mut self, place: Place, norm: String, shingles: HashSet<u64>) {
+    fn add(&mut self, place: Place, repeatable: bool, norm: String, shingles: HashSet<u64>) {
         let i = self.paragraphs.len();
         let words = norm.split(' ').count();
         self.paragraphs.push(Seen { place, shingles: shingles.len() });
@@ -88,7 +101,7 @@ impl Index {
                 self.by_shingle.entry(s).or_default().push(i);
             }
         }
-        if words >= MIN_REPEAT_WORDS {
+        if repeatable {
             self.exact.entry(norm).or_insert(i);
         }
     }
@@ -97,7 +110,8 @@ impl Index {
         for (i, p) in paragraphs(chapter.text).into_iter().enumerate() {
             let norm = normalise(p);
             let sh = shingles(&norm);
-            self.add(Place { chapter: chapter.number, paragraph: i + 1 }, norm, sh);
+            let rep = repeatable(p, norm.split(' ').count());
+            self.add(Place { chapter: chapter.number, paragraph: i + 1 }, rep, norm, sh);
         }
     }
 }
@@ -123,7 +137,8 @@ pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Ve
         let place = Place { chapter: chapter.number, paragraph: i + 1 };
         let norm = normalise(p);
         let sh = shingles(&norm);
-        match index.find(&norm, &sh) {
+        let rep = repeatable(p, norm.split(' ').count());
+        match index.find(rep, &norm, &sh) {
             Some(Match::Exact(first)) => out.push(
                 Finding::new(
                     Rule::RepeatedParagraph,
@@ -154,7 +169,7 @@ pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Ve
             ),
             None => {}
         }
-        index.add(place, norm, sh);
+        index.add(place, rep, norm, sh);
     }
     out
 }
@@ -228,6 +243,15 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].rule, Rule::NearDuplicateParagraph);
         assert_eq!(f[0].paragraph, Some(5));
+    }
+
+    #[test]
+    fn a_short_one_sentence_refrain_is_not_a_copied_paragraph() {
+        let refrain = "Somewhere beyond the salt marshes, a bell rang twice.";
+        let text = format!("{refrain}\n\n{P1}\n\n{refrain}\n\n{P2} {P3}\n\n{P2} {P3}");
+        let f = repeated_paragraphs(&ch(1, &text), &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].rule, f[0].paragraph), (Rule::RepeatedParagraph, Some(5)));
     }
 
     #[test]

@@ -135,6 +135,10 @@ fn unknown_names_in_person_positions_are_found_and_known_ones_are_not() {
             .collect()
     };
     assert_eq!(find("\"Go,\" said Jorin.").len(), 1);
+    assert_eq!(find("\"Go,\" Jorin said.").len(), 1);
+    // A sentence start capitalises any noun: "Silence answered" is no one.
+    assert!(find("Silence answered. Ma said nothing.").is_empty());
+    assert_eq!(find("Jorin said nothing. She looked at Jorin.").len(), 1);
     assert_eq!(find("Captain Harrow drew his sword.").len(), 1);
     assert_eq!(find("She met Jorin Vask at noon.").len(), 1);
     // The subject of an action verb only counts when the word is capitalised mid-sentence too.

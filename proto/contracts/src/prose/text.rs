@@ -56,6 +56,7 @@ pub fn normalise(text: &str) -> String {
 }
 
 /// Abbreviations after which a full stop does not end a sentence.
+#[rustfmt::skip]
 const ABBREVIATIONS: &[&str] = &[
     "mr", "mrs", "ms", "dr", "st", "sr", "jr", "prof", "capt", "gen", "lt", "col", "sgt", "mt",
     "vs", "etc", "no", "fig", "rev", "hon", "messrs", "mme", "mlle",
