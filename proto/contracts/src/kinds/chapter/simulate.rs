@@ -15,7 +15,8 @@ fn previous_end(user: &str) -> Option<&str> {
     let at = user.find("The previous chapter ends with:\n")?;
     let rest = &user[at..];
     let line = rest.lines().nth(1)?.trim().trim_matches('"');
-    (line.split_whitespace().count() >= 8).then_some(line)
+    // A short line said twice is a refrain, not a copied paragraph: copy a real one.
+    (line.split_whitespace().count() >= 20).then_some(line)
 }
 
 /// The oldest open thread the prompt's ledger shows, as worded there.
@@ -97,7 +98,7 @@ pub(crate) fn simulate(facts: &Facts, user: &str, rng: &mut Rng, bad: bool, stor
         if let Some(victim) = names.iter().rev().find(|n| Some(**n) != protagonist) {
             let place = rng.pick(PLACES);
             if let Some(last) = texts.last_mut() {
-                last.push_str(&format!("\n\n{victim} fell at {place} and did not rise again."));
+                last.push_str(&format!(" {victim} fell at {place} and did not rise again."));
             }
             deaths.push(victim.to_string());
         }
