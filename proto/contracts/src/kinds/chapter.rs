@@ -86,16 +86,18 @@ pub const REJECTED: &[Rule] = &[
 const MAX_FINDINGS: usize = 6;
 
 pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    read(output, ctx, "chapter", true).map(|c| crate::rules::to_value(&c))
+    read(output, ctx, "chapter", None).map(|c| crate::rules::to_value(&c))
 }
 
-/// Reads and checks a chapter (or an edited chapter, `what`); `report`: the answer's own
-/// continuity report is checked (a draft's; an edit keeps its draft's).
+/// Reads and checks a chapter (or an edited chapter, `what`). `revised`: for an edit, the
+/// scenes it revises; the prose rules then judge only their paragraphs (and the whole
+/// chapter's length), since the other scenes are the accepted draft's, and the continuity
+/// report is the draft's, not checked again.
 pub(crate) fn read(
     output: &str,
     ctx: Ctx<'_>,
     what: &str,
-    report: bool,
+    revised: Option<&[u32]>,
 ) -> Result<ChapterText, Rejection> {
     let mut c: ChapterText = typed(what, output)?;
     let n = ctx.chapter;
@@ -138,10 +140,10 @@ pub(crate) fn read(
     }
     known_names(ctx, &c.characters, &format!("chapter {n}"))?;
     non_empty(&format!("chapter {n} summary"), &c.summary)?;
-    if report {
+    if revised.is_none() {
         continuity::check(ctx, &mut c.continuity)?;
     }
-    prose_rules(ctx, &c)?;
+    prose_rules(ctx, &c, revised)?;
     Ok(c)
 }
 
@@ -186,8 +188,23 @@ fn strings(v: &Value, out: &mut String) {
     }
 }
 
-/// The prose checks of [`REJECTED`] on chapter `c`, against the book's other accepted chapters.
-fn prose_rules(ctx: Ctx<'_>, c: &ChapterText) -> Result<(), Rejection> {
+/// The 1-based paragraph numbers (as the prose checks count them) of scenes `scenes` of `c`.
+fn paragraphs_of(c: &ChapterText, scenes: &[u32]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut next = 1;
+    for (i, s) in c.scenes.iter().enumerate() {
+        let n = prose::paragraphs(&s.text).len();
+        if scenes.contains(&(i as u32 + 1)) {
+            out.extend(next..next + n);
+        }
+        next += n;
+    }
+    out
+}
+
+/// The prose checks of [`REJECTED`] on chapter `c`, against the book's other accepted chapters;
+/// with `revised`, only the findings in those scenes and the chapter-wide ones count.
+fn prose_rules(ctx: Ctx<'_>, c: &ChapterText, revised: Option<&[u32]>) -> Result<(), Rejection> {
     let text = c.prose();
     let view = prose::Chapter { number: c.number, title: &c.title, text: &text };
     let others: Vec<(u32, &str, String)> = ctx
@@ -209,6 +226,10 @@ fn prose_rules(ctx: Ctx<'_>, c: &ChapterText) -> Result<(), Rejection> {
     let mut findings: Vec<prose::Finding> = prose::check_chapter(&view, &plan, &views, &canon)
         .into_iter()
         .filter(|f| REJECTED.contains(&f.rule))
+        .filter(|f| match (revised, f.paragraph) {
+            (Some(scenes), Some(p)) => paragraphs_of(c, scenes).contains(&p),
+            _ => true,
+        })
         .collect();
     if findings.is_empty() {
         return Ok(());

@@ -1,6 +1,8 @@
 //! The edit agent: the scenes of a chapter its review names, rewritten; the worker merges
 //! them into the draft, and the merged chapter is checked like a draft that keeps its scenes,
-//! changes the scenes its review names and keeps their length.
+//! changes the scenes its review names and keeps their length. The prose rules judge the
+//! revised scenes (and the chapter's length): the others are the accepted draft's, which an
+//! edit is not asked to touch.
 
 use crate::kinds::chapter::{self, ChapterText};
 use crate::kinds::review::Review;
@@ -46,8 +48,11 @@ fn scene_refs(text: &str) -> Vec<u32> {
 }
 
 pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    let mut c = chapter::read(output, ctx, "edited chapter", false)?;
-    let Some(draft) = ctx.draft else { return Ok(to_value(&c)) };
+    let Some(draft) = ctx.draft else {
+        return chapter::read(output, ctx, "edited chapter", None).map(|c| to_value(&c));
+    };
+    let revised = targets(draft, ctx.review);
+    let mut c = chapter::read(output, ctx, "edited chapter", Some(&revised))?;
     if draft.scenes.len() != c.scenes.len() {
         return reject(format!(
             "the edited chapter must keep the draft's {} scenes (got {})",
@@ -55,7 +60,7 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
             c.scenes.len()
         ));
     }
-    for n in targets(draft, ctx.review) {
+    for n in revised {
         let i = n as usize - 1;
         let (old, new) = (&draft.scenes[i].text, &c.scenes[i].text);
         if normalise(old) == normalise(new) {

@@ -271,3 +271,50 @@ mod mistakes {
         );
     }
 }
+
+#[test]
+fn an_edit_changes_the_scenes_its_review_names_keeps_their_length_and_answers_for_them_only() {
+    use crate::kinds::{Review, Scores};
+    let (b, cast, o) = (brief(), cast(), outline());
+    let mut dead = Ledger::new(Some(&cast));
+    let mut death = chapter(1, None);
+    death.continuity.deaths = vec!["Tobin Thorne".into()];
+    dead.apply(1, &death);
+    // A draft accepted before the death was known (drafted in parallel): scene 1 has the dead
+    // speak. The review names scene 2 only.
+    let speaks = "\"Hold the line,\" Tobin Thorne said, and the room went still.";
+    let mut draft = chapter(2, None);
+    draft.scenes[0].text = format!("{}\n\n{speaks}", draft.scenes[0].text);
+    let review = Review {
+        verdict: "revise".into(),
+        scores: Scores::default(),
+        issues: vec!["Scene 2: slow".into()],
+        suggestions: vec![],
+    };
+    let ctx = Ctx {
+        cast: Some(&cast),
+        outline: Some(&o),
+        chapter: 2,
+        ledger: Some(&dead),
+        draft: Some(&draft),
+        review: Some(&review),
+        ..Ctx::new(&b)
+    };
+    let edit = |scene2: &str| {
+        let mut e = draft.clone();
+        e.scenes[1].text = scene2.to_string();
+        crate::validate(AgentKind::Edit, &serde_json::to_string(&e).unwrap(), ctx)
+    };
+    let revised: Vec<String> = (0..40).map(|w| format!("r{w}")).collect();
+    assert!(edit(&revised.join(" ")).is_ok(), "the draft's own scene 1 is not the edit's to fix");
+    let unchanged = draft.scenes[1].text.clone();
+    assert!(edit(&unchanged).unwrap_err().rule.contains("must revise scene 2"));
+    let long: Vec<String> = (0..80).map(|w| format!("r{w}")).collect();
+    let rule = edit(&long.join(" ")).unwrap_err().rule;
+    assert!(rule.contains("scene 2 must stay about as long as the draft's (40 words)"), "{rule}");
+    let rule = edit(&format!("{}\n\n{speaks}", revised.join(" "))).unwrap_err().rule;
+    assert!(
+        rule.contains("Tobin Thorne died in chapter 1"),
+        "in a revised scene it counts: {rule}"
+    );
+}
