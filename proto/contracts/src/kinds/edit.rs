@@ -98,6 +98,44 @@ pub(crate) fn schema(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
     ])
 }
 
+/// `text` without the dead: every sentence naming one of `dead` (full or first name) replaced
+/// by a new sentence about the living.
+#[cfg(feature = "sim")]
+fn without_dead(
+    text: &str,
+    dead: &[String],
+    rng: &mut crate::sim::Rng,
+    names: &[&str],
+    topic: &str,
+) -> String {
+    let mentions = |s: &str| {
+        dead.iter().any(|d| {
+            s.contains(d.as_str()) || d.split_whitespace().next().is_some_and(|f| s.contains(f))
+        })
+    };
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| {
+            let parts: Vec<&str> = p.split(". ").collect();
+            let last = parts.len() - 1;
+            parts
+                .iter()
+                .enumerate()
+                .map(|(i, part)| {
+                    let sentence = if i < last { format!("{part}.") } else { part.to_string() };
+                    if mentions(&sentence) {
+                        crate::sim::sentence(rng, names, topic)
+                    } else {
+                        sentence
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    paragraphs.join("\n\n")
+}
+
 /// `text` with its last sentence replaced by a new one (a different one when the draw allows).
 #[cfg(feature = "sim")]
 fn revise(text: &str, rng: &mut crate::sim::Rng, names: &[&str], topic: &str) -> String {
@@ -122,7 +160,8 @@ fn revise(text: &str, rng: &mut crate::sim::Rng, names: &[&str], topic: &str) ->
 
 /// An edit: with numbered draft scenes (the default prompt), every scene shown, revised, with
 /// its number; with an unnumbered draft, the whole revised chapter. A revision rewrites the
-/// scene's closing sentence, so its length stays; the dead are left out of it.
+/// scene's closing sentence, so its length stays, and every sentence in which a dead character
+/// appears (a draft written before the death was known).
 #[cfg(feature = "sim")]
 pub(crate) fn simulate(
     facts: &crate::facts::Facts,
@@ -150,7 +189,9 @@ pub(crate) fn simulate(
         let scenes: Vec<Value> = shown
             .iter()
             .map(|scene| {
-                let text = revise(scene["text"].as_str().unwrap_or_default(), rng, &names, &topic);
+                let text = scene["text"].as_str().unwrap_or_default();
+                let text = without_dead(text, &dead, rng, &names, &topic);
+                let text = revise(&text, rng, &names, &topic);
                 serde_json::json!({
                     "number": scene["number"],
                     "text": if bad { String::new() } else { text },
