@@ -23,6 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use scriptorium_contracts::mistake::Mistakes;
 use scriptorium_contracts::sim;
 use scriptorium_proto::kind;
 use scriptorium_proto::names::AGENT_HEADER;
@@ -159,6 +160,8 @@ pub struct SimServerConfig {
     pub context_window: Option<u64>,
     /// How the first outline answers break the brief's bounds, in order.
     pub overgrow: Vec<Overgrow>,
+    /// The mistakes first attempts of chapters make, and how often.
+    pub mistakes: Mistakes,
 }
 
 impl Default for SimServerConfig {
@@ -181,6 +184,7 @@ impl Default for SimServerConfig {
             echo_headers: false,
             context_window: None,
             overgrow: Vec::new(),
+            mistakes: Mistakes::default(),
         }
     }
 }
@@ -220,6 +224,9 @@ pub struct Stats {
     pub largest_prompt: u64,
     /// Outline answers that broke the bounds on purpose (`overgrow`).
     pub overgrown: u64,
+    /// Chapter answers that made a mistake on purpose, by mistake (`mistakes`).
+    #[serde(default)]
+    pub mistakes: BTreeMap<String, u64>,
 }
 
 struct Inner {
@@ -481,7 +488,14 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
             };
         }
     }
-    let full = sim::answer_with(ask.kind, &ask.user, ask.seed, how);
+    let full = if how == sim::Misbehave::No && !cfg.mistakes.is_none() {
+        if let Some(m) = sim::mistake(ask.kind, &ask.user, ask.seed, cfg.mistakes) {
+            inner.record(|s| *s.mistakes.entry(m.name().to_string()).or_default() += 1);
+        }
+        sim::answer_mistaken(ask.kind, &ask.user, ask.seed, false, cfg.mistakes)
+    } else {
+        sim::answer_with(ask.kind, &ask.user, ask.seed, how)
+    };
     let (text, truncated) = match fault {
         Fault::Status(429) => {
             let mut r = error(429, "rate_limit_error", "rate limit reached, slow down");
