@@ -25,7 +25,12 @@ for brief in "${briefs[@]}"; do
     "$bin" write "$brief" --provider openai --model smollm2 --out "$out" --no-cache \
     >"$work/write.log" 2>&1 || status=$?
   wall=$(( $(date +%s) - start ))
-  book=$(find "$out" -name book.json | head -n 1)
+  book=$(find "$out" -name book.json 2>/dev/null | head -n 1)
+  if [ -z "$book" ]; then
+    echo "$brief: no book after $wall s (exit $status); the write's last lines:"
+    tail -n 5 "$work/write.log"
+    continue
+  fi
   python3 - "$book" "$brief" "$wall" "$status" <<'PY'
 import json, sys
 book, brief, wall, status = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
