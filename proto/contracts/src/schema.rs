@@ -163,7 +163,7 @@ pub fn example(schema: &Value) -> Value {
 }
 
 /// The fields of `schema` as a prompt lists them, one per line and nested by indentation:
-/// `- logline: one sentence...`, lists with their number of items, choices with their values.
+/// `* logline: one sentence...`, lists with their number of items, choices with their values.
 /// Small models copy a JSON example's values into their answers; a list of what each field
 /// holds gives them nothing to copy, and a grammar-enforcing server supplies the syntax.
 pub fn guide(schema: &Value) -> String {
@@ -176,7 +176,8 @@ fn guide_fields(schema: &Value, depth: usize, out: &mut String) {
     let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
     for (name, field) in props {
         out.push_str(&"  ".repeat(depth));
-        out.push_str(&format!("- {name}: {}\n", describe(field)));
+        // `*`, not `-`: `- Key: value` lines are the prompt's facts.
+        out.push_str(&format!("* {name}: {}\n", describe(field)));
         let items = field.get("items").unwrap_or(field);
         if items.get("type").and_then(Value::as_str) == Some("object") {
             guide_fields(items, depth + 1, out);
@@ -346,7 +347,7 @@ mod tests {
         let g = guide(&object(vec![("score", integer(1, 3)), ("chapters", array(nested, 2, 2))]));
         assert_eq!(
             g,
-            "- score: one of 1, 2, 3\n- chapters: a list of exactly 2, each with:\n  - title: the chapter's title\n  - scenes: a list of 3 to 6, each with:\n    - who: a list of 1 to 2 (one of \"Ann\", \"Bo\")\n"
+            "* score: one of 1, 2, 3\n* chapters: a list of exactly 2, each with:\n  * title: the chapter's title\n  * scenes: a list of 3 to 6, each with:\n    * who: a list of 1 to 2 (one of \"Ann\", \"Bo\")\n"
         );
     }
 
