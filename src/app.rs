@@ -228,6 +228,7 @@ pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<B
         steps: scriptorium_proto::transport::QueueSettings {
             ack_wait: Duration::from_secs(cfg.worker.ack_wait_secs.max(1)),
             max_deliver: i64::try_from(cfg.worker.max_deliver).unwrap_or(10),
+            ..Default::default()
         },
         cache_ttl: Duration::from_secs(cache.shared_ttl_secs.max(1)),
         cache_max_bytes: i64::try_from(cache.shared_max_mb.saturating_mul(1 << 20))

@@ -99,3 +99,55 @@ pub fn result_msg_id(book_id: &str, step_id: &str, attempt: u32) -> String {
 
 /// HTTP header naming the agent kind of a model request (read by the simulated model server).
 pub const AGENT_HEADER: &str = "x-scriptorium-agent";
+
+/// Longest id accepted from the wire (book, step and worker ids).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Whether NATS accepts `key` as a key-value key: dot-separated tokens of letters, digits and
+/// `-_=/`, no empty token (so no leading, trailing or double dot). Check ids from the wire with
+/// [`valid_id`] before any I/O; this is the rule for composed keys such as `<book>.<step>`.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('.').all(|token| {
+            !token.is_empty()
+                && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=/".contains(&b))
+        })
+}
+
+/// Whether `id` (a book, step or worker id from the wire) can be used everywhere Scriptorium
+/// puts ids: as one subject token (`scriptorium.results.<book>`), inside KV keys
+/// (`<book>.<step>`) and file names. Letters, digits, `-` and `_`, at most [`MAX_ID_LEN`].
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_nats_rules() {
+        for ok in ["b1", "book-1.concept", "a_b=c/d", "x.y.z", &crate::clock::new_id()] {
+            assert!(valid_key(ok), "{ok:?} is a valid key");
+        }
+        for bad in ["", ".a", "a.", "a..b", "a b", "a*", "a>", "é", "a\nb", "a.*"] {
+            assert!(!valid_key(bad), "{bad:?} is not a valid key");
+        }
+    }
+
+    #[test]
+    fn ids_are_single_tokens_usable_in_keys_and_subjects() {
+        let generated = crate::clock::new_id();
+        for ok in [generated.as_str(), "chapter-3", "b_1", "concept"] {
+            assert!(valid_id(ok), "{ok:?} is a valid id");
+            assert!(valid_key(&format!("{ok}.concept")), "{ok:?} composes a valid key");
+        }
+        for bad in ["", "a.b", "a/b", "a b", "*", ">", "a=b", "../x"] {
+            assert!(!valid_id(bad), "{bad:?} is not a valid id");
+        }
+        assert!(valid_id(&"a".repeat(MAX_ID_LEN)));
+        assert!(!valid_id(&"a".repeat(MAX_ID_LEN + 1)));
+    }
+}

@@ -4,34 +4,19 @@
 //! [`Incoming`] messages from a [`Source`], and acknowledge them through their [`Acker`].
 //! The in-process implementation passes the same encoded bytes, so both modes run one code path.
 
+mod error;
 mod memory;
 mod nats;
+mod settings;
 
+use async_nats::jetstream::AckKind;
 use bytes::Bytes;
 use std::time::Duration;
 
+pub use error::{BusError, Rejection};
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, NatsOptions};
-
-/// Errors of the transport.
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    /// Could not reach or talk to NATS.
-    #[error("nats: {0}")]
-    Nats(String),
-    /// A source was opened twice where only one reader may exist.
-    #[error("queue {0} already has a reader in this process")]
-    AlreadyOpen(String),
-    /// The bus was shut down.
-    #[error("bus closed")]
-    Closed,
-}
-
-impl BusError {
-    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
-        BusError::Nats(e.to_string())
-    }
-}
+pub use settings::{Drift, DriftOutcome, Reconcile};
 
 /// A durable queue of the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,17 +45,53 @@ pub enum Bucket {
 }
 
 /// Settings of the durable queues.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueueSettings {
-    /// How long a delivered step may stay unacknowledged before it is redelivered.
+    /// How long a delivered step may stay unacknowledged before it is redelivered (each
+    /// in-progress acknowledgement restarts this clock).
     pub ack_wait: Duration,
-    /// How many times a message is delivered before it is given up.
+    /// How many times a message is delivered before JetStream stops delivering it (`-1`: no
+    /// limit).
     pub max_deliver: i64,
+    /// Ack wait of each successive delivery, instead of `ack_wait` (JetStream consumer
+    /// `backoff`): delivery `n` waits `backoff[n-1]`, the last value repeating. Empty: every
+    /// delivery waits `ack_wait`. JetStream then reports `ack_wait` as `backoff[0]`, and
+    /// requires `max_deliver` above the number of values.
+    pub backoff: Vec<Duration>,
 }
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        Self { ack_wait: Duration::from_secs(30), max_deliver: 10 }
+        Self { ack_wait: Duration::from_secs(30), max_deliver: 10, backoff: Vec::new() }
+    }
+}
+
+impl QueueSettings {
+    /// The ack wait of the first delivery, as JetStream will report it.
+    pub fn first_ack_wait(&self) -> Duration {
+        self.backoff.first().copied().unwrap_or(self.ack_wait)
+    }
+
+    /// Checks what JetStream would refuse, naming the field and the rule.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.first_ack_wait().is_zero() {
+            return Err("ack_wait: must be above zero".into());
+        }
+        if self.max_deliver == 0 || self.max_deliver < -1 {
+            return Err(format!("max_deliver: must be -1 or above 0 (got {})", self.max_deliver));
+        }
+        if self.backoff.iter().any(Duration::is_zero) {
+            return Err("backoff: every value must be above zero".into());
+        }
+        let values = i64::try_from(self.backoff.len()).unwrap_or(i64::MAX);
+        // NATS 2.9 refuses an unlimited max_deliver with a backoff; later servers accept it.
+        if !self.backoff.is_empty() && self.max_deliver <= values {
+            return Err(format!(
+                "max_deliver: must be above the number of backoff values ({} <= {values})",
+                self.max_deliver
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -274,13 +295,20 @@ pub struct DeadLetter {
 pub struct Incoming {
     /// The encoded message.
     pub payload: Bytes,
-    /// How many times it has been delivered (1 the first time).
+    /// How many times it has been delivered (1 the first time): every redelivery counts, after
+    /// an expired ack wait as after a nak.
     pub delivered: u64,
     /// Acknowledges, hands back or gives up the message.
     pub acker: Acker,
 }
 
 /// Acknowledges one message.
+///
+/// What JetStream does with each answer (nats-server 2.9 and later): `ack` and `term` remove the
+/// message from a work queue for good (`term` also publishes a `MSG_TERMINATED` advisory);
+/// `nak` redelivers at once, or after its delay; `in_progress` restarts the ack-wait clock
+/// without counting a delivery. No answer within the ack wait (the worker died, hung or is too
+/// slow) redelivers it, and that delivery counts like a nak's: JetStream cannot tell them apart.
 pub enum Acker {
     /// A JetStream message.
     Nats(Box<async_nats::jetstream::Message>),
@@ -292,7 +320,7 @@ impl Acker {
     /// The message is done: it will not be delivered again.
     pub async fn ack(&self) -> Result<(), BusError> {
         match self {
-            Acker::Nats(m) => m.ack().await.map_err(BusError::nats),
+            Acker::Nats(m) => m.ack().await.map_err(|e| BusError::nats("ack", &*e)),
             Acker::Memory => Ok(()),
         }
     }
@@ -301,7 +329,7 @@ impl Acker {
     pub async fn in_progress(&self) -> Result<(), BusError> {
         match self {
             Acker::Nats(m) => {
-                m.ack_with(async_nats::jetstream::AckKind::Progress).await.map_err(BusError::nats)
+                m.ack_with(AckKind::Progress).await.map_err(|e| BusError::nats("ack progress", &*e))
             }
             Acker::Memory => Ok(()),
         }
@@ -311,7 +339,7 @@ impl Acker {
     pub async fn nak(&self, delay: Option<Duration>) -> Result<(), BusError> {
         match self {
             Acker::Nats(m) => {
-                m.ack_with(async_nats::jetstream::AckKind::Nak(delay)).await.map_err(BusError::nats)
+                m.ack_with(AckKind::Nak(delay)).await.map_err(|e| BusError::nats("nak", &*e))
             }
             Acker::Memory => Ok(()),
         }
@@ -321,7 +349,7 @@ impl Acker {
     pub async fn term(&self) -> Result<(), BusError> {
         match self {
             Acker::Nats(m) => {
-                m.ack_with(async_nats::jetstream::AckKind::Term).await.map_err(BusError::nats)
+                m.ack_with(AckKind::Term).await.map_err(|e| BusError::nats("term", &*e))
             }
             Acker::Memory => Ok(()),
         }
@@ -347,6 +375,34 @@ impl Source {
                 .recv()
                 .await
                 .map(|payload| Ok(Incoming { payload, delivered: 1, acker: Acker::Memory })),
+        }
+    }
+
+    /// Up to `max` messages that are there now; when none is, waits up to `wait` for one
+    /// (an empty result then). Unlike [`Source::next`], nothing is fetched ahead of the call:
+    /// a worker asks for as many steps as it has idle agents, so no delivery waits in the
+    /// process with its ack clock running. Use either this or `next` on a source, not both.
+    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Incoming>, BusError> {
+        let memory = |payload| Incoming { payload, delivered: 1, acker: Acker::Memory };
+        match &mut self.inner {
+            SourceInner::Nats(s) => s.fetch(max, wait).await,
+            SourceInner::Memory(rx) => {
+                let mut out = Vec::new();
+                while out.len() < max.max(1) {
+                    match rx.try_recv() {
+                        Ok(payload) => out.push(memory(payload)),
+                        Err(_) => break,
+                    }
+                }
+                if out.is_empty() {
+                    match tokio::time::timeout(wait, rx.recv()).await {
+                        Ok(Some(payload)) => out.push(memory(payload)),
+                        Ok(None) => return Err(BusError::Closed),
+                        Err(_) => {}
+                    }
+                }
+                Ok(out)
+            }
         }
     }
 }

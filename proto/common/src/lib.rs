@@ -4,6 +4,7 @@
 //! - [`ops`]: the `/metrics`, `/healthz`, `/readyz` endpoints, the process-wide Prometheus
 //!   recorder and the stop signal.
 //! - [`model`]: the interface of a model that runs in process (the simulated one).
+//! - [`nats_server`]: the one nats-server launcher (single node and a 3-node cluster).
 //! - [`cache`]: the response cache's settings, request key and stored record, and the writes
 //!   the coordinator makes when it accepts or rejects a cached answer.
 #![warn(missing_docs, unreachable_pub)]
@@ -11,3 +12,4 @@
 pub mod cache;
 pub mod model;
 pub mod ops;
+pub mod nats_server;
