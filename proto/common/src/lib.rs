@@ -11,5 +11,5 @@
 
 pub mod cache;
 pub mod model;
-pub mod ops;
 pub mod nats_server;
+pub mod ops;
