@@ -33,11 +33,16 @@ pub struct WorkerSection {
     pub heartbeat_secs: u64,
     /// Seconds a stopping worker waits for its in-flight steps.
     pub shutdown_grace_secs: u64,
-    /// Seconds a delivered step may go unacknowledged before JetStream redelivers it.
+    /// Seconds a delivered step may go without any acknowledgement before JetStream
+    /// redelivers it: how long a step of a worker that died waits for another worker. A
+    /// running step is acknowledged in progress every `progress_secs`, so this bounds the
+    /// silence of a live worker, not the length of a model call.
     pub ack_wait_secs: u64,
     /// Seconds between in-progress acknowledgements of a running step (below `ack_wait_secs`).
     pub progress_secs: u64,
-    /// Deliveries of a step after which it is dead-lettered.
+    /// Deliveries of a step after which it is dead-lettered. Failures a worker survives are
+    /// reported as results and counted by `coordinator.max_attempts`; only deliveries that
+    /// ended with their worker dead or silent count here.
     pub max_deliver: u64,
 }
 
@@ -48,8 +53,8 @@ impl Default for WorkerSection {
             prompts_dir: None,
             heartbeat_secs: 5,
             shutdown_grace_secs: 30,
-            ack_wait_secs: 30,
-            progress_secs: 10,
+            ack_wait_secs: 10,
+            progress_secs: 3,
             max_deliver: 10,
         }
     }
