@@ -225,10 +225,23 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     Ok(records)
 }
 
+/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`, `queues`, `workers`):
+/// creates what is missing with the defaults, but only reports settings that differ, since
+/// the coordinator and the workers own them.
+pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
+    let mut opts = nats_options(name, &AppConfig::default());
+    opts.reconcile = scriptorium_proto::transport::Reconcile::Report;
+    Ok(Bus::connect(url, opts).await?)
+}
+
 /// Connects to NATS, retrying while the server comes up.
 pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<Bus> {
+    Ok(Bus::connect(url, nats_options(name, cfg)).await?)
+}
+
+fn nats_options(name: &str, cfg: &AppConfig) -> NatsOptions {
     let cache = &cfg.cache;
-    let opts = NatsOptions {
+    NatsOptions {
         name: name.into(),
         steps: scriptorium_proto::transport::QueueSettings {
             ack_wait: Duration::from_secs(cfg.worker.ack_wait_secs.max(1)),
@@ -240,8 +253,7 @@ pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<B
             .unwrap_or(i64::MAX),
         lease_ttl: Duration::from_secs(cache.lease_secs.max(1)),
         ..Default::default()
-    };
-    Ok(Bus::connect(url, opts).await?)
+    }
 }
 
 pub use scriptorium_common::ops::stop_signal;
@@ -301,7 +313,7 @@ pub async fn submit(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Option<BookRecord>> {
     let brief = load_briefs(&[path.to_path_buf()], 1, seed, chapters)?.remove(0);
-    let bus = connect(url, "scriptorium-submit", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-submit").await?;
     let id = client::submit(&bus, brief).await?;
     println!("{id}");
     if !wait {
@@ -317,7 +329,7 @@ pub async fn submit(
 
 /// `scriptorium status`: prints books (or one book in detail), as a table or JSON.
 pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let bus = connect(url, "scriptorium-status", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-status").await?;
     match book {
         Some(id) => {
             let rec = client::load(&bus, id)
@@ -354,7 +366,7 @@ pub async fn retry(
     step: Option<&str>,
     wait: bool,
 ) -> anyhow::Result<Option<BookRecord>> {
-    let bus = connect(url, "scriptorium-retry", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-retry").await?;
     client::retry(&bus, book, step).await?;
     println!("{book}");
     if !wait {
@@ -377,7 +389,7 @@ pub async fn retry(
 /// `scriptorium dead-letters`: what was given up, and why.
 pub async fn dead_letters(url: &str, json: bool) -> anyhow::Result<()> {
     use scriptorium_proto::prost::Message as _;
-    let bus = connect(url, "scriptorium-dead-letters", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-dead-letters").await?;
     let letters = bus.dead_letters().await?;
     let rows: Vec<serde_json::Value> = letters
         .iter()
