@@ -225,12 +225,12 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     Ok(records)
 }
 
-/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`, `queues`, `workers`):
-/// creates what is missing with the defaults, but only reports settings that differ, since
-/// the coordinator and the workers own them.
+/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`): it creates what is missing
+/// with the defaults but never changes the settings the coordinator and the workers run with
+/// (as the `queues` and `workers` views do not).
 pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
     let mut opts = nats_options(name, &AppConfig::default());
-    opts.reconcile = scriptorium_proto::transport::Reconcile::Report;
+    opts.reconcile = scriptorium_proto::transport::Reconcile::Leave;
     Ok(Bus::connect(url, opts).await?)
 }
 

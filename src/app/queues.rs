@@ -89,7 +89,13 @@ pub struct ViewOptions {
 }
 
 async fn connect(url: &str, name: &str) -> anyhow::Result<Bus> {
-    super::connect_tool(url, name).await
+    // A viewer never changes the fleet's settings: drift is left as it is.
+    let opts = scriptorium_proto::transport::NatsOptions {
+        name: name.into(),
+        reconcile: scriptorium_proto::transport::Reconcile::Leave,
+        ..Default::default()
+    };
+    Ok(Bus::connect(url, opts).await?)
 }
 
 fn clear_if_terminal() {

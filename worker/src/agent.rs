@@ -137,6 +137,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
             (fresh, Source::Model, None, String::new())
         }
     };
+    let dialect = fresh.dialect.clone();
     let (status, output, error, route, usage) = if fresh.ok {
         (StepStatus::Ok, fresh.output, String::new(), fresh.route, fresh.usage)
     } else {
@@ -156,6 +157,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
         error: crate::redact::redact(&error),
         route,
         kind: task.kind,
+        dialect,
     };
     crate::metrics::step_finished(&result);
     let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);
@@ -203,6 +205,7 @@ async fn produce(
                 ok: true,
                 output: ok.output,
                 route: ok.route,
+                dialect: ok.dialect,
                 usage: ok.usage,
                 error: String::new(),
             },
@@ -212,6 +215,7 @@ async fn produce(
                 route: f.route,
                 usage: f.usage,
                 error: f.error,
+                ..Default::default()
             },
         }
     };

@@ -56,6 +56,8 @@ pub struct Fresh {
     pub usage: Usage,
     /// Why it failed.
     pub error: String,
+    /// The structured-output dialect the answer was asked in.
+    pub dialect: String,
 }
 
 /// Counters of one process's cache.
@@ -413,6 +415,7 @@ fn from_cached(hit: &CachedAnswer) -> Fresh {
         route: hit.route.clone(),
         usage: Usage { cache_hits: 1, ..Default::default() },
         error: String::new(),
+        dialect: hit.dialect.clone(),
     }
 }
 
@@ -509,6 +512,7 @@ mod tests {
             route: "r".into(),
             prompt_tokens: 1,
             completion_tokens: 1,
+            dialect: "json_schema".into(),
         };
         store_accepted(&bus, "k", &answer).await;
         assert_eq!(lease_of(&bus, "k").await, None, "storing ends the lease");
@@ -631,6 +635,7 @@ mod tests {
             route: "r".into(),
             prompt_tokens: 1,
             completion_tokens: 1,
+            dialect: "json_schema".into(),
         };
         let accept = async {
             tokio::time::sleep(Duration::from_secs(3)).await;

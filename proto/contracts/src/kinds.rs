@@ -20,10 +20,14 @@ use crate::rules::Ctx;
 use scriptorium_proto::v1::AgentKind;
 use serde_json::Value;
 
-/// An example of the JSON object a `kind` request answers with (the shape of its schema), for
-/// prompts to show.
+/// An example of the JSON object a `kind` request answers with (the shape of its schema).
 pub fn example(kind: AgentKind, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> String {
     crate::schema::example(&schema(kind, ctx, scenes)).to_string()
+}
+
+/// The fields a `kind` request answers with, as a prompt lists them (see [`crate::schema::guide`]).
+pub fn guide(kind: AgentKind, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> String {
+    crate::schema::guide(&schema(kind, ctx, scenes))
 }
 
 /// The JSON Schema of a `kind` request in the book `ctx` describes; `scenes` are the scene

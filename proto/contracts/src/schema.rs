@@ -32,9 +32,10 @@ pub fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
-/// An integer in `min..=max`.
+/// An integer in `min..=max`, as the list of its values: grammar converters (llama-cpp-python's)
+/// ignore `minimum` and `maximum`, every dialect enforces `enum`.
 pub fn integer(min: i64, max: i64) -> Value {
-    json!({"type": "integer", "minimum": min, "maximum": max})
+    json!({"type": "integer", "enum": (min..=max).collect::<Vec<i64>>()})
 }
 
 /// An array of `items`, `min..=max` of them.
@@ -146,27 +147,122 @@ pub fn example(schema: &Value) -> Value {
     }
 }
 
-/// Whether `s` is a value an example shows instead of content (`<...>`, `...`, `TODO`); an
-/// empty string is not (rules that need content say so themselves).
-pub fn is_placeholder(s: &str) -> bool {
+/// The fields of `schema` as a prompt lists them, one per line and nested by indentation:
+/// `- logline: one sentence...`, lists with their number of items, choices with their values.
+/// Small models copy a JSON example's values into their answers; a list of what each field
+/// holds gives them nothing to copy, and a grammar-enforcing server supplies the syntax.
+pub fn guide(schema: &Value) -> String {
+    let mut out = String::new();
+    guide_fields(schema, 0, &mut out);
+    out
+}
+
+fn guide_fields(schema: &Value, depth: usize, out: &mut String) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
+    for (name, field) in props {
+        out.push_str(&"  ".repeat(depth));
+        out.push_str(&format!("- {name}: {}\n", describe(field)));
+        let items = field.get("items").unwrap_or(field);
+        if items.get("type").and_then(Value::as_str) == Some("object") {
+            guide_fields(items, depth + 1, out);
+        }
+    }
+}
+
+fn describe(field: &Value) -> String {
+    let count = |min: u64, max: Option<u64>| match max {
+        Some(m) if m == min => format!("exactly {m}"),
+        Some(m) if min == 0 => format!("up to {m}"),
+        Some(m) => format!("{min} to {m}"),
+        None => format!("at least {min}"),
+    };
+    if let Some(values) = field.get("enum").and_then(Value::as_array) {
+        let list: Vec<String> = values.iter().map(Value::to_string).collect();
+        return format!("one of {}", list.join(", "));
+    }
+    match field.get("type").and_then(Value::as_str) {
+        Some("array") => {
+            let min = field.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+            let max = field.get("maxItems").and_then(Value::as_u64);
+            let items = field.get("items").cloned().unwrap_or(Value::Null);
+            let what = match items.get("type").and_then(Value::as_str) {
+                Some("object") => "each with:".to_string(),
+                _ => describe(&items),
+            };
+            format!("a list of {} ({what})", count(min, max))
+                .replace(" (each with:)", ", each with:")
+        }
+        Some("object") if field.get("properties").is_some() => "an object with:".into(),
+        Some("integer") => "a whole number".into(),
+        _ => field.get("description").and_then(Value::as_str).unwrap_or("text").to_string(),
+    }
+}
+
+/// Whether `s` is a value an example shows instead of content (`...`, `TODO`, or one of the
+/// example's own values, `examples`); an empty string is not (rules that need content say so).
+pub fn is_placeholder(s: &str, examples: &[String]) -> bool {
     let t = s.trim();
     if t.is_empty() {
         return false;
     }
     t.chars().all(|c| matches!(c, '.' | '…' | '-' | '_' | '?' | ' '))
-        || (t.starts_with('<') && t.ends_with('>'))
         || ["string", "todo", "tbd", "n/a", "lorem ipsum"].iter().any(|p| t.eq_ignore_ascii_case(p))
+        || examples.iter().any(|e| e.eq_ignore_ascii_case(t))
+}
+
+/// Every value the example of `schema` shows for a string (see [`example`]), without its
+/// angle brackets.
+pub fn example_values(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_descriptions(schema, &mut out);
+    out
+}
+
+fn collect_descriptions(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("string")
+                && let Some(d) = map.get("description").and_then(Value::as_str)
+            {
+                out.push(d.to_string());
+            }
+            map.values().for_each(|v| collect_descriptions(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_descriptions(v, out)),
+        _ => {}
+    }
+}
+
+/// Takes off the angle brackets a model copied from the example around its own text
+/// (`"<A keeper finds a bottle>"`), everywhere in `value`.
+pub fn unwrap_slots(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            let t = s.trim();
+            if t.starts_with('<') && t.ends_with('>') {
+                *s = t.trim_start_matches('<').trim_end_matches('>').trim().to_string();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_slots),
+        Value::Object(map) => map.values_mut().for_each(unwrap_slots),
+        _ => {}
+    }
 }
 
 /// The first string in `value` (depth first) that is a placeholder: its path and text.
-pub fn find_placeholder(value: &Value, path: &str) -> Option<(String, String)> {
+pub fn find_placeholder(
+    value: &Value,
+    path: &str,
+    examples: &[String],
+) -> Option<(String, String)> {
     match value {
-        Value::String(s) if is_placeholder(s) => Some((path.to_string(), s.clone())),
-        Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, v)| find_placeholder(v, &format!("{path}[{i}]")))
-        }
+        Value::String(s) if is_placeholder(s, examples) => Some((path.to_string(), s.clone())),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_placeholder(v, &format!("{path}[{i}]"), examples)),
         Value::Object(map) => {
-            map.iter().find_map(|(k, v)| find_placeholder(v, &format!("{path}.{k}")))
+            map.iter().find_map(|(k, v)| find_placeholder(v, &format!("{path}.{k}"), examples))
         }
         _ => None,
     }
@@ -201,7 +297,7 @@ mod tests {
             ),
             (
                 json!({"name": "A", "mood": "calm", "score": 11, "tags": ["a", "b"]}),
-                "answer.score must be between 1 and 10",
+                "answer.score must be one of 1, 2,",
             ),
             (
                 json!({"name": "A", "mood": "calm", "score": 1, "tags": ["a"]}),
@@ -227,13 +323,39 @@ mod tests {
     }
 
     #[test]
+    fn the_guide_lists_every_field_with_its_rule() {
+        let nested = object(vec![
+            ("title", text("the chapter's title")),
+            ("scenes", array(object(vec![("who", array(one_of(&["Ann", "Bo"]), 1, 2))]), 3, 6)),
+        ]);
+        let g = guide(&object(vec![("score", integer(1, 3)), ("chapters", array(nested, 2, 2))]));
+        assert_eq!(
+            g,
+            "- score: one of 1, 2, 3\n- chapters: a list of exactly 2, each with:\n  - title: the chapter's title\n  - scenes: a list of 3 to 6, each with:\n    - who: a list of 1 to 2 (one of \"Ann\", \"Bo\")\n"
+        );
+    }
+
+    #[test]
     fn examples_fit_their_schema_but_are_placeholders() {
         let s = schema();
         let e = example(&s);
         // One item per list: the only rule an example breaks is a list's length.
         assert_eq!(check(&s, &e).unwrap_err(), "answer.tags must have 2 to 3 items (got 1)");
         assert_eq!(e["name"], "<the name>");
-        assert_eq!(find_placeholder(&e, "answer").map(|p| p.0).as_deref(), Some("answer.name"));
-        assert!(is_placeholder("...") && is_placeholder(" … ") && !is_placeholder("Ann Lee"));
+        assert_eq!(e["score"], 1);
+        let examples = example_values(&s);
+        let mut copied = e.clone();
+        unwrap_slots(&mut copied);
+        assert_eq!(copied["name"], "the name");
+        assert_eq!(
+            find_placeholder(&copied, "answer", &examples).map(|p| p.0).as_deref(),
+            Some("answer.name")
+        );
+        assert!(is_placeholder("...", &[]) && is_placeholder(" … ", &[]));
+        assert!(!is_placeholder("Ann Lee", &examples) && is_placeholder("The Name", &examples));
+        // A model's own text in the example's brackets is kept, brackets off.
+        let mut v = json!({"name": "<Ann Lee>>", "tags": ["<a>", "b"]});
+        unwrap_slots(&mut v);
+        assert_eq!(v, json!({"name": "Ann Lee", "tags": ["a", "b"]}));
     }
 }

@@ -202,7 +202,7 @@ pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<P
         Piece::fixed("chapter", ctx.chapter.to_string()),
         Piece::fixed(
             "shape",
-            scriptorium_contracts::kinds::example(
+            scriptorium_contracts::kinds::guide(
                 kind,
                 docs.ctx(&brief, ctx.chapter),
                 part.map(|p| p.scenes.as_slice()),

@@ -74,6 +74,14 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
         non_empty(&format!("character {} name", i + 1), &ch.name)?;
         non_empty(&format!("character {} role", i + 1), &ch.role)?;
         let key = ch.name.trim().to_lowercase();
+        let title = ctx.brief.title.trim().to_lowercase();
+        if !title.is_empty() && (key == title || key == title.trim_start_matches("the ")) {
+            return reject(format!(
+                "character {} is named after the book ({:?}): give every character a person's name",
+                i + 1,
+                ch.name
+            ));
+        }
         if seen.contains(&key) {
             return reject(format!("character names must be unique ({:?} appears twice)", ch.name));
         }
