@@ -8,6 +8,7 @@
 use scriptorium_proto::v1::StepTask;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 
 /// How many recent cancellations are remembered for steps that have not arrived yet.
@@ -24,15 +25,19 @@ pub enum Stop {
 
 /// One step running here.
 struct Entry {
+    /// `book/step#attempt`.
+    id: String,
     /// `kind:book/step#attempt`, as heartbeats list it.
     label: String,
     stop: watch::Sender<Option<Stop>>,
 }
 
-/// The steps running in this process, by `book/step#attempt`.
+/// The steps running in this process, by registration number (a delivery that comes back
+/// while its first copy still runs here is a second entry, not a replacement).
 #[derive(Default)]
 pub struct Running {
-    steps: dashmap::DashMap<String, Entry>,
+    steps: dashmap::DashMap<u64, Entry>,
+    next: AtomicU64,
     recent: Mutex<Recent>,
 }
 
@@ -49,14 +54,14 @@ fn id(book_id: &str, step_id: &str, attempt: u32) -> String {
 /// A step registered as running; unregisters it when dropped.
 pub struct Registration<'a> {
     running: &'a Running,
-    id: String,
+    number: u64,
     /// Set once the step must stop, with the reason.
     pub stop: watch::Receiver<Option<Stop>>,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.running.steps.remove(&self.id);
+        self.running.steps.remove(&self.number);
     }
 }
 
@@ -75,8 +80,9 @@ impl Running {
         if self.was_cancelled(task) {
             let _ = tx.send(Some(Stop::Cancelled));
         }
-        self.steps.insert(id.clone(), Entry { label, stop: tx });
-        Registration { running: self, id, stop: rx }
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        self.steps.insert(number, Entry { id, label, stop: tx });
+        Registration { running: self, number, stop: rx }
     }
 
     /// Stops the attempt if it runs here, and remembers it in case it has not arrived yet;
@@ -94,13 +100,12 @@ impl Running {
                 }
             }
         }
-        match self.steps.get(&id) {
-            Some(e) => {
-                let _ = e.stop.send(Some(Stop::Cancelled));
-                true
-            }
-            None => false,
+        let mut found = false;
+        for e in self.steps.iter().filter(|e| e.id == id) {
+            let _ = e.stop.send(Some(Stop::Cancelled));
+            found = true;
         }
+        found
     }
 
     /// Whether the coordinator cancelled this attempt recently.
@@ -158,10 +163,14 @@ mod tests {
         let running = Running::default();
         let one = running.start(&task("chapter-1", 1));
         let two = running.start(&task("chapter-1", 2));
-        assert_eq!(running.labels().len(), 2);
+        // The same attempt delivered again while its first copy runs: both are stopped.
+        let again = running.start(&task("chapter-1", 1));
+        assert_eq!(running.labels().len(), 3);
         assert!(running.cancel("b", "chapter-1", 1));
         assert_eq!(*one.stop.borrow(), Some(Stop::Cancelled));
+        assert_eq!(*again.stop.borrow(), Some(Stop::Cancelled));
         assert_eq!(*two.stop.borrow(), None, "a later attempt runs on");
+        drop(again);
         // Cancelled before it arrived: it starts stopped.
         assert!(!running.cancel("b", "chapter-2", 1));
         assert!(running.was_cancelled(&task("chapter-2", 1)));
