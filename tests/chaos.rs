@@ -6,7 +6,9 @@
 //! The fleets run the shipped defaults for everything that decides how losses are handled
 //! (ack wait, in-progress acks, max deliver, max attempts, lease lifetime, pools): only the
 //! model routes, and in the poison test the heartbeat interval the harness watches, are set.
-//! The tests of this file run one at a time (each runs a fleet of processes).
+//! The tests of this file run one at a time (each runs a fleet of processes). With
+//! `SCRIPTORIUM_KEEP_LOGS` set, the chaos run keeps its process logs and the slowest book's
+//! step table in a directory it names.
 
 mod common;
 
@@ -270,6 +272,12 @@ fn model_steps(book: &Value) -> u64 {
         .count() as u64
 }
 
+/// What the chaos schedule does besides killing workers.
+enum Event {
+    Coordinator,
+    Server,
+}
+
 fn elapsed(book: &Value) -> f64 {
     book["elapsed_secs"].as_f64().unwrap_or(0.0)
 }
@@ -320,26 +328,35 @@ fn twenty_books_outlive_killed_workers_a_killed_coordinator_and_a_restarted_serv
     let mut fleet = Fleet::start(&config, WORKERS);
     let ids: Vec<String> =
         (0..BOOKS).map(|i| fleet.submit(&example("fantasy.toml"), 100 + i)).collect();
-    // Every 3 s a worker dies and is replaced; on the way the coordinator dies twice and the
-    // server restarts once.
-    let mut round = 0;
+    // Every 3 s a worker dies and is replaced; early on, while every book still runs, the
+    // coordinator dies twice and the server restarts once.
+    let mut kills = 0;
+    let mut events = vec![(6, Event::Coordinator), (4, Event::Server), (2, Event::Coordinator)];
     let books = fleet.run_until_final(&ids, Duration::from_secs(420), |f, t| {
-        if t < Duration::from_secs(3 * (round + 1)) {
-            return;
+        if t >= Duration::from_secs(3 * (kills + 1)) {
+            kills += 1;
+            let victim = (kills as usize * 7 + 1) % f.workers.len();
+            f.kill_worker(victim);
         }
-        round += 1;
-        let victim = (round as usize * 7 + 1) % f.workers.len();
-        f.kill_worker(victim);
-        match round {
-            2 | 6 => f.kill_coordinator(),
-            4 => {
-                f.nats.restart();
-                f.nats_restarts += 1;
+        if events.last().is_some_and(|(at, _)| t >= Duration::from_secs(*at)) {
+            match events.pop().map(|e| e.1) {
+                Some(Event::Coordinator) => f.kill_coordinator(),
+                Some(Event::Server) => {
+                    f.nats.restart();
+                    f.nats_restarts += 1;
+                }
+                None => {}
             }
-            _ => {}
         }
     });
     fleet.check_done(&books, &ids);
+    if std::env::var_os("SCRIPTORIUM_KEEP_LOGS").is_some() {
+        let slow = books.iter().max_by(|a, b| elapsed(a).total_cmp(&elapsed(b))).unwrap();
+        let o = run(&["status", slow["id"].as_str().unwrap(), "--nats", &fleet.nats.url()], &[]);
+        let keep = fleet.keep_logs();
+        std::fs::write(keep.join("slowest-book.txt"), &o.stdout).unwrap();
+        println!("logs kept in {keep:?}");
+    }
     let (slowest, median) = slowest_and_median(&books);
     let (redelivered, most) = fleet.redeliveries();
     println!(
@@ -354,7 +371,7 @@ fn twenty_books_outlive_killed_workers_a_killed_coordinator_and_a_restarted_serv
     assert_eq!(
         (fleet.coordinator_kills, fleet.nats_restarts),
         (2, 1),
-        "the books finished before the schedule ran"
+        "the books finished before the schedule ran (each event happens while a book runs)"
     );
     assert!(fleet.worker_kills >= 6, "only {} workers killed", fleet.worker_kills);
     // A stall detector, not a speed check: a book waiting out a dead worker's 300 s lease, or
