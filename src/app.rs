@@ -2,10 +2,13 @@
 //! `status`, and the one configuration file they all read.
 
 pub mod bench;
+mod check;
 pub mod http;
 pub mod queues;
 pub mod report;
 pub mod tokens;
+
+pub(crate) use check::check;
 
 use anyhow::Context as _;
 use scriptorium_coordinator::client;

@@ -83,6 +83,9 @@ pub struct StepRecord {
     /// Attempts made before the last `retry`: the attempt budget counts from here.
     #[serde(default)]
     pub retry_base: u32,
+    /// Done without a model call: an edit whose review accepted the draft with no issue.
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 impl StepRecord {
@@ -100,6 +103,7 @@ impl StepRecord {
             cache_hit: false,
             rejections: Vec::new(),
             retry_base: 0,
+            skipped: false,
         }
     }
 }

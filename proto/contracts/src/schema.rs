@@ -27,6 +27,12 @@ pub fn text(what: &str) -> Value {
     json!({"type": "string", "minLength": 1, "description": what})
 }
 
+/// A string of `min..=max` characters; `what` says what it holds. Grammar-enforcing servers
+/// hold a model to the length (OpenAI's strict mode does not: validation still checks it).
+pub fn text_sized(what: &str, min: usize, max: usize) -> Value {
+    json!({"type": "string", "minLength": min.max(1), "maxLength": max.max(min.max(1)), "description": what})
+}
+
 /// One of `values`.
 pub fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
@@ -101,8 +107,17 @@ fn check_at(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
         Some("string") => {
             let Value::String(s) = value else { return Err(format!("{path} must be a string")) };
             let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
-            if s.trim().chars().count() < min {
-                return Err(format!("{path} must not be empty"));
+            let max = schema.get("maxLength").and_then(Value::as_u64).map(|m| m as usize);
+            let chars = s.trim().chars().count();
+            if chars < min {
+                return Err(if min <= 1 {
+                    format!("{path} must not be empty")
+                } else {
+                    format!("{path} must have at least {min} characters (got {chars})")
+                });
+            }
+            if let Some(max) = max.filter(|m| chars > *m) {
+                return Err(format!("{path} must have at most {max} characters (got {chars})"));
             }
         }
         Some("integer") => {
