@@ -36,11 +36,16 @@ pub struct WorkerSection {
     pub heartbeat_secs: u64,
     /// Seconds a stopping worker waits for its in-flight steps.
     pub shutdown_grace_secs: u64,
-    /// Seconds a delivered step may go unacknowledged before JetStream redelivers it.
+    /// Seconds a delivered step may go without any acknowledgement before JetStream
+    /// redelivers it: how long a step of a worker that died waits for another worker. A
+    /// running step is acknowledged in progress every `progress_secs`, so this bounds the
+    /// silence of a live worker, not the length of a model call.
     pub ack_wait_secs: u64,
     /// Seconds between in-progress acknowledgements of a running step (below `ack_wait_secs`).
     pub progress_secs: u64,
-    /// Deliveries of a step after which it is dead-lettered.
+    /// Deliveries of a step after which it is dead-lettered. Failures a worker survives are
+    /// reported as results and counted by `coordinator.max_attempts`; only deliveries that
+    /// ended with their worker dead or silent count here.
     pub max_deliver: u64,
 }
 
@@ -51,8 +56,8 @@ impl Default for WorkerSection {
             prompts_dir: None,
             heartbeat_secs: 5,
             shutdown_grace_secs: 30,
-            ack_wait_secs: 30,
-            progress_secs: 10,
+            ack_wait_secs: 10,
+            progress_secs: 3,
             max_deliver: 10,
         }
     }
@@ -223,10 +228,23 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     Ok(records)
 }
 
+/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`): it creates what is missing
+/// with the defaults but never changes the settings the coordinator and the workers run with
+/// (as the `queues` and `workers` views do not).
+pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
+    let mut opts = nats_options(name, &AppConfig::default());
+    opts.reconcile = scriptorium_proto::transport::Reconcile::Leave;
+    Ok(Bus::connect(url, opts).await?)
+}
+
 /// Connects to NATS, retrying while the server comes up.
 pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<Bus> {
+    Ok(Bus::connect(url, nats_options(name, cfg)).await?)
+}
+
+fn nats_options(name: &str, cfg: &AppConfig) -> NatsOptions {
     let cache = &cfg.cache;
-    let opts = NatsOptions {
+    NatsOptions {
         name: name.into(),
         steps: scriptorium_proto::transport::QueueSettings {
             ack_wait: Duration::from_secs(cfg.worker.ack_wait_secs.max(1)),
@@ -238,8 +256,7 @@ pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<B
             .unwrap_or(i64::MAX),
         lease_ttl: Duration::from_secs(cache.lease_secs.max(1)),
         ..Default::default()
-    };
-    Ok(Bus::connect(url, opts).await?)
+    }
 }
 
 pub use scriptorium_common::ops::stop_signal;
@@ -299,7 +316,7 @@ pub async fn submit(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Option<BookRecord>> {
     let brief = load_briefs(&[path.to_path_buf()], 1, seed, chapters)?.remove(0);
-    let bus = connect(url, "scriptorium-submit", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-submit").await?;
     let id = client::submit(&bus, brief).await?;
     println!("{id}");
     if !wait {
@@ -315,7 +332,7 @@ pub async fn submit(
 
 /// `scriptorium status`: prints books (or one book in detail), as a table or JSON.
 pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let bus = connect(url, "scriptorium-status", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-status").await?;
     match book {
         Some(id) => {
             let rec = client::load(&bus, id)
@@ -352,7 +369,7 @@ pub async fn retry(
     step: Option<&str>,
     wait: bool,
 ) -> anyhow::Result<Option<BookRecord>> {
-    let bus = connect(url, "scriptorium-retry", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-retry").await?;
     client::retry(&bus, book, step).await?;
     println!("{book}");
     if !wait {
@@ -375,7 +392,7 @@ pub async fn retry(
 /// `scriptorium dead-letters`: what was given up, and why.
 pub async fn dead_letters(url: &str, json: bool) -> anyhow::Result<()> {
     use scriptorium_proto::prost::Message as _;
-    let bus = connect(url, "scriptorium-dead-letters", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-dead-letters").await?;
     let letters = bus.dead_letters().await?;
     let rows: Vec<serde_json::Value> = letters
         .iter()

@@ -20,4 +20,4 @@ pub mod v1 {
 }
 
 pub use prost;
-pub use transport::{Acker, Bus, BusError, Incoming, Source};
+pub use transport::{Acker, Bus, BusError, Cancel, Cancellations, Incoming, Source};

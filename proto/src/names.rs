@@ -15,6 +15,7 @@
 //! | `scriptorium_cache` | KV bucket with a TTL and a size limit | accepted model answers by request hash (the shared cache tier) |
 //! | `scriptorium.cache.evicted` | core subject | cache keys the coordinator rejected, so workers drop them from their local tier |
 //! | `scriptorium_leases` | KV bucket with a short TTL | which worker is computing a cache key right now |
+//! | `scriptorium.cancel.<book>` | core subject | attempts the coordinator no longer wants, payload `<step>.<attempt>` |
 //! | `SCRIPTORIUM_DEAD` | stream, limits retention | dead letters on `scriptorium.dead.<kind>` (steps) and `scriptorium.dead.results` / `scriptorium.dead.submit` |
 //!
 //! Step messages carry `Nats-Msg-Id: <book>.<step>.<attempt>` and results
@@ -62,6 +63,31 @@ pub const DEAD_PREFIX: &str = "scriptorium.dead";
 /// Subject of dead letters from the queue named `queue` (an agent kind, `results` or `submit`).
 pub fn dead_subject(queue: &str) -> String {
     format!("{DEAD_PREFIX}.{queue}")
+}
+
+/// Subject prefix of cancellation announcements; the book id follows.
+pub const CANCEL_PREFIX: &str = "scriptorium.cancel";
+/// Every cancellation announcement (what a worker subscribes to).
+pub const CANCEL_ALL: &str = "scriptorium.cancel.>";
+
+/// Subject on which the coordinator cancels attempts of steps of `book_id`.
+pub fn cancel_subject(book_id: &str) -> String {
+    format!("{CANCEL_PREFIX}.{book_id}")
+}
+
+/// Payload of a cancellation: `<step_id>.<attempt>` (UTF-8).
+pub fn cancel_payload(step_id: &str, attempt: u32) -> String {
+    format!("{step_id}.{attempt}")
+}
+
+/// The book id, step id and attempt of a cancellation read from its subject and payload;
+/// `None` when either is malformed (ids are checked with [`valid_id`]).
+pub fn parse_cancel(subject: &str, payload: &[u8]) -> Option<(String, String, u32)> {
+    let book_id = subject.strip_prefix(CANCEL_PREFIX)?.strip_prefix('.')?;
+    let (step_id, attempt) = std::str::from_utf8(payload).ok()?.rsplit_once('.')?;
+    let attempt = attempt.parse().ok()?;
+    (valid_id(book_id) && valid_id(step_id))
+        .then(|| (book_id.to_string(), step_id.to_string(), attempt))
 }
 
 /// How long JetStream remembers message ids for de-duplication.
@@ -134,6 +160,27 @@ mod tests {
         }
         for bad in ["", ".a", "a.", "a..b", "a b", "a*", "a>", "é", "a\nb", "a.*"] {
             assert!(!valid_key(bad), "{bad:?} is not a valid key");
+        }
+    }
+
+    #[test]
+    fn cancellations_read_back_what_was_announced() {
+        let subject = cancel_subject("b-1");
+        assert!(subject.starts_with(CANCEL_ALL.trim_end_matches('>')));
+        let payload = cancel_payload("chapter-2", 3);
+        assert_eq!(
+            parse_cancel(&subject, payload.as_bytes()),
+            Some(("b-1".into(), "chapter-2".into(), 3))
+        );
+        for (subject, payload) in [
+            ("scriptorium.cancel.b-1", "chapter-2"),
+            ("scriptorium.cancel.b-1", "chapter-2.x"),
+            ("scriptorium.cancel.b.1", "chapter-2.3"),
+            ("scriptorium.cancel.", "chapter-2.3"),
+            ("scriptorium.events.b-1", "chapter-2.3"),
+            ("scriptorium.cancel.b-1", "chap ter.3"),
+        ] {
+            assert_eq!(parse_cancel(subject, payload.as_bytes()), None, "{subject} {payload}");
         }
     }
 

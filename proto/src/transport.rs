@@ -186,6 +186,37 @@ impl Bus {
         }
     }
 
+    /// Announces to every worker that attempt `attempt` of step `step_id` of `book_id` is no
+    /// longer wanted (superseded, timed out, or its book finished): a worker running it stops
+    /// and reports nothing (best effort: a worker that misses it finishes the attempt, whose
+    /// result the coordinator then ignores and whose usage it counts).
+    pub async fn announce_cancel(
+        &self,
+        book_id: &str,
+        step_id: &str,
+        attempt: u32,
+    ) -> Result<(), BusError> {
+        if !crate::names::valid_id(book_id) || !crate::names::valid_id(step_id) {
+            return Err(BusError::invalid_key("announce cancel", &format!("{book_id}.{step_id}")));
+        }
+        let cancel = Cancel { book_id: book_id.into(), step_id: step_id.into(), attempt };
+        match self {
+            Bus::Nats(b) => b.announce_cancel(&cancel).await,
+            Bus::Memory(b) => {
+                b.announce_cancel(cancel);
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to cancellation announcements of every book.
+    pub async fn cancellations(&self) -> Result<Cancellations, BusError> {
+        match self {
+            Bus::Nats(b) => b.cancellations().await,
+            Bus::Memory(b) => Ok(b.cancellations()),
+        }
+    }
+
     /// Subscribes to progress events of one book, or of all books.
     pub async fn events(&self, book_id: Option<&str>) -> Result<Events, BusError> {
         match self {
@@ -407,6 +438,59 @@ impl Source {
     }
 }
 
+/// An attempt of a step the coordinator no longer wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    /// The book.
+    pub book_id: String,
+    /// The step.
+    pub step_id: String,
+    /// The attempt cancelled (later attempts of the step are not).
+    pub attempt: u32,
+}
+
+/// A subscription to cancellation announcements.
+pub struct Cancellations {
+    inner: CancellationsInner,
+}
+
+enum CancellationsInner {
+    Nats(async_nats::Subscriber),
+    Memory(tokio::sync::broadcast::Receiver<Cancel>),
+}
+
+impl Cancellations {
+    /// The next cancellation; `None` when the subscription ended. Malformed announcements
+    /// are skipped.
+    pub async fn next(&mut self) -> Option<Cancel> {
+        match &mut self.inner {
+            CancellationsInner::Nats(s) => {
+                use futures::StreamExt;
+                loop {
+                    let m = s.next().await?;
+                    match crate::names::parse_cancel(m.subject.as_str(), &m.payload) {
+                        Some((book_id, step_id, attempt)) => {
+                            return Some(Cancel { book_id, step_id, attempt });
+                        }
+                        None => {
+                            tracing::debug!(subject = %m.subject, "malformed cancellation skipped")
+                        }
+                    }
+                }
+            }
+            CancellationsInner::Memory(rx) => loop {
+                match rx.recv().await {
+                    Ok(c) => return Some(c),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "cancellations missed");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            },
+        }
+    }
+}
+
 /// A subscription to book events.
 pub struct Events {
     inner: EventsInner,
@@ -439,6 +523,19 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn cancellations_reach_every_subscriber_in_process_and_bad_ids_are_refused() {
+        let bus = Bus::memory();
+        let mut a = bus.cancellations().await.unwrap();
+        let mut b = bus.cancellations().await.unwrap();
+        bus.announce_cancel("book-1", "chapter-2", 3).await.unwrap();
+        let want = Cancel { book_id: "book-1".into(), step_id: "chapter-2".into(), attempt: 3 };
+        assert_eq!(a.next().await, Some(want.clone()));
+        assert_eq!(b.next().await, Some(want));
+        let e = bus.announce_cancel("book.1", "chapter-2", 3).await.unwrap_err();
+        assert_eq!(e.rejection(), Some(Rejection::InvalidKey));
+    }
 
     #[tokio::test]
     async fn an_in_process_fetch_returns_what_is_there_up_to_max() {

@@ -1,6 +1,7 @@
 //! The response cache's contract between the processes: its settings, the key of a request,
 //! the record stored per accepted answer, and the coordinator's writes (store on acceptance,
-//! evict on rejection, both ending the computing worker's lease).
+//! evict on rejection, release when a result is ignored: each ends the computing worker's
+//! lease, so peers waiting on it stop waiting).
 
 use scriptorium_proto::Bus;
 use scriptorium_proto::transport::Bucket;
@@ -25,7 +26,9 @@ pub struct CacheConfig {
     pub shared_ttl_secs: u64,
     /// Size limit of the shared tier, in MiB (oldest entries are dropped first).
     pub shared_max_mb: u64,
-    /// How long a worker waits for another process computing the same request, in seconds.
+    /// Lifetime of a computation lease without renewal, in seconds: the worker computing a
+    /// request renews its lease every third of this, so the lease of a worker that died lapses
+    /// within it and a waiting peer takes over.
     pub lease_secs: u64,
 }
 
@@ -37,7 +40,7 @@ impl Default for CacheConfig {
             local_ttl_secs: 600,
             shared_ttl_secs: 7 * 24 * 3600,
             shared_max_mb: 1024,
-            lease_secs: 300,
+            lease_secs: 10,
         }
     }
 }
@@ -90,7 +93,21 @@ pub async fn store_accepted(bus: &Bus, key: &str, answer: &CachedAnswer) {
         }
         Err(e) => tracing::warn!(error = %e, "cache entry not serialisable"),
     }
-    let _ = bus.kv_delete(Bucket::Leases, key).await;
+    release_lease(bus, key).await;
+}
+
+/// Ends the lease of `key` without storing anything: the answer computed under it will not be
+/// used (its result was ignored: superseded attempt, finished book, duplicate), so a waiting
+/// peer computes it now instead of waiting for the lease to lapse. Keys that NATS would
+/// refuse are skipped (they come from the wire).
+pub async fn release_lease(bus: &Bus, key: &str) {
+    if !scriptorium_proto::names::valid_key(key) {
+        tracing::debug!("lease release skipped: not a valid key");
+        return;
+    }
+    if let Err(e) = bus.kv_delete(Bucket::Leases, key).await {
+        tracing::debug!(error = %e, "lease release failed; it lapses on its own");
+    }
 }
 
 /// Removes a rejected answer from the shared tier and ends its lease (called by the coordinator).
@@ -98,6 +115,45 @@ pub async fn evict_rejected(bus: &Bus, key: &str) {
     if let Err(e) = bus.kv_delete(Bucket::Cache, key).await {
         tracing::debug!(error = %e, "shared cache eviction failed");
     }
-    let _ = bus.kv_delete(Bucket::Leases, key).await;
+    release_lease(bus, key).await;
     let _ = bus.announce_eviction(key).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_coordinator_write_ends_the_lease() {
+        let bus = Bus::memory();
+        let take = |k: &'static str| {
+            let bus = bus.clone();
+            async move {
+                assert!(bus.kv_create(Bucket::Leases, k, b"w1".to_vec().into()).await.unwrap())
+            }
+        };
+        let held = |k: &'static str| {
+            let bus = bus.clone();
+            async move { bus.kv_get(Bucket::Leases, k).await.unwrap().is_some() }
+        };
+        take("ignored").await;
+        release_lease(&bus, "ignored").await;
+        assert!(!held("ignored").await, "released after an ignored result");
+        take("accepted").await;
+        let answer = CachedAnswer {
+            output: "{}".into(),
+            route: "sim/default".into(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            dialect: String::new(),
+        };
+        store_accepted(&bus, "accepted", &answer).await;
+        assert!(!held("accepted").await);
+        assert!(bus.kv_get(Bucket::Cache, "accepted").await.unwrap().is_some());
+        take("rejected").await;
+        evict_rejected(&bus, "rejected").await;
+        assert!(!held("rejected").await);
+        // A key from the wire that NATS would refuse is skipped, not an error.
+        release_lease(&bus, "not a key").await;
+    }
 }

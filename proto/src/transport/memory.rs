@@ -1,6 +1,9 @@
 //! The in-process transport of the embedded mode: channels and maps behind the same API.
 
-use super::{Bucket, BusError, DeadLetter, Events, EventsInner, Queue, Source, SourceInner};
+use super::{
+    Bucket, BusError, Cancel, Cancellations, CancellationsInner, DeadLetter, Events, EventsInner,
+    Queue, Source, SourceInner,
+};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +34,7 @@ pub struct MemoryBus {
     inner: Arc<Mutex<Inner>>,
     events: broadcast::Sender<Bytes>,
     evictions: broadcast::Sender<Bytes>,
+    cancels: broadcast::Sender<Cancel>,
 }
 
 impl Default for MemoryBus {
@@ -44,7 +48,8 @@ impl MemoryBus {
     pub fn new() -> Self {
         let (events, _) = broadcast::channel(1024);
         let (evictions, _) = broadcast::channel(1024);
-        Self { inner: Arc::default(), events, evictions }
+        let (cancels, _) = broadcast::channel(1024);
+        Self { inner: Arc::default(), events, evictions, cancels }
     }
 
     /// An empty bus whose cache bucket is loaded from and appended to `path`, so the response
@@ -136,6 +141,14 @@ impl MemoryBus {
 
     pub(crate) fn evictions(&self) -> Events {
         Events { inner: EventsInner::Memory(self.evictions.subscribe()) }
+    }
+
+    pub(crate) fn announce_cancel(&self, cancel: Cancel) {
+        let _ = self.cancels.send(cancel);
+    }
+
+    pub(crate) fn cancellations(&self) -> Cancellations {
+        Cancellations { inner: CancellationsInner::Memory(self.cancels.subscribe()) }
     }
 
     pub(crate) fn kv_put(&self, bucket: Bucket, key: &str, value: Bytes) {

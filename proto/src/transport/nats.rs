@@ -3,8 +3,8 @@
 
 use super::settings::{self, Drift, Reconcile};
 use super::{
-    Acker, Bucket, BusError, DeadLetter, Events, EventsInner, Incoming, Queue, QueueSettings,
-    Rejection, Source, SourceInner,
+    Acker, Bucket, BusError, Cancel, Cancellations, CancellationsInner, DeadLetter, Events,
+    EventsInner, Incoming, Queue, QueueSettings, Rejection, Source, SourceInner,
 };
 use crate::names;
 use async_nats::jetstream::{self, consumer, kv};
@@ -275,6 +275,23 @@ impl NatsBus {
             .await
             .map_err(|e| BusError::nats("subscribe to evictions", &e))?;
         Ok(Events { inner: EventsInner::Nats(sub) })
+    }
+
+    pub(crate) async fn announce_cancel(&self, cancel: &Cancel) -> Result<(), BusError> {
+        let payload = names::cancel_payload(&cancel.step_id, cancel.attempt);
+        self.client
+            .publish(names::cancel_subject(&cancel.book_id), Bytes::from(payload))
+            .await
+            .map_err(|e| BusError::nats("announce cancel", &e))
+    }
+
+    pub(crate) async fn cancellations(&self) -> Result<Cancellations, BusError> {
+        let sub = self
+            .client
+            .subscribe(names::CANCEL_ALL)
+            .await
+            .map_err(|e| BusError::nats("subscribe to cancellations", &e))?;
+        Ok(Cancellations { inner: CancellationsInner::Nats(sub) })
     }
 
     pub(crate) async fn events(&self, book_id: Option<&str>) -> Result<Events, BusError> {
