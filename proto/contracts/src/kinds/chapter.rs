@@ -13,7 +13,7 @@ pub(crate) use simulate::simulate;
 
 use crate::prose::{self, Rule};
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, typed};
-use crate::schema::{array, object, one_of, text, text_sized};
+use crate::schema::{array, object, one_of, text};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -84,6 +84,20 @@ pub const REJECTED: &[Rule] = &[
 
 /// Most findings one rejection names.
 const MAX_FINDINGS: usize = 6;
+
+/// The schema of one scene's prose in a chapter of `scenes` planned scenes: its share of the
+/// chapter's word window in characters, so a grammar holds a small model to a length it cannot
+/// count. Words are taken at 6 characters for the least and 4.5 for the most, so a scene of
+/// short or long words alike stays inside the window.
+pub(crate) fn scene_prose(
+    what: &str,
+    brief: &scriptorium_proto::v1::BookBrief,
+    scenes: usize,
+) -> Value {
+    let (lo, hi) = words(brief);
+    let scenes = scenes.max(1);
+    crate::schema::text_sized(what, lo * 6 / scenes, hi * 9 / 2 / scenes)
+}
 
 pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
     read(output, ctx, "chapter", None).map(|c| crate::rules::to_value(&c))
@@ -250,11 +264,8 @@ pub(crate) fn schema(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
     } else {
         array(one_of(&names), 0, names.len())
     };
-    // Each scene's share of the chapter's word window, in characters (about 5.5 a word with
-    // its space): a grammar then holds a small model to the length it cannot count.
-    let (lo, hi) = words(ctx.brief);
-    let share = |w: usize| w * 11 / 2 / planned.unwrap_or(k).max(1);
-    let prose = text_sized("the scene's prose", share(lo), share(hi));
+    let scenes_planned = planned.unwrap_or(k);
+    let prose = scene_prose("the scene's prose", ctx.brief, scenes_planned);
     object(vec![
         ("scenes", array(object(vec![("text", prose)]), k, k)),
         ("summary", text("what happened, in a few sentences")),

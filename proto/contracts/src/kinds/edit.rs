@@ -89,7 +89,7 @@ pub(crate) fn schema(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
     let targets = scenes.unwrap_or(&all);
     let scene = object(vec![
         ("number", serde_json::json!({"type": "integer", "enum": targets})),
-        ("text", text("the revised scene's prose")),
+        ("text", chapter::scene_prose("the revised scene's prose", ctx.brief, all.len())),
     ]);
     object(vec![
         ("scenes", array(scene, targets.len(), targets.len())),
