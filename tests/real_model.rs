@@ -76,7 +76,6 @@ impl Drop for LlamaServer {
 
 /// Small enough for CI on two cores; the full brief is in the benchmark (BENCHMARKS.md).
 const BRIEF: &str = r#"
-title = "The Lighthouse Keeper"
 category = "fiction"
 genre = "fantasy"
 description = "A lighthouse keeper on a stormy island finds a message in a bottle that warns of a ship about to wreck."

@@ -11,7 +11,7 @@ eval "$(bash tests/llama/setup.sh)"
 bin="${SCRIPTORIUM_BIN:-target/release/scriptorium}"
 [ -x "$bin" ] || cargo build --release --locked
 briefs=("$@"); [ ${#briefs[@]} -gt 0 ] || briefs=(examples/fantasy.toml)
-work=$(mktemp -d); trap 'kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap 'kill "$server" 2>/dev/null; cp "$work"/*.log "${BENCH_KEEP:-/tmp}/" 2>/dev/null; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$LLAMA_PYTHON" -m llama_cpp.server --model "$LLAMA_GGUF" --host 127.0.0.1 --port "$port" \
   --n_ctx 8192 --n_threads 1 --n_threads_batch 1 >"$work/server.log" 2>&1 &
@@ -25,7 +25,7 @@ for brief in "${briefs[@]}"; do
     "$bin" write "$brief" --provider openai --model smollm2 --out "$out" --no-cache \
     >"$work/write.log" 2>&1 || status=$?
   wall=$(( $(date +%s) - start ))
-  book=$(find "$out" -name book.json 2>/dev/null | head -n 1)
+  book=$(find "$out" -name book.json 2>/dev/null | head -n 1 || true)
   if [ -z "$book" ]; then
     echo "$brief: no book after $wall s (exit $status); the write's last lines:"
     tail -n 5 "$work/write.log"
