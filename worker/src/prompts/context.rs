@@ -127,7 +127,8 @@ fn facts(task: &StepTask, docs: &Docs, part: Option<&Part>) -> String {
     let mut facts = String::new();
     let title =
         docs.concept.as_ref().map(|c| c.title.clone()).unwrap_or_else(|| brief.title.clone());
-    if !title.is_empty() {
+    // The cast is made from the premise: shown the title, small models name a character after it.
+    if !title.is_empty() && task.kind() != AgentKind::Characters {
         facts += &line("Title", &title);
     }
     facts += &line("Category", &brief.category);
@@ -209,14 +210,18 @@ pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<P
 
     out.push(match &docs.concept {
         Some(c) => {
+            let title = if kind == AgentKind::Characters {
+                String::new()
+            } else {
+                format!("Title: {}\n", c.title)
+            };
             let full = format!(
-                "Title: {}\nLogline: {}\nDescription: {}\nThemes: {}\n",
-                c.title,
+                "{title}Logline: {}\nDescription: {}\nThemes: {}\n",
                 c.logline,
                 c.description,
                 c.themes.join(", ")
             );
-            let short = format!("Title: {}\nLogline: {}\n", c.title, c.logline);
+            let short = format!("{title}Logline: {}\n", c.logline);
             if setup {
                 Piece::new("concept", full).or(80, short)
             } else {
