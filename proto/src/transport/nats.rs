@@ -557,16 +557,17 @@ impl NatsSource {
         self.messages = None;
         let consumer = self.consumer().await?;
         let what = self.what();
-        let result = async {
+        let mut got = Vec::new();
+        let pull = async {
             let now = consumer
                 .fetch()
                 .max_messages(max.max(1))
                 .messages()
                 .await
                 .map_err(|e| BusError::nats(what.clone(), &e))?;
-            let got = read_batch(now, &what).await?;
+            read_batch(now, &what, &mut got).await?;
             if !got.is_empty() || wait.is_zero() {
-                return Ok(got);
+                return Ok(());
             }
             let one = consumer
                 .batch()
@@ -575,9 +576,23 @@ impl NatsSource {
                 .messages()
                 .await
                 .map_err(|e| BusError::nats(what.clone(), &e))?;
-            read_batch(one, &what).await
-        }
-        .await;
+            read_batch(one, &what, &mut got).await
+        };
+        // A pull request can go unanswered (its consumer's leader died with it): give up on it
+        // after the server's own deadline has passed, keeping what did arrive.
+        let deadline = wait + Duration::from_secs(5);
+        let result = match tokio::time::timeout(deadline, pull).await {
+            Ok(r) => r,
+            Err(_) => Err(BusError::Unavailable {
+                op: what.clone(),
+                detail: format!("pull request unanswered after {deadline:?}"),
+            }),
+        };
+        let result = match result {
+            Err(_) if !got.is_empty() => Ok(got),
+            Err(e) => Err(e),
+            Ok(()) => Ok(got),
+        };
         if result.is_err() {
             // Recreated on the next call, in case the consumer or the server went away.
             self.consumer = None;
@@ -586,16 +601,16 @@ impl NatsSource {
     }
 }
 
-/// Every message of a pull batch, until the server ends it.
+/// Every message of a pull batch into `out`, until the server ends it.
 async fn read_batch(
     mut batch: consumer::pull::Batch,
     what: &str,
-) -> Result<Vec<Incoming>, BusError> {
-    let mut out = Vec::new();
+    out: &mut Vec<Incoming>,
+) -> Result<(), BusError> {
     while let Some(m) = batch.next().await {
         out.push(NatsSource::incoming(m.map_err(|e| BusError::nats(what, &*e))?));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Runs `op` until it succeeds, fails for good, or `budget` has passed, backing off between

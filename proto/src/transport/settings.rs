@@ -102,8 +102,11 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
         (names::CACHE_BUCKET, opts.cache_ttl, opts.cache_max_bytes, true),
         (names::LEASES_BUCKET, opts.lease_ttl, -1, false),
     ] {
-        // The settings `create_key_value` would use; the stream is created by hand because that
-        // call first reads the account info, whose shape differs on NATS 2.9 servers.
+        // The settings `create_key_value` would use (the stream is created by hand because that
+        // call first reads the account info, whose shape differs on NATS 2.9 servers), except
+        // direct gets: with replicas, any follower answers a direct get, possibly before it
+        // applied the latest write; without, reads go to the stream leader and see every
+        // acknowledged write.
         out.push(stream::Config {
             name: kv_stream(bucket),
             subjects: vec![format!("$KV.{bucket}.>")],
@@ -113,7 +116,7 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
             storage: stream::StorageType::File,
             allow_rollup: true,
             deny_delete: true,
-            allow_direct: true,
+            allow_direct: false,
             discard: if drop_oldest {
                 stream::DiscardPolicy::Old
             } else {
@@ -237,10 +240,12 @@ fn stream_update(found: &stream::Config, wanted: &stream::Config) -> stream::Con
         max_bytes: wanted.max_bytes,
         discard: wanted.discard,
         max_messages_per_subject: wanted.max_messages_per_subject,
-        duplicate_window: if wanted.duplicate_window.is_zero() {
-            found.duplicate_window
-        } else {
-            wanted.duplicate_window
+        duplicate_window: match (wanted.duplicate_window, wanted.max_age) {
+            (w, _) if !w.is_zero() => w,
+            // JetStream refuses a duplicate window longer than the max age; it set the window
+            // from the old max age when the stream was created.
+            (_, age) if !age.is_zero() && found.duplicate_window > age => age,
+            _ => found.duplicate_window,
         },
         allow_rollup: wanted.allow_rollup,
         deny_delete: found.deny_delete || wanted.deny_delete,
@@ -345,10 +350,30 @@ pub(crate) async fn ensure_stream(
     if policy == Reconcile::Leave {
         return Ok(Vec::new());
     }
-    let found = &stream.cached_info().config;
-    let (mut drifts, update) = record(name, stream_diffs(found, wanted), policy);
+    let info = stream.cached_info();
+    let found = &info.config;
+    let mut diffs = stream_diffs(found, wanted);
+    // A server outside a cluster accepts an update to more replicas but cannot hold them.
+    let clustered = info.cluster.as_ref().is_some_and(|c| c.name.is_some());
+    let single = !clustered && wanted.num_replicas > 1;
+    if single {
+        diffs.retain(|d| d.field != "num_replicas");
+    }
+    let (mut drifts, update) = record(name, diffs, policy);
+    if single && found.num_replicas.max(1) != wanted.num_replicas {
+        drifts.push(Drift {
+            what: name.clone(),
+            field: "num_replicas",
+            found: found.num_replicas.max(1).to_string(),
+            wanted: wanted.num_replicas.to_string(),
+            outcome: DriftOutcome::Refused("the server is not part of a cluster".into()),
+        });
+    }
     if update {
-        let config = stream_update(found, wanted);
+        let config = stream::Config {
+            num_replicas: if single { found.num_replicas } else { wanted.num_replicas },
+            ..stream_update(found, wanted)
+        };
         if let Err(e) = js.update_stream(&config).await {
             let e = BusError::nats(format!("update stream {name}"), &e);
             if e.is_transient() {
