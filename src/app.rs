@@ -55,6 +55,21 @@ impl Default for WorkerSection {
     }
 }
 
+/// NATS settings of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// Replicas of every stream, key-value bucket and consumer: 1 on a single server, 3 on a
+    /// 3-node JetStream cluster (1 to 5, at most the cluster's size).
+    pub replicas: usize,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        Self { replicas: 1 }
+    }
+}
+
 /// The configuration file (`scriptorium.toml`): every section optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -67,21 +82,55 @@ pub struct AppConfig {
     pub models: ModelsConfig,
     /// The response cache.
     pub cache: CacheConfig,
+    /// NATS JetStream.
+    pub nats: NatsSection,
 }
 
 impl AppConfig {
     /// Reads the file at `path`, or the defaults without one.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(Self::default()) };
+        let Some(path) = path else { return Ok(Self::default().with_prices()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut cfg: AppConfig = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))?;
         cfg.coordinator.validate().map_err(anyhow::Error::msg)?;
         cfg.models.validate().map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        if !(1..=5).contains(&cfg.nats.replicas) {
+            anyhow::bail!(
+                "config {}: nats.replicas: must be between 1 and 5 (got {})",
+                path.display(),
+                cfg.nats.replicas
+            );
+        }
         // `[cache] enabled = false` turns the cache off for the whole fleet.
         cfg.coordinator.cache &= cfg.cache.enabled;
-        Ok(cfg)
+        Ok(cfg.with_prices())
+    }
+
+    /// The configuration with the coordinator's route prices taken from the providers of
+    /// `[models]` (built-in and configured), the prices workers charge: budgets reserve by them.
+    pub fn with_prices(mut self) -> Self {
+        use scriptorium_coordinator::config::RoutePrice;
+        let mut providers = scriptorium_worker::providers::builtin_providers();
+        providers.extend(self.models.providers.clone());
+        let price = |p: scriptorium_worker::providers::Price| RoutePrice {
+            input: p.input,
+            output: p.output,
+        };
+        let prices = &mut self.coordinator.prices;
+        for (name, provider) in &providers {
+            for (model, p) in &provider.prices {
+                prices.set(&format!("{name}/{model}"), price(*p));
+            }
+            if let Some(p) = provider.price {
+                prices.set(&format!("{name}/*"), price(p));
+            }
+            if let Some(p) = provider.price_of(&provider.default_model) {
+                prices.set(name, price(p));
+            }
+        }
+        self
     }
 
     /// The worker settings with `pools` (`KIND=SIZE`) applied on top of the file's.
@@ -234,6 +283,20 @@ pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<B
         cache_max_bytes: i64::try_from(cache.shared_max_mb.saturating_mul(1 << 20))
             .unwrap_or(i64::MAX),
         lease_ttl: Duration::from_secs(cache.lease_secs.max(1)),
+        replicas: cfg.nats.replicas,
+        ..Default::default()
+    };
+    Ok(Bus::connect(url, opts).await?)
+}
+
+/// Connects a command-line tool (submit, status, retry, dead letters, queues) to NATS: it
+/// creates what is missing but never changes the settings of what exists, which belong to the
+/// coordinator and workers (a tool run without the fleet's config file would otherwise set
+/// replicas and ack waits back to the defaults).
+pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
+    let opts = NatsOptions {
+        name: name.into(),
+        reconcile: scriptorium_proto::transport::Reconcile::Leave,
         ..Default::default()
     };
     Ok(Bus::connect(url, opts).await?)
@@ -296,7 +359,7 @@ pub async fn submit(
     timeout: Option<Duration>,
 ) -> anyhow::Result<Option<BookRecord>> {
     let brief = load_briefs(&[path.to_path_buf()], 1, seed, chapters)?.remove(0);
-    let bus = connect(url, "scriptorium-submit", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-submit").await?;
     let id = client::submit(&bus, brief).await?;
     println!("{id}");
     if !wait {
@@ -312,7 +375,7 @@ pub async fn submit(
 
 /// `scriptorium status`: prints books (or one book in detail), as a table or JSON.
 pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let bus = connect(url, "scriptorium-status", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-status").await?;
     match book {
         Some(id) => {
             let rec = client::load(&bus, id)
@@ -349,7 +412,7 @@ pub async fn retry(
     step: Option<&str>,
     wait: bool,
 ) -> anyhow::Result<Option<BookRecord>> {
-    let bus = connect(url, "scriptorium-retry", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-retry").await?;
     client::retry(&bus, book, step).await?;
     println!("{book}");
     if !wait {
@@ -372,7 +435,7 @@ pub async fn retry(
 /// `scriptorium dead-letters`: what was given up, and why.
 pub async fn dead_letters(url: &str, json: bool) -> anyhow::Result<()> {
     use scriptorium_proto::prost::Message as _;
-    let bus = connect(url, "scriptorium-dead-letters", &AppConfig::default()).await?;
+    let bus = connect_tool(url, "scriptorium-dead-letters").await?;
     let letters = bus.dead_letters().await?;
     let rows: Vec<serde_json::Value> = letters
         .iter()

@@ -89,9 +89,7 @@ pub struct ViewOptions {
 }
 
 async fn connect(url: &str, name: &str) -> anyhow::Result<Bus> {
-    let opts =
-        scriptorium_proto::transport::NatsOptions { name: name.into(), ..Default::default() };
-    Ok(Bus::connect(url, opts).await?)
+    super::connect_tool(url, name).await
 }
 
 fn clear_if_terminal() {
