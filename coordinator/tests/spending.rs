@@ -198,6 +198,22 @@ fn priced() -> CoordinatorConfig {
     CoordinatorConfig { prices, step_timeout_secs: 2, ..Default::default() }
 }
 
+#[tokio::test]
+async fn a_book_whose_first_step_does_not_fit_its_budget_fails_without_dispatching() {
+    let (bus, handle, _out) = start(priced()).await;
+    let id = client::submit(&bus, brief::parse(&brief_text(false, 0.0001)).unwrap()).await.unwrap();
+    let rec = record_where(&bus, &id, |r| r.state.is_final()).await;
+    let failure = rec.failure.unwrap_or_default();
+    assert_eq!(rec.state, Status::Failed);
+    assert!(failure.contains("budget exceeded: step concept needs an estimated $"), "{failure}");
+    assert_eq!(rec.steps["concept"].attempt, 0, "never dispatched");
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while handle.in_flight().await.unwrap() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the failed book leaves the coordinator");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Spent plus held: what the book has committed.
 fn committed(r: &BookRecord) -> f64 {
     r.usage.cost_usd

@@ -112,7 +112,12 @@ impl Actor for Book {
                 st.publish(&me, &id).await?;
             }
         }
-        st.advance(&me).await
+        st.advance(&me).await?;
+        if st.rec.state.is_final() {
+            // Finished at once (nothing fits its budget, say): no message will stop it.
+            me.stop(Some(format!("{:?}", st.rec.state)));
+        }
+        Ok(())
     }
 
     async fn handle(
