@@ -298,3 +298,56 @@ async fn a_three_node_cluster_survives_the_loss_of_the_steps_leader() {
     };
     tokio::time::timeout(RECOVERY, ready).await.expect("ready again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_takes_only_what_it_returns() {
+    let server = NatsServer::start().unwrap();
+    let bus = connect(&server.url(), options("fetch", 1)).await;
+    let mut source = bus.source(steps(), 8).await.unwrap();
+    for id in ["a", "b", "c"] {
+        bus.publish(steps(), "", id, Bytes::from(id)).await.unwrap();
+    }
+    let first = source.fetch(1, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let info = consumer_info(&bus, names::STEPS_STREAM, &step_consumer()).await;
+    assert_eq!(info.num_ack_pending, 1, "nothing delivered beyond what was asked for");
+    assert_eq!(info.num_pending, 2);
+    let rest = source.fetch(5, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(rest.len(), 2, "what is there, without waiting for five");
+    for m in first.iter().chain(&rest) {
+        m.acker.ack().await.unwrap();
+    }
+    let none = source.fetch(1, Duration::from_millis(200)).await.unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naks_and_expired_ack_waits_count_as_deliveries_progress_does_not() {
+    let server = NatsServer::start().unwrap();
+    let short = QueueSettings { ack_wait: Duration::from_secs(1), ..Default::default() };
+    let bus = connect(&server.url(), NatsOptions { steps: short, ..options("acks", 1) }).await;
+    let mut source = bus.source(steps(), 1).await.unwrap();
+    bus.publish(steps(), "", "s1", Bytes::from_static(b"s1")).await.unwrap();
+    let one = |got: Vec<scriptorium_proto::Incoming>| {
+        assert_eq!(got.len(), 1, "one delivery");
+        got.into_iter().next().unwrap()
+    };
+    let m = one(source.fetch(1, RECOVERY).await.unwrap());
+    assert_eq!(m.delivered, 1);
+    // In-progress acks hold it well past its one-second ack wait, and never count.
+    for _ in 0..6 {
+        m.acker.in_progress().await.unwrap();
+        let again = source.fetch(1, Duration::from_millis(400)).await.unwrap();
+        assert!(again.is_empty(), "not redelivered while in progress");
+    }
+    m.acker.nak(Some(Duration::from_millis(100))).await.unwrap();
+    let m = one(source.fetch(1, RECOVERY).await.unwrap());
+    assert_eq!(m.delivered, 2, "a nak counts");
+    // Not answered: redelivered once the one-second ack wait expires (a worker that died).
+    drop(m);
+    let m = one(source.fetch(1, RECOVERY).await.unwrap());
+    assert_eq!(m.delivered, 3, "an expired ack wait counts like a nak");
+    m.acker.term().await.unwrap();
+    let info = consumer_info(&bus, names::STEPS_STREAM, &step_consumer()).await;
+    assert_eq!((info.num_ack_pending, info.num_pending), (0, 0), "term removes it for good");
+}

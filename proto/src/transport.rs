@@ -536,4 +536,37 @@ mod tests {
         let e = bus.announce_cancel("book.1", "chapter-2", 3).await.unwrap_err();
         assert_eq!(e.rejection(), Some(Rejection::InvalidKey));
     }
+
+    #[tokio::test]
+    async fn an_in_process_fetch_returns_what_is_there_up_to_max() {
+        let bus = Bus::memory();
+        let mut source = bus.source(Queue::Submit, 1).await.unwrap();
+        for p in ["a", "b", "c"] {
+            bus.publish(Queue::Submit, "", p, Bytes::from(p)).await.unwrap();
+        }
+        let two = source.fetch(2, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(two.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(source.fetch(5, Duration::from_secs(5)).await.unwrap().len(), 1);
+        assert!(source.fetch(5, Duration::from_millis(10)).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn queue_settings_name_the_field_jetstream_would_refuse() {
+        assert!(QueueSettings::default().validate().is_ok());
+        let zero = QueueSettings { ack_wait: Duration::ZERO, ..Default::default() };
+        assert!(zero.validate().unwrap_err().starts_with("ack_wait"));
+        let unlimited = QueueSettings {
+            max_deliver: -1,
+            backoff: vec![Duration::from_secs(1)],
+            ..Default::default()
+        };
+        assert!(unlimited.validate().unwrap_err().starts_with("max_deliver"));
+        let ok = QueueSettings {
+            max_deliver: 4,
+            backoff: vec![Duration::from_secs(5), Duration::from_secs(30)],
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.first_ack_wait(), Duration::from_secs(5));
+    }
 }
