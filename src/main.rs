@@ -205,6 +205,9 @@ enum Command {
         /// Refuse response_format json_object too.
         #[arg(long)]
         reject_json_object: bool,
+        /// Refuse response_format json_schema as llama-cpp-python does (HTTP 500).
+        #[arg(long)]
+        like_llama_cpp_python: bool,
         /// Fail the first N requests with --fail-status.
         #[arg(long, default_value_t = 0)]
         fail_first: usize,
@@ -391,6 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             rate_truncated,
             reject_response_format,
             reject_json_object,
+            like_llama_cpp_python,
             fail_first,
             fail_status,
             script,
@@ -403,6 +407,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 self as sim_server, Fault, RejectFormat, SimServerConfig,
             };
             let reject = match (reject_response_format, reject_json_object) {
+                _ if like_llama_cpp_python => RejectFormat::LikeLlamaCppPython,
                 (_, true) => RejectFormat::Any,
                 (true, false) => RejectFormat::JsonSchema,
                 (false, false) => RejectFormat::None,

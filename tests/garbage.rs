@@ -8,54 +8,14 @@ use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{NatsOptions, Queue};
 use scriptorium_proto::v1::{AgentKind, BookBrief, StepResult, StepTask, SubmitBook};
 use scriptorium_worker::{Worker, WorkerConfig};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-struct Nats {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Nats {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
-            "/usr/sbin/nats-server"
-        } else {
-            "nats-server"
-        };
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (tests/run.sh installs it)");
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Nats { child, port, _dir: dir }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const BRIEF: &str = "category = \"business\"\ndescription = \"Small bets.\"\nchapters = 2\nwords_per_chapter = 150\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_is_dead_lettered_with_a_reason_and_books_still_complete() {
-    let nats = Nats::start();
-    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let nats = scriptorium_common::nats_server::NatsServer::start().expect("nats-server starts");
+    let url = nats.url();
     let bus = Bus::connect(&url, NatsOptions::default()).await.unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut wcfg = WorkerConfig::new("w-garbage");

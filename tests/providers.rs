@@ -100,11 +100,43 @@ fn a_book_completes_through_a_flaky_openai_compatible_server() {
     let requests = stats["requests"].as_u64().unwrap();
     let completions = stats["completions"].as_u64().unwrap();
     assert!(requests > completions, "{stats}");
-    // The server has no json_schema: every agent fell back to json_object after the first.
-    assert!(stat(&stats, "by_format", "json_object") >= completions, "{stats}");
+    // The server has no json_schema: every agent asked with the schema in json_object form
+    // (llama-cpp-python's dialect) after the first refusal.
+    assert!(stat(&stats, "by_format", "json_object_schema") >= completions, "{stats}");
+    for s in &modelled {
+        assert_eq!(s["dialect"], "json_object_schema", "step {}", s["id"]);
+    }
     let usage = &book["usage"];
     assert!(usage["retries"].as_u64().unwrap() >= 2, "{usage}");
     assert!(usage["calls"].as_u64().unwrap() >= modelled.len() as u64, "{usage}");
+}
+
+#[test]
+fn a_server_refusing_json_schema_with_http_500_like_llama_cpp_python_gets_its_own_dialect() {
+    let logs = tempfile::tempdir().unwrap();
+    let srv = SimServerProc::start(&["--like-llama-cpp-python"], &logs.path().join("sim.log"));
+    let out = tempfile::tempdir().unwrap();
+    // As the README says: the built-in `openai` provider pointed at the local server.
+    let o = write_fantasy(
+        out.path(),
+        None,
+        &[("OPENAI_BASE_URL", &srv.base_url()), ("OPENAI_API_KEY", "sk-test-dummy-000111222")],
+    );
+    assert!(o.status.success(), "write failed: {}", String::from_utf8_lossy(&o.stderr));
+    let books = assert_books(out.path(), &["salt-harbour"]);
+    let stats = srv.stats();
+    // The 500 is read as a refusal of the format, not a server error: never retried, and every
+    // agent asked with the schema as json_object + schema from then on.
+    let refused = stat(&stats, "by_status", "500");
+    assert!(refused >= 1, "{stats}");
+    assert_eq!(stat(&stats, "by_format", "json_schema"), refused, "{stats}");
+    assert_eq!(books[0]["usage"]["retries"], 0, "{}", books[0]["usage"]);
+    let modelled: Vec<_> =
+        books[0]["steps"].as_array().unwrap().iter().filter(|s| s["route"] != "").collect();
+    assert!(!modelled.is_empty());
+    for s in &modelled {
+        assert_eq!(s["dialect"], "json_object_schema", "step {}", s["id"]);
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the Debian packages the tests need when missing, then runs
-# every test of the workspace. Each test suite starts its own nats-server on a free port.
+# The whole test suite: installs the Debian packages and the local model server the tests need
+# when missing, then runs every test of the workspace. Each test suite starts its own
+# nats-server on a free port, and the real-model test its own llama-cpp-python server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The real local model of tests/real_model.rs: llama-cpp-python's server and SmolLM2-135M,
+# installed outside the checkout and cached (the first run compiles llama.cpp: minutes).
+bash tests/llama/setup.sh >/dev/null
 
 cargo test --workspace --locked "$@"

@@ -97,7 +97,7 @@ pub fn book_json(rec: &BookRecord) -> Value {
         .map(|(p, s)| {
             json!({
                 "id": p.id, "kind": scriptorium_proto::kind::name(p.kind), "status": s.status,
-                "attempts": s.attempt, "route": s.route, "worker": s.worker, "worker_ms": s.worker_ms,
+                "attempts": s.attempt, "route": s.route, "dialect": s.dialect, "worker": s.worker, "worker_ms": s.worker_ms,
                 "cache_hit": s.cache_hit, "usage": s.usage, "rejections": s.rejections,
             })
         })

@@ -71,6 +71,9 @@ pub struct StepRecord {
     pub worker_ms: u64,
     /// The route that answered.
     pub route: String,
+    /// The structured-output dialect the accepted answer was asked in.
+    #[serde(default)]
+    pub dialect: String,
     /// The worker that answered.
     pub worker: String,
     /// Usage of all attempts of this step.
@@ -101,6 +104,7 @@ impl StepRecord {
             finished_us: 0,
             worker_ms: 0,
             route: String::new(),
+            dialect: String::new(),
             worker: String::new(),
             usage: Usage::default(),
             cache_hit: false,

@@ -196,6 +196,7 @@ async fn a_rejected_cached_answer_is_evicted_and_never_served_again() {
         route: "sim/x".into(),
         prompt_tokens: 1,
         completion_tokens: 1,
+        dialect: String::new(),
     };
     cache::store_accepted(&bus, &key, &bad).await;
     let worker_cache =

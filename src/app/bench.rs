@@ -16,7 +16,6 @@ use scriptorium_proto::Bus;
 use scriptorium_proto::v1::BookBrief;
 use scriptorium_worker::Worker;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Options of the benchmark.
@@ -36,41 +35,11 @@ pub struct BenchOptions {
     pub cache_books: u32,
 }
 
-struct PrivateServer {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> anyhow::Result<(PrivateServer, String)> {
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("nats-server");
-    let child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+fn start_server() -> anyhow::Result<(scriptorium_common::nats_server::NatsServer, String)> {
+    let server = scriptorium_common::nats_server::NatsServer::start()
         .context("starting nats-server (install the nats-server package, or pass --nats)")?;
-    let server = PrivateServer { child, _dir: dir };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            anyhow::bail!("nats-server did not start listening on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok((server, format!("nats://127.0.0.1:{port}")))
+    let url = server.url();
+    Ok((server, url))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

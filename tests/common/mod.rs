@@ -23,15 +23,6 @@ pub fn example(name: &str) -> PathBuf {
     root().join("examples").join(name)
 }
 
-fn nats_server_path() -> PathBuf {
-    for p in ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    PathBuf::from("nats-server")
-}
-
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -40,61 +31,32 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A nats-server with JetStream on a free port and a temporary store; killed on drop.
-pub struct NatsServer {
-    child: Option<Child>,
-    /// Port it listens on.
-    pub port: u16,
-    /// Its store directory (kept across restarts).
-    pub store: tempfile::TempDir,
-}
+/// A nats-server with JetStream on a free port and a temporary store, killed on drop: the one
+/// launcher (`scriptorium_common::nats_server`), failing the test when it cannot start.
+pub struct NatsServer(scriptorium_common::nats_server::NatsServer);
 
 impl NatsServer {
-    /// Starts a server and waits until it accepts connections.
+    /// Starts a server and waits until JetStream is ready.
     pub fn start() -> Self {
-        let store = tempfile::tempdir().expect("temp dir");
-        let mut s = NatsServer { child: None, port: free_port(), store };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(nats_server_path())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server must be installed (tests/run.sh installs it)");
-        self.child = Some(child);
-        wait_until(Duration::from_secs(15), "nats-server to accept connections", || {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
+        NatsServer(
+            scriptorium_common::nats_server::NatsServer::start()
+                .expect("nats-server must be installed (tests/run.sh installs it)"),
+        )
     }
 
     /// The client URL.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// Kills the server (SIGKILL) and starts it again on the same port and store.
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.0.restart().expect("nats-server restarts");
     }
 
     /// Kills the server.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.kill();
     }
 }
 

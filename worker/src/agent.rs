@@ -141,6 +141,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
                 ok: true,
                 output: ok.output,
                 route: ok.route,
+                dialect: ok.dialect,
                 usage: ok.usage,
                 error: String::new(),
             },
@@ -150,6 +151,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
                 route: f.route,
                 usage: f.usage,
                 error: f.error,
+                ..Default::default()
             },
         }
     };
@@ -160,6 +162,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
         cache.get_or_compute(&key, task.attempt <= 1, compute).await
     };
     keepalive.abort();
+    let dialect = fresh.dialect.clone();
     let (status, output, error, route, usage) = if fresh.ok {
         (StepStatus::Ok, fresh.output, String::new(), fresh.route, fresh.usage)
     } else {
@@ -179,6 +182,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
         error: crate::redact::redact(&error),
         route,
         kind: task.kind,
+        dialect,
     };
     crate::metrics::step_finished(&result);
     let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);

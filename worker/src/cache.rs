@@ -41,6 +41,8 @@ pub struct Fresh {
     pub usage: Usage,
     /// Why it failed.
     pub error: String,
+    /// The structured-output dialect the answer was asked in.
+    pub dialect: String,
 }
 
 /// Counters of one process's cache.
@@ -258,6 +260,7 @@ fn from_cached(hit: &CachedAnswer) -> Fresh {
         route: hit.route.clone(),
         usage: Usage { cache_hits: 1, ..Default::default() },
         error: String::new(),
+        dialect: hit.dialect.clone(),
     }
 }
 
@@ -339,6 +342,7 @@ mod tests {
             route: "r".into(),
             prompt_tokens: 1,
             completion_tokens: 1,
+            dialect: "json_schema".into(),
         };
         store_accepted(&bus, "k", &answer).await;
         let other = ResponseCache::new(CacheConfig::default(), bus.clone(), "b".into());

@@ -73,6 +73,8 @@ pub struct ModelAnswer {
     pub truncated: bool,
     /// The server reported no usage: the token counts are estimates.
     pub estimated: bool,
+    /// The structured-output dialect the request was asked in (empty for in-process models).
+    pub dialect: String,
 }
 
 /// Why a model call failed. Every message is redacted before it leaves [`Models`].
@@ -204,11 +206,34 @@ impl std::fmt::Display for Route {
 
 mod config;
 
-pub use config::{
-    ModelsConfig, Price, Protocol, ProviderConfig, SimConfig, StructuredOutput, builtin_providers,
-};
+pub use config::{ModelsConfig, Price, Protocol, ProviderConfig, SimConfig, builtin_providers};
 
 pub use scriptorium_common::model::{LocalAnswer, LocalModel, LocalRequest};
+
+/// The window a local server that reports none is planned against (llama-cpp-python reports
+/// no window anywhere; 4,096 is the smallest common one).
+pub const LOCAL_DEFAULT_WINDOW: u64 = 4096;
+
+/// Whether a provider serves from this machine or a private network: a built-in local
+/// provider (`llamacpp`, `ollama`, `vllm`) or a loopback, private or `.local` host.
+pub fn is_local(provider: &str, base_url: &str) -> bool {
+    if matches!(provider, "llamacpp" | "ollama" | "vllm") {
+        return true;
+    }
+    let host = base_url.split("://").nth(1).unwrap_or(base_url);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(['/', ':']).next().unwrap_or(""),
+    };
+    if host == "localhost" || host.ends_with(".local") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_unspecified(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Err(_) => false,
+    }
+}
 
 enum Backend {
     Local(Arc<dyn LocalModel>),
@@ -370,7 +395,9 @@ impl Models {
         *entry = (*entry).min(window);
     }
 
-    /// The configured window, else the one the server reports (asked once per model).
+    /// The configured window, else the one the server reports (asked once per model); a
+    /// local server (loopback or private address, or a built-in local provider) that reports
+    /// none is planned against [`LOCAL_DEFAULT_WINDOW`], said once in the log.
     async fn configured_limits(provider: &Provider, r: &Route) -> RouteLimits {
         let max_output = provider.config.max_output_tokens;
         if let Some(window) = provider.config.context_window {
@@ -379,7 +406,8 @@ impl Models {
         let Backend::OpenAi(p) = &provider.backend else {
             return RouteLimits { window: None, max_output };
         };
-        if !provider.config.discover_context_window {
+        let local = is_local(&r.provider, provider.config.effective_base_url());
+        if !provider.config.discover_context_window && !local {
             return RouteLimits { window: None, max_output };
         }
         let mut known = provider.windows.lock().await;
@@ -387,14 +415,20 @@ impl Models {
             Some(w) => *w,
             None => match p.discover_window(&r.model).await {
                 Ok(w) => {
-                    match w {
+                    let w = match w {
                         Some(w) => {
-                            tracing::info!(route = %r, context_window = w, "context window reported by the server")
+                            tracing::info!(route = %r, context_window = w, "context window reported by the server");
+                            Some(w)
+                        }
+                        None if local => {
+                            tracing::warn!(route = %r, context_window = LOCAL_DEFAULT_WINDOW, "the local server reports no context window; planning prompts for a conservative one (set context_window to change it)");
+                            Some(LOCAL_DEFAULT_WINDOW)
                         }
                         None => {
-                            tracing::warn!(route = %r, "the server reports no context window; prompts are not condensed (set context_window)")
+                            tracing::warn!(route = %r, "the server reports no context window; prompts are not condensed (set context_window)");
+                            None
                         }
-                    }
+                    };
                     known.insert(r.model.clone(), w);
                     w
                 }
@@ -632,7 +666,8 @@ fn readable(answer: &ModelAnswer) -> Result<Value, String> {
     if answer.truncated {
         return Err("the answer was cut off at the token limit (finish_reason \"length\")".into());
     }
-    extract::json_object(&answer.text).map_err(|e| e.to_string())
+    // Grammar-constrained servers (llama-cpp-python) let raw newlines into JSON strings.
+    extract::json_object(&dialect::escape_raw_controls(&answer.text)).map_err(|e| e.to_string())
 }
 
 /// Conservative token estimate without a tokenizer (see [`crate::budget`]).
@@ -643,6 +678,17 @@ pub fn estimate_tokens(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_servers_are_told_from_cloud_ones() {
+        assert!(is_local("openai", "http://127.0.0.1:8080/v1"));
+        assert!(is_local("x", "http://localhost:11434/v1"));
+        assert!(is_local("x", "http://192.168.1.20:8000/v1"));
+        assert!(is_local("x", "http://[::1]:8000/v1"));
+        assert!(is_local("llamacpp", "https://models.example.com/v1"));
+        assert!(!is_local("openai", "https://api.openai.com/v1"));
+        assert!(!is_local("openrouter", "https://openrouter.ai/api/v1"));
+    }
 
     #[tokio::test]
     async fn sim_route_answers_and_records_the_route() {

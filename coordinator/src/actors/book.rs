@@ -239,6 +239,7 @@ impl BookState {
                     let answer = CachedAnswer {
                         output: r.output.clone(),
                         route: r.route.clone(),
+                        dialect: r.dialect.clone(),
                         prompt_tokens: usage.prompt_tokens,
                         completion_tokens: usage.completion_tokens,
                     };
@@ -259,6 +260,7 @@ impl BookState {
                     s.finished_us = clock::now_us();
                     s.worker_ms = r.duration_ms;
                     s.route = r.route.clone();
+                    s.dialect = r.dialect.clone();
                     s.worker = r.worker_id.clone();
                     s.cache_hit = r.cache_hit;
                 }

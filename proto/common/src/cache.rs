@@ -54,6 +54,9 @@ pub struct CachedAnswer {
     pub prompt_tokens: u64,
     /// Completion tokens it cost when it was made.
     pub completion_tokens: u64,
+    /// The structured-output dialect it was asked in.
+    #[serde(default)]
+    pub dialect: String,
 }
 
 /// The cache key of a rendered request.
@@ -140,6 +143,7 @@ mod tests {
             route: "sim/default".into(),
             prompt_tokens: 1,
             completion_tokens: 1,
+            dialect: String::new(),
         };
         store_accepted(&bus, "accepted", &answer).await;
         assert!(!held("accepted").await);

@@ -65,13 +65,21 @@ pub(crate) fn known_names(ctx: Ctx<'_>, names: &[String], what: &str) -> Result<
 
 /// Validates `output` of a `kind` step; the accepted, normalised document on success.
 pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    if let Ok(v) = serde_json::from_str::<Value>(output)
-        && let Some((path, text)) = crate::schema::find_placeholder(&v, "answer")
-    {
-        return reject(format!(
-            "{path} is a placeholder ({text:?}), not content: write the real text"
-        ));
+    // Brackets copied from the example come off; a value the example shows is no answer.
+    let cleaned = serde_json::from_str::<Value>(output).ok().map(|mut v| {
+        crate::schema::unwrap_slots(&mut v);
+        v
+    });
+    if let Some(v) = &cleaned {
+        let examples = crate::schema::example_values(&crate::kinds::schema(kind, ctx, None));
+        if let Some((path, text)) = crate::schema::find_placeholder(v, "answer", &examples) {
+            return reject(format!(
+                "{path} is a placeholder ({text:?}), not content: write the real text"
+            ));
+        }
     }
+    let cleaned = cleaned.map(|v| v.to_string());
+    let output = cleaned.as_deref().unwrap_or(output);
     match kind {
         AgentKind::Concept => concept::validate(output, ctx),
         AgentKind::Characters => characters::validate(output, ctx),

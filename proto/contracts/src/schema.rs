@@ -32,9 +32,10 @@ pub fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
-/// An integer in `min..=max`.
+/// An integer in `min..=max`, as the list of its values: grammar converters (llama-cpp-python's)
+/// ignore `minimum` and `maximum`, every dialect enforces `enum`.
 pub fn integer(min: i64, max: i64) -> Value {
-    json!({"type": "integer", "minimum": min, "maximum": max})
+    json!({"type": "integer", "enum": (min..=max).collect::<Vec<i64>>()})
 }
 
 /// An array of `items`, `min..=max` of them.
@@ -146,27 +147,71 @@ pub fn example(schema: &Value) -> Value {
     }
 }
 
-/// Whether `s` is a value an example shows instead of content (`<...>`, `...`, `TODO`); an
-/// empty string is not (rules that need content say so themselves).
-pub fn is_placeholder(s: &str) -> bool {
+/// Whether `s` is a value an example shows instead of content (`...`, `TODO`, or one of the
+/// example's own values, `examples`); an empty string is not (rules that need content say so).
+pub fn is_placeholder(s: &str, examples: &[String]) -> bool {
     let t = s.trim();
     if t.is_empty() {
         return false;
     }
     t.chars().all(|c| matches!(c, '.' | '…' | '-' | '_' | '?' | ' '))
-        || (t.starts_with('<') && t.ends_with('>'))
         || ["string", "todo", "tbd", "n/a", "lorem ipsum"].iter().any(|p| t.eq_ignore_ascii_case(p))
+        || examples.iter().any(|e| e.eq_ignore_ascii_case(t))
+}
+
+/// Every value the example of `schema` shows for a string (see [`example`]), without its
+/// angle brackets.
+pub fn example_values(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_descriptions(schema, &mut out);
+    out
+}
+
+fn collect_descriptions(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("string")
+                && let Some(d) = map.get("description").and_then(Value::as_str)
+            {
+                out.push(d.to_string());
+            }
+            map.values().for_each(|v| collect_descriptions(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_descriptions(v, out)),
+        _ => {}
+    }
+}
+
+/// Takes off the angle brackets a model copied from the example around its own text
+/// (`"<A keeper finds a bottle>"`), everywhere in `value`.
+pub fn unwrap_slots(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            let t = s.trim();
+            if t.starts_with('<') && t.ends_with('>') {
+                *s = t.trim_start_matches('<').trim_end_matches('>').trim().to_string();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_slots),
+        Value::Object(map) => map.values_mut().for_each(unwrap_slots),
+        _ => {}
+    }
 }
 
 /// The first string in `value` (depth first) that is a placeholder: its path and text.
-pub fn find_placeholder(value: &Value, path: &str) -> Option<(String, String)> {
+pub fn find_placeholder(
+    value: &Value,
+    path: &str,
+    examples: &[String],
+) -> Option<(String, String)> {
     match value {
-        Value::String(s) if is_placeholder(s) => Some((path.to_string(), s.clone())),
-        Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, v)| find_placeholder(v, &format!("{path}[{i}]")))
-        }
+        Value::String(s) if is_placeholder(s, examples) => Some((path.to_string(), s.clone())),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_placeholder(v, &format!("{path}[{i}]"), examples)),
         Value::Object(map) => {
-            map.iter().find_map(|(k, v)| find_placeholder(v, &format!("{path}.{k}")))
+            map.iter().find_map(|(k, v)| find_placeholder(v, &format!("{path}.{k}"), examples))
         }
         _ => None,
     }
@@ -201,7 +246,7 @@ mod tests {
             ),
             (
                 json!({"name": "A", "mood": "calm", "score": 11, "tags": ["a", "b"]}),
-                "answer.score must be between 1 and 10",
+                "answer.score must be one of 1, 2,",
             ),
             (
                 json!({"name": "A", "mood": "calm", "score": 1, "tags": ["a"]}),
@@ -233,7 +278,20 @@ mod tests {
         // One item per list: the only rule an example breaks is a list's length.
         assert_eq!(check(&s, &e).unwrap_err(), "answer.tags must have 2 to 3 items (got 1)");
         assert_eq!(e["name"], "<the name>");
-        assert_eq!(find_placeholder(&e, "answer").map(|p| p.0).as_deref(), Some("answer.name"));
-        assert!(is_placeholder("...") && is_placeholder(" … ") && !is_placeholder("Ann Lee"));
+        assert_eq!(e["score"], 1);
+        let examples = example_values(&s);
+        let mut copied = e.clone();
+        unwrap_slots(&mut copied);
+        assert_eq!(copied["name"], "the name");
+        assert_eq!(
+            find_placeholder(&copied, "answer", &examples).map(|p| p.0).as_deref(),
+            Some("answer.name")
+        );
+        assert!(is_placeholder("...", &[]) && is_placeholder(" … ", &[]));
+        assert!(!is_placeholder("Ann Lee", &examples) && is_placeholder("The Name", &examples));
+        // A model's own text in the example's brackets is kept, brackets off.
+        let mut v = json!({"name": "<Ann Lee>>", "tags": ["<a>", "b"]});
+        unwrap_slots(&mut v);
+        assert_eq!(v, json!({"name": "Ann Lee", "tags": ["a", "b"]}));
     }
 }

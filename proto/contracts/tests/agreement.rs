@@ -164,10 +164,15 @@ fn every_kind_agrees_with_itself() {
                     "{category} {name}: example off its schema: {e}"
                 );
             }
+            let mut copied = example.clone();
+            schema::unwrap_slots(&mut copied);
+            let shown = schema::example_values(&schema);
             assert!(
-                schema::find_placeholder(&example, "answer").is_some(),
+                schema::find_placeholder(&copied, "answer", &shown).is_some(),
                 "{category} {name}: the example shows content, not placeholders"
             );
+            let refused = validate(kind, &example.to_string(), ctx).unwrap_err().rule;
+            assert!(refused.contains("placeholder"), "{category} {name}: {refused}");
         }
     }
 }

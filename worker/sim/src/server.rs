@@ -117,6 +117,9 @@ pub enum RejectFormat {
     JsonSchema,
     /// Refuse `json_schema` and `json_object`.
     Any,
+    /// Refuse `json_schema` as llama-cpp-python does: HTTP 500 with pydantic's `literal_error`
+    /// on `response_format.type` in the message (captured from llama-cpp-python 0.3.36).
+    LikeLlamaCppPython,
 }
 
 /// Settings of the sim server.
@@ -380,6 +383,8 @@ struct Ask {
     seed: u64,
     model: String,
     format: String,
+    /// The tool an Anthropic request forces (`tool_choice.name`).
+    tool: Option<String>,
     max_tokens: Option<u64>,
 }
 
@@ -427,7 +432,12 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
         RejectFormat::None => false,
         RejectFormat::JsonSchema => ask.format == "json_schema",
         RejectFormat::Any => ask.format != "none",
+        RejectFormat::LikeLlamaCppPython => false,
     };
+    if cfg.reject_response_format == RejectFormat::LikeLlamaCppPython && ask.format == "json_schema"
+    {
+        return llama_cpp_python_refusal();
+    }
     if refused {
         let message = format!("response_format type {} is not supported", ask.format);
         let param = Some("response_format");
@@ -532,8 +542,12 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
             "type": "message",
             "role": "assistant",
             "model": ask.model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": if truncated { "max_tokens" } else { "end_turn" },
+            // Asked through a tool, the answer is the tool call's input, as Anthropic gives it.
+            "content": match (ask.tool.as_deref(), serde_json::from_str::<Value>(&text)) {
+                (Some(name), Ok(input)) if !truncated => json!([{"type": "tool_use", "id": format!("toolu_sim_{n}"), "name": name, "input": input}]),
+                _ => json!([{"type": "text", "text": text}]),
+            },
+            "stop_reason": if truncated { "max_tokens" } else if ask.tool.is_some() { "tool_use" } else { "end_turn" },
             "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
         }),
     };
@@ -571,7 +585,14 @@ fn read_ask(shape: Shape, headers: &HeaderMap, v: &Value) -> Ask {
         Shape::OpenAi => by_role("system"),
         Shape::Anthropic => content_text(&v["system"]),
     };
-    let format = v["response_format"]["type"].as_str().unwrap_or("none").to_string();
+    // The structured-output dialect of the request, as `GET /stats` counts them.
+    let format = match v["response_format"]["type"].as_str() {
+        Some("json_object") if v["response_format"]["schema"].is_object() => "json_object_schema",
+        Some(t) => t,
+        None if v["tools"].is_array() => "tools",
+        None => "none",
+    }
+    .to_string();
     let kind = v["response_format"]["json_schema"]["name"]
         .as_str()
         .and_then(kind::parse)
@@ -584,6 +605,7 @@ fn read_ask(shape: Shape, headers: &HeaderMap, v: &Value) -> Ask {
         seed: v["seed"].as_u64().unwrap_or(0),
         model: v["model"].as_str().unwrap_or("sim").to_string(),
         format,
+        tool: v["tool_choice"]["name"].as_str().map(str::to_string),
         max_tokens: v["max_tokens"].as_u64().or(v["max_completion_tokens"].as_u64()),
     }
 }
@@ -636,6 +658,13 @@ fn error_response(
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(body)).into_response()
+}
+
+/// llama-cpp-python 0.3.36's answer to `response_format` `json_schema`, as captured.
+fn llama_cpp_python_refusal() -> Response {
+    let message = "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': \"'text' or 'json_object'\"}}\n\n  File \"llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions";
+    let body = json!({"error": {"message": message, "type": "internal_server_error", "param": null, "code": null}});
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 #[cfg(test)]

@@ -11,7 +11,16 @@ use scriptorium_proto::v1::{AgentKind, StepTask, Usage};
 pub(super) struct Success {
     pub(super) output: String,
     pub(super) route: String,
+    /// The structured-output dialect the answer was asked in.
+    pub(super) dialect: String,
     pub(super) usage: Usage,
+}
+
+/// A readable answer on one route.
+struct Answered {
+    value: serde_json::Value,
+    route: String,
+    dialect: String,
 }
 
 pub(super) struct Failure {
@@ -57,10 +66,10 @@ pub(super) async fn run_model(env: &AgentEnv, task: &StepTask) -> Result<Success
         let mut shrunk = false;
         loop {
             match on_route(env, task, route, budget, &mut usage).await {
-                Ok((value, answered)) => {
+                Ok(Answered { value, route: answered, dialect }) => {
                     // A key the model was shown (or guessed) never reaches a stored result.
                     let output = crate::redact::redact_secrets(&value.to_string());
-                    return Ok(Success { output, route: answered, usage });
+                    return Ok(Success { output, route: answered, dialect, usage });
                 }
                 Err(RouteError { error, context: Some(hint) }) if !shrunk => {
                     shrunk = true;
@@ -134,7 +143,7 @@ async fn on_route(
     route: &str,
     budget: Budget,
     usage: &mut Usage,
-) -> Result<(serde_json::Value, String), RouteError> {
+) -> Result<Answered, RouteError> {
     match task.kind() {
         AgentKind::Chapter => write_chapter(env, task, route, budget, usage).await,
         AgentKind::Edit => edit_chapter(env, task, route, budget, usage).await,
@@ -153,7 +162,7 @@ async fn ask(
     part: Option<&Part>,
     answer: u64,
     usage: &mut Usage,
-) -> Result<(serde_json::Value, String), RouteError> {
+) -> Result<Answered, RouteError> {
     let rendered =
         env.prompts.render_fitted(task, part, budget.prompt_for(answer)).map_err(|o| {
             RouteError::plain(format!("{route}: {o} (context window {:?})", budget.window))
@@ -193,7 +202,8 @@ async fn ask(
     match env.models.call_json_route(route, &req).await {
         Ok(a) => {
             a.calls.iter().for_each(|c| add(usage, c));
-            Ok((a.value, a.route))
+            let dialect = a.calls.last().map(|c| c.dialect.clone()).unwrap_or_default();
+            Ok(Answered { value: a.value, route: a.route, dialect })
         }
         Err(f) => {
             f.calls.iter().for_each(|c| add(usage, c));
@@ -210,7 +220,7 @@ async fn write_chapter(
     route: &str,
     budget: Budget,
     usage: &mut Usage,
-) -> Result<(serde_json::Value, String), RouteError> {
+) -> Result<Answered, RouteError> {
     let docs = Docs::of(task);
     let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
     let words = task.brief.as_ref().map_or(800, |b| b.words_per_chapter);
@@ -231,25 +241,24 @@ async fn write_chapter(
     let groups = parts::group(&items, 80, budget.max_answer());
     tracing::debug!(route = %route, chapter, parts = groups.len(), "writing the chapter in parts");
     let mut done = Vec::new();
-    let mut answered = String::new();
+    let (mut answered, mut dialect) = (String::new(), String::new());
     let (mut so_far, mut last_lines) = (String::new(), String::new());
     for scenes in groups {
         let words: u32 = scenes.iter().map(|n| shares[*n as usize - 1]).sum();
         let tokens = budget::prose_tokens(u64::from(words), scenes.len() as u64);
         let count = scenes.len();
         let part = Part { scenes, words, so_far: so_far.clone(), last_lines: last_lines.clone() };
-        let (value, route_answered) =
-            ask(env, task, route, budget, Some(&part), tokens, usage).await?;
-        let text = parts::read_part(&value, count)
+        let a = ask(env, task, route, budget, Some(&part), tokens, usage).await?;
+        let text = parts::read_part(&a.value, count)
             .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
         so_far = text.summary.clone();
         last_lines = parts::last_lines(&text.scenes);
-        answered = route_answered;
+        (answered, dialect) = (a.route, a.dialect);
         done.push(text);
     }
     let joined = parts::join(chapter, &plan.title, done);
     let value = serde_json::to_value(joined).map_err(|e| RouteError::plain(e.to_string()))?;
-    Ok((value, answered))
+    Ok(Answered { value, route: answered, dialect })
 }
 
 /// An edit: the scenes the review names (all, when it names none) shown with their numbers,
@@ -260,7 +269,7 @@ async fn edit_chapter(
     route: &str,
     budget: Budget,
     usage: &mut Usage,
-) -> Result<(serde_json::Value, String), RouteError> {
+) -> Result<Answered, RouteError> {
     let docs = Docs::of(task);
     let Some(draft) = docs.draft.clone() else {
         return ask(env, task, route, budget, None, expected_answer(task), usage).await;
@@ -277,18 +286,17 @@ async fn edit_chapter(
     let per_part = budget.usable().map_or(budget.max_answer(), |u| budget.max_answer().min(u / 3));
     let groups = parts::group(&items, 100, per_part);
     let mut answers = Vec::new();
-    let mut answered = String::new();
+    let (mut answered, mut dialect) = (String::new(), String::new());
     for scenes in groups {
         let tokens =
             100 + items.iter().filter(|(n, _)| scenes.contains(n)).map(|(_, t)| t).sum::<u64>();
         let part = Part { scenes, ..Default::default() };
-        let (value, route_answered) =
-            ask(env, task, route, budget, Some(&part), tokens, usage).await?;
-        answers.push(value);
-        answered = route_answered;
+        let a = ask(env, task, route, budget, Some(&part), tokens, usage).await?;
+        answers.push(a.value);
+        (answered, dialect) = (a.route, a.dialect);
     }
     let merged = parts::apply_edit(&draft, &answers)
         .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
     let value = serde_json::to_value(merged).map_err(|e| RouteError::plain(e.to_string()))?;
-    Ok((value, answered))
+    Ok(Answered { value, route: answered, dialect })
 }

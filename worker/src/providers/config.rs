@@ -1,6 +1,7 @@
 //! Provider settings (`[models]`): the built-in providers, each provider's protocol, limits,
 //! prices and structured-output mode, and the rules they must pass at start-up.
 
+use super::dialect::Dialect;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -37,20 +38,6 @@ impl Protocol {
             Protocol::Sim => "",
         }
     }
-}
-
-/// How an OpenAI-compatible server is asked for JSON; a server that refuses one mode is asked
-/// with the next, and the provider remembers the mode that worked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StructuredOutput {
-    /// `response_format` with a JSON schema named after the agent kind.
-    #[default]
-    JsonSchema,
-    /// `response_format` `{"type": "json_object"}`.
-    JsonObject,
-    /// No `response_format`: the prompt asks for JSON and the answer is extracted.
-    Text,
 }
 
 /// Prices of a model, in US dollars per million tokens.
@@ -118,9 +105,11 @@ pub struct ProviderConfig {
     /// (`default_generation_settings.n_ctx`), else vLLM's `GET /v1/models` (`max_model_len`).
     #[serde(default)]
     pub discover_context_window: bool,
-    /// The first structured-output mode tried (OpenAI-compatible servers).
+    /// The first structured-output dialect tried (see [`Dialect`]); unset, the order of the
+    /// provider's server family (probed once for local servers). A server that refuses one is
+    /// asked in the next, down to plain text.
     #[serde(default)]
-    pub structured_output: StructuredOutput,
+    pub structured_output: Option<Dialect>,
     /// Prices per model name.
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,
@@ -167,7 +156,7 @@ impl ProviderConfig {
             context_window: None,
             max_output_tokens: None,
             discover_context_window: false,
-            structured_output: StructuredOutput::default(),
+            structured_output: None,
             prices: BTreeMap::new(),
             price: None,
         }
@@ -414,7 +403,7 @@ mod tests {
         .unwrap();
         let p = &cfg.providers["cheap"];
         assert_eq!((p.timeout_secs, p.max_retries, p.requests_per_minute), (20, 2, 60));
-        assert_eq!(p.structured_output, StructuredOutput::JsonObject);
+        assert_eq!(p.structured_output, Some(Dialect::JsonObject));
         assert_eq!(p.price_of("small"), Some(Price { input: 0.15, output: 0.6 }));
         assert_eq!(p.price_of("other"), Some(Price { input: 1.0, output: 2.0 }));
         let cost = p.price_of("small").unwrap().cost(1_000_000, 500_000);

@@ -84,7 +84,12 @@ pub(crate) async fn send(
                 let status = resp.status();
                 let retry_after = retry_after(resp.headers(), policy.max_retry_after);
                 match resp.text().await {
-                    Ok(body) if !retryable(status.as_u16()) => {
+                    // A refused structured-output dialect is final for this request whatever
+                    // its status (llama-cpp-python refuses with 500): the caller asks anew.
+                    Ok(body)
+                        if !retryable(status.as_u16())
+                            || super::dialect::refusal(status.as_u16(), &body).is_some() =>
+                    {
                         return Ok(Reply { status: status.as_u16(), body, retries: attempt - 1 });
                     }
                     Ok(body) => (format!("HTTP {status}: {}", server_message(&body)), retry_after),

@@ -1,12 +1,15 @@
 //! OpenAI-compatible chat completions (OpenAI, OpenRouter, DeepSeek, Mistral, Groq, Ollama,
 //! vLLM, llama.cpp's server, LM Studio) with structured output where the server offers it.
 //!
-//! A provider asks for a JSON schema first; a server that answers 400 about `response_format`
-//! is asked again with `json_object`, then without `response_format`, and the provider keeps
-//! the mode that worked for its later calls.
+//! Each request carries its kind's JSON Schema in the structured-output dialect the server
+//! enforces (see [`super::dialect`]): the provider's configured dialect, else the order of its
+//! server family (probed once on `GET /v1/models` for local servers). A server that refuses a
+//! dialect, whatever the status it answers with (400, 422 or 500), is asked in the next one
+//! down to plain text, and the provider keeps the dialect that worked for its later calls.
 
+use super::dialect::{self, Dialect, Family};
 use super::http::{self, Reply, RetryPolicy};
-use super::{ModelAnswer, ModelError, ModelRequest, ProviderConfig, StructuredOutput};
+use super::{ModelAnswer, ModelError, ModelRequest, ProviderConfig};
 use scriptorium_proto::kind;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -20,24 +23,14 @@ pub struct OpenAiCompat {
     key: Option<String>,
     policy: RetryPolicy,
     http: reqwest::Client,
-    /// The structured-output mode that works, as `mode_index`.
-    mode: AtomicU8,
-}
-
-fn mode_index(m: StructuredOutput) -> u8 {
-    match m {
-        StructuredOutput::JsonSchema => 0,
-        StructuredOutput::JsonObject => 1,
-        StructuredOutput::Text => 2,
-    }
-}
-
-fn mode_of(i: u8) -> StructuredOutput {
-    match i {
-        0 => StructuredOutput::JsonSchema,
-        1 => StructuredOutput::JsonObject,
-        _ => StructuredOutput::Text,
-    }
+    /// The family the provider's name and URL say; a local server's `/v1/models` may say more.
+    family: Family,
+    /// The dialect the provider's config names, if any.
+    configured: Option<Dialect>,
+    /// The dialects to try, settled on the first call.
+    ladder: tokio::sync::OnceCell<Vec<Dialect>>,
+    /// Index in `ladder` of the dialect that works (only ever moves down).
+    current: AtomicU8,
 }
 
 /// Reads the key named by `cfg.key_env` (registering it for redaction); `None` without one.
@@ -65,13 +58,56 @@ impl OpenAiCompat {
             key,
             http: http::client(name, &policy)?,
             policy,
-            mode: AtomicU8::new(mode_index(cfg.structured_output)),
+            family: Family::of_provider(name, cfg.effective_base_url()),
+            configured: cfg.structured_output,
+            ladder: tokio::sync::OnceCell::new(),
+            current: AtomicU8::new(0),
         })
     }
 
-    /// The structured-output mode the next call starts with.
-    pub fn structured_output(&self) -> StructuredOutput {
-        mode_of(self.mode.load(Ordering::Relaxed))
+    /// The dialects this provider tries, in order: from its config, else from its family,
+    /// refined once by a local server's `GET /v1/models` (llama-cpp-python, llama-server and
+    /// vLLM say who they are there).
+    async fn ladder(&self) -> &[Dialect] {
+        self.ladder
+            .get_or_init(|| async {
+                let mut family = self.family;
+                if self.configured.is_none()
+                    && matches!(family, Family::Generic | Family::LlamaCpp | Family::Vllm)
+                    && let Some(found) = self.probe_family().await
+                {
+                    family = found;
+                }
+                let ladder = dialect::ladder(family, self.configured);
+                tracing::info!(
+                    provider = %self.name,
+                    family = ?family,
+                    dialects = ?ladder.iter().map(|d| d.name()).collect::<Vec<_>>(),
+                    "structured-output dialects"
+                );
+                ladder
+            })
+            .await
+    }
+
+    async fn probe_family(&self) -> Option<Family> {
+        let rb = self
+            .http
+            .get(format!("{}/models", self.base_url))
+            .timeout(std::time::Duration::from_secs(5));
+        let rb = match &self.key {
+            Some(key) => rb.bearer_auth(key),
+            None => rb,
+        };
+        let resp = rb.send().await.ok().filter(|r| r.status().is_success())?;
+        Family::from_models(&resp.json::<Value>().await.ok()?)
+    }
+
+    /// The structured-output dialect the next call starts with.
+    pub async fn dialect(&self) -> Dialect {
+        let ladder = self.ladder().await;
+        let i = usize::from(self.current.load(Ordering::Relaxed)).min(ladder.len() - 1);
+        ladder[i]
     }
 
     pub(crate) async fn call(
@@ -82,10 +118,17 @@ impl OpenAiCompat {
         let route = format!("{}/{}", self.name, model);
         let url = format!("{}/chat/completions", self.base_url);
         let agent = kind::name(req.kind);
+        let root = self.base_url.strip_suffix("/v1").unwrap_or(&self.base_url);
+        let ladder = self.ladder().await;
         let mut retries = 0;
         loop {
-            let mode = self.structured_output();
-            let body = request_body(model, req, mode);
+            let at = usize::from(self.current.load(Ordering::Relaxed)).min(ladder.len() - 1);
+            let dialect = ladder[at];
+            let body = request_body(model, req, dialect);
+            let url = match dialect {
+                Dialect::OllamaFormat => format!("{root}/{}", dialect.endpoint()),
+                _ => url.clone(),
+            };
             let reply = http::send(&self.policy, &route, || {
                 let rb = self.http.post(&url).header(AGENT_HEADER, agent).json(&body);
                 match &self.key {
@@ -97,19 +140,24 @@ impl OpenAiCompat {
             retries += reply.retries;
             let Reply { status, body, .. } = reply;
             if (200..300).contains(&status) {
-                let mut answer = parse_answer(&route, &body)?;
+                let mut answer = parse_answer(&route, &body, dialect)?;
                 answer.retries = retries;
+                answer.dialect = dialect.name().to_string();
                 return Ok(answer);
             }
-            if mode != StructuredOutput::Text && rejects_response_format(status, &body) {
-                let next = mode_index(mode) + 1;
+            if let Some(refusal) = dialect::refusal(status, &body)
+                && let Some(next) = dialect::step_down(ladder, dialect, &refusal)
+            {
+                let next_at = ladder.iter().position(|d| *d == next).unwrap_or(at + 1);
                 // Another agent may have stepped down already: never step back up.
-                self.mode.fetch_max(next, Ordering::Relaxed);
+                self.current.fetch_max(next_at as u8, Ordering::Relaxed);
                 tracing::warn!(
                     route = %route,
-                    from = ?mode,
-                    to = ?mode_of(next),
-                    "server refuses this response_format, falling back"
+                    status,
+                    refused = %refusal.field,
+                    from = dialect.name(),
+                    to = next.name(),
+                    "server refuses this structured-output dialect, asking in the next"
                 );
                 continue;
             }
@@ -187,7 +235,9 @@ fn context_exceeded(status: u16, body: &str) -> Option<(Option<u64>, Option<u64>
     (named || counted).then(|| (err["n_prompt_tokens"].as_u64(), err["n_ctx"].as_u64()))
 }
 
-fn request_body(model: &str, req: &ModelRequest, mode: StructuredOutput) -> Value {
+/// The chat-completions body of `req` in `dialect`: the request's schema (any JSON object
+/// without one) named after the agent kind.
+fn request_body(model: &str, req: &ModelRequest, dialect: Dialect) -> Value {
     let mut body = json!({
         "model": model,
         "messages": [
@@ -199,53 +249,26 @@ fn request_body(model: &str, req: &ModelRequest, mode: StructuredOutput) -> Valu
         "max_tokens": req.max_tokens,
         "seed": req.seed,
     });
-    let format = match mode {
-        StructuredOutput::JsonSchema => Some(json!({
-            "type": "json_schema",
-            "json_schema": {
-                "name": kind::name(req.kind),
-                "schema": {"type": "object"},
-                "strict": false,
-            },
-        })),
-        StructuredOutput::JsonObject => Some(json!({"type": "json_object"})),
-        StructuredOutput::Text => None,
-    };
-    if let Some(f) = format {
-        body["response_format"] = f;
-    }
+    let any = json!({"type": "object"});
+    dialect::apply(dialect, &mut body, kind::name(req.kind), req.schema.as_ref().unwrap_or(&any));
     body
 }
 
-/// Whether a 400/422 answer says the server does not support the `response_format` sent.
-///
-/// Read from the error body's structure: OpenAI-style `error.param`, `error.code` or
-/// `error.type` naming it, or the error message of servers that set only a message
-/// (llama.cpp, vLLM, FastAPI's `detail`) mentioning `response_format` or `json_schema`.
-fn rejects_response_format(status: u16, body: &str) -> bool {
-    if !matches!(status, 400 | 422) {
-        return false;
-    }
-    let Ok(v) = serde_json::from_str::<Value>(body) else { return false };
-    let about = |s: &str| {
-        let s = s.to_ascii_lowercase();
-        s.contains("response_format") || s.contains("json_schema")
-    };
-    let err = if v["error"].is_object() { &v["error"] } else { &v };
-    if err["param"].as_str().is_some_and(about)
-        || err["code"].as_str().is_some_and(about)
-        || err["type"].as_str().is_some_and(about)
-    {
-        return true;
-    }
-    let message = err["message"].as_str().or(v["error"].as_str()).or(v["detail"].as_str());
-    message.is_some_and(about)
-}
-
-fn parse_answer(route: &str, body: &str) -> Result<ModelAnswer, ModelError> {
+fn parse_answer(route: &str, body: &str, dialect: Dialect) -> Result<ModelAnswer, ModelError> {
     let bad = |message: String| ModelError::BadAnswer { route: route.into(), message };
     let v: Value =
         serde_json::from_str(body).map_err(|e| bad(format!("response is not JSON: {e}")))?;
+    if dialect == Dialect::OllamaFormat {
+        let a = dialect::ollama_chat_answer(&v)
+            .ok_or_else(|| bad("the answer has no message content".into()))?;
+        return Ok(ModelAnswer {
+            text: a.text,
+            prompt_tokens: a.prompt_tokens,
+            completion_tokens: a.completion_tokens,
+            truncated: a.truncated,
+            ..Default::default()
+        });
+    }
     let choice = &v["choices"][0];
     let text = choice["message"]["content"].as_str().unwrap_or_default().to_string();
     let truncated = choice["finish_reason"].as_str() == Some("length");
@@ -273,20 +296,6 @@ mod tests {
     use scriptorium_proto::v1::AgentKind;
 
     #[test]
-    fn response_format_errors_are_read_from_the_body_structure() {
-        let openai = r#"{"error":{"message":"Invalid parameter","type":"invalid_request_error","param":"response_format","code":null}}"#;
-        assert!(rejects_response_format(400, openai));
-        let llamacpp = r#"{"error":{"code":400,"message":"Unsupported response_format type: json_schema","type":"invalid_request_error"}}"#;
-        assert!(rejects_response_format(400, llamacpp));
-        let fastapi = r#"{"detail":"json_schema is not supported"}"#;
-        assert!(rejects_response_format(422, fastapi));
-        let other = r#"{"error":{"message":"max_tokens is too large","param":"max_tokens"}}"#;
-        assert!(!rejects_response_format(400, other));
-        assert!(!rejects_response_format(401, openai));
-        assert!(!rejects_response_format(400, "response_format is bad (not JSON)"));
-    }
-
-    #[test]
     fn context_exceeded_is_read_from_the_status_and_the_body_fields() {
         let llamacpp = r#"{"error":{"code":400,"message":"request (5000 tokens) exceeds the available context size (4096 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}"#;
         assert_eq!(context_exceeded(400, llamacpp), Some((Some(5000), Some(4096))));
@@ -300,23 +309,24 @@ mod tests {
     }
 
     #[test]
-    fn request_names_the_schema_after_the_agent_kind() {
+    fn the_request_carries_its_schema_in_the_dialect_named_after_the_agent_kind() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
         let req = ModelRequest {
             kind: AgentKind::Chapter,
             system: "s".into(),
             user: "u".into(),
-            temperature: 0.7,
-            top_p: 0.9,
             max_tokens: 10,
-            seed: 3,
-            schema: None,
+            schema: Some(schema.clone()),
+            ..Default::default()
         };
-        let b = request_body("m", &req, StructuredOutput::JsonSchema);
+        let b = request_body("m", &req, Dialect::JsonSchema);
         assert_eq!(b["response_format"]["json_schema"]["name"], "chapter");
-        let b = request_body("m", &req, StructuredOutput::JsonObject);
-        assert_eq!(b["response_format"]["type"], "json_object");
-        let b = request_body("m", &req, StructuredOutput::Text);
+        assert_eq!(b["response_format"]["json_schema"]["schema"], schema);
+        let b = request_body("m", &req, Dialect::JsonObjectSchema);
+        assert_eq!(b["response_format"], json!({"type": "json_object", "schema": schema}));
+        let b = request_body("m", &req, Dialect::Text);
         assert!(b.get("response_format").is_none());
+        assert_eq!(b["max_tokens"], 10);
     }
 
     #[test]
@@ -324,12 +334,13 @@ mod tests {
         let a = parse_answer(
             "p/m",
             r#"{"choices":[{"message":{"content":"{\"a\":"},"finish_reason":"length"}],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+            Dialect::JsonSchema,
         )
         .unwrap();
         assert!(a.truncated);
         assert_eq!((a.prompt_tokens, a.completion_tokens), (7, 3));
         let empty = r#"{"choices":[{"message":{"content":""},"finish_reason":"stop"}]}"#;
-        assert!(parse_answer("p/m", empty).is_err());
-        assert!(parse_answer("p/m", "<html>").is_err());
+        assert!(parse_answer("p/m", empty, Dialect::Text).is_err());
+        assert!(parse_answer("p/m", "<html>", Dialect::Text).is_err());
     }
 }

