@@ -443,12 +443,19 @@ impl NatsBus {
 
     async fn kv_keys_once(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
         let op = || format!("kv keys {}", bucket_name(bucket));
-        let mut keys = self.store(bucket).keys().await.map_err(|e| BusError::nats(op(), &e))?;
-        let mut out = Vec::new();
-        while let Some(k) = keys.next().await {
-            out.push(k.map_err(|e| BusError::nats(op(), &e))?);
-        }
-        Ok(out)
+        let listing = async {
+            let mut keys = self.store(bucket).keys().await.map_err(|e| BusError::nats(op(), &e))?;
+            let mut out = Vec::new();
+            while let Some(k) = keys.next().await {
+                out.push(k.map_err(|e| BusError::nats(op(), &e))?);
+            }
+            Ok(out)
+        };
+        // A listing can wait forever for an entry that expired while it ran (the workers
+        // bucket's heartbeats do, on nats-server 2.9): bounded, then listed again.
+        tokio::time::timeout(KEYS_TIMEOUT, listing).await.unwrap_or_else(|_| {
+            Err(BusError::Unavailable { op: op(), detail: "key listing timed out".into() })
+        })
     }
 
     pub(crate) async fn flush(&self) -> Result<(), BusError> {
@@ -634,6 +641,9 @@ where
         }
     }
 }
+
+/// Longest one listing of a bucket's keys may take before it is started again.
+const KEYS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The buckets, in the order of `NatsBus`'s stores.
 const BUCKETS: [&str; 5] = [
