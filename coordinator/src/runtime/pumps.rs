@@ -20,6 +20,27 @@ use tokio::sync::Mutex;
 /// Largest result or submission message the coordinator reads.
 pub const MAX_MESSAGE_BYTES: usize = 768 * 1024;
 
+/// How often a message being handled is acknowledged as in progress: a third of the ack wait
+/// of the coordinator's queues (`NatsOptions::coordinator`, 10 s), so that a message is
+/// delivered again only when its delivery was lost (with a server, or a coordinator), however
+/// long handling it takes while NATS is slow.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// Runs `work` on behalf of message `m`, acknowledging `m` as in progress meanwhile.
+async fn with_progress<T>(m: &Incoming, work: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                let _ = m.acker.in_progress().await;
+            }
+        }
+    }
+}
+
 async fn next_or_wait(source: &mut Source, what: &str) -> Option<Incoming> {
     loop {
         match source.next().await? {
@@ -124,7 +145,7 @@ pub(super) async fn results(
                 return Some(Flow::Stop);
             }
             tokio::spawn(async move {
-                if rx.await.is_ok() {
+                if with_progress(&m, rx).await.is_ok() {
                     let _ = m.acker.ack().await;
                 }
             });
@@ -144,7 +165,7 @@ pub(super) async fn submits(
     let bus = env.bus.clone();
     pump(source, bus.clone(), "submit", "submission", |sub: SubmitBook, m| {
         let (actor, env) = (actor.clone(), env.clone());
-        async move { submission(&actor, &env, sub, &m).await }
+        async move { with_progress(&m, submission(&actor, &env, sub, &m)).await }
     })
     .await
 }

@@ -22,6 +22,10 @@ pub struct NatsOptions {
     pub connect_timeout: Duration,
     /// Settings of the step queues.
     pub steps: QueueSettings,
+    /// Settings of the coordinator's queues (results and submissions). The coordinator sends
+    /// in-progress acknowledgements while it handles a message, so a short ack wait only bounds
+    /// how long a delivery lost with a server (or a coordinator) waits to be delivered again.
+    pub coordinator: QueueSettings,
     /// How long a worker heartbeat stays in its bucket.
     pub heartbeat_ttl: Duration,
     /// How long a shared cache entry lives.
@@ -46,7 +50,8 @@ impl NatsOptions {
         if !(1..=5).contains(&self.replicas) {
             return Err(format!("replicas: must be between 1 and 5 (got {})", self.replicas));
         }
-        self.steps.validate().map_err(|e| format!("steps.{e}"))
+        self.steps.validate().map_err(|e| format!("steps.{e}"))?;
+        self.coordinator.validate().map_err(|e| format!("coordinator.{e}"))
     }
 }
 
@@ -56,6 +61,10 @@ impl Default for NatsOptions {
             name: "scriptorium".into(),
             connect_timeout: Duration::from_secs(30),
             steps: QueueSettings::default(),
+            coordinator: QueueSettings {
+                ack_wait: Duration::from_secs(10),
+                ..QueueSettings::default()
+            },
             heartbeat_ttl: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(7 * 24 * 3600),
             cache_max_bytes: 1 << 30,
