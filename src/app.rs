@@ -63,6 +63,21 @@ impl Default for WorkerSection {
     }
 }
 
+/// NATS settings of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// Replicas of every stream, key-value bucket and consumer: 1 on a single server, 3 on a
+    /// 3-node JetStream cluster (1 to 5, at most the cluster's size).
+    pub replicas: usize,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        Self { replicas: 1 }
+    }
+}
+
 /// The configuration file (`scriptorium.toml`): every section optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -75,21 +90,55 @@ pub struct AppConfig {
     pub models: ModelsConfig,
     /// The response cache.
     pub cache: CacheConfig,
+    /// NATS JetStream.
+    pub nats: NatsSection,
 }
 
 impl AppConfig {
     /// Reads the file at `path`, or the defaults without one.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(Self::default()) };
+        let Some(path) = path else { return Ok(Self::default().with_prices()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut cfg: AppConfig = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))?;
         cfg.coordinator.validate().map_err(anyhow::Error::msg)?;
         cfg.models.validate().map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        if !(1..=5).contains(&cfg.nats.replicas) {
+            anyhow::bail!(
+                "config {}: nats.replicas: must be between 1 and 5 (got {})",
+                path.display(),
+                cfg.nats.replicas
+            );
+        }
         // `[cache] enabled = false` turns the cache off for the whole fleet.
         cfg.coordinator.cache &= cfg.cache.enabled;
-        Ok(cfg)
+        Ok(cfg.with_prices())
+    }
+
+    /// The configuration with the coordinator's route prices taken from the providers of
+    /// `[models]` (built-in and configured), the prices workers charge: budgets reserve by them.
+    pub fn with_prices(mut self) -> Self {
+        use scriptorium_coordinator::config::RoutePrice;
+        let mut providers = scriptorium_worker::providers::builtin_providers();
+        providers.extend(self.models.providers.clone());
+        let price = |p: scriptorium_worker::providers::Price| RoutePrice {
+            input: p.input,
+            output: p.output,
+        };
+        let prices = &mut self.coordinator.prices;
+        for (name, provider) in &providers {
+            for (model, p) in &provider.prices {
+                prices.set(&format!("{name}/{model}"), price(*p));
+            }
+            if let Some(p) = provider.price {
+                prices.set(&format!("{name}/*"), price(p));
+            }
+            if let Some(p) = provider.price_of(&provider.default_model) {
+                prices.set(name, price(p));
+            }
+        }
+        self
     }
 
     /// The worker settings with `pools` (`KIND=SIZE`) applied on top of the file's.
@@ -255,6 +304,7 @@ fn nats_options(name: &str, cfg: &AppConfig) -> NatsOptions {
         cache_max_bytes: i64::try_from(cache.shared_max_mb.saturating_mul(1 << 20))
             .unwrap_or(i64::MAX),
         lease_ttl: Duration::from_secs(cache.lease_secs.max(1)),
+        replicas: cfg.nats.replicas,
         ..Default::default()
     }
 }

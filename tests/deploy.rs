@@ -79,6 +79,18 @@ fn compose() -> Value {
     yaml_docs(&deploy().join("compose.yaml")).remove(0)
 }
 
+/// The NATS services of the compose file (image `nats:...`), by name.
+fn nats_services(compose: &Value) -> Vec<(String, Value)> {
+    let services = compose["services"].as_object().unwrap();
+    let nats: Vec<(String, Value)> = services
+        .iter()
+        .filter(|(_, s)| s["image"].as_str().is_some_and(|i| i.starts_with("nats:")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(!nats.is_empty(), "compose runs NATS");
+    nats
+}
+
 /// What `scriptorium --help` and each subcommand's help offer.
 struct Cli {
     subcommands: BTreeSet<String>,
@@ -345,8 +357,22 @@ fn manifests_name_only_real_commands_flags_variables_ports_and_names() {
             "{profile} is optional"
         );
     }
-    let nats_cmd = strings(&services["nats"]["command"]);
-    assert!(nats_cmd.contains(&"--jetstream".to_string()), "NATS runs JetStream");
+    // NATS: a JetStream cluster of as many servers as the config file's replicas, each routed
+    // to every server.
+    let nats = nats_services(&c);
+    for (name, s) in &nats {
+        let cmd = strings(&s["command"]);
+        assert!(cmd.contains(&"--jetstream".to_string()), "{name} runs JetStream");
+        if nats.len() > 1 {
+            let routes = cmd.iter().skip_while(|a| *a != "--routes").nth(1).unwrap();
+            for (other, _) in &nats {
+                assert!(routes.contains(&format!("//{other}:")), "{name} routes to {other}");
+            }
+        }
+    }
+    let file: toml::Value = toml::from_str(&read(&deploy().join("scriptorium.toml"))).unwrap();
+    let replicas = file["nats"]["replicas"].as_integer().unwrap_or(1) as usize;
+    assert!(nats.len() >= replicas, "{replicas} replicas need as many servers ({})", nats.len());
 
     // Prometheus scrapes the ports the services serve metrics on.
     let prom = yaml_docs(&deploy().join("prometheus/prometheus.yml")).remove(0);
@@ -574,14 +600,21 @@ struct Mapping {
 
 impl Mapping {
     fn value(&self, v: &str) -> String {
-        let mut v = interpolate(v);
+        let v = interpolate(v);
+        if v.contains(',') {
+            // A list (of servers, of routes): each element on its own.
+            return v.split(',').map(|one| self.value(one)).collect::<Vec<_>>().join(",");
+        }
+        let mut v = v;
         for (host, local) in &self.hosts {
             v = v.replace(&format!("//{host}:"), &format!("//{local}:"));
         }
-        if let Some(rest) = v.strip_prefix("nats://127.0.0.1:")
-            && let Some(local) = rest.parse().ok().and_then(|p: u16| self.ports.get(&p))
-        {
-            return format!("nats://127.0.0.1:{local}");
+        for listen in ["nats://127.0.0.1:", "nats://0.0.0.0:"] {
+            if let Some(rest) = v.strip_prefix(listen)
+                && let Some(local) = rest.parse().ok().and_then(|p: u16| self.ports.get(&p))
+            {
+                return format!("nats://127.0.0.1:{local}");
+            }
         }
         if let Some((h, p)) = v.rsplit_once(':')
             && (h == "0.0.0.0" || h == "127.0.0.1")
@@ -609,54 +642,70 @@ fn compose_services_started_as_processes_write_books() {
         .map(|(_, e)| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap())
         .collect();
 
-    // NATS, with the compose command; its container ports and store volume mapped.
-    let nats = &services["nats"];
+    // The NATS servers, each with its compose command; their container ports (distinct across
+    // the servers) and store volumes mapped, their host names to loopback.
+    let nats = nats_services(&c);
     let client_port = free_port();
     let mut ports: BTreeMap<u16, u16> = BTreeMap::from([(4222, client_port)]);
-    for p in strings(&nats["ports"]) {
-        let container: u16 = p.rsplit(':').next().unwrap().parse().unwrap();
-        ports.entry(container).or_insert_with(free_port);
+    for (_, s) in &nats {
+        for p in strings(&s["ports"]) {
+            let container: u16 = p.rsplit(':').next().unwrap().parse().unwrap();
+            ports.entry(container).or_insert_with(free_port);
+        }
+        let cmd = strings(&s["command"]);
+        if let Some(cluster) = cmd.iter().skip_while(|a| *a != "--cluster").nth(1) {
+            ports.entry(port_of(cluster)).or_insert_with(free_port);
+        }
     }
-    let mut paths = Vec::new();
-    for (i, v) in strings(&nats["volumes"]).iter().enumerate() {
-        let target = v.split(':').nth(1).unwrap().to_string();
-        let dir = work.path().join(format!("nats-volume-{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        paths.push((target, dir));
-    }
-    let map = Mapping { hosts: BTreeMap::new(), ports: ports.clone(), paths };
-    let nats_args: Vec<String> = strings(&nats["command"])
-        .iter()
-        .map(|a| {
-            a.parse::<u16>()
-                .ok()
-                .and_then(|p| ports.get(&p))
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| map.value(a))
-        })
-        .collect();
+    let nats_hosts: BTreeMap<String, String> =
+        nats.iter().map(|(name, _)| (name.clone(), "127.0.0.1".to_string())).collect();
     let server = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .unwrap_or("nats-server");
-    let _nats = Started {
-        child: Command::new(server)
-            .args(&nats_args)
-            .args(["--addr", "127.0.0.1", "--port", &client_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(work.path().join("nats.log")).unwrap())
-            .spawn()
-            .unwrap(),
-        log: work.path().join("nats.log"),
-    };
-    // The compose healthcheck, against the mapped monitoring port.
-    let check = strings(&nats["healthcheck"]["test"]);
-    let url = check.iter().find(|a| a.starts_with("http://")).unwrap();
-    let (hostport, path) = url.trim_start_matches("http://").split_once('/').unwrap();
-    let health_addr = map.value(&format!("0.0.0.0:{}", port_of(hostport)));
-    wait_until(Duration::from_secs(20), "nats healthcheck", || {
-        get(&health_addr, &format!("/{path}")).0 == 200
-    });
+    let mut _nats = Vec::new();
+    let mut health = Vec::new();
+    for (name, s) in &nats {
+        let mut paths = Vec::new();
+        for (i, v) in strings(&s["volumes"]).iter().enumerate() {
+            let target = v.split(':').nth(1).unwrap().to_string();
+            let dir = work.path().join(format!("{name}-volume-{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            paths.push((target, dir));
+        }
+        let map = Mapping { hosts: nats_hosts.clone(), ports: ports.clone(), paths };
+        let args: Vec<String> = strings(&s["command"])
+            .iter()
+            .map(|a| {
+                a.parse::<u16>()
+                    .ok()
+                    .and_then(|p| ports.get(&p))
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| map.value(a))
+            })
+            .collect();
+        let log = work.path().join(format!("{name}.log"));
+        _nats.push(Started {
+            child: Command::new(server)
+                .args(&args)
+                .args(["--addr", "127.0.0.1"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+            log,
+        });
+        // The compose healthcheck, against the mapped monitoring port.
+        let check = strings(&s["healthcheck"]["test"]);
+        let url = check.iter().find(|a| a.starts_with("http://")).unwrap();
+        let (hostport, path) = url.trim_start_matches("http://").split_once('/').unwrap();
+        health.push((map.value(&format!("0.0.0.0:{}", port_of(hostport))), format!("/{path}")));
+    }
+    for (addr, path) in &health {
+        wait_until(Duration::from_secs(30), &format!("nats healthcheck {addr}"), || {
+            get(addr, path).0 == 200
+        });
+    }
 
     // Coordinator and workers: the compose command and environment, plus the image's ENV.
     let books = work.path().join("books");
@@ -691,11 +740,7 @@ fn compose_services_started_as_processes_write_books() {
             };
             paths.push((target, local));
         }
-        let map = Mapping {
-            hosts: BTreeMap::from([("nats".to_string(), "127.0.0.1".to_string())]),
-            ports: all_ports,
-            paths,
-        };
+        let map = Mapping { hosts: nats_hosts.clone(), ports: all_ports, paths };
         let mut env: BTreeMap<String, String> =
             image_env.iter().map(|(k, v)| (k.clone(), map.value(v))).collect();
         for (k, v) in env_map(&s["environment"]) {
@@ -764,6 +809,22 @@ fn compose_services_started_as_processes_write_books() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_books(&books, &["salt-harbour", "quiet-systems", "small-bets"]);
+    // Every stream is kept on as many servers as the config file asks.
+    let file: toml::Value = toml::from_str(&read(&deploy().join("scriptorium.toml"))).unwrap();
+    let want = file["nats"]["replicas"].as_integer().unwrap_or(1);
+    let jsz = http_get(&health[0].0, "/jsz?accounts=true&streams=true&config=true");
+    let jsz: Value = serde_json::from_str(&jsz).unwrap();
+    let streams: Vec<&Value> = jsz["account_details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["stream_detail"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(streams.len(), 9, "{jsz}");
+    for st in streams {
+        assert_eq!(st["config"]["num_replicas"], want, "{}", st["name"]);
+    }
     let o = run(&["workers", "--nats", &url, "--json"], &[]);
     let w: Value = serde_json::from_slice(&o.stdout).unwrap();
     let hosts: BTreeSet<&str> = w["workers"]

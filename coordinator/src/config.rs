@@ -1,4 +1,5 @@
-//! Coordinator settings: attempts, timeouts, model routes and sampling profiles.
+//! Coordinator settings: attempts, timeouts, model routes, sampling profiles and the prices of
+//! the routes (for budgets).
 
 use crate::brief::check_route;
 use scriptorium_contracts::TaskType;
@@ -61,6 +62,50 @@ pub struct CoordinatorConfig {
     pub sampling: BTreeMap<String, SamplingProfile>,
     /// Whether workers may answer from the response cache.
     pub cache: bool,
+    /// Prices of the model routes, for the budget's reservations. Not read from `[coordinator]`:
+    /// the binary fills it from the providers of `[models]`, the prices workers charge.
+    #[serde(skip)]
+    pub prices: RoutePrices,
+}
+
+/// Prices of a model, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RoutePrice {
+    /// Dollars per million prompt tokens.
+    pub input: f64,
+    /// Dollars per million completion tokens.
+    pub output: f64,
+}
+
+impl RoutePrice {
+    /// Cost of a call with these token counts.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input + completion_tokens as f64 * self.output) / 1e6
+    }
+}
+
+/// Prices of model routes (`provider/model`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoutePrices {
+    by_route: BTreeMap<String, RoutePrice>,
+}
+
+impl RoutePrices {
+    /// Sets the price of `route`: `provider/model` for one model, `provider` for a route naming
+    /// only the provider (its default model), `provider/*` for every model of the provider
+    /// without a price of its own.
+    pub fn set(&mut self, route: &str, price: RoutePrice) {
+        self.by_route.insert(route.trim().to_string(), price);
+    }
+
+    /// The price of `route`, when known.
+    pub fn price_of(&self, route: &str) -> Option<RoutePrice> {
+        let route = route.trim();
+        self.by_route.get(route).copied().or_else(|| {
+            let provider = route.split_once('/').map_or(route, |(p, _)| p);
+            self.by_route.get(&format!("{provider}/*")).copied()
+        })
+    }
 }
 
 impl Default for CoordinatorConfig {
@@ -79,6 +124,7 @@ impl Default for CoordinatorConfig {
             .into_iter()
             .collect(),
             cache: true,
+            prices: RoutePrices::default(),
         }
     }
 }
@@ -210,6 +256,20 @@ mod tests {
         assert_eq!(cfg.sampling_for(AgentKind::Outline, &long).max_tokens, 8256);
         let business = BookBrief { category: "business".into(), ..Default::default() };
         assert_eq!(cfg.sampling_for(AgentKind::Chapter, &business).profile, "factual");
+    }
+
+    #[test]
+    fn route_prices_fall_back_to_the_providers_default() {
+        let mut prices = RoutePrices::default();
+        let p = |input, output| RoutePrice { input, output };
+        prices.set("openai/gpt-4o", p(2.5, 10.0));
+        prices.set("openai", p(0.15, 0.6));
+        prices.set("openai/*", p(1.0, 2.0));
+        assert_eq!(prices.price_of("openai/gpt-4o"), Some(p(2.5, 10.0)));
+        assert_eq!(prices.price_of("openai"), Some(p(0.15, 0.6)));
+        assert_eq!(prices.price_of("openai/other"), Some(p(1.0, 2.0)));
+        assert_eq!(prices.price_of("sim/default"), None);
+        assert!((p(2.5, 10.0).cost(1_000_000, 100_000) - 3.5).abs() < 1e-9);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! Stored as JSON in the books bucket after every change, so a restarted coordinator resumes
 //! each unfinished book from it and `status` reads it without asking the coordinator.
 
-use crate::plan::Plan;
+use crate::plan::{ASSEMBLY, Plan};
+use scriptorium_proto::transport::Bucket;
 use scriptorium_proto::v1::{BookBrief, BookState, Usage};
+use scriptorium_proto::{Bus, BusError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -86,6 +88,14 @@ pub struct StepRecord {
     /// Done without a model call: an edit whose review accepted the draft with no issue.
     #[serde(default)]
     pub skipped: bool,
+    /// Expected cost of the running attempt in US dollars, held against the book's budget
+    /// until its result arrives or it is cancelled (0 when no attempt runs).
+    #[serde(default)]
+    pub reserved_usd: f64,
+    /// Attempts whose usage is counted in `usage`: each once, whatever became of its result
+    /// (accepted, rejected, failed or ignored).
+    #[serde(default)]
+    pub charged: Vec<u32>,
 }
 
 impl StepRecord {
@@ -104,6 +114,8 @@ impl StepRecord {
             rejections: Vec::new(),
             retry_base: 0,
             skipped: false,
+            reserved_usd: 0.0,
+            charged: Vec::new(),
         }
     }
 }
@@ -182,9 +194,96 @@ impl BookRecord {
     }
 }
 
+/// Why a stored book could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The record or an output could not be read.
+    #[error("book state: {0}")]
+    Bus(#[from] BusError),
+    /// The stored record is not a book record.
+    #[error("book record unreadable: {0}")]
+    Unreadable(#[from] serde_json::Error),
+}
+
+impl LoadError {
+    /// Whether the same load may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LoadError::Bus(e) if e.is_transient())
+    }
+}
+
+/// Reads the record of `book_id` with the accepted outputs of its done steps, so that
+/// starting its book actor needs no I/O (see [`load_outputs`]). `None` when no book has this id.
+pub async fn load_book(bus: &Bus, book_id: &str) -> Result<Option<BookRecord>, LoadError> {
+    let Some(mut rec) = load_record(bus, book_id).await? else { return Ok(None) };
+    load_outputs(bus, &mut rec).await?;
+    Ok(Some(rec))
+}
+
+/// Reads the record of `book_id` alone (`outputs` empty). `None` when no book has this id.
+pub async fn load_record(bus: &Bus, book_id: &str) -> Result<Option<BookRecord>, LoadError> {
+    let Some(bytes) = bus.kv_get(Bucket::Books, book_id).await? else { return Ok(None) };
+    Ok(Some(serde_json::from_slice(&bytes)?))
+}
+
+/// Reads the accepted outputs of `rec`'s done steps that it does not hold yet; a done step
+/// whose output was lost with its store goes back to pending and runs again.
+pub async fn load_outputs(bus: &Bus, rec: &mut BookRecord) -> Result<(), LoadError> {
+    let done: Vec<String> = rec
+        .steps
+        .iter()
+        .filter(|(id, s)| {
+            s.status == StepStatus::Done
+                && id.as_str() != ASSEMBLY
+                && !rec.outputs.contains_key(*id)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in done {
+        let stored = bus.kv_get(Bucket::Outputs, &output_key(&rec.id, &id)).await?;
+        match stored.and_then(|b| serde_json::from_slice(&b).ok()) {
+            Some(doc) => {
+                rec.outputs.insert(id, doc);
+            }
+            None => {
+                tracing::warn!(book_id = %rec.id, step = %id, "stored output missing; step runs again");
+                if let Some(s) = rec.steps.get_mut(&id) {
+                    s.status = StepStatus::Pending;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stores `rec` in the books bucket.
+pub async fn store(bus: &Bus, rec: &BookRecord) -> Result<(), LoadError> {
+    bus.kv_put(Bucket::Books, &rec.id, serde_json::to_vec(rec)?.into()).await?;
+    Ok(())
+}
+
 /// Key of a step's output in the outputs bucket.
 pub fn output_key(book_id: &str, step_id: &str) -> String {
     format!("{book_id}.{step_id}")
+}
+
+/// Counts the usage of `r`'s attempt in its step and its book, once per attempt whatever became
+/// of the result, and frees the attempt's reservation when it is the step's current one.
+/// Returns whether the usage was counted (`false` for an unknown step or an attempt counted
+/// before: a duplicate delivery).
+pub fn charge(rec: &mut BookRecord, r: &scriptorium_proto::v1::StepResult) -> bool {
+    let Some(s) = rec.steps.get_mut(&r.step_id) else { return false };
+    if s.attempt == r.attempt {
+        s.reserved_usd = 0.0;
+    }
+    if s.charged.contains(&r.attempt) {
+        return false;
+    }
+    s.charged.push(r.attempt);
+    let usage = r.usage.unwrap_or_default();
+    add_usage(&mut s.usage, &usage);
+    add_usage(&mut rec.usage, &usage);
+    true
 }
 
 /// Adds `b` into `a`.

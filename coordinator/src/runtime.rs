@@ -1,14 +1,26 @@
-//! Running a coordinator on a bus: the coordinator actor plus one task per queue it reads
-//! (submissions and results), and the resume of unfinished books at start-up.
+//! Running a coordinator on a bus: the coordinator actor, one supervised pump per queue it reads
+//! (submissions and results), the late-results task, and the resume of unfinished books at
+//! start-up.
+//!
+//! # Layout
+//! - [`pumps`]: reading the queues: size and decoding checks, ids checked before any I/O,
+//!   dead letters, acknowledgements.
+//! - [`submit`]: what a submission or a retry does to the book's record before its book starts.
+//! - [`late`]: results of books not in flight (finished, unknown): usage counted, lease released.
 
-use crate::actors::coordinator::{Coordinator, CoordinatorMsg};
-use crate::record::BookRecord;
-use crate::{CoordinatorConfig, Env, Stats, brief};
+mod late;
+mod pumps;
+mod submit;
+
+pub use pumps::MAX_MESSAGE_BYTES;
+pub use submit::SubmitError;
+
+use crate::actors::coordinator::{Coordinator, CoordinatorArgs, CoordinatorMsg};
+use crate::{CoordinatorConfig, Env, Stats, record};
 use anyhow::Context as _;
 use ractor::{Actor, ActorRef};
 use scriptorium_proto::transport::{Bucket, Queue};
-use scriptorium_proto::v1::{StepResult, SubmitBook};
-use scriptorium_proto::{Bus, Source};
+use scriptorium_proto::{Bus, names};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +28,7 @@ use std::time::Duration;
 pub struct CoordinatorHandle {
     actor: ActorRef<CoordinatorMsg>,
     env: Arc<Env>,
-    pumps: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl CoordinatorHandle {
@@ -24,18 +36,24 @@ impl CoordinatorHandle {
     pub async fn start(bus: Bus, cfg: CoordinatorConfig) -> anyhow::Result<Self> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let env = Arc::new(Env { bus: bus.clone(), cfg, stats: Stats::default() });
-        let (actor, _) = Actor::spawn(None, Coordinator, env.clone())
-            .await
-            .context("starting the coordinator actor")?;
+        let (late_tx, late_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (actor, _) =
+            Actor::spawn(None, Coordinator, CoordinatorArgs { env: env.clone(), late: late_tx })
+                .await
+                .context("starting the coordinator actor")?;
         let mut resumed = 0;
         for key in bus.kv_keys(Bucket::Books).await.context("listing stored books")? {
-            let Some(bytes) = bus.kv_get(Bucket::Books, &key).await? else { continue };
-            match serde_json::from_slice::<BookRecord>(&bytes) {
-                Ok(rec) if !rec.state.is_final() => {
-                    actor.cast(CoordinatorMsg::Resume { record: Box::new(rec) })?;
+            if !names::valid_id(&key) {
+                tracing::error!(key = %key.escape_debug(), "stored book key is not a valid book id; left alone");
+                continue;
+            }
+            match record::load_book(&bus, &key).await {
+                Ok(Some(rec)) if !rec.state.is_final() => {
+                    actor.cast(CoordinatorMsg::Start { record: Box::new(rec) })?;
                     resumed += 1;
                 }
                 Ok(_) => {}
+                Err(e) if e.is_transient() => return Err(e).context("resuming unfinished books"),
                 Err(e) => {
                     tracing::error!(book_id = %key, error = %e, "stored book record unreadable; left alone")
                 }
@@ -46,12 +64,19 @@ impl CoordinatorHandle {
         }
         let results = bus.source(Queue::Results, 256).await.context("opening the results queue")?;
         let submits = bus.source(Queue::Submit, 16).await.context("opening the submit queue")?;
-        let pumps = vec![
-            tokio::spawn(pump_results(results, actor.clone(), bus.clone())),
-            tokio::spawn(pump_submits(submits, actor.clone(), bus.clone())),
+        let tasks = vec![
+            tokio::spawn(late::run(env.clone(), late_rx)),
+            tokio::spawn(supervise("results", results, {
+                let (actor, bus) = (actor.clone(), bus.clone());
+                move |source| pumps::results(source, actor.clone(), bus.clone())
+            })),
+            tokio::spawn(supervise("submit", submits, {
+                let (actor, env) = (actor.clone(), env.clone());
+                move |source| pumps::submits(source, actor.clone(), env.clone())
+            })),
         ];
         tracing::info!(distributed = bus.is_distributed(), "coordinator started");
-        Ok(Self { actor, env, pumps })
+        Ok(Self { actor, env, tasks })
     }
 
     /// The coordinator's counters.
@@ -66,144 +91,123 @@ impl CoordinatorHandle {
 
     /// Stops reading queues and stops the actors; state is already stored after every change.
     pub async fn shutdown(self) {
-        for p in &self.pumps {
-            p.abort();
+        for t in &self.tasks {
+            t.abort();
         }
         let _ = self.env.bus.flush().await;
         self.actor.stop(None);
     }
 }
 
-async fn next_or_wait(source: &mut Source, what: &str) -> Option<scriptorium_proto::Incoming> {
-    loop {
-        match source.next().await? {
-            Ok(m) => return Some(m),
-            Err(e) => {
-                tracing::warn!(queue = what, error = %e, "queue read failed; retrying");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-}
-
-/// Largest result or submission message the coordinator reads.
-pub const MAX_MESSAGE_BYTES: usize = 768 * 1024;
-
-/// Stores a message the coordinator cannot use in the dead-letter stream, then removes it
-/// from its queue (or hands it back when the dead letter could not be stored).
-async fn dead_letter(bus: &Bus, queue: &str, m: &scriptorium_proto::Incoming, reason: &str) {
-    match bus.dead_letter(queue, m.payload.clone(), reason).await {
-        Ok(()) => {
-            let _ = m.acker.term().await;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "dead letter not stored; message handed back");
-            let _ = m.acker.nak(Some(Duration::from_secs(5))).await;
-        }
-    }
-}
-
-/// Whether a pump goes on after a message.
-enum Flow {
-    /// Read the next message.
-    Next,
-    /// The coordinator actor is gone: stop reading.
+/// What a pump reports when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Its queue ended: start it again.
+    Ended,
+    /// The coordinator actor is gone: stop for good.
     Stop,
 }
 
-/// Reads `source` until it ends or `handle` says stop: a message over [`MAX_MESSAGE_BYTES`] or
-/// one that does not decode as `M` is dead-lettered with the reason; the others go to `handle`.
-async fn pump<M, F, Fut>(
-    mut source: Source,
-    bus: Bus,
-    queue: &'static str,
-    what: &str,
-    mut handle: F,
-) where
-    M: scriptorium_proto::prost::Message + Default,
-    F: FnMut(M, scriptorium_proto::Incoming) -> Fut,
-    Fut: std::future::Future<Output = Flow>,
+/// First and longest pause before a pump is started again.
+const RESTART_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// A pump that ran this long before ending starts again after the shortest pause.
+const STEADY: Duration = Duration::from_secs(60);
+
+/// Runs `pump` on `source` as long as the coordinator lives: when it ends or panics it is
+/// logged and started again on the same source after a backoff (doubling from 100 ms to 5 s,
+/// back to 100 ms after a pump that ran a minute). Returns when the pump reports
+/// [`Flow::Stop`]. Aborting this task aborts the pump.
+pub(crate) async fn supervise<S, F, Fut>(queue: &'static str, source: S, pump: F)
+where
+    S: Send + 'static,
+    F: Fn(Arc<tokio::sync::Mutex<S>>) -> Fut,
+    Fut: std::future::Future<Output = Flow> + Send + 'static,
 {
-    while let Some(m) = next_or_wait(&mut source, queue).await {
-        if m.payload.len() > MAX_MESSAGE_BYTES {
-            let reason = format!("{what} of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
-            dead_letter(&bus, queue, &m, &reason).await;
-            continue;
-        }
-        let msg = match M::decode(m.payload.clone()) {
-            Ok(msg) => msg,
-            Err(e) => {
-                tracing::error!(queue, error = %e, "undecodable message dead-lettered");
-                dead_letter(&bus, queue, &m, &format!("undecodable {what}: {e}")).await;
-                continue;
+    // Shared so that it outlives a panicking pump (a tokio mutex is not poisoned by one).
+    let source = Arc::new(tokio::sync::Mutex::new(source));
+    let mut delay = RESTART_BACKOFF.0;
+    loop {
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(pump(source.clone()));
+        let _abort = AbortOnDrop(task.abort_handle());
+        match task.await {
+            Ok(Flow::Stop) => {
+                tracing::info!(queue, "coordinator stopped; queue pump ends");
+                return;
             }
-        };
-        if let Flow::Stop = handle(msg, m).await {
-            return;
+            Ok(Flow::Ended) => tracing::warn!(queue, "queue pump ended; restarting"),
+            Err(e) if e.is_panic() => tracing::error!(queue, "queue pump panicked; restarting"),
+            Err(_) => return,
         }
+        metrics::counter!("scriptorium_coordinator_pump_restarts_total", "queue" => queue)
+            .increment(1);
+        if started.elapsed() >= STEADY {
+            delay = RESTART_BACKOFF.0;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RESTART_BACKOFF.1);
     }
 }
 
-async fn pump_results(source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
-    pump(source, bus, "results", "result message", |result: StepResult, m| {
-        let actor = actor.clone();
-        async move {
-            let (tx, rx) = ractor::concurrency::oneshot();
-            if actor
-                .cast(CoordinatorMsg::Result { result: Box::new(result), reply: tx.into() })
-                .is_err()
-            {
-                return Flow::Stop;
-            }
-            // Acknowledge once the book has handled (and stored) the result, without holding
-            // up the next message: results of different books are handled in parallel.
-            tokio::spawn(async move {
-                if rx.await.is_ok() {
-                    let _ = m.acker.ack().await;
-                }
-            });
-            Flow::Next
-        }
-    })
-    .await
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
-async fn pump_submits(source: Source, actor: ActorRef<CoordinatorMsg>, bus: Bus) {
-    let refusals = bus.clone();
-    pump(source, bus, "submit", "submission", |sub: SubmitBook, m| {
-        let (actor, bus) = (actor.clone(), refusals.clone());
-        async move {
-            let brief = sub.brief.unwrap_or_default();
-            if let Err(e) = brief::revalidate(&brief) {
-                tracing::error!(book_id = %sub.book_id, error = %e, "invalid brief refused");
-                crate::client::store_refusal(&bus, &sub.book_id, brief, &e.to_string()).await;
-                dead_letter(&bus, "submit", &m, &format!("brief refused: {e}")).await;
-                return Flow::Next;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn a_pump_that_panics_or_ends_is_started_again_on_the_same_source() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (r, s) = (runs.clone(), seen.clone());
+        let supervisor = supervise("test", 7_u32, move |source| {
+            let (runs, seen) = (r.clone(), s.clone());
+            async move {
+                let mut value = source.lock().await;
+                *value += 1;
+                seen.lock().unwrap().push(*value);
+                match runs.fetch_add(1, Ordering::SeqCst) {
+                    0 => panic!("pump bug"),
+                    1 => Flow::Ended,
+                    _ => Flow::Stop,
+                }
             }
-            let outcome = ractor::call!(actor, |reply| CoordinatorMsg::Submit {
-                book_id: sub.book_id.clone(),
-                brief: Box::new(brief),
-                retry: sub.retry.then(|| sub.step.clone()),
-                reply: Some(reply),
-            });
-            match outcome {
-                Ok(Ok(())) => {
-                    let _ = m.acker.ack().await;
-                    Flow::Next
-                }
-                Ok(Err(e)) if e.is_transient() => {
-                    tracing::warn!(book_id = %sub.book_id, error = %e, "submission not started; will be redelivered");
-                    let _ = m.acker.nak(Some(Duration::from_secs(1))).await;
-                    Flow::Next
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(book_id = %sub.book_id, error = %e, "submission refused");
-                    dead_letter(&bus, "submit", &m, &format!("submission refused: {e}")).await;
-                    Flow::Next
-                }
-                Err(_) => Flow::Stop,
+        });
+        tokio::time::timeout(Duration::from_secs(10), supervisor)
+            .await
+            .expect("the supervisor returns once the pump says stop");
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "panicked, ended, then stopped");
+        assert_eq!(*seen.lock().unwrap(), [8, 9, 10], "every run had the same source");
+    }
+
+    #[tokio::test]
+    async fn aborting_the_supervisor_aborts_its_pump() {
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let (alive_tx, alive) = tokio::sync::oneshot::channel::<()>();
+        let handles = Arc::new(std::sync::Mutex::new(Some((started_tx, alive_tx))));
+        let supervisor = tokio::spawn(supervise("test", (), move |_| {
+            let taken = handles.lock().unwrap().take();
+            async move {
+                let (started, _alive) = taken.expect("started once");
+                let _ = started.send(());
+                // `_alive` is dropped, closing its channel, only when this pump is aborted.
+                std::future::pending::<Flow>().await
             }
-        }
-    })
-    .await
+        }));
+        started.await.expect("the pump starts");
+        supervisor.abort();
+        tokio::time::timeout(Duration::from_secs(5), alive)
+            .await
+            .expect("the pump is aborted with its supervisor")
+            .expect_err("nothing is sent: the pump's end drops the sender");
+    }
 }

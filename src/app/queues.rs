@@ -89,13 +89,7 @@ pub struct ViewOptions {
 }
 
 async fn connect(url: &str, name: &str) -> anyhow::Result<Bus> {
-    // A viewer never changes the fleet's settings: drift is left as it is.
-    let opts = scriptorium_proto::transport::NatsOptions {
-        name: name.into(),
-        reconcile: scriptorium_proto::transport::Reconcile::Leave,
-        ..Default::default()
-    };
-    Ok(Bus::connect(url, opts).await?)
+    super::connect_tool(url, name).await
 }
 
 fn clear_if_terminal() {

@@ -2,12 +2,13 @@
 //! and accepts each step at most once, then assembles the book.
 
 mod skip;
+mod spend;
 mod task;
 
 use crate::Env;
 use crate::assembly;
 use crate::plan::{ASSEMBLY, PlannedStep};
-use crate::record::{BookRecord, Status, StepStatus, add_usage, output_key};
+use crate::record::{BookRecord, Status, StepStatus, output_key};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use scriptorium_common::cache::{self, CachedAnswer};
 use scriptorium_contracts::rules as validation;
@@ -111,7 +112,12 @@ impl Actor for Book {
                 st.publish(&me, &id).await?;
             }
         }
-        st.advance(&me).await
+        st.advance(&me).await?;
+        if st.rec.state.is_final() {
+            // Finished at once (nothing fits its budget, say): no message will stop it.
+            me.stop(Some(format!("{:?}", st.rec.state)));
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -133,6 +139,7 @@ impl Actor for Book {
                 if current == Some((StepStatus::Running, attempt)) && !st.rec.state.is_final() {
                     tracing::warn!(book_id = %st.rec.id, step = %step_id, attempt, "step timed out");
                     crate::metrics::step_timed_out(&st.rec, &step_id);
+                    st.cancel(&step_id, attempt).await;
                     st.retry_or_fail(
                         &me,
                         &step_id,
@@ -161,6 +168,7 @@ impl BookState {
             stats.ignored.fetch_add(1, Ordering::Relaxed);
             crate::metrics::result_ignored(&r);
             tracing::warn!(book_id = %r.book_id, step = %r.step_id, "result for an unknown step ignored");
+            self.release_lease(&r).await;
             return Ok(());
         };
         if self.rec.state.is_final()
@@ -170,22 +178,19 @@ impl BookState {
             // Duplicate, late, or for a superseded attempt.
             stats.ignored.fetch_add(1, Ordering::Relaxed);
             crate::metrics::result_ignored(&r);
-            self.rec.ignored_results += 1;
             tracing::debug!(book_id = %r.book_id, step = %r.step_id, attempt = r.attempt, current = step.attempt, "result ignored");
-            return self.store().await;
+            return self.on_ignored(&r).await;
         }
         let Some(planned) = self.rec.plan.get(&r.step_id).cloned() else { return Ok(()) };
         let usage = r.usage.unwrap_or_default();
-        if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
-            add_usage(&mut s.usage, &usage);
-        }
-        add_usage(&mut self.rec.usage, &usage);
-        let budget = self.rec.brief.budget_usd;
-        if budget > 0.0 && self.rec.usage.cost_usd > budget {
-            let spent = self.rec.usage.cost_usd;
-            let reason =
-                format!("budget exceeded: spent ${spent:.4} of ${budget:.4} at step {}", r.step_id);
+        crate::record::charge(&mut self.rec, &r);
+        if let Some(reason) = self.overspent() {
+            self.release_lease(&r).await;
+            let reason = format!("{reason} at step {}", r.step_id);
             return self.finish(Status::Failed, Some(reason)).await;
+        }
+        if r.status != scriptorium_proto::v1::StepStatus::Ok as i32 {
+            self.release_lease(&r).await;
         }
         if r.status == scriptorium_proto::v1::StepStatus::DeadLettered as i32 {
             if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
@@ -271,6 +276,9 @@ impl BookState {
             return self.finish(Status::Failed, Some(failure)).await;
         }
         self.dispatch(me, step_id).await?;
+        if let Some(reason) = self.starved() {
+            return self.finish(Status::Failed, Some(reason)).await;
+        }
         self.store().await
     }
 
@@ -295,6 +303,9 @@ impl BookState {
             }
             self.dispatch(me, &p.id).await?;
         }
+        if let Some(reason) = self.starved() {
+            return self.finish(Status::Failed, Some(reason)).await;
+        }
         self.store().await?;
         self.event("").await;
         Ok(())
@@ -305,6 +316,9 @@ impl BookState {
         me: &ActorRef<BookMsg>,
         step_id: &str,
     ) -> Result<(), ActorProcessingErr> {
+        if !self.reserve(step_id) {
+            return Ok(());
+        }
         let Some(s) = self.rec.steps.get_mut(step_id) else { return Ok(()) };
         s.attempt += 1;
         s.status = StepStatus::Running;
@@ -373,6 +387,9 @@ impl BookState {
         state: Status,
         failure: Option<String>,
     ) -> Result<(), ActorProcessingErr> {
+        if state != Status::Done {
+            self.cancel_running().await;
+        }
         self.rec.state = state;
         self.rec.failure = failure.clone();
         self.rec.finished_ms = clock::now_ms();

@@ -1,104 +1,128 @@
-//! The coordinator actor: starts one supervised book actor per book in flight and routes
-//! step results to them.
+//! The coordinator actor: routes step results to one supervised book actor per book in flight
+//! and starts books from records loaded elsewhere. It never waits on I/O itself.
+//!
+//! Book records are read and written by the submission pump (new books, retries), at start-up
+//! (resumes) and by a task this actor spawns when a book actor crashes; each hands the loaded
+//! record over with [`CoordinatorMsg::Start`]. A book being loaded is *claimed*: its results are
+//! held and handed to its actor once it starts. Results for books not in flight go to the
+//! late-results task (which counts their usage and releases their cache lease). So one slow or
+//! bad book never holds up the results of the others.
 
 use super::book::{Book, BookArgs, BookMsg};
 use crate::Env;
-use crate::record::{BookRecord, Status};
+use crate::record::{self, BookRecord, Status};
 use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
+    SupervisionEvent,
 };
 use scriptorium_proto::clock;
-use scriptorium_proto::transport::Bucket;
-use scriptorium_proto::v1::{BookBrief, StepResult};
+use scriptorium_proto::v1::StepResult;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// How often a crashed book actor is restarted from its stored record before the book fails.
 const MAX_RESTARTS: u32 = 3;
 
-/// Why a submission or a retry did not start its book.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// A retry names a book that does not exist.
-    #[error("no book with id {0}")]
-    UnknownBook(String),
-    /// The book's record could not be read or written.
-    #[error("book state: {0}")]
-    Bus(#[from] scriptorium_proto::BusError),
-    /// The book's record could not be encoded.
-    #[error("book record: {0}")]
-    Encode(#[from] serde_json::Error),
-    /// The book actor did not start.
-    #[error("starting the book actor: {0}")]
-    Spawn(String),
+/// A result whose book is not in flight, for the late-results task; `reply` is answered once it
+/// is handled, so that its message is acknowledged only then.
+pub struct Late {
+    /// The result.
+    pub result: Box<StepResult>,
+    /// Answered when handled.
+    pub reply: RpcReplyPort<()>,
 }
 
-impl SubmitError {
-    /// Whether the same submission may succeed later (it is handed back, not dead-lettered).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SubmitError::Bus(_) | SubmitError::Spawn(_) => true,
-            SubmitError::UnknownBook(_) | SubmitError::Encode(_) => false,
-        }
-    }
+/// Arguments of the coordinator actor.
+pub struct CoordinatorArgs {
+    /// Shared coordinator environment.
+    pub env: Arc<Env>,
+    /// Where results of books not in flight go.
+    pub late: mpsc::UnboundedSender<Late>,
 }
 
 /// The coordinator actor behaviour.
 pub struct Coordinator;
 
+/// A result waiting for its book to start.
+type Held = (Box<StepResult>, RpcReplyPort<()>);
+
+/// What the coordinator knows of one book.
+enum Slot {
+    /// Its actor runs.
+    Running(ActorRef<BookMsg>),
+    /// Its record is being loaded; results that arrive meanwhile wait here.
+    Loading(Vec<Held>),
+}
+
 /// State of the coordinator.
 pub struct CoordinatorState {
     env: Arc<Env>,
-    books: HashMap<String, ActorRef<BookMsg>>,
+    books: HashMap<String, Slot>,
     by_actor: HashMap<ActorId, String>,
     restarts: HashMap<String, u32>,
+    late: mpsc::UnboundedSender<Late>,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The book is yours to load: answer with [`CoordinatorMsg::Start`] or
+    /// [`CoordinatorMsg::Release`].
+    Granted,
+    /// The book is in flight or being loaded already: leave it alone.
+    Taken,
 }
 
 /// Messages the coordinator understands.
 pub enum CoordinatorMsg {
-    /// Start a new book (idempotent per book id); replies once its record is stored.
-    Submit {
-        /// The book id chosen by the submitter.
+    /// Claims a book that is not in flight, to load (and maybe start) it.
+    Claim {
+        /// The book (a valid id).
         book_id: String,
-        /// The validated brief.
-        brief: Box<BookBrief>,
-        /// Put a failed book back: `Some("")` for every failed step, `Some(step)` for one.
-        retry: Option<String>,
-        /// Answered when the book is started, or with why it was not.
-        reply: Option<RpcReplyPort<Result<(), SubmitError>>>,
+        /// Whether the book is now the caller's to load.
+        reply: RpcReplyPort<Claim>,
     },
-    /// Continue an unfinished book from its stored record.
-    Resume {
-        /// The stored record.
+    /// Starts a book from its loaded record (outputs included), unless it runs already; the
+    /// results held while it was loaded go to its actor.
+    Start {
+        /// The record.
         record: Box<BookRecord>,
+    },
+    /// Gives up a claim without starting the book (finished, unknown, or not loadable); the
+    /// results held meanwhile go to the late-results task.
+    Release {
+        /// The book.
+        book_id: String,
     },
     /// A step result to route to its book.
     Result {
-        /// The result.
+        /// The result (ids already checked).
         result: Box<StepResult>,
-        /// Answered once the book handled it.
+        /// Answered once the result is handled (and stored).
         reply: RpcReplyPort<()>,
     },
-    /// Number of books in flight.
+    /// Number of books in flight (running or being loaded).
     InFlight(RpcReplyPort<usize>),
 }
 
 impl Actor for Coordinator {
     type Msg = CoordinatorMsg;
     type State = CoordinatorState;
-    type Arguments = Arc<Env>;
+    type Arguments = CoordinatorArgs;
 
     async fn pre_start(
         &self,
         _me: ActorRef<CoordinatorMsg>,
-        env: Arc<Env>,
+        args: CoordinatorArgs,
     ) -> Result<CoordinatorState, ActorProcessingErr> {
         Ok(CoordinatorState {
-            env,
+            env: args.env,
             books: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
+            late: args.late,
         })
     }
 
@@ -109,35 +133,25 @@ impl Actor for Coordinator {
         st: &mut CoordinatorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CoordinatorMsg::Submit { book_id, brief, retry, reply } => {
-                let outcome = match retry {
-                    Some(step) => st.retry(&me, book_id, step).await,
-                    None => st.submit(&me, book_id, *brief).await,
-                };
-                if let Err(e) = &outcome {
-                    tracing::warn!(error = %e, "submission refused");
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(outcome);
-                }
-            }
-            CoordinatorMsg::Resume { record } => {
-                if !st.books.contains_key(&record.id) {
-                    st.spawn(&me, record).await?;
-                }
-            }
-            CoordinatorMsg::Result { result, reply } => match st.books.get(&result.book_id) {
-                Some(book) => {
-                    if let Err(e) = book.cast(BookMsg::Result { result, reply: Some(reply) }) {
-                        tracing::debug!(error = %e, "book stopped before its result arrived");
+            CoordinatorMsg::Claim { book_id, reply } => {
+                let claim = match st.books.entry(book_id) {
+                    std::collections::hash_map::Entry::Occupied(_) => Claim::Taken,
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(Slot::Loading(Vec::new()));
+                        Claim::Granted
                     }
+                };
+                let _ = reply.send(claim);
+            }
+            CoordinatorMsg::Start { record } => st.start(&me, record).await,
+            CoordinatorMsg::Release { book_id } => {
+                if let Some(Slot::Loading(held)) = st.books.remove(&book_id) {
+                    st.to_late(held);
+                } else if let Some(slot) = st.books.get(&book_id) {
+                    tracing::debug!(book_id = %book_id, running = matches!(slot, Slot::Running(_)), "release of a book not claimed ignored");
                 }
-                None => {
-                    st.env.stats.ignored.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(book_id = %result.book_id, step = %result.step_id, "result for a book not in flight ignored");
-                    let _ = reply.send(());
-                }
-            },
+            }
+            CoordinatorMsg::Result { result, reply } => st.route(result, reply),
             CoordinatorMsg::InFlight(reply) => {
                 let _ = reply.send(st.books.len());
             }
@@ -160,20 +174,9 @@ impl Actor for Coordinator {
                 let n = st.restarts.entry(id.clone()).or_default();
                 *n += 1;
                 tracing::error!(book_id = %id, error = %err, restarts = *n, "book actor crashed");
-                let stored = st.env.bus.kv_get(Bucket::Books, &id).await?;
-                let Some(mut rec) =
-                    stored.and_then(|b| serde_json::from_slice::<BookRecord>(&b).ok())
-                else {
-                    return Ok(());
-                };
-                if *n > MAX_RESTARTS {
-                    rec.state = Status::Failed;
-                    rec.failure = Some(format!("book actor crashed {n} times: {err}"));
-                    rec.finished_ms = clock::now_ms();
-                    st.env.bus.kv_put(Bucket::Books, &id, serde_json::to_vec(&rec)?.into()).await?;
-                } else if !rec.state.is_final() {
-                    st.spawn(&me, Box::new(rec)).await?;
-                }
+                // Reloaded from its record by a task: results wait meanwhile.
+                st.books.insert(id.clone(), Slot::Loading(Vec::new()));
+                tokio::spawn(reload(st.env.clone(), me, id, *n, err.to_string()));
             }
             _ => {}
         }
@@ -182,102 +185,119 @@ impl Actor for Coordinator {
 }
 
 impl CoordinatorState {
+    /// Forgets the book actor `cell`, returning its book id.
     fn forget(&mut self, cell: &ActorCell) -> Option<String> {
         let id = self.by_actor.remove(&cell.get_id())?;
-        self.books.remove(&id);
+        if matches!(self.books.get(&id), Some(Slot::Running(b)) if b.get_id() == cell.get_id()) {
+            self.books.remove(&id);
+        }
         Some(id)
     }
 
-    async fn submit(
-        &mut self,
-        me: &ActorRef<CoordinatorMsg>,
-        book_id: String,
-        brief: BookBrief,
-    ) -> Result<(), SubmitError> {
-        if self.books.contains_key(&book_id) {
-            return Ok(());
-        }
-        let stored = self.env.bus.kv_get(Bucket::Books, &book_id).await?;
-        if let Some(rec) = stored.and_then(|b| serde_json::from_slice::<BookRecord>(&b).ok()) {
-            // A repeated submission: the book exists already (finished, or resumed at start-up).
-            if !rec.state.is_final() {
-                self.spawn(me, Box::new(rec))
-                    .await
-                    .map_err(|e| SubmitError::Spawn(e.to_string()))?;
-            }
-            return Ok(());
-        }
-        let rec = BookRecord::new(book_id, brief, clock::now_ms());
-        self.store_and_spawn(me, rec).await
-    }
-
-    /// Stores `rec` and starts its book actor.
-    async fn store_and_spawn(
-        &mut self,
-        me: &ActorRef<CoordinatorMsg>,
-        rec: BookRecord,
-    ) -> Result<(), SubmitError> {
-        let bytes = serde_json::to_vec(&rec)?;
-        self.env.bus.kv_put(Bucket::Books, &rec.id, bytes.into()).await?;
-        self.spawn(me, Box::new(rec)).await.map_err(|e| SubmitError::Spawn(e.to_string()))
-    }
-
-    async fn retry(
-        &mut self,
-        me: &ActorRef<CoordinatorMsg>,
-        book_id: String,
-        step: String,
-    ) -> Result<(), SubmitError> {
-        if self.books.contains_key(&book_id) {
-            return Ok(());
-        }
-        let stored = self.env.bus.kv_get(Bucket::Books, &book_id).await?;
-        let Some(mut rec) = stored.and_then(|b| serde_json::from_slice::<BookRecord>(&b).ok())
-        else {
-            return Err(SubmitError::UnknownBook(book_id));
-        };
-        if !rec.state.is_final() {
-            return Ok(());
-        }
-        let mut reset: Vec<String> = Vec::new();
-        // In plan order, so a step whose input runs again runs again too.
-        for planned in rec.plan.steps.clone() {
-            let id = planned.id.clone();
-            let Some(s) = rec.steps.get_mut(&id) else { continue };
-            let wanted = if step.is_empty() {
-                s.status == crate::record::StepStatus::Failed
-            } else {
-                id == step
-            };
-            if wanted || planned.deps.iter().any(|d| reset.contains(d)) {
-                s.status = crate::record::StepStatus::Pending;
-                // A fresh budget of attempts; attempt numbers stay unique for idempotency.
-                s.retry_base = s.attempt;
-                reset.push(id);
+    fn to_late(&self, held: Vec<Held>) {
+        for (result, reply) in held {
+            if self.late.send(Late { result, reply }).is_err() {
+                tracing::warn!("late-results task gone; result left unacknowledged");
             }
         }
-        tracing::info!(book_id = %book_id, steps = ?reset, "book put back");
-        rec.state = Status::Running;
-        rec.failure = None;
-        rec.finished_ms = 0;
-        self.store_and_spawn(me, rec).await
     }
 
-    async fn spawn(
-        &mut self,
-        me: &ActorRef<CoordinatorMsg>,
-        record: Box<BookRecord>,
-    ) -> Result<(), ActorProcessingErr> {
+    fn route(&mut self, result: Box<StepResult>, reply: RpcReplyPort<()>) {
+        match self.books.get_mut(&result.book_id) {
+            Some(Slot::Running(book)) => {
+                if let Err(e) = book.cast(BookMsg::Result { result, reply: Some(reply) }) {
+                    tracing::debug!("book stopped before its result arrived");
+                    if let MessagingErr::SendErr(BookMsg::Result { result, reply: Some(reply) }) = e
+                    {
+                        self.to_late(vec![(result, reply)]);
+                    }
+                }
+            }
+            Some(Slot::Loading(held)) => held.push((result, reply)),
+            None => self.to_late(vec![(result, reply)]),
+        }
+    }
+
+    async fn start(&mut self, me: &ActorRef<CoordinatorMsg>, record: Box<BookRecord>) {
         let id = record.id.clone();
-        let (book, _) = Actor::spawn_linked(
+        let held = match self.books.remove(&id) {
+            Some(Slot::Running(book)) => {
+                tracing::debug!(book_id = %id, "book in flight already; start ignored");
+                self.books.insert(id, Slot::Running(book));
+                return;
+            }
+            Some(Slot::Loading(held)) => held,
+            None => Vec::new(),
+        };
+        // The record comes with its outputs, so the book actor's start does no I/O.
+        let spawned = Actor::spawn_linked(
             None,
             Book,
             BookArgs { env: self.env.clone(), record },
             me.get_cell(),
         )
-        .await?;
-        self.by_actor.insert(book.get_id(), id.clone());
-        self.books.insert(id, book);
-        Ok(())
+        .await;
+        match spawned {
+            Ok((book, _)) => {
+                self.by_actor.insert(book.get_id(), id.clone());
+                for (result, reply) in held {
+                    let _ = book.cast(BookMsg::Result { result, reply: Some(reply) });
+                }
+                self.books.insert(id, Slot::Running(book));
+            }
+            Err(e) => {
+                tracing::error!(book_id = %id, error = %e, "book actor did not start");
+                self.to_late(held);
+            }
+        }
     }
+}
+
+/// Reloads a book whose actor crashed and starts it again, or fails it after
+/// [`MAX_RESTARTS`] crashes; runs as its own task, so the coordinator keeps routing meanwhile.
+async fn reload(
+    env: Arc<Env>,
+    me: ActorRef<CoordinatorMsg>,
+    id: String,
+    restarts: u32,
+    err: String,
+) {
+    let mut delay = Duration::from_millis(100);
+    let loaded = loop {
+        match record::load_book(&env.bus, &id).await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(book_id = %id, error = %e, "crashed book not reloaded yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => break other,
+        }
+    };
+    let next = match loaded {
+        Ok(Some(mut rec)) if !rec.state.is_final() && restarts > MAX_RESTARTS => {
+            for (step, attempt) in rec
+                .steps
+                .iter()
+                .filter(|(_, s)| s.status == record::StepStatus::Running)
+                .map(|(k, s)| (k.clone(), s.attempt))
+                .collect::<Vec<_>>()
+            {
+                let _ = env.bus.announce_cancel(&id, &step, attempt).await;
+            }
+            rec.state = Status::Failed;
+            rec.failure = Some(format!("book actor crashed {restarts} times: {err}"));
+            rec.finished_ms = clock::now_ms();
+            if let Err(e) = record::store(&env.bus, &rec).await {
+                tracing::error!(book_id = %id, error = %e, "failed book not stored");
+            }
+            CoordinatorMsg::Release { book_id: id }
+        }
+        Ok(Some(rec)) if !rec.state.is_final() => CoordinatorMsg::Start { record: Box::new(rec) },
+        Ok(_) => CoordinatorMsg::Release { book_id: id },
+        Err(e) => {
+            tracing::error!(book_id = %id, error = %e, "crashed book cannot be reloaded; left alone");
+            CoordinatorMsg::Release { book_id: id }
+        }
+    };
+    let _ = me.cast(next);
 }

@@ -22,6 +22,10 @@ pub struct NatsOptions {
     pub connect_timeout: Duration,
     /// Settings of the step queues.
     pub steps: QueueSettings,
+    /// Settings of the coordinator's queues (results and submissions). The coordinator sends
+    /// in-progress acknowledgements while it handles a message, so a short ack wait only bounds
+    /// how long a delivery lost with a server (or a coordinator) waits to be delivered again.
+    pub coordinator: QueueSettings,
     /// How long a worker heartbeat stays in its bucket.
     pub heartbeat_ttl: Duration,
     /// How long a shared cache entry lives.
@@ -46,7 +50,8 @@ impl NatsOptions {
         if !(1..=5).contains(&self.replicas) {
             return Err(format!("replicas: must be between 1 and 5 (got {})", self.replicas));
         }
-        self.steps.validate().map_err(|e| format!("steps.{e}"))
+        self.steps.validate().map_err(|e| format!("steps.{e}"))?;
+        self.coordinator.validate().map_err(|e| format!("coordinator.{e}"))
     }
 }
 
@@ -56,6 +61,10 @@ impl Default for NatsOptions {
             name: "scriptorium".into(),
             connect_timeout: Duration::from_secs(30),
             steps: QueueSettings::default(),
+            coordinator: QueueSettings {
+                ack_wait: Duration::from_secs(10),
+                ..QueueSettings::default()
+            },
             heartbeat_ttl: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(7 * 24 * 3600),
             cache_max_bytes: 1 << 30,
@@ -443,12 +452,19 @@ impl NatsBus {
 
     async fn kv_keys_once(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
         let op = || format!("kv keys {}", bucket_name(bucket));
-        let mut keys = self.store(bucket).keys().await.map_err(|e| BusError::nats(op(), &e))?;
-        let mut out = Vec::new();
-        while let Some(k) = keys.next().await {
-            out.push(k.map_err(|e| BusError::nats(op(), &e))?);
-        }
-        Ok(out)
+        let listing = async {
+            let mut keys = self.store(bucket).keys().await.map_err(|e| BusError::nats(op(), &e))?;
+            let mut out = Vec::new();
+            while let Some(k) = keys.next().await {
+                out.push(k.map_err(|e| BusError::nats(op(), &e))?);
+            }
+            Ok(out)
+        };
+        // A listing can wait forever for an entry that expired while it ran (the workers
+        // bucket's heartbeats do, on nats-server 2.9): bounded, then listed again.
+        tokio::time::timeout(KEYS_TIMEOUT, listing).await.unwrap_or_else(|_| {
+            Err(BusError::Unavailable { op: op(), detail: "key listing timed out".into() })
+        })
     }
 
     pub(crate) async fn flush(&self) -> Result<(), BusError> {
@@ -634,6 +650,9 @@ where
         }
     }
 }
+
+/// Longest one listing of a bucket's keys may take before it is started again.
+const KEYS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The buckets, in the order of `NatsBus`'s stores.
 const BUCKETS: [&str; 5] = [

@@ -9,7 +9,7 @@
 //! filter), which only recreating the stream or consumer changes.
 
 use super::nats::NatsOptions;
-use super::{BusError, Queue, QueueSettings};
+use super::{BusError, Queue};
 use crate::names;
 use async_nats::jetstream::consumer::{self, IntoConsumerConfig as _};
 use async_nats::jetstream::{self, stream};
@@ -147,13 +147,13 @@ pub(crate) fn consumer(queue: Queue, opts: &NatsOptions) -> (&'static str, consu
             names::RESULTS_STREAM,
             names::RESULTS_CONSUMER.to_string(),
             format!("{}.>", names::RESULTS_PREFIX),
-            QueueSettings::default(),
+            opts.coordinator.clone(),
         ),
         Queue::Submit => (
             names::SUBMIT_STREAM,
             names::SUBMIT_CONSUMER.to_string(),
             names::SUBMIT_SUBJECT.to_string(),
-            QueueSettings::default(),
+            opts.coordinator.clone(),
         ),
     };
     let config = consumer::pull::Config {
@@ -431,6 +431,7 @@ pub(crate) async fn reconcile_consumer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::QueueSettings;
 
     fn opts() -> NatsOptions {
         NatsOptions::default()

@@ -1,0 +1,277 @@
+//! The pumps that read the coordinator's queues. Every message is checked before any I/O: its
+//! size, its decoding and the ids it carries (book and step ids must be valid ids, see
+//! [`names::valid_id`]); what fails is dead-lettered with the rule it broke, so it is never
+//! redelivered. Results are then routed by the coordinator actor and acknowledged once handled;
+//! submissions load and store their book's record here, not in the actor.
+
+use super::Flow;
+use super::submit::{self, SubmitError};
+use crate::Env;
+use crate::actors::coordinator::{Claim, CoordinatorMsg};
+use crate::brief;
+use ractor::ActorRef;
+use scriptorium_proto::transport::QueueSettings;
+use scriptorium_proto::v1::{StepResult, SubmitBook};
+use scriptorium_proto::{Bus, Incoming, Source, names};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Largest result or submission message the coordinator reads.
+pub const MAX_MESSAGE_BYTES: usize = 768 * 1024;
+
+/// How often a message being handled is acknowledged as in progress: a third of the ack wait
+/// of the coordinator's queues (`NatsOptions::coordinator`, 10 s), so that a message is
+/// delivered again only when its delivery was lost (with a server, or a coordinator), however
+/// long handling it takes while NATS is slow.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// Runs `work` on behalf of message `m`, acknowledging `m` as in progress meanwhile.
+async fn with_progress<T>(m: &Incoming, work: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                let _ = m.acker.in_progress().await;
+            }
+        }
+    }
+}
+
+async fn next_or_wait(source: &mut Source, what: &str) -> Option<Incoming> {
+    loop {
+        match source.next().await? {
+            Ok(m) => return Some(m),
+            Err(e) => {
+                tracing::warn!(queue = what, error = %e, "queue read failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Stores a message the coordinator cannot use in the dead-letter stream, then removes it
+/// from its queue (or hands it back when the dead letter could not be stored).
+async fn dead_letter(bus: &Bus, queue: &str, m: &Incoming, reason: &str) {
+    match bus.dead_letter(queue, m.payload.clone(), reason).await {
+        Ok(()) => {
+            let _ = m.acker.term().await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dead letter not stored; message handed back");
+            let _ = m.acker.nak(Some(Duration::from_secs(5))).await;
+        }
+    }
+}
+
+/// `Err(rule)` when `id`, the `what` of a message, is not a valid id.
+fn check_id(what: &str, id: &str) -> Result<(), String> {
+    if names::valid_id(id) {
+        return Ok(());
+    }
+    // From the wire: show a bounded, printable prefix only.
+    let shown: String = id.chars().take(64).flat_map(char::escape_debug).collect();
+    Err(format!(
+        "invalid {what} \"{shown}\": ids are 1 to {} letters, digits, - or _",
+        names::MAX_ID_LEN
+    ))
+}
+
+/// Reads `source` until it ends or `handle` says stop: a message over [`MAX_MESSAGE_BYTES`] or
+/// one that does not decode as `M` is dead-lettered with the reason; the others go to `handle`,
+/// which returns `None` to go on or the flow to return.
+async fn pump<M, F, Fut>(
+    source: Arc<Mutex<Source>>,
+    bus: Bus,
+    queue: &'static str,
+    what: &str,
+    mut handle: F,
+) -> Flow
+where
+    M: scriptorium_proto::prost::Message + Default,
+    F: FnMut(M, Incoming) -> Fut,
+    Fut: std::future::Future<Output = Option<Flow>>,
+{
+    let mut source = source.lock().await;
+    while let Some(m) = next_or_wait(&mut source, queue).await {
+        if m.payload.len() > MAX_MESSAGE_BYTES {
+            let reason = format!("{what} of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
+            dead_letter(&bus, queue, &m, &reason).await;
+            continue;
+        }
+        let msg = match M::decode(m.payload.clone()) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::error!(queue, error = %e, "undecodable message dead-lettered");
+                dead_letter(&bus, queue, &m, &format!("undecodable {what}: {e}")).await;
+                continue;
+            }
+        };
+        if let Some(flow) = handle(msg, m).await {
+            return flow;
+        }
+    }
+    Flow::Ended
+}
+
+/// The results pump: ids checked, then routed by the coordinator actor; each message is
+/// acknowledged once its book (or the late-results task) has handled it, without holding up
+/// the next one, so results of different books are handled in parallel.
+pub(super) async fn results(
+    source: Arc<Mutex<Source>>,
+    actor: ActorRef<CoordinatorMsg>,
+    bus: Bus,
+) -> Flow {
+    let letters = bus.clone();
+    pump(source, bus, "results", "result message", |result: StepResult, m| {
+        let (actor, bus) = (actor.clone(), letters.clone());
+        async move {
+            let ids = check_id("book id", &result.book_id)
+                .and_then(|()| check_id("step id", &result.step_id));
+            if let Err(rule) = ids {
+                tracing::error!(rule = %rule, "result with an invalid id dead-lettered");
+                dead_letter(&bus, "results", &m, &format!("result refused: {rule}")).await;
+                return None;
+            }
+            let (tx, rx) = ractor::concurrency::oneshot();
+            if actor
+                .cast(CoordinatorMsg::Result { result: Box::new(result), reply: tx.into() })
+                .is_err()
+            {
+                // Not acknowledged: redelivered to the next coordinator.
+                return Some(Flow::Stop);
+            }
+            tokio::spawn(async move {
+                if with_progress(&m, rx).await.is_ok() {
+                    let _ = m.acker.ack().await;
+                }
+            });
+            None
+        }
+    })
+    .await
+}
+
+/// The submissions pump: ids and brief checked, then the book is claimed from the coordinator
+/// actor, its record loaded or created here, and the book started (or the claim released).
+pub(super) async fn submits(
+    source: Arc<Mutex<Source>>,
+    actor: ActorRef<CoordinatorMsg>,
+    env: Arc<Env>,
+) -> Flow {
+    let bus = env.bus.clone();
+    pump(source, bus.clone(), "submit", "submission", |sub: SubmitBook, m| {
+        let (actor, env) = (actor.clone(), env.clone());
+        async move { with_progress(&m, submission(&actor, &env, sub, &m)).await }
+    })
+    .await
+}
+
+async fn submission(
+    actor: &ActorRef<CoordinatorMsg>,
+    env: &Env,
+    sub: SubmitBook,
+    m: &Incoming,
+) -> Option<Flow> {
+    let bus = &env.bus;
+    let mut ids = check_id("book id", &sub.book_id);
+    if sub.retry && !sub.step.is_empty() {
+        ids = ids.and_then(|()| check_id("step id", &sub.step));
+    }
+    if let Err(rule) = ids {
+        tracing::error!(rule = %rule, "submission with an invalid id dead-lettered");
+        dead_letter(bus, "submit", m, &format!("submission refused: {rule}")).await;
+        return None;
+    }
+    let brief = sub.brief.unwrap_or_default();
+    if let Err(e) = brief::revalidate(&brief) {
+        tracing::error!(book_id = %sub.book_id, error = %e, "invalid brief refused");
+        crate::client::store_refusal(bus, &sub.book_id, brief, &e.to_string()).await;
+        dead_letter(bus, "submit", m, &format!("brief refused: {e}")).await;
+        return None;
+    }
+    let book_id = sub.book_id;
+    let claim =
+        ractor::call!(actor, |reply| CoordinatorMsg::Claim { book_id: book_id.clone(), reply });
+    match claim {
+        Err(_) => return Some(Flow::Stop),
+        Ok(Claim::Taken) => {
+            // In flight already: a repeated submission, or a retry of a book that runs.
+            let _ = m.acker.ack().await;
+            return None;
+        }
+        Ok(Claim::Granted) => {}
+    }
+    let loaded = if sub.retry {
+        submit::retry(bus, &book_id, &sub.step).await
+    } else {
+        submit::submit(bus, &book_id, brief).await
+    };
+    let (next, outcome) = match loaded {
+        Ok(Some(rec)) => (CoordinatorMsg::Start { record: Box::new(rec) }, Ok(())),
+        Ok(None) => (CoordinatorMsg::Release { book_id: book_id.clone() }, Ok(())),
+        Err(e) => (CoordinatorMsg::Release { book_id: book_id.clone() }, Err(e)),
+    };
+    if actor.cast(next).is_err() {
+        return Some(Flow::Stop);
+    }
+    match outcome {
+        Ok(()) => {
+            let _ = m.acker.ack().await;
+        }
+        Err(e) if e.is_transient() && !last_delivery(m) => {
+            let delay = redelivery_delay(m.delivered);
+            tracing::warn!(book_id = %book_id, error = %e, delivered = m.delivered, ?delay, "submission not started; will be redelivered");
+            let _ = m.acker.nak(Some(delay)).await;
+        }
+        Err(e) => refuse(bus, m, &book_id, &e).await,
+    }
+    None
+}
+
+/// Whether `m` will not be delivered again if handed back (the coordinator's queues deliver a
+/// message at most `max_deliver` times, then keep it undelivered): it is dead-lettered instead.
+fn last_delivery(m: &Incoming) -> bool {
+    let max = QueueSettings::default().max_deliver;
+    max > 0 && i64::try_from(m.delivered).unwrap_or(i64::MAX) >= max
+}
+
+/// How long a submission that failed for a transient reason waits before its next delivery:
+/// 1 s doubling per delivery up to 30 s, so the deliveries span a couple of minutes of outage.
+fn redelivery_delay(delivered: u64) -> Duration {
+    Duration::from_secs(1 << delivered.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+}
+
+async fn refuse(bus: &Bus, m: &Incoming, book_id: &str, e: &SubmitError) {
+    tracing::error!(book_id = %book_id, error = %e, delivered = m.delivered, "submission refused");
+    let reason = if e.is_transient() {
+        format!("submission not started after {} deliveries: {e}", m.delivered)
+    } else {
+        format!("submission refused: {e}")
+    };
+    dead_letter(bus, "submit", m, &reason).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked_with_a_bounded_printable_reason() {
+        assert!(check_id("book id", "b-1_x").is_ok());
+        let e = check_id("book id", "a.b").unwrap_err();
+        assert!(e.starts_with("invalid book id \"a.b\""), "{e}");
+        let e = check_id("step id", &format!("{}\n", "x".repeat(500))).unwrap_err();
+        assert!(e.len() < 200 && !e.contains('\n'), "{e}");
+        assert!(check_id("book id", "").is_err());
+    }
+
+    #[test]
+    fn transient_failures_back_off_up_to_half_a_minute() {
+        let delays: Vec<u64> = (1..=9).map(|n| redelivery_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30, 30]);
+    }
+}
