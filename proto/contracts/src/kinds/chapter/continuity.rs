@@ -4,7 +4,7 @@
 //! [`Ledger`](crate::ledger::Ledger).
 
 use crate::rules::{Ctx, Rejection, reject};
-use crate::schema::{array, object, one_of};
+use crate::schema::{array, cast_name, object};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -129,7 +129,7 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
         ),
     ];
     if !names.is_empty() {
-        let who = || one_of(&names);
+        let who = || cast_name(&names);
         props.push(("deaths", array(who(), 0, MAX_DEATHS.min(names.len()))));
         props.push((
             "aliases",
