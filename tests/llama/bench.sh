@@ -37,7 +37,7 @@ book, brief, wall, status = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.
 b = json.load(open(book))
 u = b["usage"]
 dialects = sorted({s.get("dialect", "") for s in b["steps"] if s.get("route")})
-print(f"{brief}: state {b['state']} (exit {status}), {u['calls']} calls, "
+print(f"{brief}: {'done' if b.get('finished_ms') else 'unfinished'} (exit {status}), {u['calls']} calls, "
       f"{u['prompt_tokens']} prompt + {u['completion_tokens']} completion = "
       f"{u['prompt_tokens'] + u['completion_tokens']} tokens (server-reported), wall {wall} s, "
       f"dialects {dialects}")
