@@ -2,10 +2,13 @@
 //! `status`, and the one configuration file they all read.
 
 pub mod bench;
+mod check;
 pub mod http;
 pub mod queues;
 pub mod report;
 pub mod tokens;
+
+pub(crate) use check::check;
 
 use anyhow::Context as _;
 use scriptorium_coordinator::client;
@@ -33,11 +36,16 @@ pub struct WorkerSection {
     pub heartbeat_secs: u64,
     /// Seconds a stopping worker waits for its in-flight steps.
     pub shutdown_grace_secs: u64,
-    /// Seconds a delivered step may go unacknowledged before JetStream redelivers it.
+    /// Seconds a delivered step may go without any acknowledgement before JetStream
+    /// redelivers it: how long a step of a worker that died waits for another worker. A
+    /// running step is acknowledged in progress every `progress_secs`, so this bounds the
+    /// silence of a live worker, not the length of a model call.
     pub ack_wait_secs: u64,
     /// Seconds between in-progress acknowledgements of a running step (below `ack_wait_secs`).
     pub progress_secs: u64,
-    /// Deliveries of a step after which it is dead-lettered.
+    /// Deliveries of a step after which it is dead-lettered. Failures a worker survives are
+    /// reported as results and counted by `coordinator.max_attempts`; only deliveries that
+    /// ended with their worker dead or silent count here.
     pub max_deliver: u64,
 }
 
@@ -48,8 +56,8 @@ impl Default for WorkerSection {
             prompts_dir: None,
             heartbeat_secs: 5,
             shutdown_grace_secs: 30,
-            ack_wait_secs: 30,
-            progress_secs: 10,
+            ack_wait_secs: 10,
+            progress_secs: 3,
             max_deliver: 10,
         }
     }
@@ -269,10 +277,23 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     Ok(records)
 }
 
+/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`): it creates what is missing
+/// with the defaults but never changes the settings the coordinator and the workers run with
+/// (as the `queues` and `workers` views do not).
+pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
+    let mut opts = nats_options(name, &AppConfig::default());
+    opts.reconcile = scriptorium_proto::transport::Reconcile::Leave;
+    Ok(Bus::connect(url, opts).await?)
+}
+
 /// Connects to NATS, retrying while the server comes up.
 pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<Bus> {
+    Ok(Bus::connect(url, nats_options(name, cfg)).await?)
+}
+
+fn nats_options(name: &str, cfg: &AppConfig) -> NatsOptions {
     let cache = &cfg.cache;
-    let opts = NatsOptions {
+    NatsOptions {
         name: name.into(),
         steps: scriptorium_proto::transport::QueueSettings {
             ack_wait: Duration::from_secs(cfg.worker.ack_wait_secs.max(1)),
@@ -285,21 +306,7 @@ pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<B
         lease_ttl: Duration::from_secs(cache.lease_secs.max(1)),
         replicas: cfg.nats.replicas,
         ..Default::default()
-    };
-    Ok(Bus::connect(url, opts).await?)
-}
-
-/// Connects a command-line tool (submit, status, retry, dead letters, queues) to NATS: it
-/// creates what is missing but never changes the settings of what exists, which belong to the
-/// coordinator and workers (a tool run without the fleet's config file would otherwise set
-/// replicas and ack waits back to the defaults).
-pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
-    let opts = NatsOptions {
-        name: name.into(),
-        reconcile: scriptorium_proto::transport::Reconcile::Leave,
-        ..Default::default()
-    };
-    Ok(Bus::connect(url, opts).await?)
+    }
 }
 
 pub use scriptorium_common::ops::stop_signal;

@@ -229,6 +229,12 @@ enum Command {
         /// The first outline answers break the bounds, in order (chapters, scenes).
         #[arg(long, value_delimiter = ',')]
         overgrow: Vec<scriptorium_sim::server::Overgrow>,
+        /// Mistakes the first attempt of a chapter makes (rename, resurrect, repeat, meta, short).
+        #[arg(long, value_delimiter = ',')]
+        mistakes: Vec<scriptorium_contracts::mistake::Mistake>,
+        /// Share of chapters whose first attempt makes one of --mistakes.
+        #[arg(long, default_value_t = 1.0)]
+        mistake_rate: f64,
     },
     /// Show the step queues: waiting, in flight, redelivered, dead-lettered, oldest waiting
     /// age, workers consuming and steps per minute, per agent kind.
@@ -261,6 +267,15 @@ enum Command {
         #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
         nats: String,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the quality report of a written book (length scores, repeats, leaks, names,
+    /// continuity); exit 1 when a hard rule fails. Works on books of any version.
+    Check {
+        /// The book's directory (holding book.json, manuscript.md or chapters/).
+        dir: PathBuf,
+        /// Print the report as JSON (the shape of quality.json).
         #[arg(long)]
         json: bool,
     },
@@ -313,6 +328,7 @@ fn main() -> ExitCode {
         | Command::Bench { .. }
         | Command::BenchTokens { .. }
         | Command::Retry { .. }
+        | Command::Check { .. }
         | Command::DeadLetters { .. } => "warn",
         _ => "info",
     };
@@ -402,6 +418,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             echo_headers,
             context_window,
             overgrow,
+            mistakes,
+            mistake_rate,
         } => {
             use scriptorium_sim::server::{
                 self as sim_server, Fault, RejectFormat, SimServerConfig,
@@ -432,6 +450,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 echo_headers,
                 context_window,
                 overgrow,
+                mistakes: scriptorium_contracts::mistake::Mistakes::new(&mistakes, mistake_rate),
             };
             sim_server::run(&addr, cfg).await.map(|_| 0)
         }
@@ -442,6 +461,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::DeadLetters { nats, json } => app::dead_letters(&nats, json).await.map(|_| 0),
+        Command::Check { dir, json } => app::check(&dir, json),
         Command::Status { book, nats, json } => {
             app::status(&nats, book.as_deref(), json).await.map(|_| 0)
         }
@@ -456,5 +476,9 @@ fn sim_model(
         latency_ms: cfg.latency_ms,
         jitter_ms: cfg.jitter_ms,
         bad_rate: cfg.bad_rate,
+        mistakes: scriptorium_contracts::mistake::Mistakes::new(
+            &cfg.mistakes,
+            cfg.mistake_rate.unwrap_or(1.0),
+        ),
     }))
 }

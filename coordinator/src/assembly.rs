@@ -1,4 +1,5 @@
-//! The local assembly step: manuscript, chapter files and `book.json`, written atomically.
+//! The local assembly step: manuscript, chapter files, `book.json` and the quality report
+//! `quality.json`, written atomically.
 //!
 //! Everything is written into a hidden staging directory beside the target, which is then
 //! renamed into place: a crash leaves either no book directory or a complete one.
@@ -99,6 +100,7 @@ pub fn book_json(rec: &BookRecord) -> Value {
                 "id": p.id, "kind": scriptorium_proto::kind::name(p.kind), "status": s.status,
                 "attempts": s.attempt, "route": s.route, "dialect": s.dialect, "worker": s.worker, "worker_ms": s.worker_ms,
                 "cache_hit": s.cache_hit, "usage": s.usage, "rejections": s.rejections,
+                "skipped": s.skipped,
             })
         })
         .collect();
@@ -110,6 +112,7 @@ pub fn book_json(rec: &BookRecord) -> Value {
         "cast": get::<Cast>(rec, "characters").characters,
         "world": rec.outputs.get("world").map(|_| get::<World>(rec, "world")),
         "outline": get::<Outline>(rec, "outline"),
+        "ledger": crate::continuity::ledger(rec),
         "chapters": chapters,
         "drafts": drafts,
         "reviews": reviews.into_iter().map(|r| serde_json::from_value::<Review>(r).unwrap_or_default()).collect::<Vec<_>>(),
@@ -149,6 +152,19 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
     done.output_dir = target.display().to_string();
     let json = serde_json::to_vec_pretty(&book_json(&done)).map_err(std::io::Error::other)?;
     write(&staging.join("book.json"), &json)?;
+    // The quality report, read back from the files as `scriptorium check` reads them.
+    match crate::quality::QualityReport::from_book_dir(&staging) {
+        Ok(report) => {
+            if !report.passed() {
+                let failures: Vec<&str> =
+                    report.hard_failures.iter().map(|f| f.message.as_str()).collect();
+                tracing::warn!(book_id = %rec.id, failures = ?failures, "book fails its quality report");
+            }
+            let q = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
+            write(&staging.join("quality.json"), &q)?;
+        }
+        Err(e) => tracing::warn!(book_id = %rec.id, error = %e, "no quality report"),
+    }
     if target.exists() {
         // A complete copy from an earlier run of the same book (for example before a crash
         // between rename and state update): the new one replaces it whole.

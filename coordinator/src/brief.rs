@@ -14,6 +14,9 @@ pub const CATEGORIES: &[&str] = &["fiction", "non-fiction", "business", "researc
 /// Length labels and the chapters and words per chapter they imply.
 pub const LENGTHS: &[(&str, u32, u32)] =
     &[("short", 3, 1000), ("novella", 8, 1500), ("novel", 20, 2500), ("epic", 40, 3000)];
+/// How a brief may have its chapters drafted: `sequential` (the default: each chapter after the
+/// previous one's accepted draft, with the continuity ledger) or `parallel` (all at once).
+pub const DRAFTING: &[&str] = &["sequential", "parallel"];
 /// Agent kinds a brief may give a model route for, plus `default`.
 pub const MODEL_KEYS: &[&str] =
     &["default", "concept", "outline", "characters", "world", "chapter", "review", "edit"];
@@ -91,6 +94,9 @@ pub struct BriefFile {
     /// Largest model spend allowed for the book, in US dollars (0 or absent: no limit).
     #[serde(default)]
     pub budget_usd: Option<f64>,
+    /// `sequential` (default) or `parallel` chapter drafting.
+    #[serde(default)]
+    pub drafting: Option<String>,
 }
 
 /// Reads and validates a brief file.
@@ -221,6 +227,14 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
     for (i, route) in f.fallbacks.iter().enumerate() {
         check_route(&format!("fallbacks[{i}]"), route)?;
     }
+    let drafting = f.drafting.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    let drafting = drafting.unwrap_or("sequential").to_lowercase();
+    if !DRAFTING.contains(&drafting.as_str()) {
+        return Err(err(
+            "drafting",
+            format!("must be `sequential` or `parallel` (got {drafting:?})"),
+        ));
+    }
     let budget = f.budget_usd.unwrap_or(0.0);
     if !budget.is_finite() || budget < 0.0 {
         return Err(err(
@@ -248,6 +262,7 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
         fallbacks: f.fallbacks,
         seed: f.seed.unwrap_or(0),
         budget_usd: budget,
+        drafting,
     })
 }
 
@@ -273,6 +288,7 @@ pub fn revalidate(b: &BookBrief) -> Result<(), BriefError> {
         models: b.models.clone().into_iter().collect(),
         fallbacks: b.fallbacks.clone(),
         budget_usd: Some(b.budget_usd),
+        drafting: Some(b.drafting.clone()),
     };
     from_file(file).map(|_| ())
 }
@@ -294,6 +310,8 @@ mod tests {
             (b.chapters, b.words_per_chapter, b.characters, b.worldbuilding),
             (3, 1000, 3, true)
         );
+        assert_eq!(b.drafting, "sequential");
+        assert_eq!(parse(&format!("{OK}drafting = \"Parallel\"")).unwrap().drafting, "parallel");
         let b =
             parse("category = \"Business\"\ndescription = \"x\"\nlength = \"novella\"").unwrap();
         assert_eq!(
@@ -320,6 +338,7 @@ mod tests {
         assert_eq!(field_of(&format!("{OK}colour = \"red\"")), "colour");
         assert_eq!(field_of("description = \"x\""), "category");
         assert_eq!(field_of(&format!("{OK}budget_usd = -1.0")), "budget_usd");
+        assert_eq!(field_of(&format!("{OK}drafting = \"eager\"")), "drafting");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! - [`brief`]: reading and validating briefs (TOML) into [`BookBrief`](scriptorium_proto::v1::BookBrief).
 //! - [`plan`]: the DAG of steps a brief calls for.
 //! - [`actors`]: the coordinator actor and one book actor per book in flight.
+//! - [`continuity`]: the continuity ledger and the other chapters a step is checked against.
 //! - [`record`]: the durable book record (state, steps, accepted outputs) kept in KV.
 //! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`).
+//! - [`quality`]: the quality report of a written book (`scriptorium check`, `quality.json`).
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
 //! - [`client`]: what the CLI does against a running system: submit, wait, status.
 //! - [`fleet`]: the step queues and worker processes as operators see them.
@@ -23,9 +25,11 @@ pub mod assembly;
 pub mod brief;
 pub mod client;
 pub mod config;
+pub mod continuity;
 pub mod fleet;
 pub mod metrics;
 pub mod plan;
+pub mod quality;
 pub mod record;
 pub mod runtime;
 

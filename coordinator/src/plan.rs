@@ -1,8 +1,11 @@
 //! A book's plan: the DAG of steps its brief calls for.
 //!
 //! concept → characters, world (when wanted) → outline → chapter N → review N → edit N → assembly.
-//! Chapters depend only on the outline (and cast and world), so they run in parallel; each
-//! chapter's review and edit follow it alone. Assembly is local: no model call.
+//! Chapters are drafted in order by default: chapter N waits for chapter N-1's accepted draft
+//! (its summary, continuity ledger and closing lines go into N's prompt), while the reviews and
+//! edits of earlier chapters run beside it. A brief with `drafting = "parallel"` drafts every
+//! chapter at once from the outline. Each chapter's review and edit follow its draft alone.
+//! Assembly is local: no model call.
 
 use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
@@ -31,6 +34,11 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
 }
 
+/// Whether `brief` drafts its chapters in order (the default) rather than all at once.
+pub fn sequential(brief: &BookBrief) -> bool {
+    brief.drafting != "parallel"
+}
+
 /// Step id of a chapter-level step.
 pub fn chapter_step(kind: AgentKind, n: u32) -> String {
     format!("{}-{n:02}", scriptorium_proto::kind::name(kind))
@@ -55,11 +63,15 @@ impl Plan {
         }
         step("outline".into(), AgentKind::Outline, 0, outline_deps.clone());
         let ai_review = brief.review_mode != "human";
+        let in_order = sequential(brief);
         let mut finals = Vec::new();
         for n in 1..=brief.chapters {
             let chapter = chapter_step(AgentKind::Chapter, n);
             let mut deps = outline_deps.clone();
             deps.push("outline".into());
+            if in_order && n > 1 {
+                deps.push(chapter_step(AgentKind::Chapter, n - 1));
+            }
             step(chapter.clone(), AgentKind::Chapter, n, deps);
             if ai_review {
                 let review = chapter_step(AgentKind::Review, n);
@@ -117,6 +129,7 @@ mod tests {
             characters,
             worldbuilding: world,
             review_mode: review.into(),
+            drafting: "parallel".into(),
             ..Default::default()
         }
     }
@@ -156,6 +169,23 @@ mod tests {
         assert_eq!(p.get("assembly").unwrap().deps, ["edit-01", "edit-02"]);
         assert_eq!(p.model_steps(), 10);
         assert_eq!(p.final_chapter_step(2).unwrap().id, "edit-02");
+    }
+
+    #[test]
+    fn sequential_drafting_waits_for_the_previous_draft_only() {
+        for drafting in ["sequential", ""] {
+            let b = BookBrief { drafting: drafting.into(), ..brief(3, 2, false, "ai") };
+            let p = Plan::for_brief(&b);
+            assert!(!p.get("chapter-01").unwrap().deps.iter().any(|d| d.starts_with("chapter-")));
+            assert!(p.get("chapter-02").unwrap().deps.contains(&"chapter-01".to_string()));
+            let ch3 = &p.get("chapter-03").unwrap().deps;
+            assert!(ch3.contains(&"chapter-02".to_string()));
+            assert!(
+                !ch3.iter().any(|d| d.starts_with("review-") || d.starts_with("edit-")),
+                "reviews and edits of earlier chapters run beside the next draft: {ch3:?}"
+            );
+            assert_eq!(p.get("review-01").unwrap().deps, ["outline", "chapter-01"]);
+        }
     }
 
     #[test]

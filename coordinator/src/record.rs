@@ -93,6 +93,9 @@ pub struct StepRecord {
     /// (accepted, rejected, failed or ignored).
     #[serde(default)]
     pub charged: Vec<u32>,
+    /// Done without a model call: an edit whose review accepted the draft with no issue.
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 impl StepRecord {
@@ -112,6 +115,7 @@ impl StepRecord {
             retry_base: 0,
             reserved_usd: 0.0,
             charged: Vec::new(),
+            skipped: false,
         }
     }
 }

@@ -199,7 +199,7 @@ fn validating_random_answers_never_panics_and_accepts_only_well_formed_ones() {
     for i in 0..5000 {
         let output = random_json(&mut rng, 4, &atoms, &keys);
         let kind = kinds[i % kinds.len()];
-        let ctx = Ctx { brief: &brief, cast: None, outline: None, draft: None, chapter: 1 };
+        let ctx = Ctx { chapter: 1, ..Ctx::new(&brief) };
         match validation::validate(kind, &output, ctx) {
             Ok(doc) => assert!(doc.is_object(), "{output}"),
             Err(r) => assert!(!r.rule.is_empty()),

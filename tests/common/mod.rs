@@ -194,6 +194,17 @@ pub fn assert_book(dir: &Path) -> Value {
     for s in book["steps"].as_array().unwrap() {
         assert_eq!(s["status"], "done", "{dir:?}: step {} not done", s["id"]);
     }
+    // Every book the engine writes passes its own quality report.
+    let quality: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("quality.json")).expect("quality.json"))
+            .expect("quality.json is JSON");
+    assert_eq!(
+        quality["hard_failures"].as_array().map(Vec::len),
+        Some(0),
+        "{dir:?}: the book fails its quality report: {:#}",
+        quality["hard_failures"]
+    );
+    assert_eq!(quality["chapters_present"].as_array().map(Vec::len), Some(n), "{dir:?}");
     let usage = &book["usage"];
     assert!(
         usage["calls"].as_u64().unwrap() > 0 || usage["cache_hits"].as_u64().unwrap() > 0,

@@ -1,14 +1,20 @@
 //! The agent actor: executes one step at a time for its agent kind.
 //!
 //! For each step it renders the prompt, calls the routes in order (with one JSON repair request
-//! per route), publishes the [`StepResult`] and only then acknowledges the step message. While a
-//! model call runs it keeps the step alive with in-progress acknowledgements.
+//! per route), publishes the [`StepResult`] and only then acknowledges the step message. Until
+//! then it keeps the step alive with in-progress acknowledgements, so JetStream redelivers it
+//! only when this process dies or hangs. A step whose attempt the coordinator cancels is
+//! stopped (model call dropped, cache lease released) and acknowledged without a result; a
+//! step still running when the process stops is handed back; a step that panics is reported
+//! as a failure, and the agent lives on.
 
 mod model_work;
 
 use crate::cache::{Fresh, ResponseCache, Source};
 use crate::prompts::Prompts;
 use crate::providers::Models;
+use crate::running::{Running, Stop};
+use futures::FutureExt as _;
 use model_work::run_model;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use scriptorium_proto::prost::Message as _;
@@ -36,8 +42,8 @@ pub struct AgentEnv {
     pub steps_done: AtomicU64,
     /// The response cache.
     pub cache: Arc<crate::cache::ResponseCache>,
-    /// Steps in progress, by `kind:book/step#attempt`.
-    pub current: dashmap::DashSet<String>,
+    /// Steps running in this process, and how each is stopped early.
+    pub running: Running,
 }
 
 /// The agent actor behaviour.
@@ -90,16 +96,7 @@ impl Actor for Agent {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AgentMsg::Work { task, acker } => {
-                let key = format!(
-                    "{}:{}/{}#{}",
-                    scriptorium_proto::kind::name(task.kind()),
-                    task.book_id,
-                    task.step_id,
-                    task.attempt
-                );
-                state.env.current.insert(key.clone());
                 execute(&state.env, *task, acker).await;
-                state.env.current.remove(&key);
                 state.env.steps_done.fetch_add(1, Ordering::Relaxed);
                 // The pool may be shutting down: then nobody waits for idle agents.
                 let _ = state.idle.send(myself);
@@ -113,30 +110,97 @@ impl Actor for Agent {
 async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
     let started = Instant::now();
     crate::metrics::step_started(task.kind());
+    let registration = env.running.start(&task);
+    let mut stop = registration.stop.clone();
     let acker = Arc::new(acker);
-    let keepalive = {
-        let acker = acker.clone();
-        let every = env.progress_every;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = acker.in_progress().await {
-                    tracing::debug!(error = %e, "in-progress ack failed");
-                }
-            }
-        })
+    // In-progress acknowledgements until the step is acknowledged or handed back.
+    let _keepalive = KeepAlive::start(acker.clone(), env.progress_every);
+    let work = std::panic::AssertUnwindSafe(produce(env, &task)).catch_unwind();
+    let outcome = tokio::select! {
+        biased;
+        reason = stopped(&mut stop) => Err(reason),
+        done = work => Ok(done),
     };
+    // Stopped or crashed, the computation is dropped here, and with it any lease it held
+    // (released in the background) and its single flight in this process.
+    let (fresh, source, lease, key) = match outcome {
+        Err(reason) => return stopped_early(&task, &acker, reason).await,
+        Ok(Ok(produced)) => produced,
+        Ok(Err(panic)) => {
+            let why = panic_message(panic.as_ref());
+            tracing::error!(error = %why, "step crashed its agent; reporting it as a failure");
+            let fresh = Fresh {
+                ok: false,
+                error: format!("the worker crashed on this step: {why}"),
+                ..Default::default()
+            };
+            (fresh, Source::Model, None, String::new())
+        }
+    };
+    let dialect = fresh.dialect.clone();
+    let (status, output, error, route, usage) = if fresh.ok {
+        (StepStatus::Ok, fresh.output, String::new(), fresh.route, fresh.usage)
+    } else {
+        (StepStatus::Failed, String::new(), fresh.error, fresh.route, fresh.usage)
+    };
+    let result = StepResult {
+        book_id: task.book_id.clone(),
+        step_id: task.step_id.clone(),
+        attempt: task.attempt,
+        worker_id: env.worker_id.clone(),
+        status: status as i32,
+        output,
+        cache_hit: source != Source::Model,
+        cache_key: key,
+        usage: Some(usage),
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: crate::redact::redact(&error),
+        route,
+        kind: task.kind,
+        dialect,
+    };
+    crate::metrics::step_finished(&result);
+    let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);
+    let published = env
+        .bus
+        .publish(Queue::Results, &task.book_id, &msg_id, result.encode_to_vec().into())
+        .await;
+    let answered = published.is_ok() && result.status == StepStatus::Ok as i32;
+    // An answer on its way to the coordinator keeps the lease: the coordinator ends it once
+    // the answer is cached, rejected or ignored, so identical requests wait for it instead of
+    // paying. Without one, peers must not wait: release it now.
+    if let Some(lease) = lease {
+        if answered { lease.hand_over() } else { lease.release().await }
+    }
+    match published {
+        Ok(()) => {
+            if let Err(e) = acker.ack().await {
+                tracing::warn!(error = %e, "step ack failed; the duplicate result will be ignored");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "result publish failed; handing the step back");
+            crate::metrics::result_publish_failed(task.kind());
+            let _ = acker.nak(Some(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+/// The answer of a step (from the cache, an identical request in flight, or the model), its
+/// source, the lease it was computed under, and its cache key (empty: not cacheable).
+async fn produce(
+    env: &AgentEnv,
+    task: &StepTask,
+) -> (Fresh, Source, Option<crate::cache::Lease>, String) {
     let cache = &env.cache;
     let key = if cache.enabled() && task.cache {
-        let (system, user) = env.prompts.render(&task);
-        ResponseCache::key(&task, &system, &user)
+        let (system, user) = env.prompts.render(task);
+        ResponseCache::key(task, &system, &user)
     } else {
         String::new()
     };
     let compute = || async {
-        match run_model(env, &task).await {
+        match run_model(env, task).await {
             Ok(ok) => Fresh {
                 ok: true,
                 output: ok.output,
@@ -155,58 +219,85 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
             },
         }
     };
-    // Re-asks never read the cache: they must not get the rejected answer back.
-    let (fresh, source, lease) = if key.is_empty() {
-        (compute().await, Source::Model, false)
-    } else {
-        cache.get_or_compute(&key, task.attempt <= 1, compute).await
-    };
-    keepalive.abort();
-    let dialect = fresh.dialect.clone();
-    let (status, output, error, route, usage) = if fresh.ok {
-        (StepStatus::Ok, fresh.output, String::new(), fresh.route, fresh.usage)
-    } else {
-        (StepStatus::Failed, String::new(), fresh.error, fresh.route, fresh.usage)
-    };
-    let result = StepResult {
-        book_id: task.book_id.clone(),
-        step_id: task.step_id.clone(),
-        attempt: task.attempt,
-        worker_id: env.worker_id.clone(),
-        status: status as i32,
-        output,
-        cache_hit: source != Source::Model,
-        cache_key: key.clone(),
-        usage: Some(usage),
-        duration_ms: started.elapsed().as_millis() as u64,
-        error: crate::redact::redact(&error),
-        route,
-        kind: task.kind,
-        dialect,
-    };
-    crate::metrics::step_finished(&result);
-    let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);
-    let published = env
-        .bus
-        .publish(Queue::Results, &task.book_id, &msg_id, result.encode_to_vec().into())
-        .await;
-    let answered = published.is_ok() && result.status == StepStatus::Ok as i32;
-    match published {
-        Ok(()) => {
+    if key.is_empty() {
+        return (compute().await, Source::Model, None, key);
+    }
+    // Re-asks never read the cache: they must not get the rejected answer back. A peer
+    // computing the same request is waited for until the step's own deadline at most.
+    let (fresh, source, lease) =
+        cache.get_or_compute_until(&key, task.attempt <= 1, deadline(task), compute).await;
+    (fresh, source, lease, key)
+}
+
+/// The step's deadline (set by the coordinator) as an instant; 30 minutes without one.
+fn deadline(task: &StepTask) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    if task.deadline_unix_ms <= 0 {
+        return now + Duration::from_secs(30 * 60);
+    }
+    let left = task.deadline_unix_ms.saturating_sub(scriptorium_proto::clock::now_ms());
+    now + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+}
+
+/// Waits until the step must stop; never returns while it may run on.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<Option<Stop>>) -> Stop {
+    let reason = stop.wait_for(Option::is_some).await.map(|r| r.unwrap_or(Stop::Cancelled));
+    match reason {
+        Ok(reason) => reason,
+        // The registration outlives the step, so its sender cannot go first.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// A step stopped before it finished: a cancelled attempt is acknowledged without a result
+/// (the coordinator no longer wants it); a step of a stopping worker is handed back at once.
+async fn stopped_early(task: &StepTask, acker: &Acker, reason: Stop) {
+    match reason {
+        Stop::Cancelled => {
+            tracing::info!("attempt cancelled by the coordinator; dropped without a result");
+            crate::metrics::step_stopped(task.kind(), "cancelled");
             if let Err(e) = acker.ack().await {
-                tracing::warn!(book_id = %task.book_id, step = %task.step_id, error = %e, "step ack failed; the duplicate result will be ignored");
+                tracing::debug!(error = %e, "ack of a cancelled step failed");
             }
         }
-        Err(e) => {
-            tracing::warn!(book_id = %task.book_id, step = %task.step_id, error = %e, "result publish failed; handing the step back");
-            crate::metrics::result_publish_failed(task.kind());
-            let _ = acker.nak(Some(Duration::from_secs(1))).await;
+        Stop::Shutdown => {
+            tracing::info!("worker stopping; step handed back");
+            crate::metrics::step_stopped(task.kind(), "shutdown");
+            let _ = acker.nak(None).await;
         }
     }
-    // An answer on its way to the coordinator keeps the lease: the coordinator ends it once
-    // the answer is cached or rejected, so identical requests wait for it instead of paying.
-    if lease && !answered {
-        cache.release(&key).await;
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Sends in-progress acknowledgements of a step every `every` until dropped, so JetStream
+/// redelivers the step only when this process stops answering for it.
+struct KeepAlive(tokio::task::JoinHandle<()>);
+
+impl KeepAlive {
+    fn start(acker: Arc<Acker>, every: Duration) -> Self {
+        KeepAlive(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = acker.in_progress().await {
+                    tracing::debug!(error = %e, "in-progress ack failed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

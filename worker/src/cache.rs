@@ -10,13 +10,17 @@
 //!   the eviction so every worker drops it from tier 1. Tier 1 is filled only from tier 2.
 //!   Re-asks (attempt > 1) never read the cache.
 //! - Single flight: concurrent identical requests in one process make one model call (the
-//!   others wait and are counted as coalesced). Across processes the first worker takes a lease
-//!   in `scriptorium_leases` (an atomic KV create) and keeps it until the coordinator has
-//!   accepted (and cached) or rejected its answer: the coordinator deletes the lease. Others wait
-//!   while the lease is held and then read tier 2. Guarantee: one model call per identical
-//!   request while the lease lives (`lease_secs`, which should exceed the model timeout); if the
-//!   holder dies, waiters call the model themselves when the lease expires: that costs money,
-//!   but an unvalidated answer is never served.
+//!   others wait and are counted as coalesced). A leader that is cancelled leaves no entry
+//!   behind (a drop guard removes it) and its waiters elect a new leader among themselves.
+//! - Across processes the first worker takes a lease in `scriptorium_leases` (an atomic KV
+//!   create). A lease lives only as long as its holder: the bucket's TTL (`lease_secs`) is
+//!   short and the holder renews the lease every third of it while it computes, so the lease
+//!   of a dead holder lapses within `lease_secs`. The holder releases it on every path where
+//!   no answer reaches the coordinator (failure, publish failure, cancellation; a drop guard
+//!   covers a cancelled computation); an answer on its way keeps it, and the coordinator ends
+//!   it when it accepts, rejects or ignores that answer. Waiters poll tier 2 with backoff while
+//!   the lease lives and take the lease over when it is gone: one model call per identical
+//!   request while the holder lives, and an unvalidated answer is never served.
 
 use scriptorium_proto::Bus;
 use scriptorium_proto::transport::Bucket;
@@ -25,8 +29,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-pub use scriptorium_common::cache::{CacheConfig, CachedAnswer, evict_rejected, store_accepted};
+pub use scriptorium_common::cache::{
+    CacheConfig, CachedAnswer, evict_rejected, release_lease, store_accepted,
+};
+
+/// First pause of a waiter between looks at the shared tier and the lease; it doubles up to
+/// [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(100);
+/// Longest pause of a waiter between looks.
+const POLL_MAX: Duration = Duration::from_secs(1);
+/// How long a waiter waits for a live holder when the caller names no deadline.
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// What a fresh computation produced (success or failure), shared with coalesced waiters.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +73,8 @@ pub struct CacheStats {
     pub coalesced: AtomicU64,
     /// Entries evicted because the coordinator rejected them.
     pub evictions: AtomicU64,
+    /// Leases taken over after their holder stopped renewing or released them.
+    pub takeovers: AtomicU64,
 }
 
 /// Where an answer came from.
@@ -73,13 +90,79 @@ pub enum Source {
     Model,
 }
 
+/// The lease of a cache key held by this process after computing its answer.
+///
+/// Dropped without [`Lease::hand_over`] or [`Lease::release`] (a cancelled step), it is
+/// released in the background, so peers do not wait for it to lapse.
+#[must_use = "a lease is released when dropped; hand it over once the answer is on its way"]
+pub struct Lease {
+    bus: Bus,
+    key: String,
+    armed: bool,
+}
+
+impl Lease {
+    /// The key it leases.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The answer is on its way to the coordinator, which ends the lease when it accepts,
+    /// rejects or ignores it; until then (at most `lease_secs`, as it is no longer renewed)
+    /// peers wait for that answer instead of paying for it again.
+    pub fn hand_over(mut self) {
+        self.armed = false;
+    }
+
+    /// No answer of it will reach the coordinator: end it now.
+    pub async fn release(mut self) {
+        self.armed = false;
+        release_lease(&self.bus, &self.key).await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (bus, key) = (self.bus.clone(), std::mem::take(&mut self.key));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { release_lease(&bus, &key).await });
+            }
+            // No runtime left (the process is ending): the lease lapses on its own.
+            Err(_) => tracing::debug!("lease not released: no runtime"),
+        }
+    }
+}
+
+/// The in-process single flight of one key: whoever leads it (the first request) announces
+/// the outcome to the others through the channel.
+type Flight = watch::Receiver<Option<Arc<Fresh>>>;
+
+/// Removes a leader's in-process flight when the leader finishes or is cancelled, so the
+/// key never stays occupied by a computation that no longer runs.
+struct FlightGuard<'a> {
+    inflight: &'a dashmap::DashMap<String, Flight>,
+    key: &'a str,
+    rx: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        // Only our own flight: a new leader may already have replaced it.
+        self.inflight.remove_if(self.key, |_, rx| rx.same_channel(&self.rx));
+    }
+}
+
 /// The two-tier cache of one worker process.
 pub struct ResponseCache {
     cfg: CacheConfig,
     bus: Bus,
     owner: String,
     local: moka::future::Cache<String, Arc<CachedAnswer>>,
-    inflight: dashmap::DashMap<String, watch::Receiver<Option<Arc<Fresh>>>>,
+    inflight: dashmap::DashMap<String, Flight>,
     /// Counters.
     pub stats: CacheStats,
 }
@@ -112,6 +195,11 @@ impl ResponseCache {
         scriptorium_common::cache::key(task, system, user)
     }
 
+    /// How often a holder renews its lease: a third of the lease's lifetime.
+    pub fn renew_every(&self) -> Duration {
+        Duration::from_millis(self.cfg.lease_secs.max(1) * 1000 / 3).max(Duration::from_millis(300))
+    }
+
     /// Looks `key` up in the in-process tier, then the shared one (filling the first).
     pub async fn lookup(&self, key: &str) -> Option<(Arc<CachedAnswer>, Source)> {
         if let Some(hit) = self.local.get(key).await {
@@ -135,121 +223,188 @@ impl ResponseCache {
         serde_json::from_slice::<CachedAnswer>(&bytes).ok().map(Arc::new)
     }
 
-    /// Answers `key` from the cache (`read`), from an identical request in flight, or by running
-    /// `compute` once. Returns where the answer came from, and whether this process now holds
-    /// the lease of `key` (release it with [`ResponseCache::release`] once the result is out).
+    /// [`ResponseCache::get_or_compute_until`] with a waiter's default patience (30 minutes).
     pub async fn get_or_compute<F, Fut>(
         &self,
         key: &str,
         read: bool,
         compute: F,
-    ) -> (Fresh, Source, bool)
+    ) -> (Fresh, Source, Option<Lease>)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Fresh>,
+    {
+        self.get_or_compute_until(key, read, Instant::now() + DEFAULT_MAX_WAIT, compute).await
+    }
+
+    /// Answers `key` from the cache (`read`), from an identical request in flight, or by running
+    /// `compute` once; a peer process computing the same request is waited for until
+    /// `deadline` at most. Returns where the answer came from, and the lease of `key` when this
+    /// call computed it under one: hand it over once the answer is on its way to the
+    /// coordinator, release it otherwise (dropping it releases it too).
+    pub async fn get_or_compute_until<F, Fut>(
+        &self,
+        key: &str,
+        read: bool,
+        deadline: Instant,
+        compute: F,
+    ) -> (Fresh, Source, Option<Lease>)
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Fresh>,
     {
         if !self.cfg.enabled || !read {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
-            return (compute().await, Source::Model, false);
+            return (compute().await, Source::Model, None);
         }
-        if let Some((hit, source)) = self.lookup(key).await {
-            return (from_cached(&hit), source, false);
-        }
-        // Single flight in this process.
-        let (tx, mut rx) = match self.inflight.entry(key.to_string()) {
-            dashmap::Entry::Occupied(e) => (None, e.get().clone()),
-            dashmap::Entry::Vacant(e) => {
-                let (tx, rx) = watch::channel(None);
-                e.insert(rx.clone());
-                (Some(tx), rx)
+        loop {
+            if let Some((hit, source)) = self.lookup(key).await {
+                return (from_cached(&hit), source, None);
             }
-        };
-        let Some(tx) = tx else {
-            self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
-            let fresh = loop {
-                if let Some(f) = rx.borrow().clone() {
-                    break Some(f);
-                }
-                if rx.changed().await.is_err() {
-                    break rx.borrow().clone();
+            // Single flight in this process.
+            let (tx, rx) = match self.inflight.entry(key.to_string()) {
+                dashmap::Entry::Occupied(e) => (None, e.get().clone()),
+                dashmap::Entry::Vacant(e) => {
+                    let (tx, rx) = watch::channel(None);
+                    e.insert(rx.clone());
+                    (Some(tx), rx)
                 }
             };
-            return match fresh {
-                Some(f) if f.ok => {
-                    let mut f = (*f).clone();
-                    f.usage = Usage { cache_hits: 1, ..Default::default() };
-                    (f, Source::Coalesced, false)
+            let Some(tx) = tx else {
+                match follow(rx.clone()).await {
+                    Some(f) if f.ok => {
+                        self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
+                        let mut f = (*f).clone();
+                        f.usage = Usage { cache_hits: 1, ..Default::default() };
+                        return (f, Source::Coalesced, None);
+                    }
+                    // The leader failed: try ourselves rather than repeat its error.
+                    Some(_) => {
+                        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                        return (compute().await, Source::Model, None);
+                    }
+                    // The leader was cancelled: its guard removed its flight (and, should it
+                    // not have, so do we); lead or follow anew.
+                    None => {
+                        self.inflight.remove_if(key, |_, r| r.same_channel(&rx));
+                        continue;
+                    }
                 }
-                // The leader failed: try ourselves rather than repeat its error.
-                _ => (compute().await, Source::Model, false),
             };
-        };
-        // Across processes: wait for a peer that is computing the same request.
-        let fresh = match self.wait_for_peer(key).await {
-            Peer::Answered(hit) => {
-                self.stats.hits_shared.fetch_add(1, Ordering::Relaxed);
-                (from_cached(&hit), Source::Shared, false)
-            }
-            peer => {
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                (compute().await, Source::Model, matches!(peer, Peer::LeaseTaken))
-            }
-        };
-        let _ = tx.send(Some(Arc::new(fresh.0.clone())));
-        self.inflight.remove(key);
-        fresh
+            let _guard = FlightGuard { inflight: &self.inflight, key, rx };
+            let (fresh, source, lease) = self.lead(key, deadline, compute).await;
+            let _ = tx.send(Some(Arc::new(fresh.clone())));
+            return (fresh, source, lease);
+        }
     }
 
-    /// Takes the lease of `key`, or waits while another process holds it and returns its
-    /// accepted answer if one appears.
-    async fn wait_for_peer(&self, key: &str) -> Peer {
-        match self.bus.kv_create(Bucket::Leases, key, self.owner.clone().into_bytes().into()).await
-        {
-            Ok(true) => {
-                // The previous holder may have finished between our lookup and the lease.
-                if let Some(hit) = self.shared_get(key).await {
-                    let _ = self.bus.kv_delete(Bucket::Leases, key).await;
-                    self.local.insert(key.to_string(), hit.clone()).await;
-                    return Peer::Answered(hit);
-                }
-                return Peer::LeaseTaken;
+    /// The leader of this process's flight: waits for a peer process computing the same
+    /// request, or computes under the lease (renewing it meanwhile).
+    async fn lead<F, Fut>(
+        &self,
+        key: &str,
+        deadline: Instant,
+        compute: F,
+    ) -> (Fresh, Source, Option<Lease>)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Fresh>,
+    {
+        match self.wait_for_peer(key, deadline).await {
+            Peer::Answered(hit) => (from_cached(&hit), Source::Shared, None),
+            Peer::LeaseTaken(lease) => {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                let fresh = tokio::select! {
+                    fresh = compute() => fresh,
+                    never = self.keep_renewing(key) => match never {},
+                };
+                (fresh, Source::Model, Some(lease))
             }
-            Err(_) => return Peer::GaveUp,
-            Ok(false) => {}
+            Peer::GaveUp => {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                (compute().await, Source::Model, None)
+            }
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.cfg.lease_secs);
+    }
+
+    /// Renews the lease of `key` every [`ResponseCache::renew_every`], for as long as it is
+    /// polled (the computation's life).
+    async fn keep_renewing(&self, key: &str) -> std::convert::Infallible {
+        let every = self.renew_every();
         loop {
-            if let Some(hit) = self.shared_get(key).await {
-                self.local.insert(key.to_string(), hit.clone()).await;
-                return Peer::Answered(hit);
+            tokio::time::sleep(every).await;
+            let owner = self.owner.clone().into_bytes().into();
+            if let Err(e) = self.bus.kv_put(Bucket::Leases, key, owner).await {
+                tracing::debug!(error = %e, "lease renewal failed");
             }
-            if tokio::time::Instant::now() >= deadline {
+        }
+    }
+
+    /// Takes the lease of `key`, or waits while another process holds it (looking at the
+    /// shared tier with backoff) and returns its accepted answer if one appears; takes the
+    /// lease over when its holder released it or stopped renewing it.
+    async fn wait_for_peer(&self, key: &str, deadline: Instant) -> Peer {
+        let mut pause = POLL_FIRST;
+        let mut waited = false;
+        loop {
+            let owner = self.owner.clone().into_bytes().into();
+            match self.bus.kv_create(Bucket::Leases, key, owner).await {
+                Ok(true) => {
+                    let lease = Lease { bus: self.bus.clone(), key: key.to_string(), armed: true };
+                    // The previous holder may have finished between our lookup and the lease.
+                    if let Some(hit) = self.shared_get(key).await {
+                        lease.release().await;
+                        self.local.insert(key.to_string(), hit.clone()).await;
+                        self.stats.hits_shared.fetch_add(1, Ordering::Relaxed);
+                        return Peer::Answered(hit);
+                    }
+                    if waited {
+                        self.stats.takeovers.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(key, "lease taken over from a holder that is gone");
+                    }
+                    return Peer::LeaseTaken(lease);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "no lease service; computing without one");
+                    return Peer::GaveUp;
+                }
+            }
+            if Instant::now() + pause >= deadline {
+                tracing::warn!(key, "the lease holder took too long; computing beside it");
                 return Peer::GaveUp;
             }
-            if matches!(self.bus.kv_get(Bucket::Leases, key).await, Ok(None)) {
-                // The holder's answer was rejected (or it failed): one last look, then compute.
-                return match self.shared_get(key).await {
-                    Some(hit) => Peer::Answered(hit),
-                    None => Peer::GaveUp,
-                };
+            waited = true;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(POLL_MAX);
+            if let Some(hit) = self.shared_get(key).await {
+                self.local.insert(key.to_string(), hit.clone()).await;
+                self.stats.hits_shared.fetch_add(1, Ordering::Relaxed);
+                return Peer::Answered(hit);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
 
-    /// Ends this process's lease of `key` when no answer of it will reach the coordinator
-    /// (the call failed, or its result could not be published).
-    pub async fn release(&self, key: &str) {
-        let _ = self.bus.kv_delete(Bucket::Leases, key).await;
+/// Waits for the outcome of a flight led by another request of this process; `None` when the
+/// leader went away without one.
+async fn follow(mut rx: Flight) -> Option<Arc<Fresh>> {
+    loop {
+        if let Some(f) = rx.borrow_and_update().clone() {
+            return Some(f);
+        }
+        if rx.changed().await.is_err() {
+            return rx.borrow().clone();
+        }
     }
 }
 
 enum Peer {
     /// This process holds the lease: compute.
-    LeaseTaken,
+    LeaseTaken(Lease),
     /// Another process answered and its answer was accepted.
     Answered(Arc<CachedAnswer>),
-    /// No answer from the lease holder in time (or no lease service): compute anyway.
+    /// No lease service, or the holder outlived the caller's deadline: compute anyway.
     GaveUp,
 }
 
@@ -297,6 +452,11 @@ mod tests {
         Fresh { ok: true, output: output.into(), route: "sim/x".into(), ..Default::default() }
     }
 
+    async fn lease_of(bus: &Bus, key: &str) -> Option<String> {
+        let v = bus.kv_get(Bucket::Leases, key).await.unwrap()?;
+        Some(String::from_utf8_lossy(&v).into_owned())
+    }
+
     #[tokio::test]
     async fn concurrent_identical_requests_make_one_call() {
         let cache = Arc::new(cache());
@@ -305,24 +465,29 @@ mod tests {
         for _ in 0..16 {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
-                cache
+                let (f, s, lease) = cache
                     .get_or_compute("k", true, || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         fresh("{\"a\":1}")
                     })
-                    .await
+                    .await;
+                if let Some(l) = lease {
+                    l.release().await;
+                }
+                (f, s)
             }));
         }
         let mut sources = Vec::new();
         for t in tasks {
-            let (f, s, _) = t.await.unwrap();
+            let (f, s) = t.await.unwrap();
             assert_eq!(f.output, "{\"a\":1}");
             sources.push(s);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(sources.iter().filter(|s| **s == Source::Model).count(), 1);
         assert_eq!(cache.stats.coalesced.load(Ordering::SeqCst), 15);
+        assert!(cache.inflight.is_empty(), "the flight ends with its leader");
     }
 
     #[tokio::test]
@@ -330,12 +495,17 @@ mod tests {
         let bus = Bus::memory();
         let c = ResponseCache::new(CacheConfig::default(), bus.clone(), "a".into());
         // A fresh answer is not cached by the worker itself: validation comes first.
-        let (_, s, _) = c.get_or_compute("k", true, || async { fresh("{}") }).await;
+        let (_, s, lease) = c.get_or_compute("k", true, || async { fresh("{}") }).await;
         assert_eq!(s, Source::Model);
-        c.release("k").await;
-        let (_, s, _) = c.get_or_compute("k", true, || async { fresh("{}") }).await;
+        let lease = lease.expect("computed under the lease");
+        assert_eq!(lease_of(&bus, "k").await.as_deref(), Some("a"));
+        lease.release().await;
+        assert_eq!(lease_of(&bus, "k").await, None, "released");
+        let (_, s, lease) = c.get_or_compute("k", true, || async { fresh("{}") }).await;
         assert_eq!(s, Source::Model);
-        c.release("k").await;
+        // Handed over: the coordinator ends it when it stores or evicts the answer.
+        lease.expect("lease").hand_over();
+        assert_eq!(lease_of(&bus, "k").await.as_deref(), Some("a"));
         // Accepted by the coordinator: served from the shared tier, then locally.
         let answer = CachedAnswer {
             output: "{\"b\":2}".into(),
@@ -345,9 +515,11 @@ mod tests {
             dialect: "json_schema".into(),
         };
         store_accepted(&bus, "k", &answer).await;
+        assert_eq!(lease_of(&bus, "k").await, None, "storing ends the lease");
         let other = ResponseCache::new(CacheConfig::default(), bus.clone(), "b".into());
-        let (f, s, _) = other.get_or_compute("k", true, || async { fresh("never") }).await;
+        let (f, s, lease) = other.get_or_compute("k", true, || async { fresh("never") }).await;
         assert_eq!((f.output.as_str(), s), ("{\"b\":2}", Source::Shared));
+        assert!(lease.is_none());
         assert_eq!(f.usage.cache_hits, 1);
         assert_eq!(f.usage.calls, 0);
         let (_, s, _) = other.get_or_compute("k", true, || async { fresh("never") }).await;
@@ -360,6 +532,119 @@ mod tests {
         // A re-ask never reads the cache.
         let (_, s, _) = other.get_or_compute("k", false, || async { fresh("{}") }).await;
         assert_eq!(s, Source::Model);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_leaves_neither_its_flight_nor_its_lease() {
+        let bus = Bus::memory();
+        let cache = Arc::new(ResponseCache::new(CacheConfig::default(), bus.clone(), "w".into()));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let leader = {
+            let (cache, started) = (cache.clone(), started.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute("k", true, || async move {
+                        started.notify_one();
+                        std::future::pending::<Fresh>().await
+                    })
+                    .await
+            })
+        };
+        started.notified().await;
+        assert_eq!(lease_of(&bus, "k").await.as_deref(), Some("w"));
+        let follower = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let (f, s, lease) =
+                    cache.get_or_compute("k", true, || async { fresh("{\"n\":1}") }).await;
+                (f.output, s, lease.map(|l| l.key().to_string()))
+            })
+        };
+        // The follower waits on the leader's flight until the leader is cancelled.
+        tokio::task::yield_now().await;
+        leader.abort();
+        let (output, source, lease) = tokio::time::timeout(Duration::from_secs(10), follower)
+            .await
+            .expect("follower stuck")
+            .unwrap();
+        assert_eq!((output.as_str(), source), ("{\"n\":1}", Source::Model));
+        assert_eq!(lease.as_deref(), Some("k"), "the follower led and computed under the lease");
+        assert!(cache.inflight.is_empty(), "no flight left behind");
+        // A leader cancelled with nobody following leaves nothing behind either.
+        let lone = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache.get_or_compute("k2", true, std::future::pending::<Fresh>).await
+            })
+        };
+        while !cache.inflight.contains_key("k2") {
+            tokio::task::yield_now().await;
+        }
+        lone.abort();
+        let _ = lone.await;
+        assert!(cache.inflight.is_empty(), "the cancelled leader's flight is gone");
+        // The follower dropped its lease without handing it over: released in the background.
+        for _ in 0..100 {
+            if lease_of(&bus, "k").await.is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(lease_of(&bus, "k").await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_takes_the_lease_over_when_its_holder_is_gone() {
+        let bus = Bus::memory();
+        // A peer process took the lease and died: nobody renews it.
+        assert!(bus.kv_create(Bucket::Leases, "k", b"dead".to_vec().into()).await.unwrap());
+        let cache = Arc::new(ResponseCache::new(CacheConfig::default(), bus.clone(), "w".into()));
+        let calls = Arc::new(AtomicU32::new(0));
+        let waiter = {
+            let (cache, bus, calls) = (cache.clone(), bus.clone(), calls.clone());
+            tokio::spawn(async move {
+                let (f, s, lease) = cache
+                    .get_or_compute("k", true, || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        // It computes as the lease's holder, not beside a live one.
+                        let holder = lease_of(&bus, "k").await;
+                        fresh(&format!("{{\"holder\":{holder:?}}}"))
+                    })
+                    .await;
+                (f.output, s, lease.map(Lease::hand_over).is_some())
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no call while the holder's lease lives");
+        // The lease lapses (in NATS: its TTL passes without a renewal).
+        bus.kv_delete(Bucket::Leases, "k").await.unwrap();
+        let (output, source, leased) = waiter.await.unwrap();
+        assert_eq!(source, Source::Model);
+        assert_eq!(output, "{\"holder\":Some(\"w\")}");
+        assert!(leased);
+        assert_eq!(cache.stats.takeovers.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_gets_the_holders_answer_once_accepted() {
+        let bus = Bus::memory();
+        assert!(bus.kv_create(Bucket::Leases, "k", b"peer".to_vec().into()).await.unwrap());
+        let cache = ResponseCache::new(CacheConfig::default(), bus.clone(), "w".into());
+        let answer = CachedAnswer {
+            output: "{\"p\":1}".into(),
+            route: "r".into(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            dialect: "json_schema".into(),
+        };
+        let accept = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            store_accepted(&bus, "k", &answer).await;
+        };
+        let ((f, s, lease), ()) =
+            tokio::join!(cache.get_or_compute("k", true, || async { fresh("never") }), accept);
+        assert_eq!((f.output.as_str(), s), ("{\"p\":1}", Source::Shared));
+        assert!(lease.is_none());
     }
 
     #[test]

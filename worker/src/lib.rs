@@ -5,7 +5,10 @@
 //!   publishes the result and only then acknowledges the step.
 //! - [`runtime`]: a worker process: one pool of agents per agent kind fed by one puller task
 //!   per kind, plus heartbeats and graceful shutdown.
-//! - [`cache`]: the two-tier response cache (in-process moka, shared JetStream KV).
+//! - [`cache`]: the two-tier response cache (in-process moka, shared JetStream KV), its single
+//!   flight and the leases that hold identical requests across processes.
+//! - [`running`]: the steps running in a process and how each is stopped early (cancelled
+//!   attempts, shutdown).
 //! - [`prompts`]: system messages and templates per agent kind, embedded or from a directory.
 //! - [`budget`]: the token estimate and context budgets: prompt pieces condensed by priority.
 //! - [`parts`]: long answers in parts (a chapter scene by scene), joined without seams.
@@ -23,6 +26,7 @@ pub mod parts;
 pub mod prompts;
 pub mod providers;
 pub mod redact;
+pub mod running;
 pub mod runtime;
 pub mod tls;
 

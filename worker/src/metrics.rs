@@ -22,6 +22,9 @@ pub const POOL_SIZE: &str = "scriptorium_worker_pool_size";
 pub const REDELIVERIES: &str = "scriptorium_worker_redeliveries_total";
 /// Results that could not be published (the step is handed back), by `kind`.
 pub const PUBLISH_FAILURES: &str = "scriptorium_worker_result_publish_failures_total";
+/// Steps stopped before they finished, by `kind` and `reason` (`cancelled`: the coordinator
+/// superseded the attempt; `shutdown`: handed back by a stopping worker).
+pub const STEPS_STOPPED: &str = "scriptorium_worker_steps_stopped_total";
 /// Model calls, by `kind` and `route` (`provider/model`).
 pub const MODEL_CALLS: &str = "scriptorium_model_calls_total";
 /// Model tokens, by `kind` and `direction` (`prompt`, `completion`).
@@ -46,6 +49,7 @@ pub const NAMES: &[&str] = &[
     POOL_SIZE,
     REDELIVERIES,
     PUBLISH_FAILURES,
+    STEPS_STOPPED,
     MODEL_CALLS,
     MODEL_TOKENS,
     MODEL_COST,
@@ -76,6 +80,7 @@ pub fn describe() {
     describe_gauge!(POOL_SIZE, "Agents in the pool of each kind.");
     describe_counter!(REDELIVERIES, "Step messages delivered more than once, by kind.");
     describe_counter!(PUBLISH_FAILURES, "Results that could not be published, by kind.");
+    describe_counter!(STEPS_STOPPED, "Steps stopped before they finished, by kind and reason.");
     describe_counter!(MODEL_CALLS, "Model calls, by kind and route.");
     describe_counter!(MODEL_TOKENS, "Model tokens, by kind and direction.");
     describe_counter!(MODEL_COST, "Model cost in millionths of a US dollar, by kind and route.");
@@ -143,6 +148,13 @@ pub fn step_finished(result: &StepResult) {
     counter!(MODEL_RETRIES, "kind" => name).increment(usage.retries.into());
     counter!(MODEL_COST, "kind" => name, "route" => route)
         .increment((usage.cost_usd * 1e6).round().max(0.0) as u64);
+}
+
+/// A step of `kind` was stopped before it finished, for `reason` (`cancelled`, `shutdown`).
+pub fn step_stopped(kind: AgentKind, reason: &'static str) {
+    let name = kind::name(kind);
+    gauge!(STEPS_IN_PROGRESS, "kind" => name).decrement(1.0);
+    counter!(STEPS_STOPPED, "kind" => name, "reason" => reason).increment(1);
 }
 
 /// The result of a step of `kind` could not be published.

@@ -58,7 +58,7 @@ pub fn last_lines(scenes: &[ProseScene]) -> String {
 
 /// Joins the parts of chapter `number` into one chapter: scenes in order, the repetition of
 /// the previous part's closing lines a part may open with removed, the last part's running
-/// summary as the chapter's, the characters of every part.
+/// summary as the chapter's, the characters and continuity reports of every part.
 pub fn join(number: u32, title: &str, parts: Vec<ChapterText>) -> ChapterText {
     let mut out = ChapterText { number, title: title.to_string(), ..Default::default() };
     for part in parts {
@@ -81,6 +81,7 @@ pub fn join(number: u32, title: &str, parts: Vec<ChapterText>) -> ChapterText {
                 out.characters.push(c);
             }
         }
+        out.continuity.merge(part.continuity);
         if out.title.is_empty() {
             out.title = part.title;
         }
@@ -146,7 +147,7 @@ mod tests {
             scenes,
             summary: summary.into(),
             characters: chars.iter().map(|c| c.to_string()).collect(),
-            changes: vec![],
+            ..Default::default()
         }
     }
 
@@ -161,17 +162,26 @@ mod tests {
 
     #[test]
     fn parts_join_without_seams() {
-        let one = chapter(
+        let mut one = chapter(
             vec![scene("Scene 1", "A first.\n\nThe door closed."), scene("Scene 2", "Rain.")],
             "So far: a door.",
             &["Ann Lee"],
         );
+        let at = |place: &str| scriptorium_contracts::Whereabouts {
+            name: "Ann Lee".into(),
+            place: place.into(),
+            carries: "a key".into(),
+        };
+        one.continuity.whereabouts = vec![at("the door")];
+        one.continuity.threads_opened = vec!["Who rang?".into()];
         // The second part opens by repeating the first part's closing lines, as small models do.
-        let two = chapter(
+        let mut two = chapter(
             vec![scene("Scene 3", "  Rain.\n\nThen the bell."), scene("Scene 4", "End. ")],
             "The whole chapter: a door, a bell.",
             &["Bo Park", "Ann Lee"],
         );
+        two.continuity.whereabouts = vec![at("the bell tower")];
+        two.continuity.deaths = vec!["Bo Park".into()];
         let joined = join(4, "The Title", vec![one, two]);
         let headings: Vec<&str> = joined.scenes.iter().map(|s| s.heading.as_str()).collect();
         assert_eq!(headings, ["Scene 1", "Scene 2", "Scene 3", "Scene 4"]);
@@ -181,6 +191,10 @@ mod tests {
         assert_eq!(joined.characters, ["Ann Lee", "Bo Park"]);
         assert_eq!((joined.number, joined.title.as_str()), (4, "The Title"));
         assert!(!joined.prose().contains("Rain.\n\nRain."));
+        // Every part's report counts; a later whereabouts replaces an earlier one.
+        assert_eq!(joined.continuity.deaths, ["Bo Park"]);
+        assert_eq!(joined.continuity.threads_opened, ["Who rang?"]);
+        assert_eq!(joined.continuity.whereabouts, [at("the bell tower")]);
     }
 
     #[test]

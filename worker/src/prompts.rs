@@ -6,6 +6,7 @@
 //! placeholder is refused at start-up.
 
 mod context;
+mod continuity;
 
 pub use context::{Docs, edit_targets};
 
@@ -26,6 +27,8 @@ pub const PLACEHOLDERS: &[&str] = &[
     "chapter",
     "chapter_plan",
     "previous",
+    "ledger",
+    "last_lines",
     "draft",
     "review",
     "feedback",

@@ -1,12 +1,16 @@
 //! A worker process: one pool of agent actors per agent kind, each fed by one puller task that
 //! owns the kind's queue, plus a heartbeat task.
 //!
-//! The puller takes an idle agent first and only then the next message, so a process never holds
-//! more step messages than it has idle agents: the rest stay in JetStream for other workers.
+//! The puller asks the queue for as many steps as its pool has idle agents and no more, so a
+//! process never holds a step it is not working on: the rest stay in JetStream for other
+//! workers, and a process that dies takes with it only the deliveries it was running. A step
+//! delivered `max_deliver` times (each time to a worker that died or hung before reporting) is
+//! dead-lettered; failures a worker survives are reported as results instead.
 
 use crate::agent::{Agent, AgentArgs, AgentEnv, AgentMsg};
 use crate::prompts::Prompts;
 use crate::providers::{Models, ModelsConfig};
+use crate::running::Stop;
 use anyhow::Context as _;
 use ractor::{Actor, ActorRef};
 use scriptorium_proto::prost::Message as _;
@@ -70,7 +74,7 @@ impl WorkerConfig {
             prompts_dir: None,
             models: ModelsConfig::default(),
             heartbeat_every: Duration::from_secs(5),
-            progress_every: Duration::from_secs(10),
+            progress_every: Duration::from_secs(3),
             cache: Default::default(),
             max_deliver: 10,
             local_model: None,
@@ -84,6 +88,7 @@ pub struct Worker {
     pullers: JoinSet<Vec<ActorRef<AgentMsg>>>,
     heartbeat: tokio::task::JoinHandle<()>,
     evictions: tokio::task::JoinHandle<()>,
+    cancellations: tokio::task::JoinHandle<()>,
     env: Arc<AgentEnv>,
     pool_sizes: BTreeMap<AgentKind, usize>,
 }
@@ -104,7 +109,7 @@ impl Worker {
                 bus.clone(),
                 cfg.id.clone(),
             )),
-            current: Default::default(),
+            running: Default::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut pullers = JoinSet::new();
@@ -126,16 +131,17 @@ impl Worker {
                 agents.push(agent);
             }
             crate::metrics::pool_started(kind, size);
-            pullers.spawn(pull(
+            let ctx = PullCtx {
                 kind,
-                source,
-                (idle_tx, idle_rx),
-                agents,
-                stop_rx.clone(),
-                (bus.clone(), cfg.id.clone(), cfg.max_deliver),
-            ));
+                bus: bus.clone(),
+                worker_id: cfg.id.clone(),
+                max_deliver: cfg.max_deliver,
+                stop: stop_rx.clone(),
+            };
+            pullers.spawn(pull(source, idle_rx, agents, ctx));
         }
         let evictions = tokio::spawn(env.cache.clone().follow_evictions());
+        let cancellations = tokio::spawn(follow_cancellations(env.clone()));
         let heartbeat = tokio::spawn(heartbeats(
             bus,
             env.clone(),
@@ -144,7 +150,15 @@ impl Worker {
             stop_rx,
         ));
         tracing::info!(worker_id = %cfg.id, "worker started");
-        Ok(Worker { stop, pullers, heartbeat, evictions, env, pool_sizes: cfg.pools })
+        Ok(Worker {
+            stop,
+            pullers,
+            heartbeat,
+            evictions,
+            cancellations,
+            env,
+            pool_sizes: cfg.pools,
+        })
     }
 
     /// Steps finished by this process so far.
@@ -152,20 +166,25 @@ impl Worker {
         self.env.steps_done.load(Ordering::Relaxed)
     }
 
-    /// Stops pulling, lets in-flight steps finish for up to `grace`, then stops the agents.
-    /// Steps still running then are not acknowledged, so JetStream redelivers them.
+    /// Stops pulling, lets in-flight steps finish for up to `grace`, then hands the steps
+    /// still running back to the queue (released leases, no results) and stops the agents.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        let deadline = tokio::time::Instant::now() + grace;
-        let busy = || self.env.current.len();
-        while busy() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if busy() > 0 {
+        let running = &self.env.running;
+        let drained = |within: Duration| async move {
+            let deadline = tokio::time::Instant::now() + within;
+            while !running.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        drained(grace).await;
+        if !running.is_empty() {
             tracing::warn!(
-                steps = busy(),
-                "shutdown grace over; unfinished steps will be redelivered"
+                steps = running.len(),
+                "shutdown grace over; handing the unfinished steps back"
             );
+            running.stop_all(Stop::Shutdown);
+            drained(Duration::from_secs(5)).await;
         }
         while let Some(agents) = self.pullers.join_next().await {
             for a in agents.unwrap_or_default() {
@@ -174,52 +193,120 @@ impl Worker {
         }
         self.heartbeat.abort();
         self.evictions.abort();
+        self.cancellations.abort();
         tracing::info!(pools = ?self.pool_sizes.len(), "worker stopped");
     }
 }
 
-async fn pull(
-    kind: AgentKind,
-    mut source: scriptorium_proto::Source,
-    (idle_tx, mut idle): (
-        mpsc::UnboundedSender<ActorRef<AgentMsg>>,
-        mpsc::UnboundedReceiver<ActorRef<AgentMsg>>,
-    ),
-    agents: Vec<ActorRef<AgentMsg>>,
-    mut stop: watch::Receiver<bool>,
-    (bus, worker_id, max_deliver): (Bus, String, u64),
-) -> Vec<ActorRef<AgentMsg>> {
+/// Stops the steps whose attempts the coordinator cancels, for the life of the worker.
+async fn follow_cancellations(env: Arc<AgentEnv>) {
+    let mut pause = Duration::from_millis(200);
     loop {
-        let agent = tokio::select! {
-            a = idle.recv() => match a { Some(a) => a, None => break },
-            _ = stop.changed() => break,
-        };
-        let incoming = tokio::select! {
-            m = source.next() => m,
-            _ = stop.changed() => break,
-        };
-        let incoming = match incoming {
-            None => break,
-            Some(Err(e)) => {
+        match env.bus.cancellations().await {
+            Ok(mut cancels) => {
+                pause = Duration::from_millis(200);
+                while let Some(c) = cancels.next().await {
+                    if env.running.cancel(&c.book_id, &c.step_id, c.attempt) {
+                        tracing::info!(book_id = %c.book_id, step = %c.step_id, attempt = c.attempt, "stopping a cancelled attempt");
+                    }
+                }
+                tracing::debug!("cancellation subscription ended; subscribing again");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot follow cancellations; retrying"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// What a puller needs besides its queue and its agents.
+struct PullCtx {
+    kind: AgentKind,
+    bus: Bus,
+    worker_id: String,
+    max_deliver: u64,
+    stop: watch::Receiver<bool>,
+}
+
+/// How long one pull request waits for a step when the queue is empty.
+const FETCH_WAIT: Duration = Duration::from_secs(5);
+
+/// Feeds one pool: asks the queue for as many steps as the pool has idle agents, never more,
+/// so no step waits in this process with its ack clock running (and a killed process takes
+/// no more deliveries with it than it was running).
+async fn pull(
+    mut source: scriptorium_proto::Source,
+    mut idle: mpsc::UnboundedReceiver<ActorRef<AgentMsg>>,
+    agents: Vec<ActorRef<AgentMsg>>,
+    mut ctx: PullCtx,
+) -> Vec<ActorRef<AgentMsg>> {
+    let kind = ctx.kind;
+    let mut ready: Vec<ActorRef<AgentMsg>> = Vec::new();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        while let Ok(a) = idle.try_recv() {
+            ready.push(a);
+        }
+        if *ctx.stop.borrow() {
+            break;
+        }
+        if ready.is_empty() {
+            tokio::select! {
+                a = idle.recv() => match a { Some(a) => ready.push(a), None => break },
+                _ = ctx.stop.changed() => break,
+            }
+            continue;
+        }
+        // Not interrupted by a stop: a pull request dropped half-way could take a step with it.
+        let batch = match source.fetch(ready.len(), FETCH_WAIT).await {
+            Ok(batch) => {
+                pause = Duration::from_millis(100);
+                batch
+            }
+            Err(e) => {
                 tracing::warn!(kind = kind::name(kind), error = %e, "queue read failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = idle_tx.send(agent);
-                continue;
-            }
-            Some(Ok(m)) => m,
-        };
-        let task = match check_step(kind, &incoming, max_deliver) {
-            Ok(t) => t,
-            Err(reason) => {
-                tracing::error!(kind = kind::name(kind), reason = %reason, "step dead-lettered");
-                give_up(&bus, kind, &incoming, &reason, &worker_id).await;
-                let _ = idle_tx.send(agent);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = ctx.stop.changed() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
             }
         };
-        crate::metrics::step_received(kind, incoming.delivered);
-        if let Err(e) = agent.cast(AgentMsg::Work { task: Box::new(task), acker: incoming.acker }) {
-            tracing::error!(kind = kind::name(kind), error = %e, "agent is gone");
+        for incoming in batch {
+            if *ctx.stop.borrow() {
+                // Fetched as the process stops: straight back to the queue for another worker.
+                let _ = incoming.acker.nak(None).await;
+                continue;
+            }
+            let task = match check_step(kind, &incoming, ctx.max_deliver) {
+                Ok(t) => t,
+                Err(reason) => {
+                    tracing::error!(kind = kind::name(kind), reason = %reason, "step dead-lettered");
+                    give_up(&ctx.bus, kind, &incoming, &reason, &ctx.worker_id).await;
+                    continue;
+                }
+            };
+            crate::metrics::step_received(kind, incoming.delivered);
+            if incoming.delivered > 1 {
+                tracing::info!(
+                    kind = kind::name(kind),
+                    book_id = %task.book_id,
+                    step = %task.step_id,
+                    attempt = task.attempt,
+                    delivered = incoming.delivered,
+                    "step redelivered: the worker that had it died, stopped answering or handed it back"
+                );
+            }
+            let Some(agent) = ready.pop() else {
+                // Never more messages than idle agents; hand back rather than hold one.
+                let _ = incoming.acker.nak(None).await;
+                continue;
+            };
+            let work = AgentMsg::Work { task: Box::new(task), acker: incoming.acker };
+            if let Err(e) = agent.cast(work) {
+                tracing::error!(kind = kind::name(kind), error = %e, "agent is gone");
+            }
         }
     }
     agents
@@ -242,9 +329,14 @@ fn check_step(
     if task.kind() != kind {
         return Err(format!("step of kind {} on the {} queue", task.kind, kind::name(kind)));
     }
+    // Workers report every failure they survive (as a failed result, which the coordinator
+    // counts against `max_attempts`), so a step delivered this often was each time in a worker
+    // that died or stopped answering before it could report: the mark of a step that kills
+    // its workers. Losing workers now and then costs a step a delivery or two, not all of them.
     if max_deliver > 0 && m.delivered >= max_deliver {
         return Err(format!(
-            "step {} of book {} was delivered {} times without a result",
+            "step {} of book {} was delivered {} times and every worker that took it died or \
+             stopped answering before reporting a result: it may crash its workers",
             task.step_id, task.book_id, m.delivered
         ));
     }
@@ -305,7 +397,7 @@ async fn heartbeats(
     let started = clock::now_ms();
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     loop {
-        let current: Vec<String> = env.current.iter().map(|k| k.clone()).collect();
+        let current = env.running.labels();
         let hb = WorkerHeartbeat {
             worker_id: env.worker_id.clone(),
             host: host.clone(),

@@ -195,7 +195,7 @@ async fn unreadable_after_repair_falls_back_and_all_routes_failing_is_an_error()
 }
 
 #[tokio::test]
-async fn json_schema_refused_falls_back_to_json_object_and_is_remembered() {
+async fn json_schema_refused_falls_back_to_the_schema_in_json_object_and_is_remembered() {
     let srv = sim_server::start(SimServerConfig {
         reject_response_format: RejectFormat::JsonSchema,
         ..Default::default()
@@ -208,7 +208,8 @@ async fn json_schema_refused_falls_back_to_json_object_and_is_remembered() {
     m.call_route("fake/sim", &request()).await.expect("answer");
     let s = srv.stats();
     assert_eq!(s.by_format.get("json_schema"), Some(&1), "{s:?}");
-    assert_eq!(s.by_format.get("json_object"), Some(&2), "{s:?}");
+    // A generic server's next dialect: the schema inside json_object (llama-cpp-python's form).
+    assert_eq!(s.by_format.get("json_object_schema"), Some(&2), "{s:?}");
     assert_eq!(s.by_kind.get("characters"), Some(&3), "{s:?}");
 }
 
@@ -225,8 +226,14 @@ async fn no_structured_output_at_all_falls_back_to_plain_text() {
     assert_eq!(a.value["characters"].as_array().map(Vec::len), Some(2));
     let s = srv.stats();
     assert_eq!(
-        (s.by_format.get("json_schema"), s.by_format.get("json_object"), s.by_format.get("none")),
-        (Some(&1), Some(&1), Some(&1)),
+        (
+            s.by_format.get("json_schema"),
+            s.by_format.get("json_object_schema"),
+            s.by_format.get("json_object"),
+            s.by_format.get("none")
+        ),
+        // json_object itself is skipped: the refusal of json_object_schema was of that kind.
+        (Some(&1), Some(&1), None, Some(&1)),
         "{s:?}"
     );
     // The kind still reaches the server without a schema name: by header.

@@ -1,6 +1,7 @@
 //! The book actor: owns one book's record, dispatches its ready steps, validates every result
 //! and accepts each step at most once, then assembles the book.
 
+mod skip;
 mod spend;
 mod task;
 
@@ -10,8 +11,7 @@ use crate::plan::{ASSEMBLY, PlannedStep};
 use crate::record::{BookRecord, Status, StepStatus, output_key};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use scriptorium_common::cache::{self, CachedAnswer};
-use scriptorium_contracts::rules::{self as validation, Ctx};
-use scriptorium_contracts::{Cast, ChapterText, Outline};
+use scriptorium_contracts::rules as validation;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
 use scriptorium_proto::v1::{AgentKind, BookEvent, StepResult, StepTask};
@@ -157,14 +157,6 @@ impl Actor for Book {
 }
 
 impl BookState {
-    fn ctx_docs(&self) -> (Option<Cast>, Option<Outline>) {
-        let parse = |id: &str| self.rec.outputs.get(id).cloned();
-        (
-            parse("characters").and_then(|v| serde_json::from_value(v).ok()),
-            parse("outline").and_then(|v| serde_json::from_value(v).ok()),
-        )
-    }
-
     #[tracing::instrument(skip_all, fields(book_id = %r.book_id, step = %r.step_id, kind = scriptorium_proto::kind::name(r.kind()), attempt = r.attempt))]
     async fn on_result(
         &mut self,
@@ -216,22 +208,8 @@ impl BookState {
             crate::metrics::step_failed(&self.rec, &r.step_id, &r.error);
             return self.retry_or_fail(me, &r.step_id, format!("worker error: {}", r.error)).await;
         }
-        let (cast, outline) = self.ctx_docs();
-        let draft: Option<ChapterText> = (planned.kind == AgentKind::Edit)
-            .then(|| {
-                self.rec
-                    .outputs
-                    .get(&crate::plan::chapter_step(AgentKind::Chapter, planned.chapter))
-            })
-            .flatten()
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        let ctx = Ctx {
-            brief: &self.rec.brief,
-            cast: cast.as_ref(),
-            outline: outline.as_ref(),
-            draft: draft.as_ref(),
-            chapter: planned.chapter,
-        };
+        let docs = crate::continuity::Docs::of(&self.rec, &planned);
+        let ctx = docs.ctx(&self.rec.brief);
         match validation::validate(planned.kind, &r.output, ctx) {
             Ok(doc) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
@@ -265,6 +243,9 @@ impl BookState {
                     s.cache_hit = r.cache_hit;
                 }
                 crate::metrics::step_accepted(&self.rec, &r.step_id);
+                if planned.kind == AgentKind::Review {
+                    self.skip_needless_edit(planned.chapter).await?;
+                }
                 self.advance(me).await
             }
             Err(rej) => {

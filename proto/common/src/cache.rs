@@ -26,7 +26,9 @@ pub struct CacheConfig {
     pub shared_ttl_secs: u64,
     /// Size limit of the shared tier, in MiB (oldest entries are dropped first).
     pub shared_max_mb: u64,
-    /// How long a worker waits for another process computing the same request, in seconds.
+    /// Lifetime of a computation lease without renewal, in seconds: the worker computing a
+    /// request renews its lease every third of this, so the lease of a worker that died lapses
+    /// within it and a waiting peer takes over.
     pub lease_secs: u64,
 }
 
@@ -38,7 +40,7 @@ impl Default for CacheConfig {
             local_ttl_secs: 600,
             shared_ttl_secs: 7 * 24 * 3600,
             shared_max_mb: 1024,
-            lease_secs: 300,
+            lease_secs: 10,
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod outline;
 pub mod review;
 pub mod world;
 
-pub use chapter::{ChapterText, ProseScene};
+pub use chapter::{Alias, ChapterText, Continuity, ProseScene, Whereabouts};
 pub use characters::{Cast, Character};
 pub use concept::Concept;
 pub use outline::{Outline, OutlineChapter, SCENES, Scene};
@@ -20,10 +20,17 @@ use crate::rules::Ctx;
 use scriptorium_proto::v1::AgentKind;
 use serde_json::Value;
 
-/// An example of the JSON object a `kind` request answers with (the shape of its schema), for
-/// prompts to show.
+/// An example of the JSON object a `kind` request answers with (the shape of its schema).
 pub fn example(kind: AgentKind, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> String {
-    crate::schema::example(&schema(kind, ctx, scenes)).to_string()
+    match kind {
+        AgentKind::Chapter => chapter::example(ctx, scenes).to_string(),
+        _ => crate::schema::example(&schema(kind, ctx, scenes)).to_string(),
+    }
+}
+
+/// The fields a `kind` request answers with, as a prompt lists them (see [`crate::schema::guide`]).
+pub fn guide(kind: AgentKind, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> String {
+    crate::schema::guide(&schema(kind, ctx, scenes))
 }
 
 /// The JSON Schema of a `kind` request in the book `ctx` describes; `scenes` are the scene

@@ -3,8 +3,11 @@
 //! # Layout
 //! - [`kinds`]: one file per agent kind (concept, characters, world, outline, chapter, review,
 //!   edit) with its answer type, validation rules, example shape and simulated answer.
+//! - [`ledger`]: the continuity ledger folded from the accepted chapters, and its rendering.
+//! - [`mistake`]: the deliberate mistakes the simulated model makes on request.
 //! - [`rules`]: the validation entry point, [`Rejection`](rules::Rejection) and its context.
 //! - [`schema`]: request schemas in the subset every structured-output dialect enforces.
+//! - [`prose`]: judge-free checks on prose (length, repeats, leaks, names, continuity).
 //! - [`facts`]: the `Facts:` block prompts carry and the simulated model reads.
 //! - [`extract`]: tolerant extraction of one JSON object from a model's answer.
 //! - [`task`]: the task type (creative, analytical, factual) of each kind.
@@ -14,6 +17,9 @@
 pub mod extract;
 pub mod facts;
 pub mod kinds;
+pub mod ledger;
+pub mod mistake;
+pub mod prose;
 pub mod rules;
 pub mod schema;
 #[cfg(feature = "sim")]
@@ -21,5 +27,6 @@ pub mod sim;
 pub mod task;
 
 pub use kinds::*;
+pub use ledger::Ledger;
 pub use rules::{Ctx, Rejection, validate};
 pub use task::TaskType;

@@ -3,8 +3,10 @@
 //! sent back as feedback.
 
 use crate::kinds::{
-    Cast, ChapterText, Outline, chapter, characters, concept, edit, outline, review, world,
+    Cast, ChapterText, Outline, Review, World, chapter, characters, concept, edit, outline, review,
+    world,
 };
+use crate::ledger::Ledger;
 use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde_json::Value;
 
@@ -33,6 +35,33 @@ pub struct Ctx<'a> {
     pub draft: Option<&'a ChapterText>,
     /// The chapter number of chapter, review and edit steps.
     pub chapter: u32,
+    /// The continuity ledger as it stands before this chapter, if the book keeps one.
+    pub ledger: Option<&'a Ledger>,
+    /// The accepted texts (drafts and edits) of the book's other chapters: a chapter may not
+    /// repeat their paragraphs.
+    pub earlier: &'a [ChapterText],
+    /// The accepted world, if any (its words are no strangers' names).
+    pub world: Option<&'a World>,
+    /// The accepted review, for edits (it names the scenes an edit must change).
+    pub review: Option<&'a Review>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of a book with `brief` and nothing accepted yet; set the other fields with
+    /// struct update syntax (`Ctx { cast: Some(&cast), ..Ctx::new(&brief) }`).
+    pub fn new(brief: &'a BookBrief) -> Ctx<'a> {
+        Ctx {
+            brief,
+            cast: None,
+            outline: None,
+            draft: None,
+            chapter: 0,
+            ledger: None,
+            earlier: &[],
+            world: None,
+            review: None,
+        }
+    }
 }
 
 pub(crate) fn typed<T: serde::de::DeserializeOwned>(
@@ -131,23 +160,31 @@ mod tests {
     }
 
     fn ctx<'a>(b: &'a BookBrief, c: &'a Cast, o: &'a Outline) -> Ctx<'a> {
-        Ctx { brief: b, cast: Some(c), outline: Some(o), draft: None, chapter: 1 }
+        Ctx { cast: Some(c), outline: Some(o), chapter: 1, ..Ctx::new(b) }
     }
 
-    fn prose(words: usize) -> String {
-        vec!["word"; words].join(" ")
+    /// `words` distinct lowercase words (no paragraph repeats another).
+    fn prose(words: usize, salt: &str) -> String {
+        (0..words).map(|i| format!("w{salt}x{i}")).collect::<Vec<_>>().join(" ")
     }
 
     fn chapter_json(scenes: usize, words_each: usize, chars: &[&str]) -> String {
+        salted_chapter(scenes, words_each, chars, "")
+    }
+
+    fn salted_chapter(scenes: usize, words_each: usize, chars: &[&str], salt: &str) -> String {
         let c = ChapterText {
             number: 1,
             title: "T1".into(),
             scenes: (0..scenes)
-                .map(|_| ProseScene { heading: String::new(), text: prose(words_each) })
+                .map(|i| ProseScene {
+                    heading: String::new(),
+                    text: prose(words_each, &format!("{salt}{i}")),
+                })
                 .collect(),
             summary: "s".into(),
             characters: chars.iter().map(|s| s.to_string()).collect(),
-            changes: vec![],
+            ..Default::default()
         };
         serde_json::to_string(&c).unwrap()
     }
@@ -264,14 +301,17 @@ mod tests {
             rule(validate(AgentKind::Chapter, &chapter_json(3, 0, &[]), ctx(&b, &c, &o)))
                 .contains("empty prose")
         );
+        // LongWriter's length score of 80 or more: 72 to 160 words for a target of 100.
         assert!(
             rule(validate(AgentKind::Chapter, &chapter_json(3, 5, &[]), ctx(&b, &c, &o)))
-                .contains("between 50 and 250 words (got 15)")
+                .contains("15 words for a target of 100 (length score 0, too short)")
         );
         assert!(
-            rule(validate(AgentKind::Chapter, &chapter_json(3, 200, &[]), ctx(&b, &c, &o)))
-                .contains("between 50 and 250 words")
+            rule(validate(AgentKind::Chapter, &chapter_json(3, 54, &[]), ctx(&b, &c, &o)))
+                .contains("write between 72 and 160 words")
         );
+        assert!(validate(AgentKind::Chapter, &chapter_json(3, 24, &[]), ctx(&b, &c, &o)).is_ok());
+        assert!(validate(AgentKind::Chapter, &chapter_json(4, 40, &[]), ctx(&b, &c, &o)).is_err());
         assert!(
             rule(validate(AgentKind::Chapter, &chapter_json(4, 20, &[]), ctx(&b, &c, &o)))
                 .contains("exactly 3 scenes")
@@ -322,7 +362,7 @@ mod tests {
         let draft: ChapterText = serde_json::from_str(&chapter_json(3, 40, &[])).unwrap();
         let mut x = ctx(&b, &c, &o);
         x.draft = Some(&draft);
-        assert!(validate(AgentKind::Edit, &chapter_json(3, 40, &[]), x).is_ok());
+        assert!(validate(AgentKind::Edit, &salted_chapter(3, 40, &[], "r"), x).is_ok());
         let mut o4 = o.clone();
         let extra = o4.chapters[0].scenes[0].clone();
         o4.chapters[0].scenes.push(extra);

@@ -27,6 +27,12 @@ pub fn text(what: &str) -> Value {
     json!({"type": "string", "minLength": 1, "description": what})
 }
 
+/// A string of `min..=max` characters; `what` says what it holds. Grammar-enforcing servers
+/// hold a model to the length (OpenAI's strict mode does not: validation still checks it).
+pub fn text_sized(what: &str, min: usize, max: usize) -> Value {
+    json!({"type": "string", "minLength": min.max(1), "maxLength": max.max(min.max(1)), "description": what})
+}
+
 /// One of `values`.
 pub fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
@@ -101,8 +107,17 @@ fn check_at(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
         Some("string") => {
             let Value::String(s) = value else { return Err(format!("{path} must be a string")) };
             let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
-            if s.trim().chars().count() < min {
-                return Err(format!("{path} must not be empty"));
+            let max = schema.get("maxLength").and_then(Value::as_u64).map(|m| m as usize);
+            let chars = s.trim().chars().count();
+            if chars < min {
+                return Err(if min <= 1 {
+                    format!("{path} must not be empty")
+                } else {
+                    format!("{path} must have at least {min} characters (got {chars})")
+                });
+            }
+            if let Some(max) = max.filter(|m| chars > *m) {
+                return Err(format!("{path} must have at most {max} characters (got {chars})"));
             }
         }
         Some("integer") => {
@@ -144,6 +159,58 @@ pub fn example(schema: &Value) -> Value {
         }
         Some("integer") => schema.get("minimum").cloned().unwrap_or(json!(0)),
         _ => Value::Null,
+    }
+}
+
+/// The fields of `schema` as a prompt lists them, one per line and nested by indentation:
+/// `* logline: one sentence...`, lists with their number of items, choices with their values.
+/// Small models copy a JSON example's values into their answers; a list of what each field
+/// holds gives them nothing to copy, and a grammar-enforcing server supplies the syntax.
+pub fn guide(schema: &Value) -> String {
+    let mut out = String::new();
+    guide_fields(schema, 0, &mut out);
+    out
+}
+
+fn guide_fields(schema: &Value, depth: usize, out: &mut String) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
+    for (name, field) in props {
+        out.push_str(&"  ".repeat(depth));
+        // `*`, not `-`: `- Key: value` lines are the prompt's facts.
+        out.push_str(&format!("* {name}: {}\n", describe(field)));
+        let items = field.get("items").unwrap_or(field);
+        if items.get("type").and_then(Value::as_str) == Some("object") {
+            guide_fields(items, depth + 1, out);
+        }
+    }
+}
+
+fn describe(field: &Value) -> String {
+    let count = |min: u64, max: Option<u64>| match max {
+        Some(m) if m == min => format!("exactly {m}"),
+        Some(m) if min == 0 => format!("up to {m}"),
+        Some(m) => format!("{min} to {m}"),
+        None => format!("at least {min}"),
+    };
+    if let Some(values) = field.get("enum").and_then(Value::as_array) {
+        let list: Vec<String> = values.iter().map(Value::to_string).collect();
+        return format!("one of {}", list.join(", "));
+    }
+    match field.get("type").and_then(Value::as_str) {
+        Some("array") => {
+            let min = field.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+            let max = field.get("maxItems").and_then(Value::as_u64);
+            let items = field.get("items").cloned().unwrap_or(Value::Null);
+            let what = match items.get("type").and_then(Value::as_str) {
+                Some("object") => "each with:".to_string(),
+                _ => describe(&items),
+            };
+            format!("a list of {} ({what})", count(min, max))
+                .replace(" (each with:)", ", each with:")
+        }
+        Some("object") if field.get("properties").is_some() => "an object with:".into(),
+        Some("integer") => "a whole number".into(),
+        _ => field.get("description").and_then(Value::as_str).unwrap_or("text").to_string(),
     }
 }
 
@@ -269,6 +336,19 @@ mod tests {
             let got = check(&s, &v).unwrap_err();
             assert!(got.contains(want), "{got} / {want}");
         }
+    }
+
+    #[test]
+    fn the_guide_lists_every_field_with_its_rule() {
+        let nested = object(vec![
+            ("title", text("the chapter's title")),
+            ("scenes", array(object(vec![("who", array(one_of(&["Ann", "Bo"]), 1, 2))]), 3, 6)),
+        ]);
+        let g = guide(&object(vec![("score", integer(1, 3)), ("chapters", array(nested, 2, 2))]));
+        assert_eq!(
+            g,
+            "* score: one of 1, 2, 3\n* chapters: a list of exactly 2, each with:\n  * title: the chapter's title\n  * scenes: a list of 3 to 6, each with:\n    * who: a list of 1 to 2 (one of \"Ann\", \"Bo\")\n"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use crate::facts::Facts;
 use crate::kinds::{chapter, characters, concept, edit, outline, review, world};
+use crate::mistake::{Mistake, Mistakes};
 use scriptorium_proto::kind;
 use scriptorium_proto::v1::AgentKind;
 use serde_json::Value;
@@ -162,6 +163,14 @@ pub enum Misbehave {
     ThirtyScenes,
 }
 
+/// What a simulated chapter does besides answering: the mistake of its first attempt, and
+/// whether chapter 1 kills someone (so that the resurrect mistake has a dead character).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Story {
+    pub(crate) mistake: Option<Mistake>,
+    pub(crate) kill: bool,
+}
+
 /// Answers the request for `kind` with `user` as prompt; `bad` asks for an answer that breaks a rule.
 pub fn answer(kind: AgentKind, user: &str, seed: u64, bad: bool) -> String {
     answer_with(kind, user, seed, if bad { Misbehave::Any } else { Misbehave::No })
@@ -169,6 +178,46 @@ pub fn answer(kind: AgentKind, user: &str, seed: u64, bad: bool) -> String {
 
 /// Answers the request for `kind` with `user` as prompt, misbehaving as `how` says.
 pub fn answer_with(kind: AgentKind, user: &str, seed: u64, how: Misbehave) -> String {
+    respond(kind, user, seed, how, Story::default())
+}
+
+/// Answers like [`answer`], making one of `mistakes` when [`mistake`] says so (and, with the
+/// resurrect mistake enabled, killing a character in chapter 1).
+pub fn answer_mistaken(
+    kind: AgentKind,
+    user: &str,
+    seed: u64,
+    bad: bool,
+    mistakes: Mistakes,
+) -> String {
+    let how = if bad { Misbehave::Any } else { Misbehave::No };
+    let story = Story {
+        mistake: mistake(kind, user, seed, mistakes),
+        kill: kind == AgentKind::Chapter && mistakes.has(Mistake::Resurrect),
+    };
+    respond(kind, user, seed, how, story)
+}
+
+/// Whether `user` is a re-ask: it carries the rejection of the previous answer.
+pub fn is_reask(user: &str) -> bool {
+    user.contains("Your previous answer (attempt") && user.contains("was rejected")
+}
+
+/// The mistake the answer to a chapter request `user` makes: none on a re-ask or for other
+/// kinds; otherwise, drawn per prompt and seed at `mistakes.rate`, one of those enabled.
+pub fn mistake(kind: AgentKind, user: &str, seed: u64, mistakes: Mistakes) -> Option<Mistake> {
+    if kind != AgentKind::Chapter || mistakes.is_none() || is_reask(user) {
+        return None;
+    }
+    let mut rng = Rng::from_parts(&[b"mistake", &seed.to_le_bytes(), user.as_bytes()]);
+    if !rng.chance(mistakes.rate) {
+        return None;
+    }
+    let list = mistakes.list();
+    Some(list[(rng.next_u64() % list.len() as u64) as usize])
+}
+
+fn respond(kind: AgentKind, user: &str, seed: u64, how: Misbehave, story: Story) -> String {
     let facts = Facts::parse(user);
     let bad = how == Misbehave::Any;
     let mut rng =
@@ -178,7 +227,7 @@ pub fn answer_with(kind: AgentKind, user: &str, seed: u64, how: Misbehave) -> St
         AgentKind::Outline => outline::simulate(&facts, &mut rng, how),
         AgentKind::Characters => characters::simulate(&facts, &mut rng, bad),
         AgentKind::World => world::simulate(&facts, &mut rng),
-        AgentKind::Chapter => chapter::simulate(&facts, &mut rng, bad),
+        AgentKind::Chapter => chapter::simulate(&facts, user, &mut rng, bad, story),
         AgentKind::Review => review::simulate(&facts, &mut rng),
         AgentKind::Edit => edit::simulate(&facts, user, &mut rng, bad),
         AgentKind::Unspecified => Value::Object(Default::default()),
@@ -220,6 +269,7 @@ pub(crate) fn sentence(rng: &mut Rng, names: &[&str], topic: &str) -> String {
     }
 }
 
+/// Sentences until at least `words` words, five to a paragraph.
 pub(crate) fn prose(rng: &mut Rng, names: &[&str], topic: &str, words: usize) -> String {
     let mut out = String::new();
     let mut count = 0;
@@ -311,7 +361,13 @@ mod tests {
         let scenes = v["scenes"].as_array().unwrap();
         assert_eq!(scenes.len(), 1);
         assert_eq!(scenes[0]["number"], 2);
-        assert!(scenes[0]["text"].as_str().unwrap().starts_with("Old text.\n\n"));
+        // The closing sentence is rewritten, the rest kept.
+        let text = scenes[0]["text"].as_str().unwrap();
+        assert!(!text.contains("Old text.") && text.ends_with('.'), "{text}");
+        let p = p.replace("Old text.", "Kept. Old text.");
+        let v: Value = serde_json::from_str(&answer(AgentKind::Edit, &p, 7, false)).unwrap();
+        let text = v["scenes"][0]["text"].as_str().unwrap();
+        assert!(text.starts_with("Kept. ") && !text.contains("Old text."), "{text}");
     }
 
     #[test]

@@ -70,15 +70,14 @@ fn book(category: &str) -> Book {
     .unwrap();
     let outline_text =
         answer(AgentKind::Outline, &prompt_for(AgentKind::Outline, &b, Some(&cast), None, 0));
-    let ctx = Ctx { brief: &b, cast: Some(&cast), outline: None, draft: None, chapter: 0 };
+    let ctx = Ctx { cast: Some(&cast), ..Ctx::new(&b) };
     let outline: Outline =
         serde_json::from_value(validate(AgentKind::Outline, &outline_text, ctx).unwrap()).unwrap();
     let draft_text = answer(
         AgentKind::Chapter,
         &prompt_for(AgentKind::Chapter, &b, Some(&cast), Some(&outline), 2),
     );
-    let ctx =
-        Ctx { brief: &b, cast: Some(&cast), outline: Some(&outline), draft: None, chapter: 2 };
+    let ctx = Ctx { cast: Some(&cast), outline: Some(&outline), chapter: 2, ..Ctx::new(&b) };
     let draft: ChapterText =
         serde_json::from_value(validate(AgentKind::Chapter, &draft_text, ctx).unwrap()).unwrap();
     Book { brief: b, cast, outline, draft }
@@ -112,11 +111,11 @@ fn every_kind_agrees_with_itself() {
                 };
             let draft = (kind == AgentKind::Edit).then_some(&bk.draft);
             let ctx = Ctx {
-                brief: &bk.brief,
                 cast: Some(&bk.cast),
                 outline: Some(&bk.outline),
                 draft,
                 chapter,
+                ..Ctx::new(&bk.brief)
             };
             let schema = kinds::schema(kind, ctx, None);
             let name = kind::name(kind);

@@ -1,8 +1,10 @@
 //! The simulated model called in process: the simulated answer of a request's kind after a
-//! configured latency, deliberately wrong at a configured rate.
+//! configured latency, deliberately wrong at a configured rate, and making the configured
+//! chapter mistakes on first attempts.
 
 use crate::tokens::count_tokens;
 use scriptorium_common::model::{LocalAnswer, LocalModel, LocalRequest};
+use scriptorium_contracts::mistake::Mistakes;
 use scriptorium_contracts::sim::{self, Rng};
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +19,8 @@ pub struct SimSettings {
     pub jitter_ms: u64,
     /// Share (0..1) of answers that deliberately break a validation rule.
     pub bad_rate: f64,
+    /// The mistakes first attempts of chapters make on purpose, and how often.
+    pub mistakes: Mistakes,
 }
 
 /// The simulated model of one process.
@@ -41,7 +45,7 @@ impl SimModel {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         let bad = cfg.bad_rate > 0.0 && rng.chance(cfg.bad_rate);
-        let text = sim::answer(req.kind, req.user, req.seed, bad);
+        let text = sim::answer_mistaken(req.kind, req.user, req.seed, bad, cfg.mistakes);
         LocalAnswer {
             prompt_tokens: count_tokens(req.system) + count_tokens(req.user),
             completion_tokens: count_tokens(&text),

@@ -7,7 +7,7 @@
 //! `x-scriptorium-agent` header.
 //!
 //! With a context window the server counts like a llama.cpp server without context shift: a
-//! prompt (both messages estimated as the client does, plus 4 tokens per message and 3 for
+//! prompt (both messages counted by the server's own rule, plus 4 tokens per message and 3 for
 //! the reply's start, as chat templates add) that does not fit gets llama.cpp's 400
 //! `exceed_context_size_error`; an answer stops with `finish_reason` "length" when the
 //! window fills up, as it does at the request's `max_tokens`.
@@ -23,6 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use scriptorium_contracts::mistake::Mistakes;
 use scriptorium_contracts::sim;
 use scriptorium_proto::kind;
 use scriptorium_proto::names::AGENT_HEADER;
@@ -159,6 +160,8 @@ pub struct SimServerConfig {
     pub context_window: Option<u64>,
     /// How the first outline answers break the brief's bounds, in order.
     pub overgrow: Vec<Overgrow>,
+    /// The mistakes first attempts of chapters make, and how often.
+    pub mistakes: Mistakes,
 }
 
 impl Default for SimServerConfig {
@@ -181,6 +184,7 @@ impl Default for SimServerConfig {
             echo_headers: false,
             context_window: None,
             overgrow: Vec::new(),
+            mistakes: Mistakes::default(),
         }
     }
 }
@@ -220,6 +224,9 @@ pub struct Stats {
     pub largest_prompt: u64,
     /// Outline answers that broke the bounds on purpose (`overgrow`).
     pub overgrown: u64,
+    /// Chapter answers that made a mistake on purpose, by mistake (`mistakes`).
+    #[serde(default)]
+    pub mistakes: BTreeMap<String, u64>,
 }
 
 struct Inner {
@@ -362,8 +369,8 @@ async fn props(State(inner): State<Arc<Inner>>) -> Response {
     }
 }
 
-/// Prompt tokens as the server counts them: the client's estimate of each message plus the
-/// chat template's tokens.
+/// Prompt tokens as the server counts them: its own count of each message (denser than the
+/// client's estimate, see [`crate::tokens`]) plus the chat template's tokens.
 fn count_prompt(system: &str, user: &str) -> u64 {
     estimate_tokens(system) + estimate_tokens(user) + 2 * 4 + 3
 }
@@ -481,7 +488,14 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
             };
         }
     }
-    let full = sim::answer_with(ask.kind, &ask.user, ask.seed, how);
+    let full = if how == sim::Misbehave::No && !cfg.mistakes.is_none() {
+        if let Some(m) = sim::mistake(ask.kind, &ask.user, ask.seed, cfg.mistakes) {
+            inner.record(|s| *s.mistakes.entry(m.name().to_string()).or_default() += 1);
+        }
+        sim::answer_mistaken(ask.kind, &ask.user, ask.seed, false, cfg.mistakes)
+    } else {
+        sim::answer_with(ask.kind, &ask.user, ask.seed, how)
+    };
     let (text, truncated) = match fault {
         Fault::Status(429) => {
             let mut r = error(429, "rate_limit_error", "rate limit reached, slow down");

@@ -2,10 +2,11 @@
 //! draft, review), the `Facts:` block, and each piece's shorter forms and priorities.
 
 use super::Part;
+use super::continuity;
 use crate::budget::Piece;
 use scriptorium_contracts::facts::line;
 use scriptorium_contracts::{
-    Cast, ChapterText, Concept, Ctx, Outline, OutlineChapter, Review, World,
+    Cast, ChapterText, Concept, Ctx, Ledger, Outline, OutlineChapter, Review, World,
 };
 use scriptorium_proto::v1::{AgentKind, BookBrief, StepTask};
 
@@ -24,6 +25,8 @@ pub struct Docs {
     pub draft: Option<ChapterText>,
     /// The accepted review (edit steps).
     pub review: Option<Review>,
+    /// The continuity ledger before this chapter (chapter, review and edit steps).
+    pub ledger: Option<Ledger>,
 }
 
 impl Docs {
@@ -35,6 +38,10 @@ impl Docs {
             outline: self.outline.as_ref(),
             draft: self.draft.as_ref(),
             chapter,
+            ledger: self.ledger.as_ref(),
+            earlier: &[],
+            world: self.world.as_ref(),
+            review: self.review.as_ref(),
         }
     }
 
@@ -48,6 +55,7 @@ impl Docs {
             world: parse(&ctx.world_json),
             draft: parse(&ctx.draft_json),
             review: parse(&ctx.review_json),
+            ledger: parse(&ctx.ledger_json),
         }
     }
 
@@ -58,40 +66,13 @@ impl Docs {
 }
 
 /// The scenes an edit revises: those its review names (`Scene 2: ...`) when every issue and
-/// suggestion names one, else every scene of the draft.
+/// suggestion names one, else every scene of the draft (the contract's rule, which validation
+/// checks the edit against).
 pub fn edit_targets(docs: &Docs) -> Vec<u32> {
-    let scenes = docs.draft.as_ref().map_or(0, |d| d.scenes.len() as u32);
-    let all: Vec<u32> = (1..=scenes).collect();
-    let Some(review) = &docs.review else { return all };
-    let items: Vec<&String> = review.issues.iter().chain(&review.suggestions).collect();
-    let mut named: Vec<u32> = Vec::new();
-    for item in &items {
-        let refs: Vec<u32> =
-            scene_refs(item).into_iter().filter(|n| (1..=scenes).contains(n)).collect();
-        if refs.is_empty() {
-            return all;
-        }
-        named.extend(refs);
+    match &docs.draft {
+        Some(d) => scriptorium_contracts::edit::targets(d, docs.review.as_ref()),
+        None => Vec::new(),
     }
-    named.sort_unstable();
-    named.dedup();
-    if named.is_empty() { all } else { named }
-}
-
-/// Scene numbers an item of a review names as `Scene N` (any case).
-fn scene_refs(text: &str) -> Vec<u32> {
-    let lower = text.to_ascii_lowercase();
-    let mut out = Vec::new();
-    let mut rest = lower.as_str();
-    while let Some(i) = rest.find("scene ") {
-        let after = &rest[i + 6..];
-        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(n) = digits.parse() {
-            out.push(n);
-        }
-        rest = after;
-    }
-    out
 }
 
 const LEFT_OUT: &str = "(left out to fit the context)\n";
@@ -146,7 +127,8 @@ fn facts(task: &StepTask, docs: &Docs, part: Option<&Part>) -> String {
     let mut facts = String::new();
     let title =
         docs.concept.as_ref().map(|c| c.title.clone()).unwrap_or_else(|| brief.title.clone());
-    if !title.is_empty() {
+    // The cast is made from the premise: shown the title, small models name a character after it.
+    if !title.is_empty() && task.kind() != AgentKind::Characters {
         facts += &line("Title", &title);
     }
     facts += &line("Category", &brief.category);
@@ -174,6 +156,7 @@ fn facts(task: &StepTask, docs: &Docs, part: Option<&Part>) -> String {
             facts += &line("Chapter cast", names.join("; "));
         }
     }
+    facts += &continuity::dead_fact(docs);
     if let Some(part) = part
         && task.kind() == AgentKind::Chapter
     {
@@ -189,8 +172,9 @@ fn facts(task: &StepTask, docs: &Docs, part: Option<&Part>) -> String {
 ///
 /// Never condensed: the facts, the answer's shape, the rejection feedback and the part
 /// instructions. Then, from first condensed to last: earlier chapters' summaries (oldest
-/// first), the world, the concept, the two latest summaries, the cast, this chapter's plan,
-/// the review notes and the draft.
+/// first), the world, the concept, the previous chapter's closing lines, the ledger (down to
+/// its dead, who stay), the two latest summaries, the cast, this chapter's plan, the review
+/// notes and the draft.
 pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<Piece> {
     let brief = task.brief.clone().unwrap_or_default();
     let ctx = task.context.clone().unwrap_or_default();
@@ -202,7 +186,7 @@ pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<P
         Piece::fixed("chapter", ctx.chapter.to_string()),
         Piece::fixed(
             "shape",
-            scriptorium_contracts::kinds::example(
+            scriptorium_contracts::kinds::guide(
                 kind,
                 docs.ctx(&brief, ctx.chapter),
                 part.map(|p| p.scenes.as_slice()),
@@ -226,14 +210,18 @@ pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<P
 
     out.push(match &docs.concept {
         Some(c) => {
+            let title = if kind == AgentKind::Characters {
+                String::new()
+            } else {
+                format!("Title: {}\n", c.title)
+            };
             let full = format!(
-                "Title: {}\nLogline: {}\nDescription: {}\nThemes: {}\n",
-                c.title,
+                "{title}Logline: {}\nDescription: {}\nThemes: {}\n",
                 c.logline,
                 c.description,
                 c.themes.join(", ")
             );
-            let short = format!("Title: {}\nLogline: {}\n", c.title, c.logline);
+            let short = format!("{title}Logline: {}\n", c.logline);
             if setup {
                 Piece::new("concept", full).or(80, short)
             } else {
@@ -274,6 +262,8 @@ pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<P
     ));
 
     out.push(previous_piece(&ctx.previous_summaries));
+    out.push(continuity::ledger_piece(docs, &chapter_cast(plan)));
+    out.push(continuity::last_lines_piece(task));
 
     if let Some(p) = plan {
         let mine = |i: usize| part.is_none_or(|pt| pt.scenes.contains(&(i as u32 + 1)));
@@ -515,7 +505,7 @@ mod tests {
         let world = sim::answer(AgentKind::World, "- Category: fiction", 1, false);
         // The documents as the coordinator accepts (and completes) them.
         let accepted = |kind: AgentKind, text: &str, outline: Option<&Outline>, chapter: u32| {
-            let ctx = Ctx { brief: &brief, cast: Some(&cast), outline, draft: None, chapter };
+            let ctx = Ctx { cast: Some(&cast), outline, chapter, ..Ctx::new(&brief) };
             scriptorium_contracts::validate(kind, text, ctx).unwrap().to_string()
         };
         let outline_json = accepted(

@@ -15,6 +15,11 @@ pub struct SimConfig {
     pub jitter_ms: u64,
     /// Share (0..1) of answers that deliberately break a validation rule.
     pub bad_rate: f64,
+    /// Mistakes the first attempt of a chapter makes on purpose (rename, resurrect, repeat,
+    /// meta, short); re-asks make none.
+    pub mistakes: Vec<scriptorium_contracts::mistake::Mistake>,
+    /// Share (0..1) of chapters whose first attempt makes one of `mistakes` (default 1).
+    pub mistake_rate: Option<f64>,
 }
 
 /// Wire protocol of a provider.
@@ -366,6 +371,9 @@ impl ModelsConfig {
                 "models.sim.bad_rate: must be between 0 and 1 (got {})",
                 self.sim.bad_rate
             ));
+        }
+        if let Some(rate) = self.sim.mistake_rate.filter(|r| !(0.0..=1.0).contains(r)) {
+            return Err(format!("models.sim.mistake_rate: must be between 0 and 1 (got {rate})"));
         }
         Ok(())
     }

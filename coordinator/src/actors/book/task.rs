@@ -2,9 +2,9 @@
 //! outputs, with the routes, sampling and deadline of its attempt.
 
 use crate::CoordinatorConfig;
+use crate::continuity;
 use crate::plan::PlannedStep;
 use crate::record::BookRecord;
-use scriptorium_contracts::Outline;
 use scriptorium_proto::clock;
 use scriptorium_proto::v1::{AgentKind, StepContext, StepTask};
 
@@ -36,24 +36,18 @@ pub(super) fn step_task(rec: &BookRecord, cfg: &CoordinatorConfig, step_id: &str
             ctx.cast_json = out("characters");
             ctx.world_json = out("world");
             ctx.outline_json = out("outline");
-            if let Some(o) = rec
-                .outputs
-                .get("outline")
-                .and_then(|v| serde_json::from_value::<Outline>(v.clone()).ok())
-            {
-                ctx.previous_summaries = o
-                    .chapters
-                    .iter()
-                    .filter(|c| c.number < p.chapter)
-                    .map(|c| c.summary.clone())
-                    .collect();
-            }
+            ctx.previous_summaries = continuity::previous_summaries(rec, p.chapter);
+            ctx.previous_last_lines = continuity::previous_last_lines(rec, p.chapter);
+            ctx.ledger_json = ledger_json(rec, p.chapter);
         }
         AgentKind::Review | AgentKind::Edit => {
             ctx.cast_json = out("characters");
             ctx.outline_json = out("outline");
             ctx.draft_json = out(&crate::plan::chapter_step(AgentKind::Chapter, p.chapter));
-            if p.kind == AgentKind::Edit {
+            ctx.ledger_json = ledger_json(rec, p.chapter);
+            if p.kind == AgentKind::Review {
+                ctx.world_json = out("world");
+            } else {
                 ctx.review_json = out(&crate::plan::chapter_step(AgentKind::Review, p.chapter));
             }
         }
@@ -72,4 +66,9 @@ pub(super) fn step_task(rec: &BookRecord, cfg: &CoordinatorConfig, step_id: &str
         dispatched_unix_ms: clock::now_ms(),
         cache: cfg.cache,
     }
+}
+
+/// The ledger before chapter `n`, as JSON.
+fn ledger_json(rec: &BookRecord, n: u32) -> String {
+    serde_json::to_string(&continuity::ledger_before(rec, n)).unwrap_or_default()
 }

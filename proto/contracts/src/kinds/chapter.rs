@@ -1,6 +1,17 @@
-//! The chapter agent: a chapter's prose, scene by scene as planned, with a summary for the
-//! chapters after it.
+//! The chapter agent: a chapter's prose, scene by scene as planned, with a summary and a
+//! continuity report for the chapters after it. Validation reads the prose itself (length,
+//! repeats, leaks, names, the dead) with the checks of [`crate::prose`].
 
+mod continuity;
+#[cfg(feature = "sim")]
+mod simulate;
+
+pub use continuity::{Alias, Continuity, Whereabouts};
+pub use continuity::{MAX_ALIASES, MAX_DEATHS, MAX_THREADS, MAX_WHEREABOUTS};
+#[cfg(feature = "sim")]
+pub(crate) use simulate::simulate;
+
+use crate::prose::{self, Rule};
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, typed};
 use crate::schema::{array, object, one_of, text};
 use serde::{Deserialize, Serialize};
@@ -32,6 +43,8 @@ pub struct ChapterText {
     pub characters: Vec<String>,
     /// For edits: what was changed and why.
     pub changes: Vec<String>,
+    /// What the chapter changed in the story's continuity (drafts report it; edits keep it).
+    pub continuity: Continuity,
 }
 
 impl ChapterText {
@@ -51,18 +64,55 @@ impl ChapterText {
     }
 }
 
-/// Words a chapter of `brief` may have: 40% to 250% of the target.
+/// Words a chapter of `brief` may have: the words whose length score (LongWriter's, against
+/// the target) is at least 80, about 0.71x to 1.6x the target.
 pub fn words(brief: &scriptorium_proto::v1::BookBrief) -> (usize, usize) {
-    let target = brief.words_per_chapter.max(1) as usize;
-    ((target * 2 / 5).max(50), target * 5 / 2)
+    prose::length_window(brief.words_per_chapter.max(1) as usize, prose::MIN_LENGTH_SCORE)
+}
+
+/// The prose rules a chapter is rejected for (and so re-asked): length, verbatim repeats,
+/// placeholder and meta text, names outside the cast, the dead acting. Near duplicates and
+/// planned characters who never appear are reported by the quality report only.
+pub const REJECTED: &[Rule] = &[
+    Rule::Length,
+    Rule::RepeatedParagraph,
+    Rule::Placeholder,
+    Rule::MetaText,
+    Rule::UnknownName,
+    Rule::DeadCharacterActs,
+];
+
+/// Most findings one rejection names.
+const MAX_FINDINGS: usize = 6;
+
+/// The schema of one scene's prose in a chapter of `scenes` planned scenes: its share of the
+/// chapter's word window in characters, so a grammar holds a small model to a length it cannot
+/// count. Words are taken at 6 characters for the least and 4.5 for the most, so a scene of
+/// short or long words alike stays inside the window.
+pub(crate) fn scene_prose(
+    what: &str,
+    brief: &scriptorium_proto::v1::BookBrief,
+    scenes: usize,
+) -> Value {
+    let (lo, hi) = words(brief);
+    let scenes = scenes.max(1);
+    crate::schema::text_sized(what, lo * 6 / scenes, hi * 9 / 2 / scenes)
 }
 
 pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
-    read(output, ctx, "chapter").map(|c| crate::rules::to_value(&c))
+    read(output, ctx, "chapter", None).map(|c| crate::rules::to_value(&c))
 }
 
-/// Reads and checks a chapter (or an edited chapter, `what`).
-pub(crate) fn read(output: &str, ctx: Ctx<'_>, what: &str) -> Result<ChapterText, Rejection> {
+/// Reads and checks a chapter (or an edited chapter, `what`). `revised`: for an edit, the
+/// scenes it revises; the prose rules then judge only their paragraphs (and the whole
+/// chapter's length), since the other scenes are the accepted draft's, and the continuity
+/// report is the draft's, not checked again.
+pub(crate) fn read(
+    output: &str,
+    ctx: Ctx<'_>,
+    what: &str,
+    revised: Option<&[u32]>,
+) -> Result<ChapterText, Rejection> {
     let mut c: ChapterText = typed(what, output)?;
     let n = ctx.chapter;
     // The engine knows the chapter's number; an answer may leave it out.
@@ -73,8 +123,13 @@ pub(crate) fn read(output: &str, ctx: Ctx<'_>, what: &str) -> Result<ChapterText
         return reject(format!("the {what} must be chapter number {n} (got {})", c.number));
     }
     if let Some(plan) = ctx.outline.and_then(|o| o.chapter(n)) {
+        // The title is the engine's too: an answer may leave it out, not change it.
         if c.title.trim().is_empty() {
             c.title = plan.title.clone();
+        }
+        let view = prose::Chapter { number: n, title: &c.title, text: "" };
+        if let Some(f) = prose::title_mismatch(&view, &plan.title) {
+            return reject(f.message);
         }
         if c.scenes.len() != plan.scenes.len() {
             return reject(format!(
@@ -97,19 +152,109 @@ pub(crate) fn read(output: &str, ctx: Ctx<'_>, what: &str) -> Result<ChapterText
     if let Some(i) = c.scenes.iter().position(|s| s.text.trim().is_empty()) {
         return reject(format!("chapter {n} scene {} has empty prose", i + 1));
     }
-    let (lo, hi) = words(ctx.brief);
-    let count = c.word_count();
-    if count < lo || count > hi {
-        return reject(format!("chapter {n} must have between {lo} and {hi} words (got {count})"));
-    }
     known_names(ctx, &c.characters, &format!("chapter {n}"))?;
     non_empty(&format!("chapter {n} summary"), &c.summary)?;
+    if revised.is_none() {
+        continuity::check(ctx, &mut c.continuity)?;
+    }
+    prose_rules(ctx, &c, revised)?;
     Ok(c)
 }
 
+/// What the book knows of its characters and words, for the prose checks: the cast with the
+/// ledger's aliases and deaths (and the aliases this chapter reports), and every word of the
+/// outline, the cast's descriptions and the world.
+pub fn canon(ctx: Ctx<'_>, own: &Continuity) -> prose::Canon {
+    let ledger = match ctx.ledger {
+        Some(l) => l.clone(),
+        None => crate::ledger::Ledger::new(ctx.cast),
+    };
+    let mut people = ledger.people();
+    for a in &own.aliases {
+        if let Some(p) = people.iter_mut().find(|p| p.name == a.name) {
+            p.aliases.push(a.alias.clone());
+        }
+    }
+    let mut canon = prose::Canon::new(people);
+    let mut known = String::new();
+    if let Some(o) = ctx.outline {
+        strings(&crate::rules::to_value(o), &mut known);
+    }
+    if let Some(c) = ctx.cast {
+        strings(&crate::rules::to_value(c), &mut known);
+    }
+    if let Some(w) = ctx.world {
+        strings(&crate::rules::to_value(w), &mut known);
+    }
+    canon.learn(&known);
+    canon
+}
+
+fn strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The 1-based paragraph numbers (as the prose checks count them) of scenes `scenes` of `c`.
+fn paragraphs_of(c: &ChapterText, scenes: &[u32]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut next = 1;
+    for (i, s) in c.scenes.iter().enumerate() {
+        let n = prose::paragraphs(&s.text).len();
+        if scenes.contains(&(i as u32 + 1)) {
+            out.extend(next..next + n);
+        }
+        next += n;
+    }
+    out
+}
+
+/// The prose checks of [`REJECTED`] on chapter `c`, against the book's other accepted chapters;
+/// with `revised`, only the findings in those scenes and the chapter-wide ones count.
+fn prose_rules(ctx: Ctx<'_>, c: &ChapterText, revised: Option<&[u32]>) -> Result<(), Rejection> {
+    let text = c.prose();
+    let view = prose::Chapter { number: c.number, title: &c.title, text: &text };
+    let others: Vec<(u32, &str, String)> = ctx
+        .earlier
+        .iter()
+        .filter(|e| e.number != c.number)
+        .map(|e| (e.number, e.title.as_str(), e.prose()))
+        .collect();
+    let views: Vec<prose::Chapter<'_>> = others
+        .iter()
+        .map(|(number, title, text)| prose::Chapter { number: *number, title, text })
+        .collect();
+    let plan = prose::Plan {
+        title: None,
+        target_words: Some(ctx.brief.words_per_chapter as usize).filter(|w| *w > 0),
+        characters: &[],
+    };
+    let canon = canon(ctx, &c.continuity);
+    let mut findings: Vec<prose::Finding> = prose::check_chapter(&view, &plan, &views, &canon)
+        .into_iter()
+        .filter(|f| REJECTED.contains(&f.rule))
+        .filter(|f| match (revised, f.paragraph) {
+            (Some(scenes), Some(p)) => paragraphs_of(c, scenes).contains(&p),
+            _ => true,
+        })
+        .collect();
+    if findings.is_empty() {
+        return Ok(());
+    }
+    findings.truncate(MAX_FINDINGS);
+    reject(prose::rule_text(&findings).trim_end().to_string())
+}
+
 /// The schema of a chapter request (or of a part of one, `scenes` its scene numbers): the
-/// planned number of scenes, characters named from the cast. The chapter's number and title
-/// are the engine's, not asked for.
+/// planned number of scenes, characters named from the cast, and the continuity report. The
+/// chapter's number and title are the engine's, not asked for.
 pub(crate) fn schema(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
     let planned = ctx.outline.and_then(|o| o.chapter(ctx.chapter)).map(|p| p.scenes.len());
     let k = scenes.map(<[u32]>::len).or(planned).unwrap_or(1).max(1);
@@ -119,43 +264,25 @@ pub(crate) fn schema(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
     } else {
         array(one_of(&names), 0, names.len())
     };
+    let scenes_planned = planned.unwrap_or(k);
+    let prose = scene_prose("the scene's prose", ctx.brief, scenes_planned);
     object(vec![
-        ("scenes", array(object(vec![("text", text("the scene's prose"))]), k, k)),
+        ("scenes", array(object(vec![("text", prose)]), k, k)),
         ("summary", text("what happened, in a few sentences")),
         ("characters", who),
+        ("continuity", continuity::schema(ctx)),
     ])
 }
 
-/// The simulated chapter (or part of one), in its request schema's shape: scenes of prose,
-/// a summary and the characters present.
-#[cfg(feature = "sim")]
-pub(crate) fn simulate(facts: &crate::facts::Facts, rng: &mut crate::sim::Rng, bad: bool) -> Value {
-    use crate::sim::{OBJECTS, prose, topic};
-    let number = facts.num("chapter").unwrap_or(1);
-    // A request for part of a chapter writes only its scenes and words.
-    let (scenes, words) = match facts.num("scenes in this part") {
-        Some(k) => (k.clamp(1, 6), facts.num("words in this part").unwrap_or(300) as usize),
-        None => (
-            facts.num("scenes in this chapter").unwrap_or(3).clamp(1, 6),
-            facts.num("words per chapter").unwrap_or(800) as usize,
-        ),
-    };
-    let mut cast = facts.list("chapter cast");
-    if cast.is_empty() {
-        cast = facts.list("cast");
+/// The example a prompt shows: the schema's shape, with no deaths (a model copying the example
+/// must not kill anyone).
+pub(crate) fn example(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
+    let mut v = crate::schema::example(&schema(ctx, scenes));
+    if let Some(deaths) = v.pointer_mut("/continuity/deaths") {
+        *deaths = Value::Array(Vec::new());
     }
-    let names: Vec<&str> = cast.iter().map(String::as_str).collect();
-    let topic = topic(facts);
-    let per_scene = words / scenes as usize + 1;
-    let scenes: Vec<Value> = (0..scenes)
-        .map(|_| {
-            let text = if bad { String::new() } else { prose(rng, &names, &topic, per_scene) };
-            serde_json::json!({ "text": text })
-        })
-        .collect();
-    serde_json::json!({
-        "scenes": scenes,
-        "summary": format!("In chapter {number}, {} changes everything.", rng.pick(OBJECTS)),
-        "characters": cast,
-    })
+    v
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,13 +44,16 @@ pub struct Cast {
 impl Cast {
     /// Whether `name` is a member of the cast (case-insensitive, or a first name of one).
     pub fn knows(&self, name: &str) -> bool {
+        self.member(name).is_some()
+    }
+
+    /// The member `name` names: by full name (case-insensitive), else by first name.
+    pub fn member(&self, name: &str) -> Option<&Character> {
         let name = name.trim();
-        self.characters.iter().any(|c| {
-            c.name.eq_ignore_ascii_case(name)
-                || c.name
-                    .split_whitespace()
-                    .next()
-                    .is_some_and(|first| first.eq_ignore_ascii_case(name))
+        self.characters.iter().find(|c| c.name.eq_ignore_ascii_case(name)).or_else(|| {
+            self.characters.iter().find(|c| {
+                c.name.split_whitespace().next().is_some_and(|f| f.eq_ignore_ascii_case(name))
+            })
         })
     }
 
@@ -74,6 +77,14 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
         non_empty(&format!("character {} name", i + 1), &ch.name)?;
         non_empty(&format!("character {} role", i + 1), &ch.role)?;
         let key = ch.name.trim().to_lowercase();
+        let title = ctx.brief.title.trim().to_lowercase();
+        if !title.is_empty() && (key == title || key == title.trim_start_matches("the ")) {
+            return reject(format!(
+                "character {} is named after the book ({:?}): give every character a person's name",
+                i + 1,
+                ch.name
+            ));
+        }
         if seen.contains(&key) {
             return reject(format!("character names must be unique ({:?} appears twice)", ch.name));
         }

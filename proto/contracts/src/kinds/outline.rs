@@ -122,15 +122,15 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
         array(one_of(&names), 1, names.len())
     };
     let scene = object(vec![
-        ("summary", text("what happens")),
+        ("summary", text("one sentence on what happens in the scene")),
         ("characters", who),
         ("setting", text("where it happens")),
         ("goal", text("what the scene must achieve")),
         ("emotional_beat", text("the emotional beat it lands")),
     ]);
     let chapter = object(vec![
-        ("title", text("the chapter's title")),
-        ("summary", text("what the chapter covers")),
+        ("title", text("a short title of its own for this chapter")),
+        ("summary", text("two or three sentences on what happens in this chapter")),
         ("scenes", array(scene, *SCENES.start(), *SCENES.end())),
     ]);
     object(vec![

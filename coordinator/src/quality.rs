@@ -1,0 +1,708 @@
+//! The quality report of a finished book: chapters present, lengths, repetition, leaks,
+//! names and continuity, measured without a judge model from the book's own files.
+//!
+//! [`QualityReport::from_book_dir`] reads a book directory in the layout [`crate::assembly`]
+//! writes (`book.json`, `manuscript.md`, `chapters/NN-title.md`), and also older or partial
+//! ones: a `book.json` without newer fields (no continuity ledger, no aliases), or no `book.json`
+//! at all (then only what the prose alone shows is measured, and the report says what was not).
+//! [`QualityReport::from_parts`] is the pure core, for assembly to write `quality.json`.
+//!
+//! Hard failures (the report fails, `scriptorium check` exits 1): a chapter missing, and every
+//! finding whose [`Rule::is_hard`] is true (length score below 80, a paragraph repeated word for
+//! word, placeholder or meta text, a dead character acting). Names outside the cast, near
+//! duplicates, plan characters who never appear and titles that differ from the outline are
+//! reported without failing: those checks are heuristics that can misfire on good prose.
+
+use scriptorium_contracts::prose::{self, Canon, Chapter, Finding, Person, Plan, Rule};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Version of the report's JSON shape.
+pub const FORMAT: u32 = 1;
+
+/// Why a book directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum QualityError {
+    /// The directory holds none of `book.json`, `manuscript.md`, `chapters/`.
+    #[error("{}: not a book directory (no book.json, manuscript.md or chapters/)", path.display())]
+    NotABook {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `book.json` is not JSON.
+    #[error("{} is not valid JSON: {source}", path.display())]
+    BookJson {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// One chapter's prose as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookChapter {
+    /// 1-based number.
+    pub number: u32,
+    /// Title.
+    pub title: String,
+    /// Prose: paragraphs separated by blank lines, scenes by `* * *`.
+    pub text: String,
+}
+
+/// What the outline planned for one chapter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChapter {
+    /// 1-based number.
+    pub number: u32,
+    /// Planned title.
+    pub title: String,
+    /// Characters its scenes list.
+    pub characters: Vec<String>,
+}
+
+/// One entry of the continuity ledger, as the report needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerCharacter {
+    /// Full name.
+    pub name: String,
+    /// Other names the prose may use.
+    pub aliases: Vec<String>,
+    /// False once dead.
+    pub alive: bool,
+    /// The chapter of the death. A dead character without one is not checked: the final ledger
+    /// cannot say from which chapter on they should be silent.
+    pub died_in_chapter: Option<u32>,
+}
+
+/// Everything the report is computed from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BookParts {
+    /// The book's title.
+    pub title: String,
+    /// Chapters the brief (or outline) asked for, when known.
+    pub chapters_asked: Option<u32>,
+    /// Target words per chapter, when known.
+    pub words_per_chapter: Option<usize>,
+    /// The chapters written, in any order.
+    pub chapters: Vec<BookChapter>,
+    /// The outline's chapters (empty without an outline).
+    pub plan: Vec<PlannedChapter>,
+    /// The cast: name and aliases (empty when unknown).
+    pub cast: Vec<(String, Vec<String>)>,
+    /// The continuity ledger's characters, when the book has one.
+    pub ledger: Option<Vec<LedgerCharacter>>,
+    /// The book's own texts (concept, world, outline, cast): words the prose may capitalise.
+    pub known_text: String,
+    /// What the parts were read from (`book.json`, `chapters/`...).
+    pub sources: Vec<String>,
+}
+
+/// The figures of one chapter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChapterQuality {
+    /// 1-based number.
+    pub number: u32,
+    /// Title.
+    pub title: String,
+    /// Words of prose.
+    pub words: usize,
+    /// Paragraphs (scene breaks not counted).
+    pub paragraphs: usize,
+    /// Target words, when known.
+    pub target: Option<usize>,
+    /// LongWriter's length score against the target (0-100), when the target is known.
+    pub length_score: Option<f64>,
+    /// Share of the chapter's sentences that occur more than once in it.
+    pub repeated_sentence_share: f64,
+    /// Findings in the chapter.
+    pub findings: usize,
+}
+
+/// A rule whose failure fails the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardFailure {
+    /// `missing_chapter` or a [`Rule`] name.
+    pub rule: String,
+    /// The chapter concerned.
+    pub chapter: Option<u32>,
+    /// What failed.
+    pub message: String,
+}
+
+/// The quality report of a book.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QualityReport {
+    /// Version of this shape ([`FORMAT`]).
+    pub format: u32,
+    /// The book's title.
+    pub title: String,
+    /// What the report was read from.
+    pub sources: Vec<String>,
+    /// Chapters asked for, when known.
+    pub chapters_asked: Option<u32>,
+    /// Numbers of the chapters present.
+    pub chapters_present: Vec<u32>,
+    /// Numbers of the chapters asked for (or skipped in the numbering) but absent.
+    pub missing_chapters: Vec<u32>,
+    /// Words of prose in the book.
+    pub words: usize,
+    /// Per chapter figures.
+    pub chapters: Vec<ChapterQuality>,
+    /// Share of the book's sentences (5 words or more) that occur more than once.
+    pub repeated_sentence_share: f64,
+    /// Chapters whose length score is below 80.
+    pub length_failures: Vec<Finding>,
+    /// Paragraphs repeated word for word (normalised), within and across chapters.
+    pub repeated_paragraphs: Vec<Finding>,
+    /// Near-duplicate paragraphs (5-word shingle Jaccard), within and across chapters.
+    pub near_duplicates: Vec<Finding>,
+    /// Placeholder and meta text left in the prose.
+    pub leaks: Vec<Finding>,
+    /// Names that look like characters but are not in the cast.
+    pub unknown_names: Vec<Finding>,
+    /// Characters acting after their death.
+    pub dead_acting: Vec<Finding>,
+    /// Characters a chapter's plan lists who never appear in it.
+    pub plan_missing: Vec<Finding>,
+    /// Chapter titles that differ from the outline.
+    pub title_mismatches: Vec<Finding>,
+    /// Checks that could not run, and why.
+    pub not_checked: Vec<String>,
+    /// The failures that fail the report.
+    pub hard_failures: Vec<HardFailure>,
+}
+
+impl QualityReport {
+    /// Whether no hard rule failed.
+    pub fn passed(&self) -> bool {
+        self.hard_failures.is_empty()
+    }
+
+    /// The report of the book in `dir`.
+    pub fn from_book_dir(dir: &Path) -> Result<QualityReport, QualityError> {
+        Ok(QualityReport::from_parts(&read_book_dir(dir)?))
+    }
+
+    /// The report of a book given as parts; pure.
+    pub fn from_parts(parts: &BookParts) -> QualityReport {
+        let mut chapters: Vec<&BookChapter> = Vec::new();
+        for c in &parts.chapters {
+            if !chapters.iter().any(|k| k.number == c.number) {
+                chapters.push(c);
+            }
+        }
+        chapters.sort_by_key(|c| c.number);
+        let canon = canon(parts);
+        let plans: BTreeMap<u32, &PlannedChapter> =
+            parts.plan.iter().map(|p| (p.number, p)).collect();
+        let views: Vec<Chapter<'_>> = chapters
+            .iter()
+            .map(|c| Chapter { number: c.number, title: &c.title, text: &c.text })
+            .collect();
+        let mut report = QualityReport {
+            format: FORMAT,
+            title: parts.title.clone(),
+            sources: parts.sources.clone(),
+            chapters_asked: parts.chapters_asked,
+            chapters_present: views.iter().map(|c| c.number).collect(),
+            ..QualityReport::default()
+        };
+        let empty = Vec::new();
+        for (i, c) in views.iter().enumerate() {
+            let planned = plans.get(&c.number);
+            let plan = Plan {
+                title: planned.map(|p| p.title.as_str()).filter(|t| !t.trim().is_empty()),
+                target_words: parts.words_per_chapter.filter(|w| *w > 0),
+                characters: planned.map_or(&empty, |p| &p.characters),
+            };
+            let findings = prose::check_chapter(c, &plan, &views[..i], &canon);
+            let words = prose::word_count(c.text);
+            report.chapters.push(ChapterQuality {
+                number: c.number,
+                title: c.title.to_string(),
+                words,
+                paragraphs: prose::paragraphs(c.text).len(),
+                target: plan.target_words,
+                length_score: plan.target_words.map(|t| round1(prose::length_score(t, words))),
+                repeated_sentence_share: round3(prose::repeated_sentence_share(&[c.text])),
+                findings: findings.len(),
+            });
+            report.words += words;
+            for f in findings {
+                let list = match f.rule {
+                    Rule::Length => &mut report.length_failures,
+                    Rule::RepeatedParagraph => &mut report.repeated_paragraphs,
+                    Rule::NearDuplicateParagraph => &mut report.near_duplicates,
+                    Rule::Placeholder | Rule::MetaText => &mut report.leaks,
+                    Rule::UnknownName => &mut report.unknown_names,
+                    Rule::DeadCharacterActs => &mut report.dead_acting,
+                    Rule::PlanCharacterMissing => &mut report.plan_missing,
+                    Rule::TitleMismatch => &mut report.title_mismatches,
+                };
+                list.push(f);
+            }
+        }
+        let texts: Vec<&str> = views.iter().map(|c| c.text).collect();
+        report.repeated_sentence_share = round3(prose::repeated_sentence_share(&texts));
+        let present: BTreeSet<u32> = report.chapters_present.iter().copied().collect();
+        let last = parts.chapters_asked.or(present.last().copied()).unwrap_or(0);
+        report.missing_chapters = (1..=last).filter(|n| !present.contains(n)).collect();
+        report.not_checked = not_checked(parts);
+        report.hard_failures = report
+            .missing_chapters
+            .iter()
+            .map(|&n| HardFailure {
+                rule: "missing_chapter".into(),
+                chapter: Some(n),
+                message: format!("chapter {n} is missing"),
+            })
+            .collect();
+        let all = [
+            &report.length_failures,
+            &report.repeated_paragraphs,
+            &report.leaks,
+            &report.dead_acting,
+            &report.near_duplicates,
+            &report.unknown_names,
+            &report.plan_missing,
+            &report.title_mismatches,
+        ];
+        let hard: Vec<HardFailure> = all
+            .into_iter()
+            .flatten()
+            .filter(|f| f.rule.is_hard())
+            .map(|f| HardFailure {
+                rule: f.rule.name().into(),
+                chapter: Some(f.chapter),
+                message: format!("chapter {}: {}", f.chapter, f.message),
+            })
+            .collect();
+        report.hard_failures.extend(hard);
+        report
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The cast, with the ledger's aliases and deaths merged in (a ledger character the cast lacks
+/// is added), and the book's own words.
+fn canon(parts: &BookParts) -> Canon {
+    let mut people: Vec<Person> = parts
+        .cast
+        .iter()
+        .filter(|(name, _)| !name.trim().is_empty())
+        .map(|(name, aliases)| Person::new(name.trim()).with_aliases(aliases.iter().cloned()))
+        .collect();
+    for l in parts.ledger.iter().flatten() {
+        let i = match people.iter().position(|p| p.name.eq_ignore_ascii_case(l.name.trim())) {
+            Some(i) => i,
+            None if l.name.trim().is_empty() => continue,
+            None => {
+                people.push(Person::new(l.name.trim()));
+                people.len() - 1
+            }
+        };
+        let p = &mut people[i];
+        for a in &l.aliases {
+            if !p.aliases.iter().any(|b| b.eq_ignore_ascii_case(a)) {
+                p.aliases.push(a.clone());
+            }
+        }
+        // Without the chapter of death the final ledger cannot say when to check.
+        if !l.alive && l.died_in_chapter.is_some() {
+            p.alive = false;
+            p.died_in_chapter = l.died_in_chapter;
+        }
+    }
+    Canon::new(people).with_text(&parts.known_text)
+}
+
+fn not_checked(parts: &BookParts) -> Vec<String> {
+    let mut out = Vec::new();
+    if parts.chapters_asked.is_none() {
+        out.push(
+            "chapters asked: unknown (no brief or outline); gaps in the numbering only".into(),
+        );
+    }
+    if parts.words_per_chapter.is_none_or(|w| w == 0) {
+        out.push("length: no target words per chapter".into());
+    }
+    if parts.cast.is_empty() && parts.ledger.as_ref().is_none_or(Vec::is_empty) {
+        out.push("names: no cast".into());
+    }
+    if parts.ledger.is_none() {
+        out.push("characters acting after death: no continuity ledger".into());
+    }
+    if parts.plan.is_empty() {
+        out.push("plan coverage and titles: no outline".into());
+    }
+    out
+}
+
+/// Reads the parts of the book in `dir`: `book.json` when present (any version), the chapters
+/// from `chapters/*.md`, else from `manuscript.md`, else from `book.json`'s chapters.
+pub fn read_book_dir(dir: &Path) -> Result<BookParts, QualityError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| QualityError::Io { path, source }
+    };
+    let book_path = dir.join("book.json");
+    let manuscript_path = dir.join("manuscript.md");
+    let chapters_dir = dir.join("chapters");
+    let mut parts = BookParts::default();
+    let book: Option<Value> = if book_path.is_file() {
+        let bytes = std::fs::read(&book_path).map_err(io(&book_path))?;
+        let v = serde_json::from_slice(&bytes)
+            .map_err(|source| QualityError::BookJson { path: book_path.clone(), source })?;
+        parts.sources.push("book.json".into());
+        Some(v)
+    } else {
+        None
+    };
+    if chapters_dir.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&chapters_dir)
+            .map_err(io(&chapters_dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "md") && p.is_file())
+            .collect();
+        files.sort();
+        for f in &files {
+            let text = std::fs::read_to_string(f).map_err(io(f))?;
+            let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            parts.chapters.push(chapter_file(&stem, &text));
+        }
+        if !files.is_empty() {
+            parts.sources.push("chapters/".into());
+        }
+    }
+    let manuscript = if manuscript_path.is_file() {
+        Some(std::fs::read_to_string(&manuscript_path).map_err(io(&manuscript_path))?)
+    } else {
+        None
+    };
+    if parts.chapters.is_empty() {
+        if let Some(m) = &manuscript {
+            parts.chapters = manuscript_chapters(m);
+            parts.sources.push("manuscript.md".into());
+        }
+    }
+    if parts.chapters.is_empty() {
+        if let Some(b) = &book {
+            parts.chapters = json_chapters(b);
+        }
+    }
+    if book.is_none() && manuscript.is_none() && !chapters_dir.is_dir() {
+        return Err(QualityError::NotABook { path: dir.to_path_buf() });
+    }
+    if let Some(b) = &book {
+        from_book_json(b, &mut parts);
+    }
+    if parts.title.is_empty() {
+        parts.title = manuscript
+            .as_deref()
+            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("# ")))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_else(|| {
+                dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            });
+    }
+    Ok(parts)
+}
+
+/// `## Chapter 3: The Gate` as (3, "The Gate").
+fn chapter_heading(line: &str) -> Option<(u32, String)> {
+    let rest = line.trim().trim_start_matches('#').trim().strip_prefix("Chapter ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let number = digits.parse().ok()?;
+    let title = rest[digits.len()..].trim_start_matches([':', '.', ' ', '-', '—']).trim();
+    Some((number, title.to_string()))
+}
+
+/// A chapter file: its heading line gives number and title, else the file name (`03-the-gate`).
+fn chapter_file(stem: &str, text: &str) -> BookChapter {
+    let mut lines = text.lines();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let from_name = || {
+        let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
+        let title = stem[digits.len()..].trim_start_matches('-').replace('-', " ");
+        (digits.parse().unwrap_or(0), title)
+    };
+    let ((number, title), body) = match chapter_heading(first) {
+        Some(h) => {
+            for l in lines.by_ref() {
+                if !l.trim().is_empty() {
+                    break;
+                }
+            }
+            (h, lines.collect::<Vec<_>>().join("\n"))
+        }
+        None => (from_name(), text.to_string()),
+    };
+    BookChapter { number, title, text: body.trim().to_string() }
+}
+
+/// The chapters of a manuscript: the text under each `## Chapter N: Title` heading, without the
+/// separators and anchors assembly puts between chapters. The front matter is not prose.
+fn manuscript_chapters(m: &str) -> Vec<BookChapter> {
+    let mut out: Vec<BookChapter> = Vec::new();
+    for line in m.lines() {
+        if line.starts_with("## ") {
+            if let Some((number, title)) = chapter_heading(line) {
+                out.push(BookChapter { number, title, text: String::new() });
+                continue;
+            }
+        }
+        if let Some(c) = out.last_mut() {
+            c.text.push_str(line);
+            c.text.push('\n');
+        }
+    }
+    for c in &mut out {
+        let mut lines: Vec<&str> = c.text.lines().collect();
+        while lines.last().is_some_and(|l| {
+            let l = l.trim();
+            l.is_empty() || l == "---" || (l.starts_with("<a id=") && l.ends_with("</a>"))
+        }) {
+            lines.pop();
+        }
+        c.text = lines.join("\n").trim().to_string();
+    }
+    out
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn u32_of(v: &Value, key: &str) -> Option<u32> {
+    v.get(key).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok())
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The final chapters stored in `book.json`, for a book without chapter files or manuscript.
+fn json_chapters(book: &Value) -> Vec<BookChapter> {
+    let Some(chapters) = book.get("chapters").and_then(Value::as_array) else { return Vec::new() };
+    chapters
+        .iter()
+        .filter_map(|c| {
+            let number = u32_of(c, "number")?;
+            let scenes = c.get("scenes").and_then(Value::as_array);
+            let text = scenes
+                .into_iter()
+                .flatten()
+                .map(|s| str_of(s, "text").trim())
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n\n* * *\n\n");
+            Some(BookChapter { number, title: str_of(c, "title").to_string(), text })
+        })
+        .collect()
+}
+
+/// Every string in `v`, for the book's known words.
+fn collect_strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The ledger's characters: `ledger` (or `continuity`) as an array of characters, or an object
+/// whose `characters` is an array, or an object keyed by name. Tolerant: entries without a name
+/// are skipped, `alive` defaults to true, `status: "dead"` counts as dead.
+fn ledger(book: &Value) -> Option<Vec<LedgerCharacter>> {
+    let l = book.get("ledger").or_else(|| book.get("continuity")).filter(|v| !v.is_null())?;
+    let list = l.get("characters").unwrap_or(l);
+    let entries: Vec<(String, &Value)> = match list {
+        Value::Array(a) => a.iter().map(|c| (str_of(c, "name").to_string(), c)).collect(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, c)| {
+                (Some(str_of(c, "name")).filter(|n| !n.is_empty()).unwrap_or(k).to_string(), c)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(
+        entries
+            .into_iter()
+            .filter(|(name, _)| !name.trim().is_empty())
+            .map(|(name, c)| {
+                let dead_status = str_of(c, "status").eq_ignore_ascii_case("dead");
+                LedgerCharacter {
+                    name,
+                    aliases: strings(c.get("aliases")),
+                    alive: c.get("alive").and_then(Value::as_bool).unwrap_or(!dead_status),
+                    died_in_chapter: u32_of(c, "died_in_chapter").or_else(|| u32_of(c, "died_in")),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Fills `parts` from a `book.json` of any version; missing fields leave parts empty.
+fn from_book_json(book: &Value, parts: &mut BookParts) {
+    let null = Value::Null;
+    let brief = book.get("brief").unwrap_or(&null);
+    let outline = book.get("outline").unwrap_or(&null);
+    let concept = book.get("concept").unwrap_or(&null);
+    parts.title = [str_of(book, "title"), str_of(concept, "title"), str_of(brief, "title")]
+        .into_iter()
+        .find(|t| !t.trim().is_empty())
+        .unwrap_or_default()
+        .to_string();
+    parts.words_per_chapter =
+        u32_of(brief, "words_per_chapter").filter(|w| *w > 0).map(|w| w as usize);
+    parts.plan = outline
+        .get("chapters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let mut characters: Vec<String> = Vec::new();
+            for s in c.get("scenes").and_then(Value::as_array).into_iter().flatten() {
+                for name in strings(s.get("characters")) {
+                    if !characters.contains(&name) {
+                        characters.push(name);
+                    }
+                }
+            }
+            Some(PlannedChapter {
+                number: u32_of(c, "number")?,
+                title: str_of(c, "title").into(),
+                characters,
+            })
+        })
+        .collect();
+    parts.chapters_asked = u32_of(brief, "chapters")
+        .filter(|n| *n > 0)
+        .or_else(|| u32::try_from(parts.plan.len()).ok().filter(|n| *n > 0));
+    let cast = book.get("cast").map(|c| c.get("characters").unwrap_or(c));
+    parts.cast = cast
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| match c {
+            Value::String(name) => (name.clone(), Vec::new()),
+            c => (str_of(c, "name").to_string(), strings(c.get("aliases"))),
+        })
+        .filter(|(name, _)| !name.trim().is_empty())
+        .collect();
+    parts.ledger = ledger(book);
+    let mut known = String::new();
+    for key in ["title", "brief", "concept", "cast", "world", "outline", "ledger", "continuity"] {
+        if let Some(v) = book.get(key) {
+            collect_strings(v, &mut known);
+        }
+    }
+    parts.known_text = known;
+}
+
+/// The report for a terminal.
+pub fn render_text(report: &QualityReport) -> String {
+    let mut out = format!("Quality report: {}\n", report.title);
+    if !report.sources.is_empty() {
+        out += &format!("read from: {}\n", report.sources.join(", "));
+    }
+    let present = report.chapters_present.len();
+    match report.chapters_asked {
+        Some(asked) => out += &format!("chapters: {present} of {asked} present"),
+        None => out += &format!("chapters: {present} present"),
+    }
+    if !report.missing_chapters.is_empty() {
+        let missing: Vec<String> = report.missing_chapters.iter().map(u32::to_string).collect();
+        out += &format!(" (missing: {})", missing.join(", "));
+    }
+    out += &format!("\nwords: {}\n\n", report.words);
+    out += "  ch   words  target  score  repeated  title\n";
+    for c in &report.chapters {
+        let target = c.target.map_or("-".to_string(), |t| t.to_string());
+        let score = c.length_score.map_or("-".to_string(), |s| format!("{s:.1}"));
+        out += &format!(
+            "{:>4} {:>7} {:>7} {:>6} {:>8.1}%  {}\n",
+            c.number,
+            c.words,
+            target,
+            score,
+            c.repeated_sentence_share * 100.0,
+            c.title
+        );
+    }
+    out += &format!(
+        "\nrepeated sentences: {:.1}% of the book's sentences occur more than once\n",
+        report.repeated_sentence_share * 100.0
+    );
+    let sections: [(&str, &Vec<Finding>); 8] = [
+        ("length score below 80", &report.length_failures),
+        ("paragraphs repeated word for word", &report.repeated_paragraphs),
+        ("near-duplicate paragraphs", &report.near_duplicates),
+        ("placeholder or meta text", &report.leaks),
+        ("names not in the cast", &report.unknown_names),
+        ("characters acting after death", &report.dead_acting),
+        ("plan characters never mentioned", &report.plan_missing),
+        ("titles differing from the outline", &report.title_mismatches),
+    ];
+    for (name, findings) in sections {
+        if findings.is_empty() {
+            out += &format!("{name}: none\n");
+            continue;
+        }
+        out += &format!("{name}: {}\n", findings.len());
+        for f in findings {
+            let at = f.paragraph.map_or(String::new(), |p| format!(" paragraph {p}"));
+            out += &format!("  - chapter {}{at}: {}\n", f.chapter, f.message);
+            if f.paragraph.is_some() {
+                out += &format!("    \"{}\"\n", f.snippet);
+            }
+        }
+    }
+    if !report.not_checked.is_empty() {
+        out += "not checked:\n";
+        for n in &report.not_checked {
+            out += &format!("  - {n}\n");
+        }
+    }
+    if report.passed() {
+        out += "\nresult: PASS (no hard rule failed)\n";
+    } else {
+        out += &format!("\nresult: FAIL ({} hard failures)\n", report.hard_failures.len());
+        for h in &report.hard_failures {
+            out += &format!("  - [{}] {}\n", h.rule, h.message);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,377 @@
+//! Checks on the prose itself, pure and judge-free: length score, repeated paragraphs,
+//! placeholder and meta text, names outside the cast, dead characters acting, titles and
+//! plan coverage. Used by answer validation (a finding's message is a rule the model can act
+//! on when re-asked) and by the book's quality report.
+//!
+//! # Layout
+//! - [`text`]: paragraphs, sentences, word tokens, normalisation.
+//! - [`repeats`]: verbatim and near-duplicate paragraphs, repeated sentences.
+//! - [`mod@leaks`]: placeholder and model meta text.
+//! - [`names`]: names outside the cast, dead characters acting, plan coverage (heuristics,
+//!   documented there with their limits).
+//!
+//! # Example
+//! ```
+//! use scriptorium_contracts::prose::{Canon, Chapter, Person, Plan, Rule, check_chapter};
+//!
+//! let canon = Canon::new(vec![Person::new("Mara Vell"), Person::new("Tobin Thorne")]);
+//! let planned = vec!["Mara Vell".to_string()];
+//! let plan = Plan { title: Some("The Gate"), target_words: Some(14), characters: &planned };
+//! let chapter = Chapter {
+//!     number: 1,
+//!     title: "The Gate",
+//!     text: "Here is the chapter:\n\n\"Open it,\" Mara said, and Jorin Vask opened the gate.",
+//! };
+//! let findings = check_chapter(&chapter, &plan, &[], &canon);
+//! let rules: Vec<Rule> = findings.iter().map(|f| f.rule).collect();
+//! assert_eq!(rules, vec![Rule::MetaText, Rule::UnknownName]);
+//! assert!(findings[0].message.starts_with("paragraph 1 is not story prose"));
+//! ```
+
+pub mod leaks;
+pub mod names;
+pub mod repeats;
+pub mod text;
+
+pub use leaks::leaks;
+pub use names::{dead_acting, plan_missing, unknown_names};
+pub use repeats::{repeated_paragraphs, repeated_sentence_share};
+pub use text::{normalise, paragraphs, sentences, word_count};
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// The lowest length score accepted (LongWriter's scale: 100 at the target; 80 is about
+/// 0.71x to 1.6x the target).
+pub const MIN_LENGTH_SCORE: f64 = 80.0;
+/// Longest snippet of offending text kept in a finding, in characters.
+pub const SNIPPET_CHARS: usize = 80;
+
+/// LongWriter's length score of `actual` words against a `target`: 100 at the target, falling
+/// linearly to 0 at 4x the target above it, `100*max(0, 1-(y/x-1)/3)`, and as
+/// `100*max(0, 1-(x/y-1)/2)` below it (0 at a third of the target). 100 without a target.
+pub fn length_score(target: usize, actual: usize) -> f64 {
+    if target == 0 {
+        return 100.0;
+    }
+    if actual == 0 {
+        return 0.0;
+    }
+    let (x, y) = (target as f64, actual as f64);
+    let s = if y > x { 1.0 - (y / x - 1.0) / 3.0 } else { 1.0 - (x / y - 1.0) / 2.0 };
+    100.0 * s.max(0.0)
+}
+
+/// The word counts (inclusive) whose length score against `target` is at least `min_score`:
+/// `x/(1+2f)` to `x*(1+3f)` with `f = 1 - min_score/100` (1429 to 3200 for 2,000 at 80).
+pub fn length_window(target: usize, min_score: f64) -> (usize, usize) {
+    let f = (1.0 - min_score / 100.0).clamp(0.0, 1.0);
+    let x = target as f64;
+    let lo = (x / (1.0 + 2.0 * f) - 1e-9).ceil().max(0.0) as usize;
+    let hi = (x * (1.0 + 3.0 * f) + 1e-9).floor() as usize;
+    (lo, hi)
+}
+
+/// The rule a finding breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Length score below [`MIN_LENGTH_SCORE`].
+    Length,
+    /// A paragraph repeated word for word (after normalising) from this or an earlier chapter.
+    RepeatedParagraph,
+    /// A paragraph that shares most of its 5-word sequences with an earlier one.
+    NearDuplicateParagraph,
+    /// Placeholder text: an ellipsis alone, lorem ipsum, `[insert ...]`, `TODO`.
+    Placeholder,
+    /// Model meta text: announcements, notes, word counts, headings, code fences, JSON.
+    MetaText,
+    /// A name that looks like a character's but is not in the cast (or mixes two cast names).
+    UnknownName,
+    /// A character who is dead by this chapter speaks or acts.
+    DeadCharacterActs,
+    /// A character the chapter's plan lists never appears in it.
+    PlanCharacterMissing,
+    /// The chapter's title differs from the outline's.
+    TitleMismatch,
+}
+
+impl Rule {
+    /// The rule's name, as serialised (`repeated_paragraph`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Length => "length",
+            Rule::RepeatedParagraph => "repeated_paragraph",
+            Rule::NearDuplicateParagraph => "near_duplicate_paragraph",
+            Rule::Placeholder => "placeholder",
+            Rule::MetaText => "meta_text",
+            Rule::UnknownName => "unknown_name",
+            Rule::DeadCharacterActs => "dead_character_acts",
+            Rule::PlanCharacterMissing => "plan_character_missing",
+            Rule::TitleMismatch => "title_mismatch",
+        }
+    }
+
+    /// Whether breaking the rule fails a book's quality report. Hard: what a reader sees as a
+    /// defect and the checks find with few false alarms (length, verbatim repeats, placeholder
+    /// and meta text, a dead character acting: that check only fires on narration with no
+    /// memory cue). Soft (reported, not failing): the heuristics that can misfire on good prose
+    /// (names outside the cast, near duplicates, plan coverage) and title changes.
+    pub fn is_hard(self) -> bool {
+        matches!(
+            self,
+            Rule::Length
+                | Rule::RepeatedParagraph
+                | Rule::Placeholder
+                | Rule::MetaText
+                | Rule::DeadCharacterActs
+        )
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A paragraph of a chapter (1-based both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Place {
+    /// Chapter number.
+    pub chapter: u32,
+    /// Paragraph number in the chapter, scene breaks not counted.
+    pub paragraph: usize,
+}
+
+/// One broken rule, where, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The rule broken.
+    pub rule: Rule,
+    /// Chapter number.
+    pub chapter: u32,
+    /// Paragraph number (1-based, scene breaks not counted); none for chapter-wide findings.
+    pub paragraph: Option<usize>,
+    /// The offending text, cut to [`SNIPPET_CHARS`] characters.
+    pub snippet: String,
+    /// What is wrong and what to do, addressed to the model that wrote the chapter.
+    pub message: String,
+    /// The earlier paragraph a repeat copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<Place>,
+}
+
+impl Finding {
+    /// A finding about one paragraph.
+    pub fn new(rule: Rule, place: Place, text: &str, message: String) -> Self {
+        Finding {
+            rule,
+            chapter: place.chapter,
+            paragraph: Some(place.paragraph),
+            snippet: text::snippet(text, SNIPPET_CHARS),
+            message,
+            other: None,
+        }
+    }
+
+    /// A finding about a whole chapter.
+    pub fn chapter_wide(rule: Rule, chapter: u32, text: &str, message: String) -> Self {
+        Finding {
+            rule,
+            chapter,
+            paragraph: None,
+            snippet: text::snippet(text, SNIPPET_CHARS),
+            message,
+            other: None,
+        }
+    }
+
+    /// The finding with the earlier paragraph it refers to.
+    pub fn with_other(mut self, other: Place) -> Self {
+        self.other = Some(other);
+        self
+    }
+}
+
+/// A chapter's prose as checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chapter<'a> {
+    /// 1-based chapter number.
+    pub number: u32,
+    /// Its title.
+    pub title: &'a str,
+    /// The prose: paragraphs separated by blank lines, scene breaks (`* * *`) allowed.
+    pub text: &'a str,
+}
+
+/// What the outline asked of a chapter; every part is optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plan<'a> {
+    /// The outline's title of the chapter.
+    pub title: Option<&'a str>,
+    /// The target length in words.
+    pub target_words: Option<usize>,
+    /// The characters its scenes list.
+    pub characters: &'a [String],
+}
+
+/// A character as the checks know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// Full name as in the cast.
+    pub name: String,
+    /// Other names the prose may use (`the tide-reader`, `Old Wren`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// False once the character has died.
+    #[serde(default = "yes")]
+    pub alive: bool,
+    /// The chapter in which the character died, when known.
+    #[serde(default)]
+    pub died_in_chapter: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Person {
+    /// A living character without aliases.
+    pub fn new(name: impl Into<String>) -> Self {
+        Person { name: name.into(), aliases: Vec::new(), alive: true, died_in_chapter: None }
+    }
+
+    /// The character with `aliases`.
+    pub fn with_aliases(mut self, aliases: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.aliases = aliases.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The character, dead since chapter `died_in_chapter` (or since before any chapter checked).
+    pub fn died(mut self, died_in_chapter: Option<u32>) -> Self {
+        self.alive = false;
+        self.died_in_chapter = died_in_chapter;
+        self
+    }
+
+    /// Whether the character is dead throughout `chapter`: dead and died in an earlier chapter.
+    /// A dead character without a chapter of death counts as dead before every chapter (the
+    /// ledger a chapter is validated against is the one from before it).
+    pub fn is_dead_in(&self, chapter: u32) -> bool {
+        !self.alive && self.died_in_chapter.is_none_or(|d| chapter > d)
+    }
+}
+
+/// What a book knows: its characters, and the words of its own texts (world, outline, concept,
+/// cast descriptions) that the prose may capitalise without being character names.
+#[derive(Debug, Clone, Default)]
+pub struct Canon {
+    /// The cast, with aliases and whether they live.
+    pub people: Vec<Person>,
+    known: HashSet<String>,
+}
+
+impl Canon {
+    /// A canon of `people` and no other known words.
+    pub fn new(people: Vec<Person>) -> Self {
+        Canon { people, known: HashSet::new() }
+    }
+
+    /// Adds every word of `text` to the known words.
+    pub fn learn(&mut self, text: &str) {
+        for w in normalise(text).split(' ').filter(|w| !w.is_empty()) {
+            self.known.insert(w.to_string());
+        }
+    }
+
+    /// The canon with every word of `text` known.
+    pub fn with_text(mut self, text: &str) -> Self {
+        self.learn(text);
+        self
+    }
+
+    /// Whether the book's own texts use `word` (lowercase).
+    pub fn knows_word(&self, word: &str) -> bool {
+        self.known.contains(word)
+            || normalise(word).split(' ').all(|w| !w.is_empty() && self.known.contains(w))
+    }
+}
+
+/// The chapter's length against `target` words, when the length score is below
+/// [`MIN_LENGTH_SCORE`].
+pub fn length(chapter: &Chapter<'_>, target: usize) -> Option<Finding> {
+    if target == 0 {
+        return None;
+    }
+    let words = word_count(chapter.text);
+    let (lo, hi) = length_window(target, MIN_LENGTH_SCORE);
+    if (lo..=hi).contains(&words) {
+        return None;
+    }
+    let score = length_score(target, words);
+    let verb = if words < lo { "too short" } else { "too long" };
+    Some(Finding::chapter_wide(
+        Rule::Length,
+        chapter.number,
+        &format!("{words} words"),
+        format!(
+            "chapter {} has {words} words for a target of {target} (length score {score:.0}, \
+             {verb}); write between {lo} and {hi} words",
+            chapter.number
+        ),
+    ))
+}
+
+/// The chapter's title when it differs (after normalising) from the outline's `planned` title.
+pub fn title_mismatch(chapter: &Chapter<'_>, planned: &str) -> Option<Finding> {
+    if normalise(planned).is_empty() || normalise(planned) == normalise(chapter.title) {
+        return None;
+    }
+    Some(Finding::chapter_wide(
+        Rule::TitleMismatch,
+        chapter.number,
+        chapter.title,
+        format!(
+            "the title \"{}\" differs from the outline's \"{}\"; use the outline's title",
+            chapter.title.trim(),
+            planned.trim()
+        ),
+    ))
+}
+
+/// Every check on one chapter, given the chapters before it and what the book knows:
+/// placeholder and meta text, repeated paragraphs (within it and against `earlier`), length and
+/// title against the `plan`, names outside the cast, dead characters acting, and characters the
+/// plan lists who never appear.
+pub fn check_chapter(
+    chapter: &Chapter<'_>,
+    plan: &Plan<'_>,
+    earlier: &[Chapter<'_>],
+    canon: &Canon,
+) -> Vec<Finding> {
+    let mut out = leaks(chapter);
+    out.extend(repeated_paragraphs(chapter, earlier));
+    out.extend(plan.target_words.and_then(|t| length(chapter, t)));
+    out.extend(plan.title.and_then(|t| title_mismatch(chapter, t)));
+    if !canon.people.is_empty() {
+        out.extend(unknown_names(chapter, earlier, canon));
+    }
+    out.extend(dead_acting(chapter, canon));
+    out.extend(plan_missing(chapter, plan.characters, canon));
+    out
+}
+
+/// The findings as one instruction for a re-ask: the numbered messages, hard rules first.
+pub fn rule_text(findings: &[Finding]) -> String {
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| !f.rule.is_hard());
+    let mut out = String::from("Fix these problems in the chapter's prose:\n");
+    for (i, f) in sorted.iter().enumerate() {
+        out += &format!("{}. {}\n", i + 1, f.message);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! Repetition: paragraphs repeated word for word (after normalising), near-duplicate paragraphs
+//! (5-word shingle Jaccard), and the share of sentences that occur more than once.
+
+use super::text::{normalise, paragraphs, sentences};
+use super::{Chapter, Finding, Place, Rule};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// Paragraphs of two sentences or more shorter than this (in words) may repeat:
+/// `"No," she said. "Never."` twice is prose.
+pub const MIN_REPEAT_WORDS: usize = 8;
+/// A paragraph of one sentence is only a verbatim repeat from this many words on: a short
+/// line said twice is a refrain (and counts in the repeated-sentence share), not a copied
+/// paragraph.
+pub const MIN_REPEAT_WORDS_ONE_SENTENCE: usize = 20;
+/// Paragraphs shorter than this (in words) are not compared for near duplicates: a few shared
+/// word sequences would dominate their overlap.
+pub const MIN_NEAR_DUPLICATE_WORDS: usize = 20;
+/// Words per shingle for near-duplicate detection.
+pub const SHINGLE_WORDS: usize = 5;
+/// Two paragraphs whose shingle sets overlap at least this much (Jaccard) are near duplicates.
+pub const NEAR_DUPLICATE_JACCARD: f64 = 0.5;
+/// Sentences shorter than this (in words) are left out of the repeated-sentence share.
+pub const MIN_SENTENCE_WORDS: usize = 5;
+
+/// One paragraph already seen, for comparison with later ones.
+struct Seen {
+    place: Place,
+    shingles: usize,
+}
+
+/// Every paragraph seen so far in a book: by normalised text and by shingle.
+#[derive(Default)]
+struct Index {
+    paragraphs: Vec<Seen>,
+    exact: HashMap<String, usize>,
+    by_shingle: HashMap<u64, Vec<usize>>,
+}
+
+fn shingles(norm: &str) -> HashSet<u64> {
+    let words: Vec<&str> = norm.split(' ').collect();
+    words
+        .windows(SHINGLE_WORDS)
+        .map(|w| {
+            let mut h = DefaultHasher::new();
+            w.hash(&mut h);
+            h.finish()
+        })
+        .collect()
+}
+
+/// What an index says about one new paragraph.
+enum Match {
+    Exact(Place),
+    Near(Place, f64),
+}
+
+/// Whether a paragraph is long enough for a verbatim repeat of it to count.
+fn repeatable(paragraph: &str, words: usize) -> bool {
+    if words >= MIN_REPEAT_WORDS_ONE_SENTENCE {
+        return true;
+    }
+    words >= MIN_REPEAT_WORDS && sentences(paragraph).len() >= 2
+}
+
+impl Index {
+    fn find(&self, repeatable: bool, norm: &str, shingles: &HashSet<u64>) -> Option<Match> {
+        let words = norm.split(' ').count();
+        if repeatable {
+            if let Some(&i) = self.exact.get(norm) {
+                return Some(Match::Exact(self.paragraphs[i].place));
+            }
+        }
+        if words < MIN_NEAR_DUPLICATE_WORDS || shingles.is_empty() {
+            return None;
+        }
+        let mut shared: HashMap<usize, usize> = HashMap::new();
+        for s in shingles {
+            for &i in self.by_shingle.get(s).into_iter().flatten() {
+                *shared.entry(i).or_default() += 1;
+            }
+        }
+        shared
+            .into_iter()
+            .map(|(i, n)| {
+                let union = shingles.len() + self.paragraphs[i].shingles - n;
+                (i, n as f64 / union as f64)
+            })
+            .filter(|(_, j)| *j >= NEAR_DUPLICATE_JACCARD)
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(i, j)| Match::Near(self.paragraphs[i].place, j))
+    }
+
+    fn add(&mut self, place: Place, repeatable: bool, norm: String, shingles: HashSet<u64>) {
+        let i = self.paragraphs.len();
+        let words = norm.split(' ').count();
+        self.paragraphs.push(Seen { place, shingles: shingles.len() });
+        if words >= MIN_NEAR_DUPLICATE_WORDS {
+            for s in shingles {
+                self.by_shingle.entry(s).or_default().push(i);
+            }
+        }
+        if repeatable {
+            self.exact.entry(norm).or_insert(i);
+        }
+    }
+
+    fn add_chapter(&mut self, chapter: &Chapter<'_>) {
+        for (i, p) in paragraphs(chapter.text).into_iter().enumerate() {
+            let norm = normalise(p);
+            let sh = shingles(&norm);
+            let rep = repeatable(p, norm.split(' ').count());
+            self.add(Place { chapter: chapter.number, paragraph: i + 1 }, rep, norm, sh);
+        }
+    }
+}
+
+fn where_(place: Place, chapter: u32) -> String {
+    if place.chapter == chapter {
+        format!("paragraph {}", place.paragraph)
+    } else {
+        format!("paragraph {} of chapter {}", place.paragraph, place.chapter)
+    }
+}
+
+/// Paragraphs of `chapter` that repeat, word for word after normalising ([`Rule::RepeatedParagraph`])
+/// or nearly ([`Rule::NearDuplicateParagraph`]), an earlier paragraph of the same chapter or of
+/// `earlier` chapters. One finding per repeating paragraph, naming the first paragraph it copies.
+pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Vec<Finding> {
+    let mut index = Index::default();
+    for e in earlier {
+        index.add_chapter(e);
+    }
+    let mut out = Vec::new();
+    for (i, p) in paragraphs(chapter.text).into_iter().enumerate() {
+        let place = Place { chapter: chapter.number, paragraph: i + 1 };
+        let norm = normalise(p);
+        let sh = shingles(&norm);
+        let rep = repeatable(p, norm.split(' ').count());
+        match index.find(rep, &norm, &sh) {
+            Some(Match::Exact(first)) => out.push(
+                Finding::new(
+                    Rule::RepeatedParagraph,
+                    place,
+                    p,
+                    format!(
+                        "paragraph {} repeats {} word for word; write new prose instead",
+                        place.paragraph,
+                        where_(first, chapter.number)
+                    ),
+                )
+                .with_other(first),
+            ),
+            Some(Match::Near(first, j)) => out.push(
+                Finding::new(
+                    Rule::NearDuplicateParagraph,
+                    place,
+                    p,
+                    format!(
+                        "paragraph {} is a near copy of {} ({:.0}% of their 5-word sequences \
+                         are shared); rewrite it with new events and wording",
+                        place.paragraph,
+                        where_(first, chapter.number),
+                        j * 100.0
+                    ),
+                )
+                .with_other(first),
+            ),
+            None => {}
+        }
+        index.add(place, rep, norm, sh);
+    }
+    out
+}
+
+/// The share (0 to 1) of sentences of `texts`, taken together, whose normalised form occurs
+/// more than once; sentences under [`MIN_SENTENCE_WORDS`] words are left out. 0 without sentences.
+pub fn repeated_sentence_share(texts: &[&str]) -> f64 {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for t in texts {
+        for p in paragraphs(t) {
+            for s in sentences(p) {
+                let norm = normalise(s);
+                if norm.split(' ').count() >= MIN_SENTENCE_WORDS {
+                    *counts.entry(norm).or_default() += 1;
+                }
+            }
+        }
+    }
+    let total: usize = counts.values().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let repeated: usize = counts.values().filter(|&&n| n > 1).sum();
+    repeated as f64 / total as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P1: &str = "The ferry left at dawn, low in the water, its lamps still burning against \
+                      a fog that had not lifted in three days and showed no sign of lifting now.";
+    const P2: &str = "Nobody on the quay spoke of the ledger, though every one of them had come \
+                      to see whether the tide-reader would dare to show her face again.";
+    const P3: &str = "By noon the market had filled with rumours, each wilder than the last, and \
+                      the price of dry rooms in the upper town had doubled twice.";
+
+    fn ch(number: u32, text: &str) -> Chapter<'_> {
+        Chapter { number, title: "", text }
+    }
+
+    #[test]
+    fn a_paragraph_copied_from_an_earlier_chapter_is_a_verbatim_repeat() {
+        let one = format!("{P1}\n\n{P2}");
+        let copied = P2.to_uppercase().replace(',', "");
+        let two = format!("{P3}\n\n{copied}");
+        let f = repeated_paragraphs(&ch(2, &two), &[ch(1, &one)]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].rule, Rule::RepeatedParagraph);
+        assert_eq!((f[0].chapter, f[0].paragraph), (2, Some(2)));
+        assert_eq!(f[0].other, Some(Place { chapter: 1, paragraph: 2 }));
+        assert!(
+            f[0].message.contains("paragraph 2 repeats paragraph 2 of chapter 1 word for word")
+        );
+    }
+
+    #[test]
+    fn a_paragraph_repeated_in_its_own_chapter_is_found() {
+        let text = format!("{P1}\n\n{P2}\n\n{P1}");
+        let f = repeated_paragraphs(&ch(1, &text), &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].other, Some(Place { chapter: 1, paragraph: 1 }));
+        assert!(f[0].message.starts_with("paragraph 3 repeats paragraph 1 word"));
+    }
+
+    #[test]
+    fn a_lightly_edited_copy_is_a_near_duplicate_and_short_repeats_are_allowed() {
+        let edited = P1.replace("three days", "four days").replace("now.", "yet.");
+        let text = format!("{P1}\n\n\"No,\" she said.\n\n{P3}\n\n\"No,\" she said.\n\n{edited}");
+        let f = repeated_paragraphs(&ch(1, &text), &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].rule, Rule::NearDuplicateParagraph);
+        assert_eq!(f[0].paragraph, Some(5));
+    }
+
+    #[test]
+    fn a_short_one_sentence_refrain_is_not_a_copied_paragraph() {
+        let refrain = "Somewhere beyond the salt marshes, a bell rang twice.";
+        let text = format!("{refrain}\n\n{P1}\n\n{refrain}\n\n{P2} {P3}\n\n{P2} {P3}");
+        let f = repeated_paragraphs(&ch(1, &text), &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].rule, f[0].paragraph), (Rule::RepeatedParagraph, Some(5)));
+    }
+
+    #[test]
+    fn distinct_paragraphs_do_not_repeat() {
+        let text = format!("{P1}\n\n{P2}\n\n{P3}");
+        assert!(
+            repeated_paragraphs(&ch(2, &text), &[ch(1, "Another chapter entirely.")]).is_empty()
+        );
+    }
+
+    #[test]
+    fn the_repeated_sentence_share_counts_every_copy() {
+        let a = "The bell rang twice over the water. The bell rang twice over the water.";
+        let b = "She counted the boats in the harbour. He did not.";
+        // Three counted sentences ("He did not." is too short), two of them copies.
+        let share = repeated_sentence_share(&[a, b]);
+        assert!((share - 2.0 / 3.0).abs() < 1e-9, "{share}");
+        assert_eq!(repeated_sentence_share(&[""]), 0.0);
+    }
+}
