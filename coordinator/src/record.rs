@@ -85,6 +85,9 @@ pub struct StepRecord {
     /// Attempts made before the last `retry`: the attempt budget counts from here.
     #[serde(default)]
     pub retry_base: u32,
+    /// Done without a model call: an edit whose review accepted the draft with no issue.
+    #[serde(default)]
+    pub skipped: bool,
     /// Expected cost of the running attempt in US dollars, held against the book's budget
     /// until its result arrives or it is cancelled (0 when no attempt runs).
     #[serde(default)]
@@ -93,9 +96,6 @@ pub struct StepRecord {
     /// (accepted, rejected, failed or ignored).
     #[serde(default)]
     pub charged: Vec<u32>,
-    /// Done without a model call: an edit whose review accepted the draft with no issue.
-    #[serde(default)]
-    pub skipped: bool,
 }
 
 impl StepRecord {
@@ -113,9 +113,9 @@ impl StepRecord {
             cache_hit: false,
             rejections: Vec::new(),
             retry_base: 0,
+            skipped: false,
             reserved_usd: 0.0,
             charged: Vec::new(),
-            skipped: false,
         }
     }
 }

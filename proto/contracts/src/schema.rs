@@ -38,6 +38,11 @@ pub fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
+/// One of the cast's `names` (a prompt's field list says so instead of listing them again).
+pub fn cast_name(names: &[&str]) -> Value {
+    json!({"type": "string", "enum": names, "description": "a name from the cast"})
+}
+
 /// An integer in `min..=max`, as the list of its values: grammar converters (llama-cpp-python's)
 /// ignore `minimum` and `maximum`, every dialect enforces `enum`.
 pub fn integer(min: i64, max: i64) -> Value {
@@ -193,6 +198,12 @@ fn describe(field: &Value) -> String {
         None => format!("at least {min}"),
     };
     if let Some(values) = field.get("enum").and_then(Value::as_array) {
+        // A long list the prompt gives elsewhere (the cast's names) is named, not repeated.
+        if let Some(d) = field.get("description").and_then(Value::as_str)
+            && values.len() > 2
+        {
+            return d.to_string();
+        }
         let list: Vec<String> = values.iter().map(Value::to_string).collect();
         return format!("one of {}", list.join(", "));
     }

@@ -13,7 +13,7 @@ pub(crate) use simulate::simulate;
 
 use crate::prose::{self, Rule};
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, typed};
-use crate::schema::{array, object, one_of, text};
+use crate::schema::{array, cast_name, object, text};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -262,7 +262,7 @@ pub(crate) fn schema(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
     let who = if names.is_empty() {
         array(text("a character's name"), 0, 12)
     } else {
-        array(one_of(&names), 0, names.len())
+        array(cast_name(&names), 0, names.len())
     };
     let scenes_planned = planned.unwrap_or(k);
     let prose = scene_prose("the scene's prose", ctx.brief, scenes_planned);

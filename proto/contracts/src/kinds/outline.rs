@@ -2,7 +2,7 @@
 //! 3 to 6 scenes whose characters come from the cast.
 
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, to_value, typed};
-use crate::schema::{array, object, one_of, text};
+use crate::schema::{array, cast_name, object, text};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -119,7 +119,7 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
     let who = if names.is_empty() {
         array(text("a character's name"), 0, 6)
     } else {
-        array(one_of(&names), 1, names.len())
+        array(cast_name(&names), 1, names.len())
     };
     let scene = object(vec![
         ("summary", text("one sentence on what happens in the scene")),

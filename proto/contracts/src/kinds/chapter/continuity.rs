@@ -4,7 +4,7 @@
 //! [`Ledger`](crate::ledger::Ledger).
 
 use crate::rules::{Ctx, Rejection, reject};
-use crate::schema::{array, object, one_of, text};
+use crate::schema::{array, cast_name, object};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -113,26 +113,30 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
     let mut props = vec![
         (
             "threads_opened",
-            array(text("a question or promise to the reader this chapter opens"), 0, MAX_THREADS),
+            array(
+                note_text("a question or promise to the reader this chapter opens"),
+                0,
+                MAX_THREADS,
+            ),
         ),
         (
             "threads_closed",
             array(
-                text("an open thread this chapter resolves, as the ledger words it"),
+                note_text("an open thread this chapter resolves, as the ledger words it"),
                 0,
                 MAX_THREADS,
             ),
         ),
     ];
     if !names.is_empty() {
-        let who = || one_of(&names);
+        let who = || cast_name(&names);
         props.push(("deaths", array(who(), 0, MAX_DEATHS.min(names.len()))));
         props.push((
             "aliases",
             array(
                 object(vec![
                     ("name", who()),
-                    ("alias", text("another name the prose uses for them")),
+                    ("alias", note_text("another name the prose uses for them")),
                 ]),
                 0,
                 MAX_ALIASES,
@@ -143,8 +147,8 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
             array(
                 object(vec![
                     ("name", who()),
-                    ("place", text("where they are at the chapter's end")),
-                    ("carries", text("what they carry, or \"nothing\"")),
+                    ("place", note_text("where they are at the chapter's end")),
+                    ("carries", note_text("what they carry, or \"nothing\"")),
                 ]),
                 0,
                 MAX_WHEREABOUTS.min(names.len()),
@@ -152,6 +156,11 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
         ));
     }
     object(props)
+}
+
+/// A note of the report: held to [`NOTE_CHARS`] by the schema too (a grammar enforces it).
+fn note_text(what: &str) -> Value {
+    crate::schema::text_sized(what, 1, NOTE_CHARS)
 }
 
 fn capped<T>(list: &[T], max: usize, what: &str) -> Result<(), Rejection> {
