@@ -21,6 +21,7 @@ fn brief_text(world: bool, budget: f64) -> String {
     format!(
         "title = \"Spending\"\ncategory = \"fiction\"\ndescription = \"A test.\"\nchapters = 3\n\
          characters = 2\nworldbuilding = {world}\nwords_per_chapter = 200\nreview = \"human\"\n\
+         drafting = \"parallel\"\n\
          budget_usd = {budget}\n"
     )
 }
