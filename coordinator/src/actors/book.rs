@@ -66,32 +66,9 @@ impl Actor for Book {
         args: BookArgs,
     ) -> Result<BookState, ActorProcessingErr> {
         let mut rec = *args.record;
-        // A resumed book: read back the outputs of its accepted steps.
-        let done: Vec<String> = rec
-            .steps
-            .iter()
-            .filter(|(id, s)| {
-                s.status == StepStatus::Done
-                    && id.as_str() != ASSEMBLY
-                    && !rec.outputs.contains_key(*id)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in done {
-            let bytes = args.env.bus.kv_get(Bucket::Outputs, &output_key(&rec.id, &id)).await?;
-            match bytes.and_then(|b| serde_json::from_slice(&b).ok()) {
-                Some(doc) => {
-                    rec.outputs.insert(id, doc);
-                }
-                None => {
-                    // Lost with its store: do the step again.
-                    tracing::warn!(book_id = %rec.id, step = %id, "stored output missing; step runs again");
-                    if let Some(s) = rec.steps.get_mut(&id) {
-                        s.status = StepStatus::Pending;
-                    }
-                }
-            }
-        }
+        // A resumed book: read back the outputs of its accepted steps (usually loaded already
+        // by whoever started the book; this only reads what is still missing).
+        crate::record::load_outputs(&args.env.bus, &mut rec).await?;
         Ok(BookState { env: args.env, rec })
     }
 
