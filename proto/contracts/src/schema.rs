@@ -260,11 +260,17 @@ fn collect_descriptions(schema: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Takes off the angle brackets a model copied from the example around its own text
-/// (`"<A keeper finds a bottle>"`), everywhere in `value`.
+/// Takes off the markup a model wraps around its own text, everywhere in `value`: the angle
+/// brackets copied from the example (`"<A keeper finds a bottle>"`) and markdown code fences
+/// (a line of ```` ``` ```` or ```` ```text ````, fence marks opening or closing a line), which
+/// small models put around prose even inside a JSON string. Only the markup goes; every word
+/// of the text stays.
 pub fn unwrap_slots(value: &mut Value) {
     match value {
         Value::String(s) => {
+            if s.contains("```") || s.contains("~~~") {
+                *s = strip_fences(s);
+            }
             let t = s.trim();
             if t.starts_with('<') && t.ends_with('>') {
                 *s = t.trim_start_matches('<').trim_end_matches('>').trim().to_string();
@@ -274,6 +280,41 @@ pub fn unwrap_slots(value: &mut Value) {
         Value::Object(map) => map.values_mut().for_each(unwrap_slots),
         _ => {}
     }
+}
+
+/// `s` without code fences: a line that is only a fence (with or without a language word) is
+/// dropped, fence marks at either end of a line come off.
+fn strip_fences(s: &str) -> String {
+    const FENCES: [&str; 2] = ["```", "~~~"];
+    let mut out: Vec<&str> = Vec::new();
+    for line in s.split('\n') {
+        let t = line.trim();
+        let mut rest = t;
+        let mut fenced = false;
+        for f in FENCES {
+            if let Some(r) = rest.strip_prefix(f) {
+                rest = r.trim_start_matches(&f[..1]);
+                fenced = true;
+            }
+            if let Some(r) = rest.strip_suffix(f) {
+                rest = r.trim_end_matches(&f[..1]);
+                fenced = true;
+            }
+        }
+        if !fenced {
+            out.push(line);
+            continue;
+        }
+        let rest = rest.trim();
+        // "```json" or "```text": a fence naming its language, no prose.
+        let language = !rest.is_empty()
+            && rest.len() <= 12
+            && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+'));
+        if !rest.is_empty() && !(language && t.starts_with(['`', '~'])) {
+            out.push(rest);
+        }
+    }
+    out.join("\n").trim().to_string()
 }
 
 /// The first string in `value` (depth first) that is a placeholder: its path and text.
@@ -384,5 +425,26 @@ mod tests {
         let mut v = json!({"name": "<Ann Lee>>", "tags": ["<a>", "b"]});
         unwrap_slots(&mut v);
         assert_eq!(v, json!({"name": "Ann Lee", "tags": ["a", "b"]}));
+    }
+
+    #[test]
+    fn code_fences_around_prose_come_off_and_every_word_stays() {
+        let mut v = json!({
+            "own_lines": "```\nThe lamp burned.\n\nMara climbed.\n```",
+            "language": "```text\nThe lamp burned.\n```",
+            "inline": "```The lamp burned.```",
+            "tilde": "~~~\nThe lamp burned.\n~~~",
+            "untouched": "A fence of `ticks` and ~ tildes stays.",
+        });
+        unwrap_slots(&mut v);
+        assert_eq!(v["own_lines"], "The lamp burned.\n\nMara climbed.");
+        assert_eq!(v["language"], "The lamp burned.");
+        assert_eq!(v["inline"], "The lamp burned.");
+        assert_eq!(v["tilde"], "The lamp burned.");
+        assert_eq!(v["untouched"], "A fence of `ticks` and ~ tildes stays.");
+        // A one-word line of prose inside fences is kept when it does not open the fence.
+        let mut v = json!("```\nNo.\nStay```");
+        unwrap_slots(&mut v);
+        assert_eq!(v, "No.\nStay");
     }
 }
