@@ -100,7 +100,7 @@ pub fn book_json(rec: &BookRecord) -> Value {
                 "id": p.id, "kind": scriptorium_proto::kind::name(p.kind), "status": s.status,
                 "attempts": s.attempt, "route": s.route, "dialect": s.dialect, "worker": s.worker, "worker_ms": s.worker_ms,
                 "cache_hit": s.cache_hit, "usage": s.usage, "rejections": s.rejections,
-                "skipped": s.skipped,
+                "skipped": s.skipped, "kept_draft": s.kept_draft,
             })
         })
         .collect();

@@ -113,7 +113,7 @@ impl Default for CoordinatorConfig {
         let p = |temperature, top_p, max_tokens| SamplingProfile { temperature, top_p, max_tokens };
         Self {
             out_dir: PathBuf::from("books"),
-            max_attempts: 3,
+            max_attempts: 5,
             step_timeout_secs: 900,
             routes: RoutesConfig::default(),
             sampling: [

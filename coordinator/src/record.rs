@@ -88,6 +88,10 @@ pub struct StepRecord {
     /// Done without a model call: an edit whose review accepted the draft with no issue.
     #[serde(default)]
     pub skipped: bool,
+    /// Why an edit ended with the accepted draft as its output: every attempt was refused
+    /// (empty for every other step).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kept_draft: String,
     /// Expected cost of the running attempt in US dollars, held against the book's budget
     /// until its result arrives or it is cancelled (0 when no attempt runs).
     #[serde(default)]
@@ -114,6 +118,7 @@ impl StepRecord {
             rejections: Vec::new(),
             retry_base: 0,
             skipped: false,
+            kept_draft: String::new(),
             reserved_usd: 0.0,
             charged: Vec::new(),
         }

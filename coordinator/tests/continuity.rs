@@ -1,7 +1,7 @@
 //! Continuity through the book actor's messages, the test playing the worker with the simulated
 //! model on the rendered prompts: chapters drafted in order, each carrying the ledger and the
 //! previous chapter's closing lines; a prose rule broken and re-asked; a needless edit skipped;
-//! and the all-at-once drafting a brief may ask for.
+//! a failed edit leaving the draft standing; and the all-at-once drafting a brief may ask for.
 
 use scriptorium_contracts::mistake::{Mistake, Mistakes};
 use scriptorium_contracts::{ChapterText, Ledger};
@@ -212,6 +212,41 @@ async fn an_edit_is_skipped_when_its_review_accepts_with_no_issue() {
     let rec = client::load(&bus, &b.id).await.unwrap().unwrap();
     assert!(!rec.steps["edit-02"].skipped);
     assert_ne!(rec.state, Status::Failed);
+}
+
+#[tokio::test]
+async fn an_edit_refused_at_every_attempt_leaves_the_accepted_draft_standing() {
+    let (bus, _h, _out) = start().await;
+    let mut b = submit(&bus, BRIEF).await;
+    let mut edits = bus.source(Queue::Steps(AgentKind::Edit), 1).await.unwrap();
+    let one = next_task(&mut b.chapters).await;
+    answer(&bus, &one, sim(&one, Mistakes::default())).await;
+    let review = next_task(&mut b.reviews).await;
+    let scores =
+        r#"{"consistency":5,"clarity":5,"plot_holes":5,"redundancy":5,"flow":5,"engagement":5}"#;
+    let revise = format!(
+        r#"{{"verdict":"revise","scores":{scores},"issues":["Scene 1: slow"],"suggestions":[]}}"#
+    );
+    answer(&bus, &review, revise).await;
+    // Every attempt of the edit is refused (not JSON of the edit's shape).
+    for attempt in 1..=3 {
+        let edit = next_task(&mut edits).await;
+        assert_eq!((edit.step_id.as_str(), edit.attempt), ("edit-01", attempt));
+        answer(&bus, &edit, "{\"scenes\": []}".into()).await;
+    }
+    let rec = record_where(&bus, &b.id, |r| r.steps["edit-01"].status == StepStatus::Done).await;
+    let step = &rec.steps["edit-01"];
+    assert!(step.kept_draft.contains("edit-01 failed after 3 attempts"), "{}", step.kept_draft);
+    assert_eq!(step.rejections.len(), 3);
+    assert!(!step.skipped, "the model was asked");
+    assert_eq!(
+        rec_output(&bus, &b.id, "edit-01").await,
+        rec_output(&bus, &b.id, "chapter-01").await,
+        "the draft is the chapter"
+    );
+    assert_ne!(rec.state, Status::Failed, "{:?}", rec.failure);
+    // The book goes on: chapter 2 is drafted.
+    assert_eq!(next_task(&mut b.chapters).await.step_id, "chapter-02");
 }
 
 #[tokio::test]

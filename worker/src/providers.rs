@@ -45,7 +45,8 @@ pub struct ModelRequest {
     pub top_p: f32,
     /// Upper bound of completion tokens.
     pub max_tokens: u32,
-    /// The book's seed: part of the request, so two seeds give two books.
+    /// The book's seed (another for each re-ask): part of the request, so two seeds give two
+    /// books.
     pub seed: u64,
     /// The JSON Schema the answer must match (sent in the provider's structured-output
     /// dialect); `None` asks for any JSON object.

@@ -248,8 +248,16 @@ impl BookState {
         let Some(s) = self.rec.steps.get_mut(step_id) else { return Ok(()) };
         s.rejections.push(reason.clone());
         if s.attempt - s.retry_base.min(s.attempt) >= self.env.cfg.max_attempts {
-            s.status = StepStatus::Failed;
             let failure = format!("step {step_id} failed after {} attempts: {reason}", s.attempt);
+            let planned = self.rec.plan.get(step_id).map(|p| (p.kind, p.chapter));
+            if let Some((AgentKind::Edit, n)) = planned
+                && self.keep_draft(n, failure.clone()).await?
+            {
+                return self.advance(me).await;
+            }
+            if let Some(s) = self.rec.steps.get_mut(step_id) {
+                s.status = StepStatus::Failed;
+            }
             return self.finish(Status::Failed, Some(failure)).await;
         }
         self.dispatch(me, step_id).await?;

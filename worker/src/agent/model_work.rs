@@ -196,7 +196,7 @@ async fn ask(
         temperature: sampling.temperature,
         top_p: sampling.top_p,
         max_tokens,
-        seed: brief.seed,
+        seed: attempt_seed(brief.seed, task.attempt),
         schema: Some(schema),
     };
     match env.models.call_json_route(route, &req).await {
@@ -210,6 +210,15 @@ async fn ask(
             Err(RouteError { error: f.error, context: f.context })
         }
     }
+}
+
+/// The sampling seed of an attempt: the book's seed for the first, another (fixed) one for each
+/// re-ask, so a re-ask samples a new answer instead of the refused one again (a small model
+/// given the same seed and almost the same prompt repeats its mistake), and a rerun of the
+/// same book still asks the same.
+fn attempt_seed(seed: u64, attempt: u32) -> u64 {
+    let n = u64::from(attempt.max(1) - 1);
+    seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33)
 }
 
 /// A chapter in one request when its answer fits, else a few scenes per request, each part
@@ -299,4 +308,24 @@ async fn edit_chapter(
         .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
     let value = serde_json::to_value(merged).map_err(|e| RouteError::plain(e.to_string()))?;
     Ok(Answered { value, route: answered, dialect })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attempt_seed;
+
+    #[test]
+    fn a_reask_samples_with_its_own_seed_and_the_first_ask_with_the_books() {
+        assert_eq!(attempt_seed(7, 1), 7);
+        assert_eq!(attempt_seed(7, 0), 7, "no attempt number: the book's seed");
+        let seeds: Vec<u64> = (1..=6).map(|a| attempt_seed(7, a)).collect();
+        let mut distinct = seeds.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), seeds.len(), "{seeds:?}");
+        assert_eq!(attempt_seed(7, 3), attempt_seed(7, 3), "a rerun asks the same");
+        assert_ne!(attempt_seed(8, 2), attempt_seed(7, 2));
+        assert_eq!(attempt_seed(u64::MAX, 1), u64::MAX);
+        let _ = attempt_seed(u64::MAX, 2);
+    }
 }

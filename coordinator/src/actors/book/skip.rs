@@ -1,5 +1,6 @@
-//! The edit a book skips: when a chapter's review accepts the draft with no issue, its edit is
-//! done without a model call, with the draft as its output.
+//! The edits a book does without: when a chapter's review accepts the draft with no issue, its
+//! edit is done without a model call; when every attempt of an edit is refused, the accepted
+//! draft stands. Either way the draft is the edit's output.
 
 use super::BookState;
 use crate::continuity;
@@ -19,20 +20,53 @@ impl BookState {
         if !pending || !continuity::edit_needless(&self.rec, n) {
             return Ok(());
         }
-        let Some(draft) = self.rec.outputs.get(&chapter_step(AgentKind::Chapter, n)).cloned()
-        else {
+        if !self.draft_stands(n).await? {
             return Ok(());
-        };
-        let key = output_key(&self.rec.id, &edit);
-        self.env.bus.kv_put(Bucket::Outputs, &key, serde_json::to_vec(&draft)?.into()).await?;
-        self.rec.outputs.insert(edit.clone(), draft);
+        }
         if let Some(s) = self.rec.steps.get_mut(&edit) {
-            s.status = StepStatus::Done;
             s.skipped = true;
             s.dispatched_us = clock::now_us();
             s.finished_us = s.dispatched_us;
         }
         tracing::info!(book_id = %self.rec.id, step = %edit, "edit skipped: the review accepts the draft with no issue");
         Ok(())
+    }
+
+    /// Ends chapter `n`'s edit, every attempt of which was refused, with the accepted draft as
+    /// its output: the draft passed every rule, and a failed revision must not cost the book.
+    /// The reason is kept on the step (`kept_draft` in book.json). False when there is no
+    /// accepted draft to keep.
+    pub(super) async fn keep_draft(
+        &mut self,
+        n: u32,
+        reason: String,
+    ) -> Result<bool, ActorProcessingErr> {
+        if !self.draft_stands(n).await? {
+            return Ok(false);
+        }
+        let edit = chapter_step(AgentKind::Edit, n);
+        if let Some(s) = self.rec.steps.get_mut(&edit) {
+            s.finished_us = clock::now_us();
+            tracing::warn!(book_id = %self.rec.id, step = %edit, attempts = s.attempt, %reason, "edit failed; the accepted draft stands");
+            s.kept_draft = reason;
+        }
+        Ok(true)
+    }
+
+    /// Makes chapter `n`'s accepted draft the output of its edit and marks the edit done;
+    /// false when the draft is not accepted.
+    async fn draft_stands(&mut self, n: u32) -> Result<bool, ActorProcessingErr> {
+        let edit = chapter_step(AgentKind::Edit, n);
+        let Some(draft) = self.rec.outputs.get(&chapter_step(AgentKind::Chapter, n)).cloned()
+        else {
+            return Ok(false);
+        };
+        let key = output_key(&self.rec.id, &edit);
+        self.env.bus.kv_put(Bucket::Outputs, &key, serde_json::to_vec(&draft)?.into()).await?;
+        self.rec.outputs.insert(edit.clone(), draft);
+        if let Some(s) = self.rec.steps.get_mut(&edit) {
+            s.status = StepStatus::Done;
+        }
+        Ok(true)
     }
 }
