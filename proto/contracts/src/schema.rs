@@ -310,7 +310,8 @@ fn strip_fences(s: &str) -> String {
         let language = !rest.is_empty()
             && rest.len() <= 12
             && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+'));
-        if !rest.is_empty() && !(language && t.starts_with(['`', '~'])) {
+        let opening_fence = language && t.starts_with(['`', '~']);
+        if !rest.is_empty() && !opening_fence {
             out.push(rest);
         }
     }
