@@ -233,6 +233,17 @@ mod tests {
         let dup = json!({"characters": [{"name": "A", "role": "r"}, {"name": "a", "role": "r"}]})
             .to_string();
         assert!(rule(validate(AgentKind::Characters, &dup, ctx(&b, &c, &o))).contains("unique"));
+        // A character named after the book is refused, and the title is not repeated back to
+        // the model in the feedback.
+        let titled = BookBrief { title: "The Salt Harbour".into(), ..brief() };
+        for name in ["The Salt Harbour", "salt harbour"] {
+            let cast =
+                json!({"characters": [{"name": "A", "role": "r"}, {"name": name, "role": "r"}]})
+                    .to_string();
+            let r = rule(validate(AgentKind::Characters, &cast, ctx(&titled, &c, &o)));
+            assert!(r.contains("character 2 is named after the book's title"), "{r}");
+            assert!(!r.to_lowercase().contains("salt"), "{r}");
+        }
     }
 
     #[test]

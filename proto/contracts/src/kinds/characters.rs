@@ -79,10 +79,11 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
         let key = ch.name.trim().to_lowercase();
         let title = ctx.brief.title.trim().to_lowercase();
         if !title.is_empty() && (key == title || key == title.trim_start_matches("the ")) {
+            // The title is not quoted: a small model re-asked with it in the feedback copies it.
             return reject(format!(
-                "character {} is named after the book ({:?}): give every character a person's name",
-                i + 1,
-                ch.name
+                "character {} is named after the book's title: give every character a person's \
+                 first and last name, never the title or a place",
+                i + 1
             ));
         }
         if seen.contains(&key) {
