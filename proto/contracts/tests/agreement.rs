@@ -175,3 +175,42 @@ fn every_kind_agrees_with_itself() {
         }
     }
 }
+
+/// The free-text strings of `schema` (no enum) without a `maxLength`: their paths.
+fn unbounded(schema: &Value, path: &str, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("string")
+                && !map.contains_key("enum")
+                && map.get("maxLength").and_then(Value::as_u64).is_none()
+            {
+                out.push(path.to_string());
+            }
+            for (k, v) in map {
+                unbounded(v, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| unbounded(v, path, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_free_text_field_is_bounded_so_a_looping_model_stops() {
+    for category in ["fiction", "non-fiction", "business", "research"] {
+        let bk = book(category);
+        for kind in kind::ALL {
+            let draft = (kind == AgentKind::Edit).then_some(&bk.draft);
+            let ctx = Ctx {
+                cast: Some(&bk.cast),
+                outline: Some(&bk.outline),
+                draft,
+                chapter: 2,
+                ..Ctx::new(&bk.brief)
+            };
+            let mut open = Vec::new();
+            unbounded(&kinds::schema(kind, ctx, None), "answer", &mut open);
+            assert!(open.is_empty(), "{category} {}: unbounded strings {open:?}", kind::name(kind));
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! 3 to 6 scenes whose characters come from the cast.
 
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, to_value, typed};
-use crate::schema::{array, cast_name, object, text};
+use crate::schema::{array, cast_name, object, text, text_sized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -121,20 +121,23 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
     } else {
         array(cast_name(&names), 1, names.len())
     };
+    // Each field bounded so that the whole outline, however long the book, fits one answer:
+    // a grammar-enforcing server holds a model to these lengths.
+    let short = |what, max| text_sized(what, 1, max);
     let scene = object(vec![
-        ("summary", text("one sentence on what happens in the scene")),
+        ("summary", short("one sentence on what happens in the scene", 200)),
         ("characters", who),
-        ("setting", text("where it happens")),
-        ("goal", text("what the scene must achieve")),
-        ("emotional_beat", text("the emotional beat it lands")),
+        ("setting", short("where it happens, in a few words", 80)),
+        ("goal", short("what the scene must achieve, in one short sentence", 150)),
+        ("emotional_beat", short("the emotional beat it lands, in a few words", 80)),
     ]);
     let chapter = object(vec![
-        ("title", text("a short title of its own for this chapter")),
-        ("summary", text("two or three sentences on what happens in this chapter")),
+        ("title", short("a short title of its own for this chapter", 80)),
+        ("summary", short("two or three sentences on what happens in this chapter", 400)),
         ("scenes", array(scene, *SCENES.start(), *SCENES.end())),
     ]);
     object(vec![
-        ("summary", text("the whole book in a paragraph")),
+        ("summary", short("the whole book in a paragraph", 800)),
         ("chapters", array(chapter, n, n)),
     ])
 }
