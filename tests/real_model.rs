@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -154,8 +154,8 @@ fn a_real_small_model_writes_a_whole_book_in_its_servers_dialect() {
     let quality: Value =
         serde_json::from_str(&std::fs::read_to_string(book_dir.join("quality.json")).unwrap())
             .unwrap();
-    assert_eq!(quality["chapters_present"], serde_json::json!([1, 2]), "{quality}");
-    assert_eq!(quality["hard_failures"], serde_json::json!([]), "{quality}");
+    assert_eq!(quality["chapters_present"], json!([1, 2]), "{quality}");
+    assert_eq!(quality["hard_failures"], json!([]), "{quality}");
     for c in quality["chapters"].as_array().unwrap() {
         assert!(c["length_score"].as_f64().unwrap() >= 80.0, "{c}");
     }
@@ -172,4 +172,73 @@ fn a_real_small_model_writes_a_whole_book_in_its_servers_dialect() {
         quality["leaks"].as_array().map_or(0, Vec::len),
         quality["unknown_names"].as_array().map_or(0, Vec::len),
     );
+}
+
+/// POSTs `body` to `path` on `addr`; the status line and body, or why the connection failed.
+fn http_post(addr: &str, path: &str, body: &Value) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(300))).map_err(|e| e.to_string())?;
+    let body = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// A long chapter's request (3,000 words: its text bounded at thousands of characters) in
+/// llama-cpp-python's dialect, as the worker shapes it: the server
+/// compiles its grammar and answers. Sent whole, the bound crashes llama-cpp-python 0.3.36
+/// (llama.cpp refuses repetitions of 2,000 rules or more).
+#[test]
+fn a_long_chapters_schema_compiles_on_the_real_server() {
+    use scriptorium_contracts::{Cast, Ctx, Outline, kinds};
+    use scriptorium_proto::v1::{AgentKind, BookBrief};
+    use scriptorium_worker::providers::dialect::{self, Dialect};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = LlamaServer::start(&dir.path().join("llama.log"));
+    let brief = BookBrief {
+        category: "fiction".into(),
+        chapters: 1,
+        characters: 2,
+        words_per_chapter: 3000,
+        ..Default::default()
+    };
+    let cast: Cast = serde_json::from_value(json!({"characters": [
+        {"name": "Mara Quill", "role": "keeper"}, {"name": "Tobin Reed", "role": "sailor"},
+    ]}))
+    .unwrap();
+    let scene = json!({"summary": "s", "characters": ["Mara Quill"], "setting": "a",
+        "goal": "g", "emotional_beat": "e"});
+    let outline: Outline = serde_json::from_value(json!({"summary": "s", "chapters": [
+        {"title": "The Lamp", "summary": "s", "scenes": [scene, scene, scene]},
+    ]}))
+    .unwrap();
+    let ctx = Ctx { cast: Some(&cast), outline: Some(&outline), chapter: 1, ..Ctx::new(&brief) };
+    let schema = kinds::schema(AgentKind::Chapter, ctx, None);
+    let longest = schema
+        .to_string()
+        .split("\"maxLength\":")
+        .skip(1)
+        .filter_map(|t| t.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
+        .max();
+    assert!(longest > Some(dialect::GRAMMAR_MAX_LENGTH), "{schema}");
+
+    let mut body = json!({
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": "Write the chapter."}],
+        "max_tokens": 8,
+        "seed": 1,
+    });
+    dialect::apply(Dialect::JsonObjectSchema, &mut body, "chapter", &schema);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let answer = http_post(&addr, "/v1/chat/completions", &body).expect("the server answers");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(http_get(&addr, "/v1/models").contains("owned_by"), "the server still serves");
 }

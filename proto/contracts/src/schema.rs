@@ -27,10 +27,11 @@ pub fn text(what: &str) -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": TEXT_MAX_CHARS, "description": what})
 }
 
-/// The most characters of a free-text field (about 350 words): room for any section a model
+/// The most characters of a free-text field (about 170 words): room for any section a model
 /// should write, and an end to a small model looping inside a grammar's string, which would
-/// otherwise run to the token limit and cost the whole answer.
-pub const TEXT_MAX_CHARS: usize = 2000;
+/// otherwise run to the token limit and cost the whole answer. At most the longest bound a
+/// llama.cpp grammar compiles (1,000), so local servers enforce it.
+pub const TEXT_MAX_CHARS: usize = 1000;
 
 /// A string of `min..=max` characters; `what` says what it holds. Grammar-enforcing servers
 /// hold a model to the length (OpenAI's strict mode does not: validation still checks it).

@@ -193,16 +193,18 @@ pub fn apply(dialect: Dialect, body: &mut Value, name: &str, schema: &Value) {
             );
         }
         Dialect::JsonSchema => {
+            let schema = grammar_safe(schema);
             obj.insert(
                 "response_format".into(),
                 json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema}}),
             );
         }
         Dialect::JsonObjectSchema => {
+            let schema = grammar_safe(schema);
             obj.insert("response_format".into(), json!({"type": "json_object", "schema": schema}));
         }
         Dialect::JsonSchemaField => {
-            obj.insert("json_schema".into(), schema.clone());
+            obj.insert("json_schema".into(), grammar_safe(schema));
         }
         Dialect::GuidedJson => {
             obj.insert("guided_json".into(), schema.clone());
@@ -224,7 +226,7 @@ pub fn apply(dialect: Dialect, body: &mut Value, name: &str, schema: &Value) {
             }
             obj.insert("options".into(), Value::Object(options));
             obj.insert("stream".into(), Value::Bool(false));
-            obj.insert("format".into(), schema.clone());
+            obj.insert("format".into(), grammar_safe(schema));
         }
         Dialect::JsonObject => {
             obj.insert("response_format".into(), json!({"type": "json_object"}));
@@ -235,6 +237,33 @@ pub fn apply(dialect: Dialect, body: &mut Value, name: &str, schema: &Value) {
             obj.insert("tools".into(), tools);
             obj.insert("tool_choice".into(), tool_choice);
         }
+    }
+}
+
+/// The longest `maxLength` a llama.cpp grammar compiles. Both of its schema converters expand a
+/// bounded string into repetitions of a character rule, and llama.cpp refuses a grammar whose
+/// repetitions reach 2,000 rules ("number of rules that are going to be repeated multiplied by
+/// the new repetition exceeds sane defaults"): llama-server answers with an error, and
+/// llama-cpp-python 0.3.36 crashes, taking the server down. Measured on llama-cpp-python:
+/// `maxLength` 1,000 and 1,001 compile, 1,200 does not, whatever the `minLength`.
+pub const GRAMMAR_MAX_LENGTH: u64 = 1000;
+
+/// `schema` as a llama.cpp grammar compiles it (llama-server, llama-cpp-python, Ollama, and
+/// any server that may be one of them): a `maxLength` over [`GRAMMAR_MAX_LENGTH`] is left out,
+/// so the string is bounded below only. Validation still holds the answer to the full rule.
+pub fn grammar_safe(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, v)| {
+                    !(k.as_str() == "maxLength"
+                        && v.as_u64().is_some_and(|m| m > GRAMMAR_MAX_LENGTH))
+                })
+                .map(|(k, v)| (k.clone(), grammar_safe(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(grammar_safe).collect()),
+        other => other.clone(),
     }
 }
 

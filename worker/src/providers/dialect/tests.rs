@@ -679,3 +679,38 @@ fn llama_cpp_python_cuts_max_tokens_to_the_window_silently() {
     assert_eq!(c.status, 200);
     assert!(!overflows_context(c.status, &c.body));
 }
+
+#[test]
+fn llama_cpp_dialects_leave_out_string_bounds_its_grammars_refuse() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "scenes": {"type": "array", "items": {"type": "object", "properties": {
+                "text": {"type": "string", "minLength": 1280, "maxLength": 2160},
+            }}},
+            "summary": {"type": "string", "minLength": 1, "maxLength": 1000},
+        },
+    });
+    let safe = grammar_safe(&schema);
+    let text = &safe["properties"]["scenes"]["items"]["properties"]["text"];
+    assert_eq!(text, &json!({"type": "string", "minLength": 1280}), "the floor stays");
+    assert_eq!(safe["properties"]["summary"], schema["properties"]["summary"]);
+    // Every dialect a llama.cpp grammar may enforce sends the safe schema; vLLM's and OpenAI's
+    // get it whole (strict mode drops lengths anyway).
+    for dialect in [
+        Dialect::JsonObjectSchema,
+        Dialect::JsonSchema,
+        Dialect::JsonSchemaField,
+        Dialect::OllamaFormat,
+    ] {
+        let mut body = chat_body();
+        apply(dialect, &mut body, "chapter", &schema);
+        assert!(!body.to_string().contains("2160"), "{dialect:?}: {body}");
+        assert!(body.to_string().contains("1280"), "{dialect:?}: {body}");
+    }
+    for dialect in [Dialect::GuidedJson, Dialect::StructuredOutputs] {
+        let mut body = chat_body();
+        apply(dialect, &mut body, "chapter", &schema);
+        assert!(body.to_string().contains("2160"), "{dialect:?}: {body}");
+    }
+}
