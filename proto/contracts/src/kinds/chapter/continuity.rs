@@ -163,34 +163,24 @@ fn note_text(what: &str) -> Value {
     crate::schema::text_sized(what, 1, NOTE_CHARS)
 }
 
-fn capped<T>(list: &[T], max: usize, what: &str) -> Result<(), Rejection> {
-    if list.len() > max {
-        return reject(format!("continuity.{what} must list at most {max} (got {})", list.len()));
-    }
-    Ok(())
-}
-
-fn note(what: &str, s: &str, required: bool) -> Result<(), Rejection> {
-    if required && s.trim().is_empty() {
-        return reject(format!("continuity: {what} must not be empty"));
-    }
-    if s.chars().count() > NOTE_CHARS {
-        return reject(format!("continuity: {what} must be at most {NOTE_CHARS} characters"));
-    }
-    Ok(())
+/// Whether `s` is a usable note: filled (when `required`) and at most [`NOTE_CHARS`].
+fn fits(s: &str, required: bool) -> bool {
+    !(required && s.trim().is_empty()) && s.chars().count() <= NOTE_CHARS
 }
 
 /// Checks the report of chapter `ctx.chapter` and normalises its names to the cast's full
 /// names. A book without a cast keeps only its threads.
+///
+/// The report is the chapter's account of itself, not its prose: an entry that contradicts the
+/// book (a death of someone already dead, an alias that is another character's name or too
+/// long, whereabouts of the dead, an empty or over-long note, more entries than a list holds) is
+/// left out of the ledger rather than costing the chapter; the prose rules judge the prose.
+/// Only a name outside the cast is refused, as the model has lost track of who is in the book.
 pub(crate) fn check(ctx: Ctx<'_>, c: &mut Continuity) -> Result<(), Rejection> {
     let n = ctx.chapter;
-    capped(&c.deaths, MAX_DEATHS, "deaths")?;
-    capped(&c.aliases, MAX_ALIASES, "aliases")?;
-    capped(&c.whereabouts, MAX_WHEREABOUTS, "whereabouts")?;
-    capped(&c.threads_opened, MAX_THREADS, "threads_opened")?;
-    capped(&c.threads_closed, MAX_THREADS, "threads_closed")?;
-    for t in c.threads_opened.iter().chain(&c.threads_closed) {
-        note("a thread", t, true)?;
+    for list in [&mut c.threads_opened, &mut c.threads_closed] {
+        list.retain(|t| fits(t, true));
+        list.truncate(MAX_THREADS);
     }
     let Some(cast) = ctx.cast.filter(|c| !c.characters.is_empty()) else {
         c.deaths.clear();
@@ -210,38 +200,23 @@ pub(crate) fn check(ctx: Ctx<'_>, c: &mut Continuity) -> Result<(), Rejection> {
     };
     for d in &mut c.deaths {
         *d = member(d, "a death")?;
-        if dead(d) {
-            return reject(format!(
-                "continuity: {d} died in an earlier chapter; list only the deaths of this chapter"
-            ));
-        }
     }
+    c.deaths.retain(|d| !dead(d));
+    c.deaths.dedup();
+    c.deaths.truncate(MAX_DEATHS);
     for a in &mut c.aliases {
         a.name = member(&a.name, "an alias")?;
-        note(&format!("the alias of {}", a.name), &a.alias, true)?;
-        if a.alias.split_whitespace().count() > ALIAS_WORDS {
-            return reject(format!(
-                "continuity: the alias {:?} must be at most {ALIAS_WORDS} words",
-                a.alias
-            ));
-        }
-        if let Some(other) = cast.member(&a.alias).filter(|m| m.name != a.name) {
-            return reject(format!(
-                "continuity: the alias {:?} of {} is the name of {}; an alias names one character",
-                a.alias, a.name, other.name
-            ));
-        }
     }
+    c.aliases.retain(|a| {
+        fits(&a.alias, true)
+            && a.alias.split_whitespace().count() <= ALIAS_WORDS
+            && cast.member(&a.alias).is_none_or(|m| m.name == a.name)
+    });
+    c.aliases.truncate(MAX_ALIASES);
     for w in &mut c.whereabouts {
         w.name = member(&w.name, "whereabouts")?;
-        if dead(&w.name) {
-            return reject(format!(
-                "continuity: {} is dead and has no whereabouts; leave them out",
-                w.name
-            ));
-        }
-        note(&format!("the place of {}", w.name), &w.place, true)?;
-        note(&format!("what {} carries", w.name), &w.carries, false)?;
     }
+    c.whereabouts.retain(|w| !dead(&w.name) && fits(&w.place, true) && fits(&w.carries, false));
+    c.whereabouts.truncate(MAX_WHEREABOUTS);
     Ok(())
 }
