@@ -97,18 +97,20 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
 /// The schema of a cast request: exactly the brief's number of characters, every field filled.
 pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
     let n = ctx.brief.characters as usize;
+    // Each description asks for something specific: small models copy a bare noun ("age",
+    // "background") as the value, which is refused as a placeholder.
     let character = object(vec![
-        ("name", text("full name, unique in the cast")),
-        ("age", text("age")),
-        ("role", text("role in the story")),
-        ("physical", text("physical description")),
-        ("personality", text("personality traits")),
-        ("background", text("background")),
-        ("motivations", text("what they want")),
-        ("relationships", text("relationships to the others")),
-        ("internal_conflict", text("internal conflict")),
-        ("external_conflict", text("external conflict")),
-        ("arc", text("how they change")),
+        ("name", text("the character's first and last name, unique in the cast")),
+        ("age", text("their age in years, or an age group")),
+        ("role", text("their part in the story, such as hero, rival or mentor")),
+        ("physical", text("what they look like, in one sentence")),
+        ("personality", text("their temperament and habits, in one sentence")),
+        ("background", text("where they come from and what shaped them")),
+        ("motivations", text("what they want most, and why")),
+        ("relationships", text("how they stand with the other characters")),
+        ("internal_conflict", text("the struggle inside them")),
+        ("external_conflict", text("what or who stands in their way")),
+        ("arc", text("who they have become by the last chapter")),
     ]);
     object(vec![("characters", array(character, n, n))])
 }
