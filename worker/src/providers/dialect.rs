@@ -249,19 +249,26 @@ pub fn apply(dialect: Dialect, body: &mut Value, name: &str, schema: &Value) {
 pub const GRAMMAR_MAX_LENGTH: u64 = 1000;
 
 /// `schema` as a llama.cpp grammar compiles it (llama-server, llama-cpp-python, Ollama, and
-/// any server that may be one of them): a `maxLength` over [`GRAMMAR_MAX_LENGTH`] is left out,
-/// so the string is bounded below only. Validation still holds the answer to the full rule.
+/// any server that may be one of them): a `maxLength` over [`GRAMMAR_MAX_LENGTH`] comes down
+/// to it when the `minLength` allows (a string still bounded, so a looping model still stops),
+/// and is left out when it does not (bounded below only). Validation still holds the answer
+/// to the full rule.
 pub fn grammar_safe(schema: &Value) -> Value {
     match schema {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, v)| {
-                    !(k.as_str() == "maxLength"
-                        && v.as_u64().is_some_and(|m| m > GRAMMAR_MAX_LENGTH))
-                })
-                .map(|(k, v)| (k.clone(), grammar_safe(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            let mut out: Map<String, Value> =
+                map.iter().map(|(k, v)| (k.clone(), grammar_safe(v))).collect();
+            let max = out.get("maxLength").and_then(Value::as_u64);
+            if max.is_some_and(|m| m > GRAMMAR_MAX_LENGTH) {
+                let min = out.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+                if min <= GRAMMAR_MAX_LENGTH {
+                    out.insert("maxLength".into(), GRAMMAR_MAX_LENGTH.into());
+                } else {
+                    out.remove("maxLength");
+                }
+            }
+            Value::Object(out)
+        }
         Value::Array(items) => Value::Array(items.iter().map(grammar_safe).collect()),
         other => other.clone(),
     }

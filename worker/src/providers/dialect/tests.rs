@@ -689,12 +689,18 @@ fn llama_cpp_dialects_leave_out_string_bounds_its_grammars_refuse() {
                 "text": {"type": "string", "minLength": 1280, "maxLength": 2160},
             }}},
             "summary": {"type": "string", "minLength": 1, "maxLength": 1000},
+            "part": {"type": "string", "minLength": 960, "maxLength": 1620},
         },
     });
     let safe = grammar_safe(&schema);
     let text = &safe["properties"]["scenes"]["items"]["properties"]["text"];
     assert_eq!(text, &json!({"type": "string", "minLength": 1280}), "the floor stays");
     assert_eq!(safe["properties"]["summary"], schema["properties"]["summary"]);
+    assert_eq!(
+        safe["properties"]["part"],
+        json!({"type": "string", "minLength": 960, "maxLength": 1000}),
+        "brought down to what compiles when the floor allows"
+    );
     // Every dialect a llama.cpp grammar may enforce sends the safe schema; vLLM's and OpenAI's
     // get it whole (strict mode drops lengths anyway).
     for dialect in [
