@@ -348,6 +348,17 @@ async fn naks_and_expired_ack_waits_count_as_deliveries_progress_does_not() {
     let m = one(source.fetch(1, RECOVERY).await.unwrap());
     assert_eq!(m.delivered, 3, "an expired ack wait counts like a nak");
     m.acker.term().await.unwrap();
-    let info = consumer_info(&bus, names::STEPS_STREAM, &step_consumer()).await;
-    assert_eq!((info.num_ack_pending, info.num_pending), (0, 0), "term removes it for good");
+    // The server applies the term on its own time: wait for it (a loaded machine is slow).
+    let mut counts = (u64::MAX, u64::MAX);
+    for _ in 0..50 {
+        let info = consumer_info(&bus, names::STEPS_STREAM, &step_consumer()).await;
+        counts = (info.num_ack_pending as u64, info.num_pending);
+        if counts == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counts, (0, 0), "term removes it for good");
+    let none = source.fetch(1, Duration::from_millis(1500)).await.unwrap();
+    assert!(none.is_empty(), "never delivered again");
 }
