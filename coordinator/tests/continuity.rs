@@ -178,6 +178,15 @@ async fn rec_output(bus: &Bus, id: &str, step: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// A review answer: `verdict`, every score `score`, and `issues`.
+fn review_json(verdict: &str, score: u32, issues: &[&str]) -> String {
+    let names = ["consistency", "clarity", "plot_holes", "redundancy", "flow", "engagement"];
+    let scores: serde_json::Map<String, serde_json::Value> =
+        names.iter().map(|n| (n.to_string(), score.into())).collect();
+    serde_json::json!({"verdict": verdict, "scores": scores, "issues": issues, "suggestions": []})
+        .to_string()
+}
+
 #[tokio::test]
 async fn an_edit_is_skipped_when_its_review_accepts_with_no_issue() {
     let (bus, _h, _out) = start().await;
@@ -186,11 +195,7 @@ async fn an_edit_is_skipped_when_its_review_accepts_with_no_issue() {
     let one = next_task(&mut b.chapters).await;
     answer(&bus, &one, sim(&one, Mistakes::default())).await;
     let review = next_task(&mut b.reviews).await;
-    let scores =
-        r#"{"consistency":8,"clarity":8,"plot_holes":8,"redundancy":8,"flow":8,"engagement":8}"#;
-    let accept =
-        format!(r#"{{"verdict":"accept","scores":{scores},"issues":[],"suggestions":[]}}"#);
-    answer(&bus, &review, accept).await;
+    answer(&bus, &review, review_json("accept", 8, &[])).await;
     let rec = record_where(&bus, &b.id, |r| r.steps["edit-01"].status == StepStatus::Done).await;
     assert!(rec.steps["edit-01"].skipped);
     assert_eq!(rec.steps["edit-01"].attempt, 0, "no model call");
@@ -203,10 +208,7 @@ async fn an_edit_is_skipped_when_its_review_accepts_with_no_issue() {
     let two = next_task(&mut b.chapters).await;
     answer(&bus, &two, sim(&two, Mistakes::default())).await;
     let review = next_task(&mut b.reviews).await;
-    let issue = format!(
-        r#"{{"verdict":"accept","scores":{scores},"issues":["Scene 1: slow"],"suggestions":[]}}"#
-    );
-    answer(&bus, &review, issue).await;
+    answer(&bus, &review, review_json("accept", 8, &["Scene 1: slow"])).await;
     let edit = next_task(&mut edits).await;
     assert_eq!(edit.step_id, "edit-02");
     let rec = client::load(&bus, &b.id).await.unwrap().unwrap();
@@ -222,12 +224,7 @@ async fn an_edit_refused_at_every_attempt_leaves_the_accepted_draft_standing() {
     let one = next_task(&mut b.chapters).await;
     answer(&bus, &one, sim(&one, Mistakes::default())).await;
     let review = next_task(&mut b.reviews).await;
-    let scores =
-        r#"{"consistency":5,"clarity":5,"plot_holes":5,"redundancy":5,"flow":5,"engagement":5}"#;
-    let revise = format!(
-        r#"{{"verdict":"revise","scores":{scores},"issues":["Scene 1: slow"],"suggestions":[]}}"#
-    );
-    answer(&bus, &review, revise).await;
+    answer(&bus, &review, review_json("revise", 5, &["Scene 1: slow"])).await;
     // Every attempt of the edit is refused (not JSON of the edit's shape).
     for attempt in 1..=3 {
         let edit = next_task(&mut edits).await;
