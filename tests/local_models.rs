@@ -44,6 +44,7 @@ fn assert_fitted(stats: &Value) {
     assert_eq!(stat(stats, "over_window"), 0, "prompt + max_tokens exceeded the window: {stats}");
     assert_eq!(stat(stats, "window_full"), 0, "an answer was cut by the window: {stats}");
     assert!(stat(stats, "largest_request") <= 4096, "{stats}");
+    assert_eq!(stat(stats, "schema_over_room"), 0, "a schema allowed a longer answer: {stats}");
     assert_eq!(stat(stats, "requests"), stat(stats, "completions"), "{stats}");
 }
 

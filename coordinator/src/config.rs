@@ -54,6 +54,9 @@ pub struct CoordinatorConfig {
     pub out_dir: PathBuf,
     /// Attempts per step (the first ask plus re-asks) before the book fails.
     pub max_attempts: u32,
+    /// Attempts of a chapter's edit before its accepted draft stands instead (the draft passed
+    /// every rule; a revision a model cannot make is not worth `max_attempts` answers).
+    pub edit_attempts: u32,
     /// Seconds without a result after which an attempt is superseded by a new one.
     pub step_timeout_secs: u64,
     /// Model routes.
@@ -114,6 +117,7 @@ impl Default for CoordinatorConfig {
         Self {
             out_dir: PathBuf::from("books"),
             max_attempts: 5,
+            edit_attempts: 2,
             step_timeout_secs: 900,
             routes: RoutesConfig::default(),
             sampling: [
@@ -136,6 +140,12 @@ impl CoordinatorConfig {
             return Err(format!(
                 "coordinator.max_attempts: must be between 1 and 10 (got {})",
                 self.max_attempts
+            ));
+        }
+        if !(1..=10).contains(&self.edit_attempts) {
+            return Err(format!(
+                "coordinator.edit_attempts: must be between 1 and 10 (got {})",
+                self.edit_attempts
             ));
         }
         if self.step_timeout_secs == 0 {
@@ -277,6 +287,9 @@ mod tests {
         let mut cfg = CoordinatorConfig { max_attempts: 0, ..Default::default() };
         assert!(cfg.validate().unwrap_err().contains("max_attempts"));
         cfg.max_attempts = 3;
+        cfg.edit_attempts = 11;
+        assert!(cfg.validate().unwrap_err().contains("coordinator.edit_attempts"));
+        cfg.edit_attempts = 2;
         cfg.routes.default = "nope".into();
         assert!(cfg.validate().unwrap_err().contains("routes.default"));
     }

@@ -225,16 +225,20 @@ async fn an_edit_refused_at_every_attempt_leaves_the_accepted_draft_standing() {
     answer(&bus, &one, sim(&one, Mistakes::default())).await;
     let review = next_task(&mut b.reviews).await;
     answer(&bus, &review, review_json("revise", 5, &["Scene 1: slow"])).await;
-    // Every attempt of the edit is refused (not JSON of the edit's shape).
-    for attempt in 1..=3 {
+    // Every attempt of the edit is refused (not JSON of the edit's shape); an edit has its own
+    // limit, below the steps' max_attempts (3 here).
+    let tries = CoordinatorConfig::default().edit_attempts;
+    assert!(tries < 3);
+    for attempt in 1..=tries {
         let edit = next_task(&mut edits).await;
         assert_eq!((edit.step_id.as_str(), edit.attempt), ("edit-01", attempt));
         answer(&bus, &edit, "{\"scenes\": []}".into()).await;
     }
     let rec = record_where(&bus, &b.id, |r| r.steps["edit-01"].status == StepStatus::Done).await;
     let step = &rec.steps["edit-01"];
-    assert!(step.kept_draft.contains("edit-01 failed after 3 attempts"), "{}", step.kept_draft);
-    assert_eq!(step.rejections.len(), 3);
+    let after = format!("edit-01 failed after {tries} attempts");
+    assert!(step.kept_draft.contains(&after), "{}", step.kept_draft);
+    assert_eq!(step.rejections.len(), tries as usize);
     assert!(!step.skipped, "the model was asked");
     assert_eq!(
         rec_output(&bus, &b.id, "edit-01").await,

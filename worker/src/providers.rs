@@ -569,9 +569,10 @@ impl Models {
     }
 
     /// One route's readable JSON answer: the request, then one repair request if the answer
-    /// cannot be read. A request that did not fit the server's context (a context-exceeded
-    /// error, or an answer cut off before its `max_tokens` because the window filled up) gets
-    /// no repair: the failure carries a [`ContextHint`] so the caller can send a smaller one.
+    /// cannot be read. An answer cut off at the token limit gets no repair (the repair would
+    /// have no more room); when it did not fit the server's context (a context-exceeded error,
+    /// or an answer cut off before its `max_tokens` because the window filled up) the failure
+    /// carries a [`ContextHint`] so the caller can send a smaller request.
     pub async fn call_json_route(
         &self,
         route: &str,
@@ -597,13 +598,23 @@ impl Models {
             }
         };
         let answered = answer.route.clone();
-        let read = readable(&answer);
+        let read = readable(&answer, req.schema.as_ref());
+        let full = context_full(&answer, req.max_tokens, estimated_prompt);
+        let truncated = answer.truncated;
         answer.text.clear();
         let mut calls = vec![answer];
         let parse_error = match read {
             Ok(value) => return Ok(JsonAnswer { value, route: answered, calls }),
             Err(e) => e,
         };
+        if truncated {
+            // A repair has the same room and a longer prompt: an answer that ran out of room
+            // (a model looping inside a string) runs out again. The step's re-ask samples anew.
+            return Err(match full {
+                Some((hint, error)) => fail(format!("{answered}: {error}"), Some(hint), calls),
+                None => fail(format!("{answered}: {parse_error}"), None, calls),
+            });
+        }
         tracing::warn!(route = %answered, error = %parse_error, "unreadable answer, asking for a repair");
         let mut repair = req.clone();
         repair.user = format!(
@@ -616,7 +627,7 @@ impl Models {
         repair.max_tokens = req.max_tokens.saturating_sub(added as u32).max(1);
         match self.call_route(route, &repair).await {
             Ok(mut a) => {
-                let read = readable(&a);
+                let read = readable(&a, repair.schema.as_ref());
                 a.text.clear();
                 let full = context_full(&a, repair.max_tokens, estimated_prompt);
                 calls.push(a);
@@ -662,13 +673,19 @@ fn context_full(
     Some((hint, error))
 }
 
-/// The JSON object of an answer, or why there is none.
-fn readable(answer: &ModelAnswer) -> Result<Value, String> {
+/// The JSON object of an answer to a request with `schema`, or why there is none.
+fn readable(answer: &ModelAnswer, schema: Option<&Value>) -> Result<Value, String> {
     if answer.truncated {
         return Err("the answer was cut off at the token limit (finish_reason \"length\")".into());
     }
     // Grammar-constrained servers (llama-cpp-python) let raw newlines into JSON strings.
-    extract::json_object(&dialect::escape_raw_controls(&answer.text)).map_err(|e| e.to_string())
+    let mut value = extract::json_object(&dialect::escape_raw_controls(&answer.text))
+        .map_err(|e| e.to_string())?;
+    // Long strings a grammar was asked for in paragraphs are strings again.
+    if let Some(schema) = schema {
+        dialect::rejoin(schema, &mut value);
+    }
+    Ok(value)
 }
 
 /// Conservative token estimate without a tokenizer (see [`crate::budget`]).

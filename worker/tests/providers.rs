@@ -152,13 +152,36 @@ async fn json_wrapped_in_prose_is_extracted_without_a_repair() {
 }
 
 #[tokio::test]
-async fn a_truncated_answer_counts_as_unreadable() {
+async fn a_truncated_answer_is_unreadable_and_gets_no_repair() {
+    // Cut off before its max_tokens: the server's context filled up; a smaller request may do.
     let srv = server(vec![Fault::Truncated]).await;
-    let m = models(vec![("fake", provider(Protocol::Openai, &srv))]);
-    let a = m.call_json(&["fake/sim".into()], &request()).await.expect("repaired");
-    assert_eq!(a.calls.len(), 2);
-    assert!(a.calls[0].truncated && !a.calls[1].truncated);
-    assert!(a.calls[0].completion_tokens > 0, "a truncated answer is still billed");
+    let up = server(vec![]).await;
+    let m = models(vec![
+        ("fake", provider(Protocol::Openai, &srv)),
+        ("next", provider(Protocol::Openai, &up)),
+    ]);
+    let f = m.call_json_route("fake/sim", &request()).await.expect_err("cut off");
+    assert!(f.context.is_some(), "a smaller request may fit: {}", f.error);
+    assert_eq!(f.calls.len(), 1, "no repair request");
+    assert!(f.calls[0].truncated && f.calls[0].completion_tokens > 0, "still billed");
+    assert_eq!(srv.stats().completions, 1);
+
+    // Cut off at its own max_tokens: a repair would have no more room, the next route answers.
+    let small = ModelRequest { max_tokens: 20, ..request() };
+    let f = m.call_json_route("next/sim", &small).await.expect_err("cut off");
+    assert!(f.error.contains("cut off at the token limit"), "{}", f.error);
+    assert!(f.context.is_none(), "{}", f.error);
+    assert_eq!((f.calls.len(), up.stats().completions), (1, 1), "no repair request");
+    let cut = server(vec![Fault::Truncated]).await;
+    let m = models(vec![
+        ("cut", provider(Protocol::Openai, &cut)),
+        ("next", provider(Protocol::Openai, &up)),
+    ]);
+    let routes = ["cut/sim".to_string(), "next/sim".to_string()];
+    let a = m.call_json(&routes, &request()).await.expect("the next route answers");
+    assert_eq!(a.route, "next/sim");
+    assert_eq!(a.calls.len(), 2, "the cut-off answer and the next route's");
+    assert_eq!(cut.stats().completions, 1);
 }
 
 #[tokio::test]

@@ -247,9 +247,13 @@ impl BookState {
     ) -> Result<(), ActorProcessingErr> {
         let Some(s) = self.rec.steps.get_mut(step_id) else { return Ok(()) };
         s.rejections.push(reason.clone());
-        if s.attempt - s.retry_base.min(s.attempt) >= self.env.cfg.max_attempts {
+        let planned = self.rec.plan.get(step_id).map(|p| (p.kind, p.chapter));
+        let allowed = match planned {
+            Some((AgentKind::Edit, _)) => self.env.cfg.edit_attempts,
+            _ => self.env.cfg.max_attempts,
+        };
+        if s.attempt - s.retry_base.min(s.attempt) >= allowed {
             let failure = format!("step {step_id} failed after {} attempts: {reason}", s.attempt);
-            let planned = self.rec.plan.get(step_id).map(|p| (p.kind, p.chapter));
             if let Some((AgentKind::Edit, n)) = planned
                 && self.keep_draft(n, failure.clone()).await?
             {

@@ -9,6 +9,9 @@
 
 use serde_json::{Map, Value, json};
 
+mod fit;
+pub use fit::{fit_to, max_chars};
+
 /// An object whose every property is required and no other is allowed.
 pub fn object(props: Vec<(&str, Value)>) -> Value {
     let required: Vec<Value> = props.iter().map(|(k, _)| Value::String(k.to_string())).collect();

@@ -222,6 +222,10 @@ pub struct Stats {
     pub largest_request: u64,
     /// The largest prompt of a request.
     pub largest_prompt: u64,
+    /// Requests whose schema allows an answer longer than their `max_tokens` at 4 characters
+    /// a token (or an unbounded one): a model a grammar holds could loop until cut off.
+    #[serde(default)]
+    pub schema_over_room: u64,
     /// Outline answers that broke the bounds on purpose (`overgrow`).
     pub overgrown: u64,
     /// Chapter answers that made a mistake on purpose, by mistake (`mistakes`).
@@ -393,6 +397,8 @@ struct Ask {
     /// The tool an Anthropic request forces (`tool_choice.name`).
     tool: Option<String>,
     max_tokens: Option<u64>,
+    /// The schema the request asks its answer to follow, in whichever dialect.
+    schema: Option<Value>,
 }
 
 async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -452,9 +458,16 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
     }
     let prompt_tokens = count_prompt(&ask.system, &ask.user);
     let requested = prompt_tokens + ask.max_tokens.unwrap_or(0);
+    let over_room = match (&ask.schema, ask.max_tokens) {
+        (Some(schema), Some(max)) => {
+            scriptorium_contracts::schema::max_chars(schema).is_none_or(|c| c > max * 4)
+        }
+        _ => false,
+    };
     inner.record(|s| {
         s.largest_prompt = s.largest_prompt.max(prompt_tokens);
         s.largest_request = s.largest_request.max(requested);
+        s.schema_over_room += u64::from(over_room);
     });
     if let Some(n_ctx) = cfg.context_window {
         if requested > n_ctx {
@@ -621,6 +634,17 @@ fn read_ask(shape: Shape, headers: &HeaderMap, v: &Value) -> Ask {
         format,
         tool: v["tool_choice"]["name"].as_str().map(str::to_string),
         max_tokens: v["max_tokens"].as_u64().or(v["max_completion_tokens"].as_u64()),
+        schema: [
+            &v["response_format"]["json_schema"]["schema"],
+            &v["response_format"]["schema"],
+            &v["json_schema"],
+            &v["guided_json"],
+            &v["format"],
+            &v["tools"][0]["input_schema"],
+        ]
+        .into_iter()
+        .find(|s| s.is_object())
+        .cloned(),
     }
 }
 

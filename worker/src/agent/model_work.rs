@@ -6,6 +6,7 @@ use crate::budget::{self, Budget};
 use crate::parts;
 use crate::prompts::{self, Docs, Part};
 use crate::providers::{ContextHint, ModelRequest};
+use scriptorium_contracts::schema;
 use scriptorium_proto::v1::{AgentKind, StepTask, Usage};
 
 pub(super) struct Success {
@@ -189,6 +190,9 @@ async fn ask(
         docs.ctx(&brief, chapter),
         part.map(|p| p.scenes.as_slice()),
     );
+    // The longest answer the grammar allows ends inside the room: a looping model's answer
+    // closes its JSON instead of being cut off (and paid for, and unreadable).
+    let schema = schema::fit_to(&schema, u64::from(max_tokens) * ANSWER_CHARS_PER_TOKEN);
     let req = ModelRequest {
         kind: task.kind(),
         system: rendered.system,
@@ -211,6 +215,11 @@ async fn ask(
         }
     }
 }
+
+/// Characters per token an answer's room is counted at when its schema is fitted to it:
+/// below English prose's 4 or more (JSON's quotes and brackets take tokens of their own), so a
+/// grammar-held answer ends before the room does.
+const ANSWER_CHARS_PER_TOKEN: u64 = 3;
 
 /// The sampling seed of an attempt: the book's seed for the first, another (fixed) one for each
 /// re-ask, so a re-ask samples a new answer instead of the refused one again (a small model

@@ -21,7 +21,10 @@
 //! llama-cpp-python's grammar a string may hold raw control characters: see
 //! [`escape_raw_controls`].
 
+mod grammar;
 mod pyrepr;
+
+pub use grammar::{GRAMMAR_MAX_LENGTH, grammar_safe, rejoin};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -237,40 +240,6 @@ pub fn apply(dialect: Dialect, body: &mut Value, name: &str, schema: &Value) {
             obj.insert("tools".into(), tools);
             obj.insert("tool_choice".into(), tool_choice);
         }
-    }
-}
-
-/// The longest `maxLength` a llama.cpp grammar compiles. Both of its schema converters expand a
-/// bounded string into repetitions of a character rule, and llama.cpp refuses a grammar whose
-/// repetitions reach 2,000 rules ("number of rules that are going to be repeated multiplied by
-/// the new repetition exceeds sane defaults"): llama-server answers with an error, and
-/// llama-cpp-python 0.3.36 crashes, taking the server down. Measured on llama-cpp-python:
-/// `maxLength` 1,000 and 1,001 compile, 1,200 does not, whatever the `minLength`.
-pub const GRAMMAR_MAX_LENGTH: u64 = 1000;
-
-/// `schema` as a llama.cpp grammar compiles it (llama-server, llama-cpp-python, Ollama, and
-/// any server that may be one of them): a `maxLength` over [`GRAMMAR_MAX_LENGTH`] comes down
-/// to it when the `minLength` allows (a string still bounded, so a looping model still stops),
-/// and is left out when it does not (bounded below only). Validation still holds the answer
-/// to the full rule.
-pub fn grammar_safe(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => {
-            let mut out: Map<String, Value> =
-                map.iter().map(|(k, v)| (k.clone(), grammar_safe(v))).collect();
-            let max = out.get("maxLength").and_then(Value::as_u64);
-            if max.is_some_and(|m| m > GRAMMAR_MAX_LENGTH) {
-                let min = out.get("minLength").and_then(Value::as_u64).unwrap_or(0);
-                if min <= GRAMMAR_MAX_LENGTH {
-                    out.insert("maxLength".into(), GRAMMAR_MAX_LENGTH.into());
-                } else {
-                    out.remove("maxLength");
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(grammar_safe).collect()),
-        other => other.clone(),
     }
 }
 
