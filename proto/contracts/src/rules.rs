@@ -299,6 +299,15 @@ mod tests {
             ))
             .contains("\"Zed\"")
         );
+        // A title the model ran on into JSON keeps its words; one of JSON only is refused.
+        let mut run_on = o.clone();
+        run_on.chapters[0].title = "The Lamp }, { 2018 }]\n}".into();
+        let text = serde_json::to_string(&run_on).unwrap();
+        let accepted = validate(AgentKind::Outline, &text, ctx(&b, &c, &o)).unwrap();
+        assert_eq!(accepted["chapters"][0]["title"], "The Lamp");
+        run_on.chapters[0].title = "}]".into();
+        let text = serde_json::to_string(&run_on).unwrap();
+        assert!(rule(validate(AgentKind::Outline, &text, ctx(&b, &c, &o))).contains("title"));
     }
 
     #[test]

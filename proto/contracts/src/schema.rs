@@ -291,6 +291,20 @@ pub fn unwrap_slots(value: &mut Value) {
     }
 }
 
+/// A title as a model may leave it inside its string: cut at a line break, or where JSON a
+/// looping model wrote into the string begins (`The Harbour }, { 2018 }]`), and trimmed of
+/// the quotes and punctuation left dangling. The words before stay; nothing left is empty.
+pub fn clean_title(title: &str) -> String {
+    let t = title.trim_start_matches(|c: char| c.is_whitespace() || c == '"');
+    let t = match t.get(..6) {
+        Some(label) if label.eq_ignore_ascii_case("title:") => t[6..].trim_start(),
+        _ => t,
+    };
+    let cut = t.find(['\n', '{', '}', '[', ']', '"']).map_or(t, |i| &t[..i]);
+    cut.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ':' | ';' | '-'))
+        .to_string()
+}
+
 /// `s` without code fences: a line that is only a fence (with or without a language word) is
 /// dropped, fence marks at either end of a line come off.
 fn strip_fences(s: &str) -> String {
@@ -349,6 +363,15 @@ pub fn find_placeholder(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_loses_the_json_a_model_wrote_into_it_and_keeps_its_words() {
+        assert_eq!(clean_title("The Salt Harbour }, { 2018 }]\n}\n{\n  "), "The Salt Harbour");
+        assert_eq!(clean_title("\"The Lamp\""), "The Lamp");
+        assert_eq!(clean_title("  Tides, Bought and Sold  "), "Tides, Bought and Sold");
+        assert_eq!(clean_title("Title: The Salt Harbour\nChapter one"), "The Salt Harbour");
+        assert_eq!(clean_title("}]"), "");
+    }
 
     fn schema() -> Value {
         object(vec![

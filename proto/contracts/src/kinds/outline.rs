@@ -76,6 +76,7 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
         if c.number == 0 {
             c.number = i as u32 + 1;
         }
+        c.title = crate::schema::clean_title(&c.title);
     }
     let want = ctx.brief.chapters as usize;
     if o.chapters.len() != want {
