@@ -57,6 +57,9 @@ pub struct CoordinatorConfig {
     /// Attempts of a chapter's edit before its accepted draft stands instead (the draft passed
     /// every rule; a revision a model cannot make is not worth `max_attempts` answers).
     pub edit_attempts: u32,
+    /// Edits of a book refused at every attempt after which its remaining edits are skipped,
+    /// their drafts standing (a model that cannot revise is not paid to keep trying); 0: never.
+    pub max_failed_edits: u32,
     /// Seconds without a result after which an attempt is superseded by a new one.
     pub step_timeout_secs: u64,
     /// Model routes.
@@ -118,6 +121,7 @@ impl Default for CoordinatorConfig {
             out_dir: PathBuf::from("books"),
             max_attempts: 5,
             edit_attempts: 2,
+            max_failed_edits: 2,
             step_timeout_secs: 900,
             routes: RoutesConfig::default(),
             sampling: [

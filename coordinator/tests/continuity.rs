@@ -24,10 +24,13 @@ words_per_chapter = 300
 "#;
 
 async fn start() -> (Bus, CoordinatorHandle, tempfile::TempDir) {
+    start_with(CoordinatorConfig { max_attempts: 3, ..Default::default() }).await
+}
+
+async fn start_with(cfg: CoordinatorConfig) -> (Bus, CoordinatorHandle, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
     let bus = Bus::memory();
-    let cfg =
-        CoordinatorConfig { max_attempts: 3, out_dir: out.path().into(), ..Default::default() };
+    let cfg = CoordinatorConfig { out_dir: out.path().into(), ..cfg };
     let handle = CoordinatorHandle::start(bus.clone(), cfg).await.unwrap();
     (bus, handle, out)
 }
@@ -216,24 +219,30 @@ async fn an_edit_is_skipped_when_its_review_accepts_with_no_issue() {
     assert_ne!(rec.state, Status::Failed);
 }
 
+/// Chapter 1 drafted, its review asking for a revision, and each of the edit's `tries`
+/// attempts refused (not JSON of the edit's shape).
+async fn fail_the_first_edit(bus: &Bus, b: &mut Book, tries: u32) {
+    let mut edits = bus.source(Queue::Steps(AgentKind::Edit), 1).await.unwrap();
+    let one = next_task(&mut b.chapters).await;
+    answer(bus, &one, sim(&one, Mistakes::default())).await;
+    let review = next_task(&mut b.reviews).await;
+    answer(bus, &review, review_json("revise", 5, &["Scene 1: slow"])).await;
+    for attempt in 1..=tries {
+        let edit = next_task(&mut edits).await;
+        assert_eq!((edit.step_id.as_str(), edit.attempt), ("edit-01", attempt));
+        answer(bus, &edit, "{\"scenes\": []}".into()).await;
+    }
+}
+
 #[tokio::test]
 async fn an_edit_refused_at_every_attempt_leaves_the_accepted_draft_standing() {
     let (bus, _h, _out) = start().await;
     let mut b = submit(&bus, BRIEF).await;
-    let mut edits = bus.source(Queue::Steps(AgentKind::Edit), 1).await.unwrap();
-    let one = next_task(&mut b.chapters).await;
-    answer(&bus, &one, sim(&one, Mistakes::default())).await;
-    let review = next_task(&mut b.reviews).await;
-    answer(&bus, &review, review_json("revise", 5, &["Scene 1: slow"])).await;
-    // Every attempt of the edit is refused (not JSON of the edit's shape); an edit has its own
-    // limit, below the steps' max_attempts (3 here).
+    // Every attempt of the edit is refused; an edit has its own limit, below the steps'
+    // max_attempts (3 here).
     let tries = CoordinatorConfig::default().edit_attempts;
     assert!(tries < 3);
-    for attempt in 1..=tries {
-        let edit = next_task(&mut edits).await;
-        assert_eq!((edit.step_id.as_str(), edit.attempt), ("edit-01", attempt));
-        answer(&bus, &edit, "{\"scenes\": []}".into()).await;
-    }
+    fail_the_first_edit(&bus, &mut b, tries).await;
     let rec = record_where(&bus, &b.id, |r| r.steps["edit-01"].status == StepStatus::Done).await;
     let step = &rec.steps["edit-01"];
     let after = format!("edit-01 failed after {tries} attempts");
@@ -248,6 +257,31 @@ async fn an_edit_refused_at_every_attempt_leaves_the_accepted_draft_standing() {
     assert_ne!(rec.state, Status::Failed, "{:?}", rec.failure);
     // The book goes on: chapter 2 is drafted.
     assert_eq!(next_task(&mut b.chapters).await.step_id, "chapter-02");
+}
+
+#[tokio::test]
+async fn after_max_failed_edits_a_books_later_edits_are_skipped_and_say_why() {
+    let cfg = CoordinatorConfig { max_failed_edits: 1, ..Default::default() };
+    let (bus, _h, _out) = start_with(cfg).await;
+    let mut b = submit(&bus, BRIEF).await;
+    fail_the_first_edit(&bus, &mut b, CoordinatorConfig::default().edit_attempts).await;
+    // Chapter 2's review asks for a revision too; the model failed the one edit allowed.
+    let two = next_task(&mut b.chapters).await;
+    assert_eq!(two.step_id, "chapter-02");
+    answer(&bus, &two, sim(&two, Mistakes::default())).await;
+    let review = next_task(&mut b.reviews).await;
+    answer(&bus, &review, review_json("revise", 4, &["Scene 2: flat"])).await;
+    let rec = record_where(&bus, &b.id, |r| r.steps["edit-02"].status == StepStatus::Done).await;
+    let step = &rec.steps["edit-02"];
+    assert!(step.skipped && step.attempt == 0, "no model call: {step:?}");
+    assert!(step.kept_draft.contains("1 earlier edits"), "{}", step.kept_draft);
+    assert_eq!(
+        rec_output(&bus, &b.id, "edit-02").await,
+        rec_output(&bus, &b.id, "chapter-02").await,
+        "the draft is the chapter"
+    );
+    assert!(rec.steps["edit-01"].kept_draft.contains("failed after"), "the first was asked");
+    assert_eq!(next_task(&mut b.chapters).await.step_id, "chapter-03");
 }
 
 #[tokio::test]

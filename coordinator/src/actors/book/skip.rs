@@ -12,14 +12,24 @@ use scriptorium_proto::transport::Bucket;
 use scriptorium_proto::v1::AgentKind;
 
 impl BookState {
-    /// Marks chapter `n`'s pending edit done with the draft as its output when its review
-    /// accepts the draft with no issue.
+    /// Marks chapter `n`'s pending edit done with the draft as its output, without a model
+    /// call, when its review accepts the draft with no issue, or when
+    /// `coordinator.max_failed_edits` earlier edits of the book were refused at every attempt
+    /// (a model that cannot revise is not paid to try again; the reason is its `kept_draft`).
     pub(super) async fn skip_needless_edit(&mut self, n: u32) -> Result<(), ActorProcessingErr> {
         let edit = chapter_step(AgentKind::Edit, n);
         let pending = self.rec.steps.get(&edit).is_some_and(|s| s.status == StepStatus::Pending);
-        if !pending || !continuity::edit_needless(&self.rec, n) {
+        if !pending {
             return Ok(());
         }
+        let reason = if continuity::edit_needless(&self.rec, n) {
+            String::new()
+        } else {
+            match self.edits_given_up() {
+                Some(why) => why,
+                None => return Ok(()),
+            }
+        };
         if !self.draft_stands(n).await? {
             return Ok(());
         }
@@ -27,9 +37,33 @@ impl BookState {
             s.skipped = true;
             s.dispatched_us = clock::now_us();
             s.finished_us = s.dispatched_us;
+            s.kept_draft = reason.clone();
         }
-        tracing::info!(book_id = %self.rec.id, step = %edit, "edit skipped: the review accepts the draft with no issue");
+        if reason.is_empty() {
+            tracing::info!(book_id = %self.rec.id, step = %edit, "edit skipped: the review accepts the draft with no issue");
+        } else {
+            tracing::warn!(book_id = %self.rec.id, step = %edit, %reason, "edit skipped");
+        }
         Ok(())
+    }
+
+    /// Why the book's edits stop being asked for: `max_failed_edits` of them (0: never) were
+    /// refused at every attempt.
+    fn edits_given_up(&self) -> Option<String> {
+        let limit = self.env.cfg.max_failed_edits;
+        let failed = self
+            .rec
+            .steps
+            .iter()
+            .filter(|(_, s)| !s.skipped && !s.kept_draft.is_empty())
+            .filter(|(id, _)| self.rec.plan.get(id).is_some_and(|p| p.kind == AgentKind::Edit))
+            .count() as u32;
+        (limit > 0 && failed >= limit).then(|| {
+            format!(
+                "skipped: {failed} earlier edits of this book were refused at every attempt \
+                 (coordinator.max_failed_edits = {limit})"
+            )
+        })
     }
 
     /// Ends chapter `n`'s edit, every attempt of which was refused, with the accepted draft as
