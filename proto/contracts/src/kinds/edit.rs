@@ -60,14 +60,26 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
             c.scenes.len()
         ));
     }
-    for n in revised {
+    // A scene that came back as it was stays the draft's; an edit that changed none of the
+    // scenes its review names did nothing and is asked again.
+    let changed: Vec<u32> = revised
+        .iter()
+        .copied()
+        .filter(|n| {
+            let i = *n as usize - 1;
+            normalise(&draft.scenes[i].text) != normalise(&c.scenes[i].text)
+        })
+        .collect();
+    if changed.is_empty() {
+        let list: Vec<String> = revised.iter().map(u32::to_string).collect();
+        return reject(format!(
+            "the edit must revise scene {}, which the review names (it came back unchanged)",
+            list.join(", ")
+        ));
+    }
+    for n in changed {
         let i = n as usize - 1;
         let (old, new) = (&draft.scenes[i].text, &c.scenes[i].text);
-        if normalise(old) == normalise(new) {
-            return reject(format!(
-                "the edit must revise scene {n}, which the review names (it came back unchanged)"
-            ));
-        }
         let (was, now) = (prose::word_count(old), prose::word_count(new));
         let (lo, hi) = prose::length_window(was, prose::MIN_LENGTH_SCORE);
         if !(lo..=hi).contains(&now) {

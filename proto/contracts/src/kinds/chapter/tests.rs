@@ -322,6 +322,18 @@ fn an_edit_changes_the_scenes_its_review_names_keeps_their_length_and_answers_fo
     assert!(edit(&revised.join(" ")).is_ok(), "the draft's own scene 1 is not the edit's to fix");
     let unchanged = draft.scenes[1].text.clone();
     assert!(edit(&unchanged).unwrap_err().rule.contains("must revise scene 2"));
+    // Of two scenes named, one revised and one as it was: the revision stands, the other
+    // scene stays the draft's.
+    let both =
+        Review { issues: vec!["Scene 2: slow".into(), "Scene 3: flat".into()], ..review.clone() };
+    let ctx2 = Ctx { review: Some(&both), ..ctx };
+    let mut half = draft.clone();
+    half.scenes[1].text = revised.join(" ");
+    let half = serde_json::to_string(&half).unwrap();
+    assert!(crate::validate(AgentKind::Edit, &half, ctx2).is_ok());
+    let none = serde_json::to_string(&draft).unwrap();
+    let rule = crate::validate(AgentKind::Edit, &none, ctx2).unwrap_err().rule;
+    assert!(rule.contains("must revise scene 2, 3"), "{rule}");
     let long: Vec<String> = (0..80).map(|w| format!("r{w}")).collect();
     let rule = edit(&long.join(" ")).unwrap_err().rule;
     assert!(rule.contains("scene 2 must stay about as long as the draft's (40 words)"), "{rule}");
