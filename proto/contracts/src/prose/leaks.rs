@@ -189,10 +189,18 @@ fn is_heading(line: &str) -> bool {
         || (words <= 8 && !ends_like_sentence)
 }
 
-/// JSON left in prose: a `"key":` pair, or a paragraph that is an object or array of objects.
+/// JSON left in prose: a `"key":` pair, a paragraph that is an object or array of objects,
+/// or a line of JSON's structure (a bracket alone, or a line opening one: `{jsonb} {`,
+/// `scenes: [`), which a model looping inside a grammar's string writes.
 fn looks_like_json(p: &str) -> bool {
     let t = p.trim();
     if (t.starts_with('{') && t.ends_with('}')) || t.starts_with("[{") {
+        return true;
+    }
+    let structure = |l: &str| {
+        !l.is_empty() && (l.chars().all(|c| "{}[],: ".contains(c)) || l.ends_with(['{', '[']))
+    };
+    if t.lines().map(str::trim).any(structure) {
         return true;
     }
     let b = t.as_bytes();
@@ -311,6 +319,8 @@ mod tests {
             "{\"number\": 1, \"title\": \"The Gate\"}",
             "She said \"text\": \"nothing more\".",
             "Note: this chapter sets up the twist.",
+            "{jsonb} {\n  .SCEnse: [\n    [{\n      .Text: The salt shapes human imagination",
+            "The tide turned.\n}],\nAnd the harbour slept.",
         ] {
             assert_eq!(rules(text), vec![Rule::MetaText], "{text}");
         }
@@ -343,6 +353,7 @@ mod tests {
             "Sure enough, the gate was open.",
             "I hope this letter finds you well, she had written.",
             "He had forgotten the words... all of them.",
+            "The sign read [closed], and below it, in chalk: {back soon}.",
             "Part of her wanted to stay.",
             "He wrote one word on the card, \"tomorrow\": nothing else.",
         ] {
