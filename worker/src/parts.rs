@@ -131,6 +131,38 @@ pub fn apply_edit(draft: &ChapterText, answers: &[Value]) -> Result<ChapterText,
     Ok(out)
 }
 
+/// The edit `merged` of `draft` with the revised scenes that break a rule given back to the
+/// draft: unchanged when `passes` accepts it; else the first that passes of `merged` less one
+/// revised scene, then `merged` with only one revised scene kept; else `merged` as it is (its
+/// validation names the rule). A revision is kept wherever it can be, and one bad scene does
+/// not cost the whole edit another attempt.
+pub fn keep_passing(
+    draft: &ChapterText,
+    merged: ChapterText,
+    passes: impl Fn(&ChapterText) -> bool,
+) -> ChapterText {
+    if passes(&merged) {
+        return merged;
+    }
+    let changed: Vec<usize> = (0..draft.scenes.len().min(merged.scenes.len()))
+        .filter(|i| draft.scenes[*i].text != merged.scenes[*i].text)
+        .collect();
+    let with = |revised: &dyn Fn(usize) -> bool| {
+        let mut c = merged.clone();
+        for i in &changed {
+            if !revised(*i) {
+                c.scenes[*i] = draft.scenes[*i].clone();
+            }
+        }
+        c
+    };
+    let less_one = changed.iter().map(|gone| with(&|i| i != *gone));
+    let only_one = changed.iter().map(|kept| with(&|i| i == *kept));
+    let candidates: Vec<ChapterText> =
+        if changed.len() > 1 { less_one.chain(only_one).collect() } else { Vec::new() };
+    candidates.into_iter().find(|c| passes(c)).unwrap_or(merged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +274,34 @@ mod tests {
         // An emptied scene is placed: validation rejects it, naming the rule.
         let empty = json!({"scenes": [{"number": 1, "text": " "}]});
         assert_eq!(apply_edit(&draft, &[empty]).unwrap().scenes[0].text, "");
+    }
+
+    #[test]
+    fn an_edit_keeps_the_revised_scenes_that_pass_and_gives_the_rest_back_to_the_draft() {
+        let draft = chapter(vec![scene("", "a"), scene("", "b"), scene("", "c")], "s", &[]);
+        let revise = |texts: [&str; 3]| {
+            let mut c = draft.clone();
+            for (s, t) in c.scenes.iter_mut().zip(texts) {
+                s.text = t.into();
+            }
+            c
+        };
+        let clean = |c: &ChapterText| !c.scenes.iter().any(|s| s.text.contains('{'));
+        let texts = |c: &ChapterText| c.scenes.iter().map(|s| s.text.clone()).collect::<Vec<_>>();
+        // All good: as it is.
+        let good = revise(["A", "B", "C"]);
+        assert_eq!(keep_passing(&draft, good.clone(), clean), good);
+        // One bad scene: it goes back to the draft's, the other revisions stay.
+        let kept = keep_passing(&draft, revise(["A", "{B", "C"]), clean);
+        assert_eq!(texts(&kept), ["A", "b", "C"]);
+        // Two bad: only the good one stays.
+        let kept = keep_passing(&draft, revise(["{A", "{B", "C"]), clean);
+        assert_eq!(texts(&kept), ["a", "b", "C"]);
+        // Nothing passes: the edit as answered, for validation to refuse with its rule.
+        let bad = revise(["{A", "{B", "{C"]);
+        assert_eq!(keep_passing(&draft, bad.clone(), clean), bad);
+        // Never the draft itself: a lone bad revision is not reverted to nothing.
+        let lone = revise(["{A", "b", "c"]);
+        assert_eq!(keep_passing(&draft, lone.clone(), clean), lone);
     }
 }

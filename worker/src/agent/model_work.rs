@@ -315,6 +315,15 @@ async fn edit_chapter(
     }
     let merged = parts::apply_edit(&draft, &answers)
         .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
+    // A revised scene that breaks a rule goes back to the draft's; the coordinator still
+    // validates the result (with the other chapters, which this check does not see).
+    let brief = task.brief.clone().unwrap_or_default();
+    let ctx = docs.ctx(&brief, task.context.as_ref().map_or(0, |c| c.chapter));
+    let passes = |c: &scriptorium_contracts::ChapterText| {
+        serde_json::to_string(c)
+            .is_ok_and(|text| scriptorium_contracts::validate(AgentKind::Edit, &text, ctx).is_ok())
+    };
+    let merged = parts::keep_passing(&draft, merged, passes);
     let value = serde_json::to_value(merged).map_err(|e| RouteError::plain(e.to_string()))?;
     Ok(Answered { value, route: answered, dialect })
 }
