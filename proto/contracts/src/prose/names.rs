@@ -183,6 +183,13 @@ const MEMORY_CUES: &[&str] = &[
     "missed",
 ];
 
+/// `I've`, `We'll`, `Don't`: a contraction (lowercase), which no name is; `O'Brien` is not one.
+fn contraction(w: &str) -> bool {
+    w.rsplit_once(['\'', '’']).is_some_and(|(stem, end)| {
+        !stem.is_empty() && ["ve", "m", "ll", "d", "re", "t"].contains(&end)
+    })
+}
+
 fn is(list: &[&str], w: &str) -> bool {
     list.contains(&w)
 }
@@ -272,7 +279,8 @@ pub fn unknown_names(
         }
     }
     let ordinary = |w: &str| {
-        name_words.contains(w)
+        contraction(w)
+            || name_words.contains(w)
             || canon.knows_word(w)
             || is(NOT_NAMES, w)
             || is(TITLES, w)

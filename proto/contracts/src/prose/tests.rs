@@ -149,6 +149,11 @@ fn unknown_names_in_person_positions_are_found_and_known_ones_are_not() {
     assert!(find("Rain said nothing to the rain.").is_empty());
     assert!(find("Then the Council said no, and the Council turned away.").is_empty());
     assert!(find("She lived in New York, near Hyde Park, and Mara Vell visited.").is_empty());
+    // Contractions are no one, at a sentence start or after a speech verb; O'Brien is someone.
+    assert!(find("I've seen the tide. Then I've said nothing, and I've walked far.").is_empty());
+    assert!(find("I've seen the tide. \"Go,\" I'm sure. We'll see, she said.").is_empty());
+    assert!(find("\"Wait,\" she said. I’ll go. Don't. They’re here. I'd know.").is_empty());
+    assert_eq!(find("\"Go,\" said O'Brien.").len(), 1);
 }
 
 #[test]
