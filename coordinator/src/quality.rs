@@ -181,6 +181,8 @@ pub struct QualityReport {
     pub plan_missing: Vec<Finding>,
     /// Chapter titles that differ from the outline.
     pub title_mismatches: Vec<Finding>,
+    /// Chapter titles an earlier chapter has too.
+    pub repeated_titles: Vec<Finding>,
     /// Checks that could not run, and why.
     pub not_checked: Vec<String>,
     /// The failures that fail the report.
@@ -253,6 +255,7 @@ impl QualityReport {
                     Rule::DeadCharacterActs => &mut report.dead_acting,
                     Rule::PlanCharacterMissing => &mut report.plan_missing,
                     Rule::TitleMismatch => &mut report.title_mismatches,
+                    Rule::RepeatedTitle => &mut report.repeated_titles,
                 };
                 list.push(f);
             }
@@ -281,6 +284,7 @@ impl QualityReport {
             &report.unknown_names,
             &report.plan_missing,
             &report.title_mismatches,
+            &report.repeated_titles,
         ];
         let hard: Vec<HardFailure> = all
             .into_iter()
@@ -663,7 +667,7 @@ pub fn render_text(report: &QualityReport) -> String {
         "\nrepeated sentences: {:.1}% of the book's sentences occur more than once\n",
         report.repeated_sentence_share * 100.0
     );
-    let sections: [(&str, &Vec<Finding>); 8] = [
+    let sections: [(&str, &Vec<Finding>); 9] = [
         ("length score below 80", &report.length_failures),
         ("paragraphs repeated word for word", &report.repeated_paragraphs),
         ("near-duplicate paragraphs", &report.near_duplicates),
@@ -672,6 +676,7 @@ pub fn render_text(report: &QualityReport) -> String {
         ("characters acting after death", &report.dead_acting),
         ("plan characters never mentioned", &report.plan_missing),
         ("titles differing from the outline", &report.title_mismatches),
+        ("titles repeated from an earlier chapter", &report.repeated_titles),
     ];
     for (name, findings) in sections {
         if findings.is_empty() {

@@ -148,7 +148,8 @@ fn a_clean_book_passes_with_every_check_run() {
         + r.unknown_names.len()
         + r.dead_acting.len()
         + r.plan_missing.len()
-        + r.title_mismatches.len();
+        + r.title_mismatches.len()
+        + r.repeated_titles.len();
     assert_eq!(findings, 0, "{}", render_text(&r));
     assert!(r.not_checked.is_empty(), "{:?}", r.not_checked);
     assert_eq!(r.words, prose::word_count(CH1) + prose::word_count(CH2));

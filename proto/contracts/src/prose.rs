@@ -94,6 +94,8 @@ pub enum Rule {
     PlanCharacterMissing,
     /// The chapter's title differs from the outline's.
     TitleMismatch,
+    /// The chapter's title is an earlier chapter's too.
+    RepeatedTitle,
 }
 
 impl Rule {
@@ -109,6 +111,7 @@ impl Rule {
             Rule::DeadCharacterActs => "dead_character_acts",
             Rule::PlanCharacterMissing => "plan_character_missing",
             Rule::TitleMismatch => "title_mismatch",
+            Rule::RepeatedTitle => "repeated_title",
         }
     }
 
@@ -116,7 +119,7 @@ impl Rule {
     /// defect and the checks find with few false alarms (length, verbatim repeats, placeholder
     /// and meta text, a dead character acting: that check only fires on narration with no
     /// memory cue). Soft (reported, not failing): the heuristics that can misfire on good prose
-    /// (names outside the cast, near duplicates, plan coverage) and title changes.
+    /// (names outside the cast, near duplicates, plan coverage), title changes and repeats.
     pub fn is_hard(self) -> bool {
         matches!(
             self,
@@ -340,9 +343,25 @@ pub fn title_mismatch(chapter: &Chapter<'_>, planned: &str) -> Option<Finding> {
     ))
 }
 
+/// The chapter's title when an `earlier` chapter has it too (after normalising).
+pub fn repeated_title(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Option<Finding> {
+    let title = normalise(chapter.title);
+    let first = earlier.iter().find(|e| !title.is_empty() && normalise(e.title) == title)?;
+    Some(Finding::chapter_wide(
+        Rule::RepeatedTitle,
+        chapter.number,
+        chapter.title,
+        format!(
+            "the title \"{}\" is chapter {}'s too; give each chapter a title of its own",
+            chapter.title.trim(),
+            first.number
+        ),
+    ))
+}
+
 /// Every check on one chapter, given the chapters before it and what the book knows:
 /// placeholder and meta text, repeated paragraphs (within it and against `earlier`), length and
-/// title against the `plan`, names outside the cast, dead characters acting, and characters the
+/// title against the `plan`, a title an earlier chapter has, names outside the cast, dead characters acting, and characters the
 /// plan lists who never appear.
 pub fn check_chapter(
     chapter: &Chapter<'_>,
@@ -354,6 +373,7 @@ pub fn check_chapter(
     out.extend(repeated_paragraphs(chapter, earlier));
     out.extend(plan.target_words.and_then(|t| length(chapter, t)));
     out.extend(plan.title.and_then(|t| title_mismatch(chapter, t)));
+    out.extend(repeated_title(chapter, earlier));
     if !canon.people.is_empty() {
         out.extend(unknown_names(chapter, earlier, canon));
     }

@@ -278,6 +278,20 @@ fn a_title_other_than_the_outline_is_found() {
 }
 
 #[test]
+fn a_title_an_earlier_chapter_has_is_found_and_reported_not_failed() {
+    let one = Chapter { number: 1, title: "Liluna", text: "" };
+    let two = Chapter { number: 2, title: "The Gate", text: "" };
+    let three = Chapter { number: 3, title: "liluna.", text: "" };
+    assert!(repeated_title(&two, &[one]).is_none());
+    let f = repeated_title(&three, &[one, two]).expect("a repeat");
+    assert_eq!((f.rule, f.chapter), (Rule::RepeatedTitle, 3));
+    assert!(f.message.contains("chapter 1's too"), "{}", f.message);
+    assert!(!f.rule.is_hard());
+    let untitled = Chapter { number: 4, title: "", text: "" };
+    assert!(repeated_title(&untitled, &[Chapter { number: 5, title: " ", text: "" }]).is_none());
+}
+
+#[test]
 fn rule_text_lists_hard_rules_first() {
     let soft = Finding::chapter_wide(Rule::UnknownName, 1, "x", "soft".into());
     let hard = Finding::chapter_wide(Rule::MetaText, 1, "x", "hard".into());
