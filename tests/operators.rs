@@ -590,9 +590,18 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
         let rows = driver.js("return [...document.querySelectorAll('#failures td.what')].filter(e => e.textContent === 'rejected').length;");
         rows.as_u64() == Some(rejections.min(50) as u64)
     });
-    // Every attempt, re-asks included, was one step for the worker.
-    let attempts = 2 * WORKER_STEPS_PER_BOOK + rejections as u64;
-    poll("the worker's steps done", &|| {
+    // Every attempt, re-asks included, was one step for the worker (an edit refused at every
+    // attempt ends with its draft, not a re-ask: count attempts, not rejections; the
+    // coordinator assembles).
+    let attempts: u64 = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["steps"].as_array().unwrap())
+        .filter(|s| s["id"] != "assembly")
+        .map(|s| s["attempts"].as_u64().unwrap())
+        .sum();
+    poll(&format!("the worker's steps done ({attempts} attempts)"), &|| {
         driver.text("#workers tr[data-worker=dash-w1] .done") == attempts.to_string()
     });
     let updates_after: u64 = driver

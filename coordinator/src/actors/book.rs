@@ -233,6 +233,8 @@ impl BookState {
                     cache::evict_rejected(&self.env.bus, &r.cache_key).await;
                 }
                 tracing::info!(book_id = %self.rec.id, step = %r.step_id, attempt = r.attempt, rule = %rej.rule, "result rejected");
+                // What the model wrote, for an operator asking why (workers redacted it).
+                tracing::debug!(book_id = %self.rec.id, step = %r.step_id, attempt = r.attempt, output = %r.output, "rejected output");
                 self.retry_or_fail(me, &r.step_id, rej.rule).await
             }
         }
