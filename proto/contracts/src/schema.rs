@@ -280,6 +280,9 @@ pub fn unwrap_slots(value: &mut Value) {
             if s.contains("```") || s.contains("~~~") {
                 *s = strip_fences(s);
             }
+            if s.contains(['{', '}', '[', ']']) {
+                *s = strip_json_marks(s);
+            }
             let t = s.trim();
             if t.starts_with('<') && t.ends_with('>') {
                 *s = t.trim_start_matches('<').trim_end_matches('>').trim().to_string();
@@ -303,6 +306,59 @@ pub fn clean_title(title: &str) -> String {
     let cut = t.find(['\n', '{', '}', '[', ']', '"']).map_or(t, |i| &t[..i]);
     cut.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ':' | ';' | '-'))
         .to_string()
+}
+
+/// `s` without the JSON a model looping inside a grammar's string writes into it: runs of
+/// brackets, commas and colons at the start and end of a line (`] }, {`, `}}}}]`), a key label
+/// after such a run (`{ text:'I Am...` keeps `I Am...`) and the string's end after it (`',`);
+/// a line left empty goes. A lone opening or closing bracket stays (`[Insert a scene here]` is
+/// a placeholder for the rules to find), and so does every word.
+fn strip_json_marks(s: &str) -> String {
+    const MARKS: &str = "{}[],:";
+    let brackets = |run: &str| run.chars().filter(|c| "{}[]".contains(*c)).count();
+    let mut out: Vec<&str> = Vec::new();
+    for line in s.split('\n') {
+        let mut t = line.trim();
+        let rest = t.trim_start_matches(|c: char| MARKS.contains(c) || c.is_whitespace());
+        let lead = &t[..t.len() - rest.len()];
+        let unlabelled = key_label_off(rest);
+        let json_line = brackets(lead) > 0
+            && (lead.contains(['}', ']'])
+                || brackets(lead) > 1
+                || rest.is_empty()
+                || unlabelled.len() < rest.len());
+        if json_line {
+            t = unlabelled;
+        }
+        let body = t.trim_end_matches(|c: char| {
+            MARKS.contains(c) || c.is_whitespace() || c == '\'' || c == '"'
+        });
+        let tail = &t[body.len()..];
+        if (json_line && !tail.is_empty())
+            || (brackets(tail) > 0 && (tail.contains(['{', '[']) || brackets(tail) > 1))
+        {
+            t = body;
+        }
+        if t.len() == line.trim().len() {
+            out.push(line);
+        } else if !t.is_empty() {
+            out.push(t);
+        }
+    }
+    out.join("\n").trim().to_string()
+}
+
+/// `text` without a leading key label (`text:'`, `"summary": "`), as JSON written into prose
+/// has it after a bracket.
+fn key_label_off(text: &str) -> &str {
+    let rest = text.trim_start_matches(['"', '\'']);
+    let key =
+        rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_').len();
+    let after = rest[key..].trim_start_matches(['"', '\'']).trim_start();
+    match after.strip_prefix(':') {
+        Some(value) if key > 0 => value.trim_start().trim_start_matches(['"', '\'']),
+        _ => text,
+    }
 }
 
 /// `s` without code fences: a line that is only a fence (with or without a language word) is
@@ -363,6 +419,29 @@ pub fn find_placeholder(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_marks_a_model_wrote_into_prose_come_off_and_every_word_stays() {
+        let mut v = json!({"text": "First words.\n\n] }, {\n        { text:'I Am Your Dream: in my dream world',\n {\n    }}}}]\nYour answer: more."});
+        unwrap_slots(&mut v);
+        assert_eq!(
+            v["text"],
+            "First words.\n\nI Am Your Dream: in my dream world\nYour answer: more."
+        );
+        // Prose with brackets of its own, quotes and colons keeps them.
+        for prose in [
+            "The sign read [closed], and below it, in chalk: {back soon}.",
+            "\"Yes,\" she said: 'the tide.'",
+            "Note: the gate [north] was shut.",
+        ] {
+            let mut v = json!({"text": prose});
+            unwrap_slots(&mut v);
+            assert_eq!(v["text"], prose);
+        }
+        let mut v = json!({"text": "{\n  }}]"});
+        unwrap_slots(&mut v);
+        assert_eq!(v["text"], "", "nothing but JSON: nothing left, for the rules to refuse");
+    }
 
     #[test]
     fn a_title_loses_the_json_a_model_wrote_into_it_and_keeps_its_words() {
