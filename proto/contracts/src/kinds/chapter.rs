@@ -153,6 +153,13 @@ pub(crate) fn read(
         return reject(format!("chapter {n} scene {} has empty prose", i + 1));
     }
     known_names(ctx, &c.characters, &format!("chapter {n}"))?;
+    if c.summary.trim().is_empty() {
+        // What the chapter was planned to tell stands in for a summary the model left empty:
+        // later chapters' prompts read it, and the plan is the engine's.
+        if let Some(plan) = ctx.outline.and_then(|o| o.chapter(n)) {
+            c.summary = plan.summary.clone();
+        }
+    }
     non_empty(&format!("chapter {n} summary"), &c.summary)?;
     if revised.is_none() {
         continuity::check(ctx, &mut c.continuity)?;

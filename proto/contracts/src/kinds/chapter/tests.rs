@@ -78,6 +78,15 @@ fn a_given_title_must_be_the_outlines() {
     c.title = "A Door".into();
     let rule = check(&c, ctx).unwrap_err().rule;
     assert!(rule.contains("differs from the outline's \"The Gate 1\""), "{rule}");
+    // An empty summary takes the plan's; without a plan it is refused.
+    let mut c = chapter(1, None);
+    c.title = "The Gate 1".into();
+    c.summary = " ".into();
+    let v = check(&c, ctx).unwrap();
+    assert_eq!(v["summary"].as_str(), Some(o.chapters[0].summary.as_str()));
+    assert!(!o.chapters[0].summary.trim().is_empty());
+    let bare = Ctx { cast: Some(&cast), chapter: 1, ..Ctx::new(&b) };
+    assert!(check(&c, bare).unwrap_err().rule.contains("chapter 1 summary must not be empty"));
 }
 
 #[test]
