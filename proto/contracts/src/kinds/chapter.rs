@@ -140,11 +140,13 @@ pub(crate) fn read(
         }
     }
     non_empty(&format!("chapter {n} title"), &c.title)?;
-    // Headings are the engine's too: a scene's place in the chapter.
+    // Headings are the engine's too: a scene's place in the chapter; any the model wrote into
+    // its prose come off.
     for (i, s) in c.scenes.iter_mut().enumerate() {
         if s.heading.trim().is_empty() {
             s.heading = format!("Scene {}", i + 1);
         }
+        s.text = prose::strip_headings(&s.text);
     }
     if c.scenes.is_empty() {
         return reject(format!("chapter {n} has no prose"));

@@ -166,6 +166,26 @@ fn meta(p: &str) -> Option<&'static str> {
     None
 }
 
+/// `text` (a scene's prose) without the headings a model puts in it: markdown heading marks
+/// come off their line (its words stay), and a line that is a chapter, scene or part heading
+/// goes (the engine titles chapters and scenes). Only lines the meta-text rule would refuse
+/// change.
+pub fn strip_headings(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for line in text.split('\n') {
+        let t = line.trim();
+        if is_heading(strip_marks(t)) {
+            continue;
+        }
+        if t.starts_with('#') && t.trim_start_matches('#').starts_with(' ') {
+            out.push(t.trim_start_matches('#').trim_start());
+        } else {
+            out.push(line);
+        }
+    }
+    out.join("\n").trim().to_string()
+}
+
 /// "Chapter 3: The Gate", "CHAPTER TWELVE", "Scene 2", "Part II": a heading line, not a sentence.
 fn is_heading(line: &str) -> bool {
     let lower = line.to_lowercase();
@@ -324,6 +344,18 @@ mod tests {
         ] {
             assert_eq!(rules(text), vec![Rule::MetaText], "{text}");
         }
+    }
+
+    #[test]
+    fn headings_come_off_a_scene_and_its_prose_stays() {
+        let text =
+            "## The Gate\nThe tide came in.\n\nChapter 3: The Gate\n**Scene 2**\nShe waited.";
+        let stripped = strip_headings(text);
+        assert_eq!(stripped, "The Gate\nThe tide came in.\n\nShe waited.");
+        assert!(rules(&stripped).is_empty(), "{stripped}");
+        let prose =
+            "Chapter one of her life had ended in the flood; chapter two began in the attic.";
+        assert_eq!(strip_headings(prose), prose);
     }
 
     #[test]
