@@ -240,6 +240,9 @@ pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<P
                 w.sections.iter().map(|(k, s)| format!("* {k}: {}\n", first_sentence(s))).collect();
             if setup {
                 Piece::new("world", full).or(70, short)
+            } else if kind == AgentKind::Review {
+                // A review judges the chapter against the world's gist, not its full text.
+                Piece::new("world", short).or(40, LEFT_OUT)
             } else {
                 Piece::new("world", full).or(30, short).or(40, LEFT_OUT)
             }
@@ -613,6 +616,32 @@ mod tests {
             assert!(r.user.contains("This chapter's plan:\nChapter 8: "));
         }
         assert!(saw_partial, "some budget drops the oldest summaries only");
+    }
+
+    #[test]
+    fn a_review_is_shown_the_worlds_gist_and_a_chapter_all_of_it() {
+        let prompts = Prompts::load(None).unwrap();
+        let sections = serde_json::json!({"sections": {
+            "geography": "A drowned port of canals. Its tides are bought and sold.",
+            "magic": "Tide-readers hear the sea. The guild licenses them.",
+        }});
+        let task = |kind| {
+            let mut t = book_task(kind, 2);
+            t.context.as_mut().unwrap().world_json = sections.to_string();
+            t
+        };
+        let world = |kind| {
+            let user = prompts.render_fitted(&task(kind), None, None).unwrap().user;
+            let at = user.find("World:\n").expect("a world section") + 7;
+            user[at..].lines().take_while(|l| l.starts_with("* ")).collect::<Vec<_>>().join("\n")
+        };
+        let (full, gist) = (world(AgentKind::Chapter), world(AgentKind::Review));
+        assert!(!gist.is_empty() && gist.len() < full.len(), "{gist}\n---\n{full}");
+        let docs = Docs::of(&task(AgentKind::Review));
+        for (key, section) in &docs.world.as_ref().unwrap().sections {
+            let line = format!("* {key}: {}", first_sentence(section));
+            assert!(gist.contains(&line) && full.contains(&format!("* {key}: {section}")));
+        }
     }
 
     #[test]
