@@ -33,7 +33,7 @@ pub mod names;
 pub mod repeats;
 pub mod text;
 
-pub use leaks::{leaks, strip_headings};
+pub use leaks::{leaks, strip_headings, strip_labelled};
 pub use names::{dead_acting, plan_missing, unknown_names};
 pub use repeats::{repeated_paragraphs, repeated_sentence_share};
 pub use text::{normalise, paragraphs, sentences, word_count};

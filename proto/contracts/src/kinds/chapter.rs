@@ -141,12 +141,12 @@ pub(crate) fn read(
     }
     non_empty(&format!("chapter {n} title"), &c.title)?;
     // Headings are the engine's too: a scene's place in the chapter; any the model wrote into
-    // its prose come off.
+    // its prose come off, and so do paragraphs it labelled as its metadata (`Summary:`).
     for (i, s) in c.scenes.iter_mut().enumerate() {
         if s.heading.trim().is_empty() {
             s.heading = format!("Scene {}", i + 1);
         }
-        s.text = prose::strip_headings(&s.text);
+        s.text = prose::strip_labelled(&prose::strip_headings(&s.text));
     }
     if c.scenes.is_empty() {
         return reject(format!("chapter {n} has no prose"));

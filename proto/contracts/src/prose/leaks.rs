@@ -43,7 +43,19 @@ const META_OPENERS: &[&str] = &[
     "author's note:", "changes made:", "summary of changes", "revisions made",
     "i have made the following", "i've made the following", "i made the following",
     "the revised chapter", "this revised version", "this revised chapter", "end of chapter",
-    "(end of chapter", "[end of chapter", "title:", "summary:", "characters:", "changes:",
+    "(end of chapter", "[end of chapter",
+];
+
+/// Labels that open a block of the model's metadata, not story (lowercase, narration only).
+const LABELS: &[&str] = &[
+    "note:",
+    "notes:",
+    "author's note:",
+    "changes made:",
+    "changes:",
+    "title:",
+    "summary:",
+    "characters:",
 ];
 
 /// Openers of an assistant's reply ("Certainly! Here is...").
@@ -154,7 +166,7 @@ fn meta(p: &str) -> Option<&'static str> {
     }
     let body = strip_marks(&lower);
     // Dialogue opens with a quotation mark: "Sure," she said. is prose.
-    if META_OPENERS.iter().any(|w| body.starts_with(w)) {
+    if META_OPENERS.iter().chain(LABELS).any(|w| body.starts_with(w)) {
         return Some("a note to the reader");
     }
     if assistant_opener(body) {
@@ -184,6 +196,18 @@ pub fn strip_headings(text: &str) -> String {
         }
     }
     out.join("\n").trim().to_string()
+}
+
+/// `text` (a scene's prose) without the paragraphs a model opens with a label of its own
+/// metadata (`Summary:`, `Notes:`, `Changes:`...): they are not story. Every other paragraph
+/// stays as it was.
+pub fn strip_labelled(text: &str) -> String {
+    let labelled = |p: &str| {
+        let body = strip_marks(&p.to_lowercase()).to_string();
+        LABELS.iter().any(|l| body.starts_with(l))
+    };
+    let kept: Vec<&str> = text.split("\n\n").filter(|p| !labelled(p.trim())).collect();
+    kept.join("\n\n").trim().to_string()
 }
 
 /// "Chapter 3: The Gate", "CHAPTER TWELVE", "Scene 2", "Part II": a heading line, not a sentence.
@@ -356,6 +380,16 @@ mod tests {
         let prose =
             "Chapter one of her life had ended in the flood; chapter two began in the attic.";
         assert_eq!(strip_headings(prose), prose);
+    }
+
+    #[test]
+    fn paragraphs_of_labelled_metadata_come_off_a_scene() {
+        let text = "The tide came in.\n\nSummary:\nThe story changes its ending.\n\n**Notes:** more \
+                    drama.\n\nThe note said only: come alone.";
+        let stripped = strip_labelled(text);
+        assert_eq!(stripped, "The tide came in.\n\nThe note said only: come alone.");
+        assert!(rules(&stripped).is_empty(), "{stripped}");
+        assert_eq!(rules("Summary:\nThe story changes."), vec![Rule::MetaText], "still found");
     }
 
     #[test]
