@@ -206,8 +206,12 @@ pub fn strip_labelled(text: &str) -> String {
         let body = strip_marks(&p.to_lowercase()).to_string();
         LABELS.iter().any(|l| body.starts_with(l))
     };
-    let kept: Vec<&str> = text.split("\n\n").filter(|p| !labelled(p.trim())).collect();
-    kept.join("\n\n").trim().to_string()
+    let all = paragraphs(text);
+    if !all.iter().any(|p| labelled(p)) {
+        return text.to_string();
+    }
+    let kept: Vec<&str> = all.into_iter().filter(|p| !labelled(p)).collect();
+    kept.join("\n\n")
 }
 
 /// "Chapter 3: The Gate", "CHAPTER TWELVE", "Scene 2", "Part II": a heading line, not a sentence.
@@ -384,8 +388,8 @@ mod tests {
 
     #[test]
     fn paragraphs_of_labelled_metadata_come_off_a_scene() {
-        let text = "The tide came in.\n\nSummary:\nThe story changes its ending.\n\n**Notes:** more \
-                    drama.\n\nThe note said only: come alone.";
+        let text = "The tide came in.\n \nSummary:\nThe story changes its ending.\n\n**Notes:** \
+                    more drama.\n\nThe note said only: come alone.";
         let stripped = strip_labelled(text);
         assert_eq!(stripped, "The tide came in.\n\nThe note said only: come alone.");
         assert!(rules(&stripped).is_empty(), "{stripped}");
