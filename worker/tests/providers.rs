@@ -155,9 +155,11 @@ async fn json_wrapped_in_prose_is_extracted_without_a_repair() {
 async fn a_truncated_answer_is_unreadable_and_gets_no_repair() {
     // Cut off before its max_tokens: the server's context filled up; a smaller request may do.
     let srv = server(vec![Fault::Truncated]).await;
+    let cut = server(vec![Fault::Truncated]).await;
     let up = server(vec![]).await;
     let m = models(vec![
         ("fake", provider(Protocol::Openai, &srv)),
+        ("cut", provider(Protocol::Openai, &cut)),
         ("next", provider(Protocol::Openai, &up)),
     ]);
     let f = m.call_json_route("fake/sim", &request()).await.expect_err("cut off");
@@ -172,11 +174,6 @@ async fn a_truncated_answer_is_unreadable_and_gets_no_repair() {
     assert!(f.error.contains("cut off at the token limit"), "{}", f.error);
     assert!(f.context.is_none(), "{}", f.error);
     assert_eq!((f.calls.len(), up.stats().completions), (1, 1), "no repair request");
-    let cut = server(vec![Fault::Truncated]).await;
-    let m = models(vec![
-        ("cut", provider(Protocol::Openai, &cut)),
-        ("next", provider(Protocol::Openai, &up)),
-    ]);
     let routes = ["cut/sim".to_string(), "next/sim".to_string()];
     let a = m.call_json(&routes, &request()).await.expect("the next route answers");
     assert_eq!(a.route, "next/sim");

@@ -361,8 +361,8 @@ pub fn repeated_title(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Option<
 
 /// Every check on one chapter, given the chapters before it and what the book knows:
 /// placeholder and meta text, repeated paragraphs (within it and against `earlier`), length and
-/// title against the `plan`, a title an earlier chapter has, names outside the cast, dead characters acting, and characters the
-/// plan lists who never appear.
+/// title against the `plan`, a title an earlier chapter has, names outside the cast, dead
+/// characters acting, and characters the plan lists who never appear.
 pub fn check_chapter(
     chapter: &Chapter<'_>,
     plan: &Plan<'_>,

@@ -48,16 +48,12 @@ impl BookState {
     }
 
     /// Why the book's edits stop being asked for: `max_failed_edits` of them (0: never) were
-    /// refused at every attempt.
+    /// refused at every attempt (only edits keep a draft; skipped ones were never asked).
     fn edits_given_up(&self) -> Option<String> {
         let limit = self.env.cfg.max_failed_edits;
-        let failed = self
-            .rec
-            .steps
-            .iter()
-            .filter(|(_, s)| !s.skipped && !s.kept_draft.is_empty())
-            .filter(|(id, _)| self.rec.plan.get(id).is_some_and(|p| p.kind == AgentKind::Edit))
-            .count() as u32;
+        let failed =
+            self.rec.steps.values().filter(|s| !s.skipped && !s.kept_draft.is_empty()).count()
+                as u32;
         (limit > 0 && failed >= limit).then(|| {
             format!(
                 "skipped: {failed} earlier edits of this book were refused at every attempt \
