@@ -166,12 +166,12 @@ impl AppConfig {
         }
         let mut set = |k: &str, size: usize, field: &str| -> anyhow::Result<()> {
             let kinds: Vec<_> = if k == "all" {
-                kind::ALL.to_vec()
+                kind::agents().collect()
             } else {
-                vec![kind::parse(k).ok_or_else(|| {
+                vec![kind::parse_agent(k).ok_or_else(|| {
                     anyhow::anyhow!(
                         "{field}: unknown agent kind {k:?} (known: all, {})",
-                        kind::ALL.map(kind::name).join(", ")
+                        kind::agent_names()
                     )
                 })?]
             };

@@ -268,7 +268,7 @@ fn model_steps(book: &Value) -> u64 {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["kind"] != "local" && s["kind"] != "unspecified")
+        .filter(|s| s["kind"] != "assembly")
         // An edit skipped because its review accepted the draft calls no model.
         .filter(|s| s["skipped"] != true)
         .count() as u64

@@ -49,11 +49,11 @@ fn nats(bus: &Bus) -> &NatsBus {
 }
 
 fn steps() -> Queue {
-    Queue::Steps(scriptorium_proto::kind::ALL[0])
+    Queue::Steps(scriptorium_proto::v1::AgentKind::Concept)
 }
 
 fn step_consumer() -> String {
-    names::step_consumer(scriptorium_proto::kind::ALL[0])
+    names::step_consumer(scriptorium_proto::v1::AgentKind::Concept)
 }
 
 async fn consumer_info(

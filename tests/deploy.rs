@@ -552,10 +552,8 @@ fn manifests_name_only_real_commands_flags_variables_ports_and_names() {
             t["metadata"]["consumer"].as_str().unwrap().to_string()
         })
         .collect();
-    let expected: BTreeSet<String> = scriptorium_proto::kind::ALL
-        .iter()
-        .map(|k| scriptorium_proto::names::step_consumer(*k))
-        .collect();
+    let expected: BTreeSet<String> =
+        scriptorium_proto::kind::agents().map(scriptorium_proto::names::step_consumer).collect();
     assert_eq!(consumers, expected);
 }
 

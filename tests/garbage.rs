@@ -91,7 +91,7 @@ async fn garbage_is_dead_lettered_with_a_reason_and_books_still_complete() {
     got.sort();
     let expect = [
         ("chapter", "exceeds"),
-        ("chapter", "step of kind"),
+        ("chapter", "step on the chapter queue"),
         ("chapter", "undecodable step message"),
         ("results", "undecodable result message"),
         ("submit", "brief refused: brief field `category`"),

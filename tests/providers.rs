@@ -270,3 +270,28 @@ fn prices_give_book_costs_and_a_budget_stops_the_book() {
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(all.contains("budget exceeded"), "{all}");
 }
+
+#[test]
+fn a_refused_key_fails_the_book_after_one_request_with_the_providers_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv =
+        SimServerProc::start(&["--require-key", "the-right-key-000"], &dir.path().join("s.log"));
+    let out = tempfile::tempdir().unwrap();
+    let base = srv.base_url();
+    let o = write_fantasy(
+        out.path(),
+        None,
+        &[("OPENAI_BASE_URL", &base), ("OPENAI_API_KEY", "sk-test-wrong-key-000111")],
+    );
+    let all =
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "the book fails: {all}");
+    // One request: a 401 is permanent, so neither the provider nor the coordinator asks again
+    // (max_attempts is 5 at the defaults).
+    let stats = srv.stats();
+    assert_eq!(stats["requests"].as_u64(), Some(1), "{stats}");
+    assert_eq!(stat(&stats, "by_status", "401"), 1, "{stats}");
+    assert!(all.contains("step concept failed (auth, not retried)"), "{all}");
+    assert!(all.contains("HTTP 401"), "the provider's own answer is in the error: {all}");
+    assert!(!all.contains("wrong-key-000111"), "no key in the output: {all}");
+}

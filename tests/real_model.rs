@@ -221,7 +221,7 @@ fn a_long_chapters_schema_compiles_on_the_real_server() {
     ]}))
     .unwrap();
     let ctx = Ctx { cast: Some(&cast), outline: Some(&outline), chapter: 1, ..Ctx::new(&brief) };
-    let schema = kinds::schema(AgentKind::Chapter, ctx, None);
+    let schema = kinds::agent(AgentKind::Chapter).unwrap().schema(ctx, None);
     let longest = schema
         .to_string()
         .split("\"maxLength\":")

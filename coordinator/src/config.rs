@@ -2,7 +2,7 @@
 //! the routes (for budgets).
 
 use crate::brief::check_route;
-use scriptorium_contracts::TaskType;
+use scriptorium_contracts::Kind;
 use scriptorium_proto::kind;
 use scriptorium_proto::v1::{AgentKind, BookBrief, Sampling};
 use serde::Deserialize;
@@ -159,7 +159,7 @@ impl CoordinatorConfig {
             |field: String, r: &str| check_route(&field, r).map_err(|e| format!("coordinator.{e}"));
         route("routes.default".into(), &self.routes.default)?;
         for (k, r) in &self.routes.per_kind {
-            if kind::parse(k).is_none() {
+            if kind::parse_agent(k).is_none() {
                 return Err(format!("coordinator.routes.per_kind.{k}: unknown agent kind"));
             }
             route(format!("routes.per_kind.{k}"), r)?;
@@ -209,28 +209,20 @@ impl CoordinatorConfig {
         out
     }
 
-    /// Sampling for a step of `kind` in `brief`.
-    pub fn sampling_for(&self, kind: AgentKind, brief: &BookBrief) -> Sampling {
-        let task = TaskType::of(kind, &brief.category);
+    /// Sampling for a step of agent kind `spec` in `brief`: its task type's profile, with at
+    /// least the room the kind needs for a whole answer.
+    pub fn sampling_for(&self, spec: &dyn Kind, brief: &BookBrief) -> Sampling {
+        let task = spec.task(&brief.category);
         let p = self.sampling.get(task.name()).copied().unwrap_or(SamplingProfile {
             temperature: 0.7,
             top_p: 0.9,
             max_tokens: 4096,
         });
-        let mut max_tokens = p.max_tokens;
-        if matches!(kind, AgentKind::Chapter | AgentKind::Edit) {
-            // Room for the whole chapter as JSON: about 1.6 tokens per word, plus structure.
-            max_tokens = max_tokens.max(brief.words_per_chapter * 2 + 512);
-        }
-        if kind == AgentKind::Outline {
-            // Room for every chapter with up to six scenes.
-            max_tokens = max_tokens.max(brief.chapters.saturating_mul(400) + 256);
-        }
         Sampling {
             profile: task.name().into(),
             temperature: p.temperature,
             top_p: p.top_p,
-            max_tokens,
+            max_tokens: p.max_tokens.max(spec.min_max_tokens(brief)),
         }
     }
 }
@@ -238,6 +230,7 @@ impl CoordinatorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scriptorium_contracts::kinds::agent;
 
     #[test]
     fn brief_routes_win_and_fallbacks_do_not_repeat() {
@@ -263,13 +256,22 @@ mod tests {
         let cfg = CoordinatorConfig::default();
         let fiction =
             BookBrief { category: "fiction".into(), words_per_chapter: 3000, ..Default::default() };
-        assert_eq!(cfg.sampling_for(AgentKind::Chapter, &fiction).profile, "creative");
-        assert_eq!(cfg.sampling_for(AgentKind::Chapter, &fiction).max_tokens, 6512);
-        assert_eq!(cfg.sampling_for(AgentKind::Review, &fiction).profile, "analytical");
+        assert_eq!(
+            cfg.sampling_for(agent(AgentKind::Chapter).unwrap(), &fiction).profile,
+            "creative"
+        );
+        assert_eq!(cfg.sampling_for(agent(AgentKind::Chapter).unwrap(), &fiction).max_tokens, 6512);
+        assert_eq!(
+            cfg.sampling_for(agent(AgentKind::Review).unwrap(), &fiction).profile,
+            "analytical"
+        );
         let long = BookBrief { chapters: 20, ..fiction.clone() };
-        assert_eq!(cfg.sampling_for(AgentKind::Outline, &long).max_tokens, 8256);
+        assert_eq!(cfg.sampling_for(agent(AgentKind::Outline).unwrap(), &long).max_tokens, 8256);
         let business = BookBrief { category: "business".into(), ..Default::default() };
-        assert_eq!(cfg.sampling_for(AgentKind::Chapter, &business).profile, "factual");
+        assert_eq!(
+            cfg.sampling_for(agent(AgentKind::Chapter).unwrap(), &business).profile,
+            "factual"
+        );
     }
 
     #[test]

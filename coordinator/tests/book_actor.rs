@@ -6,7 +6,9 @@ use scriptorium_coordinator::record::{BookRecord, Status, StepStatus};
 use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief, client};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::Queue;
-use scriptorium_proto::v1::{AgentKind, StepResult, StepStatus as WireStatus, StepTask, Usage};
+use scriptorium_proto::v1::{
+    AgentKind, Failure, FailureCause, StepResult, StepStatus as WireStatus, StepTask, Usage,
+};
 use scriptorium_proto::{Bus, Source, names};
 use std::time::Duration;
 
@@ -76,7 +78,7 @@ async fn record_where(bus: &Bus, id: &str, cond: impl Fn(&BookRecord) -> bool) -
 fn sim(kind: AgentKind, task: &StepTask) -> String {
     // The simulated model answers from the rendered prompt, as a worker would.
     let prompts = scriptorium_worker::prompts::Prompts::load(None).unwrap();
-    let (_, user) = prompts.render(task);
+    let (_, user) = prompts.render(task).unwrap();
     scriptorium_contracts::sim::answer(kind, &user, 1, false)
 }
 
@@ -105,7 +107,8 @@ async fn duplicates_and_superseded_attempts_are_ignored_and_counted() {
     assert_eq!(cast2.attempt, 2);
     let feedback = cast2.context.as_ref().unwrap().feedback.clone();
     assert!(feedback.contains("exactly 2 characters (got 3)"), "{feedback}");
-    let (_, user) = scriptorium_worker::prompts::Prompts::load(None).unwrap().render(&cast2);
+    let (_, user) =
+        scriptorium_worker::prompts::Prompts::load(None).unwrap().render(&cast2).unwrap();
     assert!(
         user.contains("exactly 2 characters (got 3)"),
         "the re-ask prompt carries the feedback"
@@ -152,30 +155,73 @@ async fn a_step_that_keeps_breaking_a_rule_fails_the_book_naming_step_and_rule()
     );
 }
 
+/// Publishes a failed result for `task` with `failure`; untyped: as a worker that predates
+/// typed failures sends it, with the text only.
+async fn fail(bus: &Bus, task: &StepTask, failure: Failure, typed: bool) {
+    let r = StepResult {
+        book_id: task.book_id.clone(),
+        step_id: task.step_id.clone(),
+        attempt: task.attempt,
+        status: WireStatus::Failed as i32,
+        error: failure.message.clone(),
+        failure: typed.then_some(failure),
+        ..Default::default()
+    };
+    let mid = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
+    bus.publish(Queue::Results, &r.book_id, &mid, r.encode_to_vec().into()).await.unwrap();
+}
+
 #[tokio::test]
-async fn worker_failures_are_retried_and_count_as_attempts() {
-    let (bus, _h, _out) = start(2).await;
+async fn transient_worker_failures_are_retried_and_count_as_attempts() {
+    let (bus, _h, _out) = start(3).await;
     let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
     let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
-    for _ in 0..2 {
-        let c = next_task(&mut concepts).await;
-        let r = StepResult {
-            book_id: c.book_id.clone(),
-            step_id: c.step_id.clone(),
-            attempt: c.attempt,
-            status: WireStatus::Failed as i32,
-            error: "openai/gpt: HTTP 401: bad key".into(),
-            ..Default::default()
-        };
-        let mid = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
-        bus.publish(Queue::Results, &r.book_id, &mid, r.encode_to_vec().into()).await.unwrap();
-    }
+    let c = next_task(&mut concepts).await;
+    let timeout = Failure::new(FailureCause::Timeout, "openai/gpt: gave up after 3 attempts");
+    fail(&bus, &c, timeout.clone(), true).await;
+    let c = next_task(&mut concepts).await;
+    assert_eq!(c.attempt, 2);
+    // A worker that predates typed failures sends its text only: retried, as before, whatever
+    // the text says.
+    fail(&bus, &c, Failure::new(FailureCause::Auth, "openai/gpt: HTTP 401"), false).await;
+    let c = next_task(&mut concepts).await;
+    assert_eq!(c.attempt, 3);
+    fail(&bus, &c, timeout, true).await;
     let rec = record_where(&bus, &id, |r| r.state == Status::Failed).await;
+    let failure = rec.failure.unwrap();
+    assert!(failure.contains("step concept failed after 3 attempts: worker error"), "{failure}");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_fails_the_step_at_once_and_retry_after_the_fix_works() {
+    let (bus, _h, _out) = start(5).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 4).await.unwrap();
+    let mut casts = bus.source(Queue::Steps(AgentKind::Characters), 1).await.unwrap();
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+    let c = next_task(&mut concepts).await;
+    let auth = Failure {
+        http_status: 401,
+        ..Failure::new(
+            FailureCause::Auth,
+            "provider 'openai' rejected openai/gpt: HTTP 401: bad key",
+        )
+    };
+    fail(&bus, &c, auth, true).await;
+    let rec = record_where(&bus, &id, |r| r.state == Status::Failed).await;
+    let failure = rec.failure.clone().unwrap();
+    assert!(failure.contains("step concept failed (auth, not retried)"), "{failure}");
+    assert!(failure.contains("HTTP 401: bad key"), "the provider's own message: {failure}");
+    assert_eq!(rec.steps["concept"].attempt, 1, "one attempt, not max_attempts");
     assert!(
-        rec.failure
-            .unwrap()
-            .contains("step concept failed after 2 attempts: worker error: openai/gpt: HTTP 401")
+        tokio::time::timeout(Duration::from_millis(300), concepts.next()).await.is_err(),
+        "no further attempt is dispatched"
     );
+    // The key is fixed: retry asks again and the book goes on.
+    client::retry(&bus, &id, None).await.unwrap();
+    let again = next_task(&mut concepts).await;
+    assert_eq!(again.attempt, 2);
+    answer(&bus, &again, sim(AgentKind::Concept, &again)).await;
+    assert_eq!(next_task(&mut casts).await.book_id, id);
 }
 
 #[tokio::test]
@@ -188,7 +234,8 @@ async fn a_rejected_cached_answer_is_evicted_and_never_served_again() {
     let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
     let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
     let task = next_task(&mut concepts).await;
-    let (system, user) = scriptorium_worker::prompts::Prompts::load(None).unwrap().render(&task);
+    let (system, user) =
+        scriptorium_worker::prompts::Prompts::load(None).unwrap().render(&task).unwrap();
     let key = ResponseCache::key(&task, &system, &user);
     // A bad answer sits in the shared tier (say, cached before a validation rule was added).
     let bad = CachedAnswer {
@@ -203,7 +250,7 @@ async fn a_rejected_cached_answer_is_evicted_and_never_served_again() {
         std::sync::Arc::new(ResponseCache::new(CacheConfig::default(), bus.clone(), "w".into()));
     tokio::spawn(worker_cache.clone().follow_evictions());
     tokio::task::yield_now().await;
-    let (fresh, source, _) = worker_cache
+    let scriptorium_worker::cache::Produced { fresh, source, .. } = worker_cache
         .get_or_compute(&key, true, || async { unreachable!("served from the cache") })
         .await;
     assert_eq!(source, From::Shared);
@@ -212,7 +259,7 @@ async fn a_rejected_cached_answer_is_evicted_and_never_served_again() {
         step_id: task.step_id.clone(),
         attempt: 1,
         status: WireStatus::Ok as i32,
-        output: fresh.output,
+        output: fresh.expect("served from the cache").output,
         cache_hit: true,
         cache_key: key.clone(),
         kind: task.kind,

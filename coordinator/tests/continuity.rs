@@ -73,7 +73,7 @@ async fn record_where(bus: &Bus, id: &str, cond: impl Fn(&BookRecord) -> bool) -
 }
 
 fn user(task: &StepTask) -> String {
-    scriptorium_worker::prompts::Prompts::load(None).unwrap().render(task).1
+    scriptorium_worker::prompts::Prompts::load(None).unwrap().render(task).unwrap().1
 }
 
 /// The simulated model's answer to `task`'s rendered prompt, with `mistakes` on.

@@ -42,7 +42,7 @@ async fn next_task(source: &mut Source) -> StepTask {
 fn sim(task: &StepTask) -> String {
     // The simulated model answers from the rendered prompt, as a worker would.
     let prompts = scriptorium_worker::prompts::Prompts::load(None).unwrap();
-    let (_, user) = prompts.render(task);
+    let (_, user) = prompts.render(task).unwrap();
     scriptorium_contracts::sim::answer(task.kind(), &user, 1, false)
 }
 

@@ -29,7 +29,7 @@ async fn next_task(source: &mut Source) -> StepTask {
 
 fn sim(task: &StepTask) -> String {
     let prompts = scriptorium_worker::prompts::Prompts::load(None).unwrap();
-    let (_, user) = prompts.render(task);
+    let (_, user) = prompts.render(task).unwrap();
     scriptorium_contracts::sim::answer(task.kind(), &user, 1, false)
 }
 

@@ -276,11 +276,7 @@ pub fn book_detail(r: &BookRecord) -> String {
             out,
             "{:<12} {:<10} {:<8} {:>7} {:>8}  {:<20} {}",
             p.id,
-            if p.kind == scriptorium_proto::v1::AgentKind::Unspecified {
-                "local"
-            } else {
-                scriptorium_proto::kind::name(p.kind)
-            },
+            scriptorium_proto::kind::name(p.kind),
             status,
             s.attempt,
             s.usage.prompt_tokens + s.usage.completion_tokens,

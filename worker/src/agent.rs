@@ -10,7 +10,7 @@
 
 mod model_work;
 
-use crate::cache::{Fresh, ResponseCache, Source};
+use crate::cache::{self, Failed, ResponseCache, Source};
 use crate::prompts::Prompts;
 use crate::providers::Models;
 use crate::running::{Running, Stop};
@@ -19,7 +19,7 @@ use model_work::run_model;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::Queue;
-use scriptorium_proto::v1::{StepResult, StepStatus, StepTask};
+use scriptorium_proto::v1::{Failure, FailureCause, StepResult, StepStatus, StepTask, Usage};
 use scriptorium_proto::{Acker, Bus, names};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,42 +123,50 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
     };
     // Stopped or crashed, the computation is dropped here, and with it any lease it held
     // (released in the background) and its single flight in this process.
-    let (fresh, source, lease, key) = match outcome {
+    let produced = match outcome {
         Err(reason) => return stopped_early(&task, &acker, reason).await,
         Ok(Ok(produced)) => produced,
         Ok(Err(panic)) => {
             let why = panic_message(panic.as_ref());
             tracing::error!(error = %why, "step crashed its agent; reporting it as a failure");
-            let fresh = Fresh {
-                ok: false,
-                error: format!("the worker crashed on this step: {why}"),
-                ..Default::default()
+            let message = format!("the worker crashed on this step: {why}");
+            let failed = Failed {
+                failure: Failure::new(FailureCause::Crashed, message),
+                usage: Usage::default(),
             };
-            (fresh, Source::Model, None, String::new())
+            Produced {
+                produced: cache::Produced::new(Err(failed), Source::Model, None),
+                key: String::new(),
+            }
         }
     };
-    let dialect = fresh.dialect.clone();
-    let (status, output, error, route, usage) = if fresh.ok {
-        (StepStatus::Ok, fresh.output, String::new(), fresh.route, fresh.usage)
-    } else {
-        (StepStatus::Failed, String::new(), fresh.error, fresh.route, fresh.usage)
-    };
-    let result = StepResult {
+    let Produced { produced: cache::Produced { fresh, source, lease }, key } = produced;
+    let mut result = StepResult {
         book_id: task.book_id.clone(),
         step_id: task.step_id.clone(),
         attempt: task.attempt,
         worker_id: env.worker_id.clone(),
-        status: status as i32,
-        output,
         cache_hit: source != Source::Model,
         cache_key: key,
-        usage: Some(usage),
         duration_ms: started.elapsed().as_millis() as u64,
-        error: crate::redact::redact(&error),
-        route,
         kind: task.kind,
-        dialect,
+        ..Default::default()
     };
+    match fresh {
+        Ok(a) => {
+            result.status = StepStatus::Ok as i32;
+            (result.output, result.route, result.dialect) = (a.output, a.route, a.dialect);
+            result.usage = Some(a.usage);
+        }
+        Err(Failed { mut failure, usage }) => {
+            failure.message = crate::redact::redact(&failure.message);
+            result.status = StepStatus::Failed as i32;
+            result.error = failure.message.clone();
+            result.route = failure.route.clone();
+            result.usage = Some(usage);
+            result.failure = Some(failure);
+        }
+    }
     crate::metrics::step_finished(&result);
     let msg_id = names::result_msg_id(&task.book_id, &task.step_id, task.attempt);
     let published = env
@@ -186,47 +194,49 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
     }
 }
 
-/// The answer of a step (from the cache, an identical request in flight, or the model), its
-/// source, the lease it was computed under, and its cache key (empty: not cacheable).
-async fn produce(
-    env: &AgentEnv,
-    task: &StepTask,
-) -> (Fresh, Source, Option<crate::cache::Lease>, String) {
+/// The answer of a step (from the cache, an identical request in flight, or the model), with
+/// its cache key (empty: not cacheable).
+struct Produced {
+    produced: cache::Produced,
+    key: String,
+}
+
+/// Computes the answer of `task`. A kind this worker does not run is refused with a typed
+/// failure, never mapped to another kind.
+async fn produce(env: &AgentEnv, task: &StepTask) -> Produced {
+    let spec = match scriptorium_contracts::kinds::lookup(task.kind) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(error = %e, "step of a kind this worker does not run");
+            let failed = Failed {
+                failure: Failure::new(FailureCause::UnknownKind, e.to_string()),
+                usage: Usage::default(),
+            };
+            let produced = cache::Produced::new(Err(failed), Source::Model, None);
+            return Produced { produced, key: String::new() };
+        }
+    };
     let cache = &env.cache;
     let key = if cache.enabled() && task.cache {
-        let (system, user) = env.prompts.render(task);
+        let (system, user) = env.prompts.render_fitted(task, spec, None, None).map_or_else(
+            // Without a budget nothing overflows.
+            |_| Default::default(),
+            |r| (r.system, r.user),
+        );
         ResponseCache::key(task, &system, &user)
     } else {
         String::new()
     };
-    let compute = || async {
-        match run_model(env, task).await {
-            Ok(ok) => Fresh {
-                ok: true,
-                output: ok.output,
-                route: ok.route,
-                dialect: ok.dialect,
-                usage: ok.usage,
-                error: String::new(),
-            },
-            Err(f) => Fresh {
-                ok: false,
-                output: String::new(),
-                route: f.route,
-                usage: f.usage,
-                error: f.error,
-                ..Default::default()
-            },
-        }
-    };
+    let compute = || run_model(env, task, spec);
     if key.is_empty() {
-        return (compute().await, Source::Model, None, key);
+        let produced = cache::Produced::new(compute().await, Source::Model, None);
+        return Produced { produced, key };
     }
     // Re-asks never read the cache: they must not get the rejected answer back. A peer
     // computing the same request is waited for until the step's own deadline at most.
-    let (fresh, source, lease) =
+    let produced =
         cache.get_or_compute_until(&key, task.attempt <= 1, deadline(task), compute).await;
-    (fresh, source, lease, key)
+    Produced { produced, key }
 }
 
 /// The step's deadline (set by the coordinator) as an instant; 30 minutes without one.

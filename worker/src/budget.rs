@@ -38,14 +38,6 @@ pub fn cut_to_tokens(text: &str, tokens: u64) -> &str {
     &text[..end]
 }
 
-/// Estimated tokens of an answer of `words` words of prose written as JSON in `scenes` scenes.
-///
-/// English prose takes about 6 bytes a word with its space and punctuation (1.75 estimated
-/// tokens); each scene adds its heading and JSON keys, and the answer its other fields.
-pub fn prose_tokens(words: u64, scenes: u64) -> u64 {
-    words * 7 / 4 + 20 * scenes + 80
-}
-
 /// The budget of one request on a route: its context window (when known) and the largest
 /// answer it may be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@
 
 use scriptorium_proto::Bus;
 use scriptorium_proto::transport::Bucket;
-use scriptorium_proto::v1::{StepTask, Usage};
+use scriptorium_proto::v1::{Failure, StepTask, Usage};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -43,21 +43,46 @@ const POLL_MAX: Duration = Duration::from_secs(1);
 /// How long a waiter waits for a live holder when the caller names no deadline.
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30 * 60);
 
-/// What a fresh computation produced (success or failure), shared with coalesced waiters.
+/// An answer to a step, from the model or the cache.
 #[derive(Debug, Clone, Default)]
-pub struct Fresh {
-    /// Whether the call produced an answer.
-    pub ok: bool,
+pub struct Answer {
     /// The answer document.
     pub output: String,
-    /// The route that answered (or the last tried).
+    /// The route that answered.
     pub route: String,
-    /// Usage of the call.
+    /// Usage of the calls made for it (a cache hit: none, `cache_hits` 1).
     pub usage: Usage,
-    /// Why it failed.
-    pub error: String,
     /// The structured-output dialect the answer was asked in.
     pub dialect: String,
+}
+
+/// A step's computation that gave no answer: why, typed, and what its calls cost.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    /// Why (its `route` the last route tried).
+    pub failure: Failure,
+    /// Usage of the calls made.
+    pub usage: Usage,
+}
+
+/// What a computation produced, shared with coalesced waiters.
+pub type Fresh = Result<Answer, Failed>;
+
+/// What [`ResponseCache::get_or_compute_until`] gives back.
+#[must_use]
+pub struct Produced {
+    /// The answer or the failure.
+    pub fresh: Fresh,
+    /// Where it came from.
+    pub source: Source,
+    /// The lease of the key when this call computed the answer under one.
+    pub lease: Option<Lease>,
+}
+
+impl Produced {
+    pub(crate) fn new(fresh: Fresh, source: Source, lease: Option<Lease>) -> Produced {
+        Produced { fresh, source, lease }
+    }
 }
 
 /// Counters of one process's cache.
@@ -224,12 +249,7 @@ impl ResponseCache {
     }
 
     /// [`ResponseCache::get_or_compute_until`] with a waiter's default patience (30 minutes).
-    pub async fn get_or_compute<F, Fut>(
-        &self,
-        key: &str,
-        read: bool,
-        compute: F,
-    ) -> (Fresh, Source, Option<Lease>)
+    pub async fn get_or_compute<F, Fut>(&self, key: &str, read: bool, compute: F) -> Produced
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Fresh>,
@@ -248,18 +268,18 @@ impl ResponseCache {
         read: bool,
         deadline: Instant,
         compute: F,
-    ) -> (Fresh, Source, Option<Lease>)
+    ) -> Produced
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Fresh>,
     {
         if !self.cfg.enabled || !read {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
-            return (compute().await, Source::Model, None);
+            return Produced::new(compute().await, Source::Model, None);
         }
         loop {
             if let Some((hit, source)) = self.lookup(key).await {
-                return (from_cached(&hit), source, None);
+                return Produced::new(Ok(from_cached(&hit)), source, None);
             }
             // Single flight in this process.
             let (tx, rx) = match self.inflight.entry(key.to_string()) {
@@ -272,16 +292,18 @@ impl ResponseCache {
             };
             let Some(tx) = tx else {
                 match follow(rx.clone()).await {
-                    Some(f) if f.ok => {
+                    Some(f) if f.is_ok() => {
                         self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
-                        let mut f = (*f).clone();
-                        f.usage = Usage { cache_hits: 1, ..Default::default() };
-                        return (f, Source::Coalesced, None);
+                        let fresh = (*f).clone().map(|a| Answer {
+                            usage: Usage { cache_hits: 1, ..Default::default() },
+                            ..a
+                        });
+                        return Produced::new(fresh, Source::Coalesced, None);
                     }
                     // The leader failed: try ourselves rather than repeat its error.
                     Some(_) => {
                         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                        return (compute().await, Source::Model, None);
+                        return Produced::new(compute().await, Source::Model, None);
                     }
                     // The leader was cancelled: its guard removed its flight (and, should it
                     // not have, so do we); lead or follow anew.
@@ -292,37 +314,32 @@ impl ResponseCache {
                 }
             };
             let _guard = FlightGuard { inflight: &self.inflight, key, rx };
-            let (fresh, source, lease) = self.lead(key, deadline, compute).await;
-            let _ = tx.send(Some(Arc::new(fresh.clone())));
-            return (fresh, source, lease);
+            let produced = self.lead(key, deadline, compute).await;
+            let _ = tx.send(Some(Arc::new(produced.fresh.clone())));
+            return produced;
         }
     }
 
     /// The leader of this process's flight: waits for a peer process computing the same
     /// request, or computes under the lease (renewing it meanwhile).
-    async fn lead<F, Fut>(
-        &self,
-        key: &str,
-        deadline: Instant,
-        compute: F,
-    ) -> (Fresh, Source, Option<Lease>)
+    async fn lead<F, Fut>(&self, key: &str, deadline: Instant, compute: F) -> Produced
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Fresh>,
     {
         match self.wait_for_peer(key, deadline).await {
-            Peer::Answered(hit) => (from_cached(&hit), Source::Shared, None),
+            Peer::Answered(hit) => Produced::new(Ok(from_cached(&hit)), Source::Shared, None),
             Peer::LeaseTaken(lease) => {
                 self.stats.misses.fetch_add(1, Ordering::Relaxed);
                 let fresh = tokio::select! {
                     fresh = compute() => fresh,
                     never = self.keep_renewing(key) => match never {},
                 };
-                (fresh, Source::Model, Some(lease))
+                Produced::new(fresh, Source::Model, Some(lease))
             }
             Peer::GaveUp => {
                 self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                (compute().await, Source::Model, None)
+                Produced::new(compute().await, Source::Model, None)
             }
         }
     }
@@ -408,13 +425,11 @@ enum Peer {
     GaveUp,
 }
 
-fn from_cached(hit: &CachedAnswer) -> Fresh {
-    Fresh {
-        ok: true,
+fn from_cached(hit: &CachedAnswer) -> Answer {
+    Answer {
         output: hit.output.clone(),
         route: hit.route.clone(),
         usage: Usage { cache_hits: 1, ..Default::default() },
-        error: String::new(),
         dialect: hit.dialect.clone(),
     }
 }
@@ -449,7 +464,14 @@ mod tests {
     }
 
     fn fresh(output: &str) -> Fresh {
-        Fresh { ok: true, output: output.into(), route: "sim/x".into(), ..Default::default() }
+        Ok(Answer { output: output.into(), route: "sim/x".into(), ..Default::default() })
+    }
+
+    impl Produced {
+        /// The answer (a failure fails the test), its source and lease.
+        fn parts(self) -> (Answer, Source, Option<Lease>) {
+            (self.fresh.expect("an answer"), self.source, self.lease)
+        }
     }
 
     async fn lease_of(bus: &Bus, key: &str) -> Option<String> {
@@ -471,7 +493,8 @@ mod tests {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         fresh("{\"a\":1}")
                     })
-                    .await;
+                    .await
+                    .parts();
                 if let Some(l) = lease {
                     l.release().await;
                 }
@@ -495,13 +518,13 @@ mod tests {
         let bus = Bus::memory();
         let c = ResponseCache::new(CacheConfig::default(), bus.clone(), "a".into());
         // A fresh answer is not cached by the worker itself: validation comes first.
-        let (_, s, lease) = c.get_or_compute("k", true, || async { fresh("{}") }).await;
+        let (_, s, lease) = c.get_or_compute("k", true, || async { fresh("{}") }).await.parts();
         assert_eq!(s, Source::Model);
         let lease = lease.expect("computed under the lease");
         assert_eq!(lease_of(&bus, "k").await.as_deref(), Some("a"));
         lease.release().await;
         assert_eq!(lease_of(&bus, "k").await, None, "released");
-        let (_, s, lease) = c.get_or_compute("k", true, || async { fresh("{}") }).await;
+        let (_, s, lease) = c.get_or_compute("k", true, || async { fresh("{}") }).await.parts();
         assert_eq!(s, Source::Model);
         // Handed over: the coordinator ends it when it stores or evicts the answer.
         lease.expect("lease").hand_over();
@@ -517,20 +540,22 @@ mod tests {
         store_accepted(&bus, "k", &answer).await;
         assert_eq!(lease_of(&bus, "k").await, None, "storing ends the lease");
         let other = ResponseCache::new(CacheConfig::default(), bus.clone(), "b".into());
-        let (f, s, lease) = other.get_or_compute("k", true, || async { fresh("never") }).await;
+        let (f, s, lease) =
+            other.get_or_compute("k", true, || async { fresh("never") }).await.parts();
         assert_eq!((f.output.as_str(), s), ("{\"b\":2}", Source::Shared));
         assert!(lease.is_none());
         assert_eq!(f.usage.cache_hits, 1);
         assert_eq!(f.usage.calls, 0);
-        let (_, s, _) = other.get_or_compute("k", true, || async { fresh("never") }).await;
+        let (_, s, _) = other.get_or_compute("k", true, || async { fresh("never") }).await.parts();
         assert_eq!(s, Source::Local);
         // Evicted after a rejection: a new process does not get it back.
         evict_rejected(&bus, "k").await;
         let third = ResponseCache::new(CacheConfig::default(), bus, "c".into());
-        let (f, s, _) = third.get_or_compute("k", true, || async { fresh("{\"new\":1}") }).await;
+        let (f, s, _) =
+            third.get_or_compute("k", true, || async { fresh("{\"new\":1}") }).await.parts();
         assert_eq!((f.output.as_str(), s), ("{\"new\":1}", Source::Model));
         // A re-ask never reads the cache.
-        let (_, s, _) = other.get_or_compute("k", false, || async { fresh("{}") }).await;
+        let (_, s, _) = other.get_or_compute("k", false, || async { fresh("{}") }).await.parts();
         assert_eq!(s, Source::Model);
     }
 
@@ -556,7 +581,7 @@ mod tests {
             let cache = cache.clone();
             tokio::spawn(async move {
                 let (f, s, lease) =
-                    cache.get_or_compute("k", true, || async { fresh("{\"n\":1}") }).await;
+                    cache.get_or_compute("k", true, || async { fresh("{\"n\":1}") }).await.parts();
                 (f.output, s, lease.map(|l| l.key().to_string()))
             })
         };
@@ -610,7 +635,8 @@ mod tests {
                         let holder = lease_of(&bus, "k").await;
                         fresh(&format!("{{\"holder\":{holder:?}}}"))
                     })
-                    .await;
+                    .await
+                    .parts();
                 (f.output, s, lease.map(Lease::hand_over).is_some())
             })
         };
@@ -641,8 +667,9 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3)).await;
             store_accepted(&bus, "k", &answer).await;
         };
-        let ((f, s, lease), ()) =
+        let (produced, ()) =
             tokio::join!(cache.get_or_compute("k", true, || async { fresh("never") }), accept);
+        let (f, s, lease) = produced.parts();
         assert_eq!((f.output.as_str(), s), ("{\"p\":1}", Source::Shared));
         assert!(lease.is_none());
     }

@@ -11,8 +11,8 @@ mod continuity;
 pub use context::{Docs, edit_targets};
 
 use crate::budget::{Overflow, Piece, estimate_tokens, fit};
-use scriptorium_proto::kind;
-use scriptorium_proto::v1::{AgentKind, StepTask};
+use scriptorium_contracts::{Kind, KindError};
+use scriptorium_proto::v1::StepTask;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -47,6 +47,14 @@ pub enum PromptError {
         /// The I/O error.
         error: String,
     },
+    /// An agent kind has no embedded template (`worker/prompts/<kind>.{system,user}.md`).
+    #[error(
+        "no embedded prompt template {file} (every agent kind needs worker/prompts/<kind>.system.md and .user.md)"
+    )]
+    Missing {
+        /// The missing file's name.
+        file: String,
+    },
     /// A template names a placeholder that does not exist.
     #[error("prompt template {file}: unknown placeholder {{{{{name}}}}} (known: {known})")]
     UnknownPlaceholder {
@@ -74,44 +82,28 @@ pub struct Prompts {
     templates: BTreeMap<&'static str, Template>,
 }
 
-fn builtin(kind: AgentKind) -> (&'static str, &'static str) {
-    match kind {
-        AgentKind::Concept => (
-            include_str!("../prompts/concept.system.md"),
-            include_str!("../prompts/concept.user.md"),
-        ),
-        AgentKind::Outline => (
-            include_str!("../prompts/outline.system.md"),
-            include_str!("../prompts/outline.user.md"),
-        ),
-        AgentKind::Characters => (
-            include_str!("../prompts/characters.system.md"),
-            include_str!("../prompts/characters.user.md"),
-        ),
-        AgentKind::World => {
-            (include_str!("../prompts/world.system.md"), include_str!("../prompts/world.user.md"))
-        }
-        AgentKind::Chapter | AgentKind::Unspecified => (
-            include_str!("../prompts/chapter.system.md"),
-            include_str!("../prompts/chapter.user.md"),
-        ),
-        AgentKind::Review => {
-            (include_str!("../prompts/review.system.md"), include_str!("../prompts/review.user.md"))
-        }
-        AgentKind::Edit => {
-            (include_str!("../prompts/edit.system.md"), include_str!("../prompts/edit.user.md"))
-        }
-    }
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+}
+
+/// The embedded template file `name` (`<kind>.system.md`...).
+fn builtin(name: &str) -> Option<&'static str> {
+    builtin::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
 }
 
 impl Prompts {
-    /// The embedded defaults, with any files of `dir` replacing them.
+    /// The embedded defaults, with any files of `dir` replacing them: two templates for every
+    /// agent kind of the registry (a kind without its embedded templates is refused).
     pub fn load(dir: Option<&Path>) -> Result<Prompts, PromptError> {
         let mut templates = BTreeMap::new();
-        for k in kind::ALL {
-            let name = kind::name(k);
-            let (system, user) = builtin(k);
-            let mut t = Template { system: system.trim().to_string(), user: user.to_string() };
+        for spec in scriptorium_contracts::kinds::REGISTRY {
+            let name = spec.name();
+            let file = |suffix: &str| {
+                let file = format!("{name}.{suffix}.md");
+                builtin(&file).ok_or(PromptError::Missing { file })
+            };
+            let mut t =
+                Template { system: file("system")?.trim().to_string(), user: file("user")?.into() };
             if let Some(dir) = dir {
                 for (suffix, slot) in [("system", &mut t.system), ("user", &mut t.user)] {
                     let path = dir.join(format!("{name}.{suffix}.md"));
@@ -131,13 +123,15 @@ impl Prompts {
         Ok(Prompts { templates })
     }
 
-    /// The system and user messages for `task`, with its whole context.
-    pub fn render(&self, task: &StepTask) -> (String, String) {
-        match self.render_fitted(task, None, None) {
+    /// The system and user messages for `task`, with its whole context; a step of a kind no
+    /// agent answers has none.
+    pub fn render(&self, task: &StepTask) -> Result<(String, String), KindError> {
+        let spec = scriptorium_contracts::kinds::lookup(task.kind)?;
+        Ok(match self.render_fitted(task, spec, None, None) {
             Ok(r) => (r.system, r.user),
             // Without a budget nothing overflows.
             Err(_) => (String::new(), String::new()),
-        }
+        })
     }
 }
 
@@ -214,13 +208,15 @@ impl Prompts {
     pub fn render_fitted(
         &self,
         task: &StepTask,
+        spec: &dyn Kind,
         part: Option<&Part>,
         budget: Option<u64>,
     ) -> Result<Rendered, Overflow> {
-        let t = &self.templates[kind::name(task.kind())];
+        // `spec` comes from the registry, and `load` gave every kind of it its templates.
+        let t = &self.templates[spec.name()];
         let used = [placeholders(&t.system), placeholders(&t.user)].concat();
         let docs = Docs::of(task);
-        let pieces: Vec<Piece> = context::pieces(task, &docs, part)
+        let pieces: Vec<Piece> = context::pieces(task, spec, &docs, part)
             .into_iter()
             .filter(|p| used.contains(&p.slot))
             .collect();
@@ -253,6 +249,17 @@ fn placeholders(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scriptorium_proto::v1::AgentKind;
+
+    #[test]
+    fn every_kind_of_the_registry_has_its_embedded_templates() {
+        let p = Prompts::load(None).expect("every kind has both templates");
+        for spec in scriptorium_contracts::kinds::REGISTRY {
+            let t = &p.templates[spec.name()];
+            assert!(!t.system.is_empty() && t.user.contains("{{"), "{}", spec.name());
+        }
+        assert_eq!(builtin("nosuch.system.md"), None);
+    }
 
     #[test]
     fn unknown_placeholders_are_refused() {
@@ -268,9 +275,11 @@ mod tests {
         std::fs::write(dir.join("review.system.md"), "Be brief.").unwrap();
         let p = Prompts::load(Some(&dir)).unwrap();
         let task = StepTask { kind: AgentKind::Review as i32, ..Default::default() };
-        assert_eq!(p.render(&task).0, "Be brief.");
+        assert_eq!(p.render(&task).unwrap().0, "Be brief.");
         let task = StepTask { kind: AgentKind::Edit as i32, ..Default::default() };
-        assert!(p.render(&task).0.contains("line editor"));
+        assert!(p.render(&task).unwrap().0.contains("line editor"));
+        let assembly = StepTask { kind: AgentKind::Assembly as i32, ..Default::default() };
+        assert!(p.render(&assembly).is_err(), "no agent answers assembly");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

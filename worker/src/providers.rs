@@ -3,7 +3,7 @@
 //! A route is `provider/model` (the model part may itself contain `/`, as OpenRouter's do).
 //! [`Models::call_route`] makes one call on one route: it waits for the provider's rate limits,
 //! retries transient failures inside the provider, and records tokens, latency, retries and
-//! cost. [`Models::call_json`] tries a task's routes in order until one answers with a readable
+//! cost. [`first_route`] tries a task's routes in order until one answers with a readable
 //! JSON object, sending one repair request per route when an answer cannot be read.
 //!
 //! # Layout
@@ -21,7 +21,7 @@ mod openai;
 use crate::redact::redact;
 use scriptorium_contracts::extract;
 use scriptorium_proto::kind;
-use scriptorium_proto::v1::AgentKind;
+use scriptorium_proto::v1::{AgentKind, Failure, FailureCause};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -116,6 +116,8 @@ pub enum ModelError {
         attempts: u32,
         /// The last failure.
         last: String,
+        /// What the last failure was (timeout, connection, rate limit, server error).
+        cause: FailureCause,
     },
     /// The answer had no usable content.
     #[error("{route}: {message}")]
@@ -161,9 +163,12 @@ impl ModelError {
                 status,
                 message: redact(&message),
             },
-            ModelError::Exhausted { route, attempts, last } => {
-                ModelError::Exhausted { route: redact(&route), attempts, last: redact(&last) }
-            }
+            ModelError::Exhausted { route, attempts, last, cause } => ModelError::Exhausted {
+                route: redact(&route),
+                attempts,
+                last: redact(&last),
+                cause,
+            },
             ModelError::BadAnswer { route, message } => {
                 ModelError::BadAnswer { route: redact(&route), message: redact(&message) }
             }
@@ -177,6 +182,46 @@ impl ModelError {
                 }
             }
         }
+    }
+}
+
+impl ModelError {
+    /// What kind of failure this is, for the coordinator: transient ones are tried again,
+    /// permanent ones (a refused key, an unknown model or provider, a request the server will
+    /// never take) are not.
+    pub fn cause(&self) -> FailureCause {
+        match self {
+            ModelError::UnknownProvider(..) => FailureCause::UnknownProvider,
+            ModelError::MissingKey { .. } => FailureCause::Auth,
+            ModelError::InvalidConfig(_) => FailureCause::BadRequest,
+            ModelError::Rejected { status, .. } => rejected_cause(*status),
+            ModelError::Exhausted { cause, .. } => *cause,
+            ModelError::BadAnswer { .. } => FailureCause::Refused,
+            ModelError::ContextExceeded { .. } => FailureCause::ContextExceeded,
+        }
+    }
+
+    /// The typed failure of this error: its cause, its message and the server's status.
+    pub fn failure(&self) -> Failure {
+        let http_status = match self {
+            ModelError::Rejected { status, .. } => u32::from(*status),
+            _ => 0,
+        };
+        Failure { http_status, ..Failure::new(self.cause(), self.to_string()) }
+    }
+}
+
+/// What a status that is not retried says (read from the status alone, never from message
+/// text): 401/402/403 are the key or the account, 404 a model the server does not serve, any
+/// other 4xx a request it will never take (servers that answer 400 for an unknown model land
+/// here: permanent all the same). A 5xx here was handed back at once (a dialect refusal with no
+/// dialect left to try): a server error, transient.
+fn rejected_cause(status: u16) -> FailureCause {
+    match status {
+        401..=403 => FailureCause::Auth,
+        404 => FailureCause::UnknownModel,
+        400..=499 => FailureCause::BadRequest,
+        _ => FailureCause::ServerError,
     }
 }
 
@@ -275,8 +320,8 @@ pub struct ContextHint {
 /// One route gave no readable answer.
 #[derive(Debug, Clone)]
 pub struct RouteFailure {
-    /// What went wrong, redacted.
-    pub error: String,
+    /// What went wrong, typed, its message redacted.
+    pub failure: Failure,
     /// Set when the request did not fit the server's context: a smaller request may succeed.
     pub context: Option<ContextHint>,
     /// Every call that got an answer (texts emptied).
@@ -289,25 +334,14 @@ pub struct Models {
     providers: Arc<BTreeMap<String, Result<Arc<Provider>, ModelError>>>,
 }
 
-/// A readable JSON answer from one of a task's routes.
+/// A readable JSON answer from a route.
 #[derive(Debug, Clone)]
 pub struct JsonAnswer {
     /// The JSON object read from the answer.
     pub value: Value,
     /// The route that answered.
     pub route: String,
-    /// Every call made for it, failed routes' and repairs' included (texts emptied).
-    pub calls: Vec<ModelAnswer>,
-}
-
-/// No route gave a readable answer.
-#[derive(Debug, Clone)]
-pub struct JsonFailure {
-    /// What went wrong on each route, redacted.
-    pub error: String,
-    /// The last route tried.
-    pub route: String,
-    /// Every call that got an answer (texts emptied).
+    /// Every call made for it, its repair's included (texts emptied).
     pub calls: Vec<ModelAnswer>,
 }
 
@@ -537,37 +571,6 @@ impl Models {
         Ok(answer)
     }
 
-    /// Tries `routes` in order (`sim/default` when empty) until one answers with a readable JSON
-    /// object: tolerant extraction first, then one repair request naming the parse error, then
-    /// the next route. A truncated answer counts as unreadable; an empty one is never accepted.
-    pub async fn call_json(
-        &self,
-        routes: &[String],
-        req: &ModelRequest,
-    ) -> Result<JsonAnswer, JsonFailure> {
-        let default = ["sim/default".to_string()];
-        let routes = if routes.is_empty() { &default[..] } else { routes };
-        let mut calls = Vec::new();
-        let mut errors = Vec::new();
-        for route in routes {
-            match self.call_json_route(route, req).await {
-                Ok(mut a) => {
-                    calls.append(&mut a.calls);
-                    return Ok(JsonAnswer { value: a.value, route: a.route, calls });
-                }
-                Err(mut f) => {
-                    calls.append(&mut f.calls);
-                    errors.push(f.error);
-                }
-            }
-        }
-        Err(JsonFailure {
-            error: redact(&errors.join("; ")),
-            route: routes.last().cloned().unwrap_or_default(),
-            calls,
-        })
-    }
-
     /// One route's readable JSON answer: the request, then one repair request if the answer
     /// cannot be read. An answer cut off at the token limit gets no repair (the repair would
     /// have no more room); when it did not fit the server's context (a context-exceeded error,
@@ -579,11 +582,13 @@ impl Models {
         req: &ModelRequest,
     ) -> Result<JsonAnswer, RouteFailure> {
         let estimated_prompt = estimate_tokens(&req.system) + estimate_tokens(&req.user);
-        let fail = |error: String, context, calls| RouteFailure { error, context, calls };
+        let fail = |failure: Failure, context, calls| RouteFailure { failure, context, calls };
+        let refused = |message: String| Failure::new(FailureCause::Refused, message);
+        let full_context = |message: String| Failure::new(FailureCause::ContextExceeded, message);
         let mut answer = match self.call_route(route, req).await {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(route = %route, error = %e, "route failed");
+                tracing::warn!(route = %route, error = %e, cause = e.cause().label(), "route failed");
                 let context = match &e {
                     ModelError::ContextExceeded { prompt_tokens, window, .. } => {
                         Some(ContextHint {
@@ -594,7 +599,7 @@ impl Models {
                     }
                     _ => None,
                 };
-                return Err(fail(e.to_string(), context, Vec::new()));
+                return Err(fail(e.failure(), context, Vec::new()));
             }
         };
         let answered = answer.route.clone();
@@ -611,8 +616,10 @@ impl Models {
             // A repair has the same room and a longer prompt: an answer that ran out of room
             // (a model looping inside a string) runs out again. The step's re-ask samples anew.
             return Err(match full {
-                Some((hint, error)) => fail(format!("{answered}: {error}"), Some(hint), calls),
-                None => fail(format!("{answered}: {parse_error}"), None, calls),
+                Some((hint, error)) => {
+                    fail(full_context(format!("{answered}: {error}")), Some(hint), calls)
+                }
+                None => fail(refused(format!("{answered}: {parse_error}")), None, calls),
             });
         }
         tracing::warn!(route = %answered, error = %parse_error, "unreadable answer, asking for a repair");
@@ -635,18 +642,57 @@ impl Models {
                     (Ok(value), _) => Ok(JsonAnswer { value, route: answered, calls }),
                     (Err(_), Some((hint, error))) => {
                         tracing::warn!(route = %answered, window = ?hint.window, "answers cut off by the context window");
-                        Err(fail(format!("{answered}: {error}"), Some(hint), calls))
+                        Err(fail(full_context(format!("{answered}: {error}")), Some(hint), calls))
                     }
                     (Err(e), None) => Err(fail(
-                        format!("{answered}: unreadable answer after repair: {e}"),
+                        refused(format!("{answered}: unreadable answer after repair: {e}")),
                         None,
                         calls,
                     )),
                 }
             }
-            Err(e) => Err(fail(e.to_string(), None, calls)),
+            Err(e) => Err(fail(e.failure(), None, calls)),
         }
     }
+}
+
+/// Tries `routes` in order until one answers, `on_route` doing one route's work; the one route
+/// loop of the worker. An empty list is an error, never a silent default. When every route
+/// fails, the failure is permanent only if every route's was (a fallback that timed out may
+/// answer next time), and its message names each route's failure.
+pub async fn first_route<'a, T, Fut>(
+    routes: &'a [String],
+    mut on_route: impl FnMut(&'a str) -> Fut,
+) -> Result<T, Failure>
+where
+    Fut: std::future::Future<Output = Result<T, Failure>> + 'a,
+{
+    if routes.is_empty() {
+        return Err(Failure::new(
+            FailureCause::BadRequest,
+            "the step names no route to a model (set coordinator.routes.default or the brief's [models])",
+        ));
+    }
+    let mut failures: Vec<Failure> = Vec::new();
+    for route in routes {
+        match on_route(route).await {
+            Ok(t) => return Ok(t),
+            Err(mut f) => {
+                tracing::warn!(route = %route, cause = f.cause().label(), error = %f, "route failed");
+                if f.route.is_empty() {
+                    f.route = route.clone();
+                }
+                failures.push(f);
+            }
+        }
+    }
+    let message =
+        redact(&failures.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "));
+    let worst = match failures.iter().rposition(|f| !f.cause().is_permanent()) {
+        Some(i) => failures.swap_remove(i),
+        None => failures.swap_remove(0),
+    };
+    Err(Failure { message, route: routes.last().cloned().unwrap_or_default(), ..worst })
 }
 
 /// Whether `answer` stopped before its `max_tokens` with `finish_reason` "length": the
@@ -698,6 +744,65 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_model_error_has_its_cause() {
+        let rejected = |status| ModelError::Rejected {
+            provider: "p".into(),
+            route: "p/m".into(),
+            status,
+            message: "no".into(),
+        };
+        assert_eq!(rejected(401).cause(), FailureCause::Auth);
+        assert_eq!(rejected(403).cause(), FailureCause::Auth);
+        assert_eq!(rejected(404).cause(), FailureCause::UnknownModel);
+        assert_eq!(rejected(400).cause(), FailureCause::BadRequest);
+        assert_eq!(rejected(422).cause(), FailureCause::BadRequest);
+        assert_eq!(rejected(500).cause(), FailureCause::ServerError);
+        assert_eq!(rejected(401).failure().http_status, 401);
+        let missing = ModelError::MissingKey { provider: "p".into(), var: "P_KEY".into() };
+        assert_eq!(missing.cause(), FailureCause::Auth);
+        assert!(FailureCause::Auth.is_permanent() && !FailureCause::ServerError.is_permanent());
+    }
+
+    #[tokio::test]
+    async fn routes_are_tried_in_order_and_all_failing_is_permanent_only_if_each_was() {
+        let f = |cause, msg: &str| Failure::new(cause, msg);
+        let none: Result<(), Failure> = first_route(&[], |_| async { Ok(()) }).await;
+        assert_eq!(none.unwrap_err().cause(), FailureCause::BadRequest, "no silent default");
+        let routes = ["a/m".to_string(), "b/m".to_string()];
+        let mut tried = Vec::new();
+        let second =
+            first_route(&routes, |r| {
+                tried.push(r.to_string());
+                async move {
+                    if r == "a/m" { Err(f(FailureCause::Auth, "401")) } else { Ok(r.to_string()) }
+                }
+            })
+            .await;
+        assert_eq!((second.unwrap(), tried), ("b/m".to_string(), routes.to_vec()));
+        let both: Result<(), _> =
+            first_route(
+                &routes,
+                |r| async move { Err(f(FailureCause::Auth, &format!("{r} 401"))) },
+            )
+            .await;
+        let both = both.unwrap_err();
+        assert_eq!((both.cause(), both.message.as_str()), (FailureCause::Auth, "a/m 401; b/m 401"));
+        let mixed: Result<(), _> = first_route(&routes, |r| async move {
+            Err(if r == "a/m" {
+                f(FailureCause::Auth, "401")
+            } else {
+                f(FailureCause::Timeout, "slow")
+            })
+        })
+        .await;
+        assert_eq!(
+            mixed.unwrap_err().cause(),
+            FailureCause::Timeout,
+            "a fallback may answer later"
+        );
+    }
+
+    #[test]
     fn local_servers_are_told_from_cloud_ones() {
         assert!(is_local("openai", "http://127.0.0.1:8080/v1"));
         assert!(is_local("x", "http://localhost:11434/v1"));
@@ -722,13 +827,14 @@ mod tests {
             seed: 1,
             schema: None,
         };
-        let a = models.call_json(&[], &req).await.unwrap();
+        let a = models.call_json_route("sim/default", &req).await.unwrap();
         assert_eq!(a.route, "sim/default");
         assert_eq!(a.value["characters"].as_array().unwrap().len(), 2);
         assert_eq!(a.calls.len(), 1);
         assert!(a.calls[0].prompt_tokens > 0);
         let missing = models.call_route("nope/x", &req).await.unwrap_err();
         assert!(matches!(missing, ModelError::UnknownProvider(..)), "{missing}");
+        assert_eq!(missing.failure().cause(), FailureCause::UnknownProvider);
         // Without an in-process model the sim provider says why it cannot answer.
         let unlinked = Models::new(&ModelsConfig::default());
         let err = unlinked.call_route("sim/default", &req).await.unwrap_err().to_string();

@@ -15,7 +15,9 @@ use anyhow::Context as _;
 use ractor::{Actor, ActorRef};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
-use scriptorium_proto::v1::{AgentKind, PoolStatus, StepTask, WorkerHeartbeat};
+use scriptorium_proto::v1::{
+    AgentKind, Failure, FailureCause, PoolStatus, StepTask, WorkerHeartbeat,
+};
 use scriptorium_proto::{Bus, clock, kind};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,20 +51,12 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Default pools: four agents per kind, sixteen chapter writers.
+    /// Default pools: each agent kind's own default size (four, sixteen for the kinds a book
+    /// has one step a chapter of).
     pub fn default_pools() -> BTreeMap<AgentKind, usize> {
-        kind::ALL
-            .into_iter()
-            .map(|k| {
-                (
-                    k,
-                    if matches!(k, AgentKind::Chapter | AgentKind::Review | AgentKind::Edit) {
-                        16
-                    } else {
-                        4
-                    },
-                )
-            })
+        scriptorium_contracts::kinds::REGISTRY
+            .iter()
+            .map(|k| (k.kind(), k.default_pool()))
             .collect()
     }
 
@@ -281,9 +275,9 @@ async fn pull(
             }
             let task = match check_step(kind, &incoming, ctx.max_deliver) {
                 Ok(t) => t,
-                Err(reason) => {
-                    tracing::error!(kind = kind::name(kind), reason = %reason, "step dead-lettered");
-                    give_up(&ctx.bus, kind, &incoming, &reason, &ctx.worker_id).await;
+                Err(failure) => {
+                    tracing::error!(kind = kind::name(kind), cause = failure.cause().label(), reason = %failure, "step dead-lettered");
+                    give_up(&ctx.bus, kind, &incoming, failure, &ctx.worker_id).await;
                     continue;
                 }
             };
@@ -320,39 +314,50 @@ fn check_step(
     kind: AgentKind,
     m: &scriptorium_proto::Incoming,
     max_deliver: u64,
-) -> Result<StepTask, String> {
+) -> Result<StepTask, Failure> {
     if m.payload.len() > MAX_STEP_BYTES {
-        return Err(format!("step message of {} bytes exceeds {MAX_STEP_BYTES}", m.payload.len()));
+        let why = format!("step message of {} bytes exceeds {MAX_STEP_BYTES}", m.payload.len());
+        return Err(Failure::new(FailureCause::BadRequest, why));
     }
-    let task = StepTask::decode(m.payload.clone())
-        .map_err(|e| format!("undecodable step message: {e}"))?;
-    if task.kind() != kind {
-        return Err(format!("step of kind {} on the {} queue", task.kind, kind::name(kind)));
+    let task = StepTask::decode(m.payload.clone()).map_err(|e| {
+        Failure::new(FailureCause::BadRequest, format!("undecodable step message: {e}"))
+    })?;
+    if task.kind != kind as i32 {
+        // Never answered as another kind: a kind this build does not know, or a step on the
+        // wrong queue, is refused with the rule.
+        let named = scriptorium_contracts::kinds::lookup(task.kind)
+            .map_or_else(|e| e.to_string(), |k| format!("a {} step", k.name()));
+        let why = format!(
+            "{named} on the {} queue: no agent of this worker answers it",
+            kind::name(kind)
+        );
+        return Err(Failure::new(FailureCause::UnknownKind, why));
     }
     // Workers report every failure they survive (as a failed result, which the coordinator
     // counts against `max_attempts`), so a step delivered this often was each time in a worker
     // that died or stopped answering before it could report: the mark of a step that kills
     // its workers. Losing workers now and then costs a step a delivery or two, not all of them.
     if max_deliver > 0 && m.delivered >= max_deliver {
-        return Err(format!(
+        let why = format!(
             "step {} of book {} was delivered {} times and every worker that took it died or \
              stopped answering before reporting a result: it may crash its workers",
             task.step_id, task.book_id, m.delivered
-        ));
+        );
+        return Err(Failure::new(FailureCause::Crashed, why));
     }
     Ok(task)
 }
 
-/// Dead-letters a step message with `reason`, tells its book (when it can be read), and
-/// removes it from the queue.
+/// Dead-letters a step message with `failure` as the reason, tells its book (when it can be
+/// read), and removes it from the queue.
 async fn give_up(
     bus: &Bus,
     kind: AgentKind,
     m: &scriptorium_proto::Incoming,
-    reason: &str,
+    failure: Failure,
     worker_id: &str,
 ) {
-    if let Err(e) = bus.dead_letter(kind::name(kind), m.payload.clone(), reason).await {
+    if let Err(e) = bus.dead_letter(kind::name(kind), m.payload.clone(), &failure.message).await {
         // Not stored: leave the message to be redelivered rather than lose it.
         tracing::error!(error = %e, "dead letter not stored; step handed back");
         let _ = m.acker.nak(Some(Duration::from_secs(5))).await;
@@ -367,8 +372,9 @@ async fn give_up(
             attempt: task.attempt,
             worker_id: worker_id.to_string(),
             status: scriptorium_proto::v1::StepStatus::DeadLettered as i32,
-            error: reason.to_string(),
+            error: failure.message.clone(),
             kind: task.kind,
+            failure: Some(failure),
             ..Default::default()
         };
         let id = format!(

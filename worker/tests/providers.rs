@@ -1,12 +1,13 @@
 //! The real HTTP providers against the in-process sim server: every failure class shows its
 //! retry, fallback or error behaviour, counted by the server.
 
-use scriptorium_proto::v1::AgentKind;
+use scriptorium_proto::v1::{AgentKind, Failure, FailureCause};
 use scriptorium_sim::server::{
     self as sim_server, Fault, RejectFormat, SimServer, SimServerConfig,
 };
 use scriptorium_worker::providers::{
-    ModelError, ModelRequest, Models, ModelsConfig, Price, Protocol, ProviderConfig,
+    JsonAnswer, ModelAnswer, ModelError, ModelRequest, Models, ModelsConfig, Price, Protocol,
+    ProviderConfig, first_route,
 };
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,37 @@ fn models(providers: Vec<(&str, ProviderConfig)>) -> Models {
     };
     cfg.validate().expect("valid config");
     Models::with_local(&cfg, Some(std::sync::Arc::new(scriptorium_sim::SimModel::default())))
+}
+
+/// The worker's route loop ([`first_route`]) over `routes`, each route one JSON request (with
+/// its repair): the answer with every call made on the way (failed routes' included), or the
+/// failure of every route with those calls.
+async fn first_json(
+    m: &Models,
+    routes: &[String],
+    req: &ModelRequest,
+) -> Result<JsonAnswer, (Failure, Vec<ModelAnswer>)> {
+    let calls = std::sync::Mutex::new(Vec::new());
+    let answer = first_route(routes, |route| {
+        let calls = &calls;
+        async move {
+            let (answer, mut made) = match m.call_json_route(route, req).await {
+                Ok(mut a) => {
+                    let made = std::mem::take(&mut a.calls);
+                    (Ok(a), made)
+                }
+                Err(f) => (Err(f.failure), f.calls),
+            };
+            calls.lock().unwrap().append(&mut made);
+            answer
+        }
+    })
+    .await;
+    let calls = calls.into_inner().unwrap();
+    match answer {
+        Ok(a) => Ok(JsonAnswer { calls, ..a }),
+        Err(f) => Err((f, calls)),
+    }
 }
 
 fn status_count(srv: &SimServer, status: u16) -> u64 {
@@ -135,7 +167,7 @@ async fn client_errors_fail_at_once_naming_provider_route_and_status() {
 async fn a_malformed_answer_gets_one_repair_request() {
     let srv = server(vec![Fault::Malformed]).await;
     let m = models(vec![("fake", provider(Protocol::Openai, &srv))]);
-    let a = m.call_json(&["fake/sim".into()], &request()).await.expect("repaired");
+    let a = first_json(&m, &["fake/sim".into()], &request()).await.expect("repaired");
     assert_eq!(a.route, "fake/sim");
     assert_eq!(a.value["characters"].as_array().map(Vec::len), Some(2));
     assert_eq!(a.calls.len(), 2, "the answer and the repair are both counted");
@@ -146,7 +178,7 @@ async fn a_malformed_answer_gets_one_repair_request() {
 async fn json_wrapped_in_prose_is_extracted_without_a_repair() {
     let srv = server(vec![Fault::Prose]).await;
     let m = models(vec![("fake", provider(Protocol::Openai, &srv))]);
-    let a = m.call_json(&["fake/sim".into()], &request()).await.expect("extracted");
+    let a = first_json(&m, &["fake/sim".into()], &request()).await.expect("extracted");
     assert_eq!(a.calls.len(), 1);
     assert_eq!(srv.stats().completions, 1);
 }
@@ -163,7 +195,7 @@ async fn a_truncated_answer_is_unreadable_and_gets_no_repair() {
         ("next", provider(Protocol::Openai, &up)),
     ]);
     let f = m.call_json_route("fake/sim", &request()).await.expect_err("cut off");
-    assert!(f.context.is_some(), "a smaller request may fit: {}", f.error);
+    assert!(f.context.is_some(), "a smaller request may fit: {}", f.failure);
     assert_eq!(f.calls.len(), 1, "no repair request");
     assert!(f.calls[0].truncated && f.calls[0].completion_tokens > 0, "still billed");
     assert_eq!(srv.stats().completions, 1);
@@ -171,11 +203,12 @@ async fn a_truncated_answer_is_unreadable_and_gets_no_repair() {
     // Cut off at its own max_tokens: a repair would have no more room, the next route answers.
     let small = ModelRequest { max_tokens: 20, ..request() };
     let f = m.call_json_route("next/sim", &small).await.expect_err("cut off");
-    assert!(f.error.contains("cut off at the token limit"), "{}", f.error);
-    assert!(f.context.is_none(), "{}", f.error);
+    assert!(f.failure.message.contains("cut off at the token limit"), "{}", f.failure);
+    assert_eq!(f.failure.cause(), FailureCause::Refused, "asked again, not given up");
+    assert!(f.context.is_none(), "{}", f.failure);
     assert_eq!((f.calls.len(), up.stats().completions), (1, 1), "no repair request");
     let routes = ["cut/sim".to_string(), "next/sim".to_string()];
-    let a = m.call_json(&routes, &request()).await.expect("the next route answers");
+    let a = first_json(&m, &routes, &request()).await.expect("the next route answers");
     assert_eq!(a.route, "next/sim");
     assert_eq!(a.calls.len(), 2, "the cut-off answer and the next route's");
     assert_eq!(cut.stats().completions, 1);
@@ -190,7 +223,7 @@ async fn a_route_that_exhausts_its_retries_falls_back_to_the_next() {
         ("second", provider(Protocol::Openai, &up)),
     ]);
     let routes = ["first/m".to_string(), "second/m".to_string()];
-    let a = m.call_json(&routes, &request()).await.expect("the second route answers");
+    let a = first_json(&m, &routes, &request()).await.expect("the second route answers");
     assert_eq!(a.route, "second/m");
     assert_eq!((down.stats().requests, up.stats().requests), (3, 1));
 }
@@ -204,14 +237,15 @@ async fn unreadable_after_repair_falls_back_and_all_routes_failing_is_an_error()
         ("second", provider(Protocol::Openai, &up)),
     ]);
     let routes = ["first/m".to_string(), "second/m".to_string()];
-    let a = m.call_json(&routes, &request()).await.expect("the second route answers");
+    let a = first_json(&m, &routes, &request()).await.expect("the second route answers");
     assert_eq!((a.route.as_str(), a.calls.len()), ("second/m", 3));
 
     let dead = server(vec![Fault::Status(401)]).await;
     let m = models(vec![("only", provider(Protocol::Openai, &dead))]);
-    let f = m.call_json(&["only/m".to_string()], &request()).await.unwrap_err();
-    assert!(f.error.contains("HTTP 401"), "{}", f.error);
-    assert!(f.calls.is_empty());
+    let (f, calls) = first_json(&m, &["only/m".to_string()], &request()).await.unwrap_err();
+    assert!(f.message.contains("HTTP 401"), "{}", f.message);
+    assert_eq!((f.cause(), f.http_status), (FailureCause::Auth, 401));
+    assert!(calls.is_empty());
 }
 
 #[tokio::test]
@@ -223,7 +257,7 @@ async fn json_schema_refused_falls_back_to_the_schema_in_json_object_and_is_reme
     .await
     .unwrap();
     let m = models(vec![("fake", provider(Protocol::Openai, &srv))]);
-    let a = m.call_json(&["fake/sim".into()], &request()).await.expect("answer");
+    let a = first_json(&m, &["fake/sim".into()], &request()).await.expect("answer");
     assert_eq!(a.calls[0].retries, 0, "a format fallback is not a retry");
     m.call_route("fake/sim", &request()).await.expect("answer");
     let s = srv.stats();
@@ -242,7 +276,7 @@ async fn no_structured_output_at_all_falls_back_to_plain_text() {
     .await
     .unwrap();
     let m = models(vec![("fake", provider(Protocol::Openai, &srv))]);
-    let a = m.call_json(&["fake/sim".into()], &request()).await.expect("answer");
+    let a = first_json(&m, &["fake/sim".into()], &request()).await.expect("answer");
     assert_eq!(a.value["characters"].as_array().map(Vec::len), Some(2));
     let s = srv.stats();
     assert_eq!(
@@ -269,7 +303,7 @@ async fn anthropic_protocol_speaks_the_messages_api_and_retries() {
     .await
     .unwrap();
     let m = models(vec![("claude", provider(Protocol::Anthropic, &srv))]);
-    let a = m.call_json(&["claude/sim-haiku".into()], &request()).await.expect("answer");
+    let a = first_json(&m, &["claude/sim-haiku".into()], &request()).await.expect("answer");
     assert_eq!(a.route, "claude/sim-haiku");
     assert_eq!(a.value["characters"].as_array().map(Vec::len), Some(2));
     assert_eq!(a.calls[0].retries, 1);

@@ -66,9 +66,9 @@ fn keys_echoed_by_the_server_are_redacted_from_errors() {
                 assert!(text.contains("request headers"), "{protocol:?} {route}: {text}");
                 // ... and none of it survived.
                 assert!(!text.contains(KEY_TAIL), "{protocol:?} {route}: key leaked: {text}");
-                let routes = [route.to_string()];
-                let f = models.call_json(&routes, &req).await.unwrap_err();
-                assert!(!f.error.contains(KEY_TAIL), "{protocol:?} {route}: {}", f.error);
+                let f = models.call_json_route(route, &req).await.unwrap_err().failure;
+                let text = format!("{f} {f:?}");
+                assert!(!text.contains(KEY_TAIL), "{protocol:?} {route}: {text}");
             }
             assert_eq!(rejecting.stats().requests, 2, "401 is not retried");
             assert_eq!(failing.stats().requests, 4, "500 is retried once per call");

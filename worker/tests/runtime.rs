@@ -8,7 +8,7 @@ use scriptorium_common::model::{LocalAnswer, LocalModel, LocalRequest};
 use scriptorium_common::nats_server::NatsServer;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, QueueSettings};
-use scriptorium_proto::v1::{AgentKind, BookBrief, StepResult, StepStatus, StepTask};
+use scriptorium_proto::v1::{AgentKind, BookBrief, FailureCause, StepResult, StepStatus, StepTask};
 use scriptorium_proto::{Bus, Source, names};
 use scriptorium_worker::{Worker, WorkerConfig};
 use std::future::Future;
@@ -144,7 +144,8 @@ async fn results(source: &mut Source, wait: Duration) -> Vec<StepResult> {
 }
 
 fn cache_key(t: &StepTask) -> String {
-    let (system, user) = scriptorium_worker::prompts::Prompts::load(None).unwrap().render(t);
+    let (system, user) =
+        scriptorium_worker::prompts::Prompts::load(None).unwrap().render(t).unwrap();
     scriptorium_worker::cache::ResponseCache::key(t, &system, &user)
 }
 
@@ -201,6 +202,8 @@ async fn a_step_that_panics_is_reported_as_a_failure_and_its_agent_lives_on() {
     assert_eq!(got[0].status, StepStatus::Failed as i32);
     assert!(got[0].error.contains("the worker crashed on this step"), "{}", got[0].error);
     assert!(got[0].error.contains("broke the parser"), "{}", got[0].error);
+    let failure = got[0].failure.clone().expect("a typed failure");
+    assert_eq!(failure.cause(), FailureCause::Crashed);
     // Nobody waits on a lease for an answer that will never come.
     assert!(bus.kv_get(Bucket::Leases, &cache_key(&first)).await.unwrap().is_none());
     // The pool's only agent answers the re-ask.
@@ -208,6 +211,34 @@ async fn a_step_that_panics_is_reported_as_a_failure_and_its_agent_lives_on() {
     let got = results(&mut out, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!((got[0].attempt, got[0].status), (2, StepStatus::Ok as i32));
+    worker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_step_of_a_kind_no_agent_answers_is_refused_never_mapped_to_another() {
+    let bus = Bus::memory();
+    let mut out = bus.source(Queue::Results, 1).await.unwrap();
+    let model = Model::new(AgentKind::Edit, 0, 0);
+    let worker = Worker::start(bus.clone(), config("w", model.clone(), &[(AgentKind::Concept, 1)]))
+        .await
+        .unwrap();
+    // On the concept queue: a step of a kind a newer coordinator made (99), and one of
+    // assembly, which the coordinator does itself: dead-lettered with the rule, not answered.
+    for (step, kind) in [("poem", 99), ("assembly", AgentKind::Assembly as i32)] {
+        let t = StepTask { kind, ..task("b1", AgentKind::Concept, step, 1) };
+        let id = names::step_msg_id(&t.book_id, &t.step_id, t.attempt);
+        bus.publish(Queue::Steps(AgentKind::Concept), "", &id, t.encode_to_vec().into())
+            .await
+            .unwrap();
+        let got = results(&mut out, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].status, StepStatus::DeadLettered as i32, "{step}");
+        let failure = got[0].failure.clone().expect("a typed failure");
+        assert_eq!(failure.cause(), FailureCause::UnknownKind, "{step}: {failure:?}");
+        assert!(failure.message.contains("on the concept queue"), "{failure:?}");
+        assert_eq!(got[0].output, "", "{step}: nothing was answered");
+    }
+    assert_eq!(model.started(), 0, "no model call for a kind nobody answers");
     worker.shutdown(Duration::from_secs(1)).await;
 }
 

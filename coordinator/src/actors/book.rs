@@ -11,10 +11,11 @@ use crate::plan::{ASSEMBLY, PlannedStep};
 use crate::record::{BookRecord, Status, StepStatus, output_key};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use scriptorium_common::cache::{self, CachedAnswer};
+use scriptorium_contracts::kinds;
 use scriptorium_contracts::rules as validation;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
-use scriptorium_proto::v1::{AgentKind, BookEvent, StepResult, StepTask};
+use scriptorium_proto::v1::{AgentKind, BookEvent, Failure, StepResult, StepTask};
 use scriptorium_proto::{clock, names};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -182,12 +183,24 @@ impl BookState {
         }
         if r.status != scriptorium_proto::v1::StepStatus::Ok as i32 {
             stats.failed.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::step_failed(&self.rec, &r.step_id, &r.error);
-            return self.retry_or_fail(me, &r.step_id, format!("worker error: {}", r.error)).await;
+            // A worker that predates typed failures sends only the text: retried, as before.
+            let failure = r.failure.clone().unwrap_or_else(|| {
+                Failure::new(scriptorium_proto::v1::FailureCause::Unspecified, r.error.clone())
+            });
+            crate::metrics::step_failed(&self.rec, &r.step_id, &failure);
+            if failure.cause().is_permanent() {
+                return self.fail_fast(&r.step_id, &failure).await;
+            }
+            return self.retry_or_fail(me, &r.step_id, format!("worker error: {failure}")).await;
         }
-        let docs = crate::continuity::Docs::of(&self.rec, &planned);
+        let Ok(spec) = kinds::agent(planned.kind) else {
+            // The plan's own assembly step is never dispatched, so no worker answers it.
+            tracing::warn!(book_id = %r.book_id, step = %r.step_id, "result for the coordinator's own step ignored");
+            return self.on_ignored(&r).await;
+        };
+        let docs = crate::continuity::Docs::of(&self.rec, &planned, spec);
         let ctx = docs.ctx(&self.rec.brief);
-        match validation::validate(planned.kind, &r.output, ctx) {
+        match validation::validate(spec.kind(), &r.output, ctx) {
             Ok(doc) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
                 if !r.cache_key.is_empty() && !r.cache_hit {
@@ -238,6 +251,27 @@ impl BookState {
                 self.retry_or_fail(me, &r.step_id, rej.rule).await
             }
         }
+    }
+
+    /// Fails a step at once on a failure another attempt cannot mend (a refused key, an unknown
+    /// model or provider): the worker already tried the step's fallback routes. The book fails
+    /// with the provider's own message; `retry` after the cause is fixed puts it back.
+    async fn fail_fast(
+        &mut self,
+        step_id: &str,
+        failure: &Failure,
+    ) -> Result<(), ActorProcessingErr> {
+        let cause = failure.cause().label();
+        let reason = format!("{cause}: {failure}");
+        let Some(s) = self.rec.steps.get_mut(step_id) else { return Ok(()) };
+        s.rejections.push(format!("worker error: {reason}"));
+        s.status = StepStatus::Failed;
+        tracing::warn!(book_id = %self.rec.id, step = %step_id, cause, "permanent failure; no further attempt");
+        let failure = format!(
+            "step {step_id} failed ({cause}, not retried): {failure} (fix the cause, then `scriptorium retry {}`)",
+            self.rec.id
+        );
+        self.finish(Status::Failed, Some(failure)).await
     }
 
     /// Records a failed attempt; asks again with the reason as feedback, or fails the book.
@@ -318,13 +352,13 @@ impl BookState {
     }
 
     /// Publishes the current attempt of `step_id` and arms its deadline.
-    #[tracing::instrument(skip_all, fields(book_id = %self.rec.id, step = %step_id, kind = self.rec.plan.get(step_id).map_or("local", |p| scriptorium_proto::kind::name(p.kind)), attempt = self.rec.steps.get(step_id).map_or(0, |s| s.attempt)))]
+    #[tracing::instrument(skip_all, fields(book_id = %self.rec.id, step = %step_id, kind = self.rec.plan.get(step_id).map_or("unknown", |p| scriptorium_proto::kind::name(p.kind)), attempt = self.rec.steps.get(step_id).map_or(0, |s| s.attempt)))]
     async fn publish(
         &mut self,
         me: &ActorRef<BookMsg>,
         step_id: &str,
     ) -> Result<(), ActorProcessingErr> {
-        let task = self.task(step_id);
+        let task = self.task(step_id)?;
         let msg_id = names::step_msg_id(&task.book_id, &task.step_id, task.attempt);
         self.env
             .bus
@@ -339,8 +373,11 @@ impl BookState {
         Ok(())
     }
 
-    fn task(&self, step_id: &str) -> StepTask {
-        task::step_task(&self.rec, &self.env.cfg, step_id)
+    /// The message of `step_id`'s current attempt; only agent steps are ever dispatched.
+    fn task(&self, step_id: &str) -> Result<StepTask, ActorProcessingErr> {
+        let kind = self.rec.plan.get(step_id).map(|p| p.kind).unwrap_or_default();
+        let spec = kinds::agent(kind).map_err(|e| format!("step {step_id}: {e}"))?;
+        Ok(task::step_task(&self.rec, &self.env.cfg, step_id, spec))
     }
 
     async fn assemble(&mut self) -> Result<(), ActorProcessingErr> {

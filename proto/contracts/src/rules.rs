@@ -2,10 +2,7 @@
 //! semantic rules of its kind (in the kind's own file). A rejection names the rule, and is
 //! sent back as feedback.
 
-use crate::kinds::{
-    Cast, ChapterText, Outline, Review, World, chapter, characters, concept, edit, outline, review,
-    world,
-};
+use crate::kinds::{Cast, ChapterText, Outline, Review, World};
 use crate::ledger::Ledger;
 use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde_json::Value;
@@ -92,15 +89,17 @@ pub(crate) fn known_names(ctx: Ctx<'_>, names: &[String], what: &str) -> Result<
     Ok(())
 }
 
-/// Validates `output` of a `kind` step; the accepted, normalised document on success.
+/// Validates `output` of a `kind` step; the accepted, normalised document on success. A kind
+/// no agent answers (assembly, or a value this build does not know) is refused with the reason.
 pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+    let spec = crate::kinds::agent(kind).or_else(|e| reject(e.to_string()))?;
     // Brackets copied from the example come off; a value the example shows is no answer.
     let cleaned = serde_json::from_str::<Value>(output).ok().map(|mut v| {
         crate::schema::unwrap_slots(&mut v);
         v
     });
     if let Some(v) = &cleaned {
-        let examples = crate::schema::example_values(&crate::kinds::schema(kind, ctx, None));
+        let examples = crate::schema::example_values(&spec.schema(ctx, None));
         if let Some((path, text)) = crate::schema::find_placeholder(v, "answer", &examples) {
             return reject(format!(
                 "{path} is a placeholder ({text:?}), not content: write the real text"
@@ -108,17 +107,7 @@ pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Re
         }
     }
     let cleaned = cleaned.map(|v| v.to_string());
-    let output = cleaned.as_deref().unwrap_or(output);
-    match kind {
-        AgentKind::Concept => concept::validate(output, ctx),
-        AgentKind::Characters => characters::validate(output, ctx),
-        AgentKind::World => world::validate(output, ctx),
-        AgentKind::Outline => outline::validate(output, ctx),
-        AgentKind::Chapter => chapter::validate(output, ctx),
-        AgentKind::Review => review::validate(output),
-        AgentKind::Edit => edit::validate(output, ctx),
-        AgentKind::Unspecified => reject("no agent answers for local steps"),
-    }
+    spec.validate(cleaned.as_deref().unwrap_or(output), ctx)
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@
 //! every manuscript; it exists for demos, tests and benchmarks, never for real books.
 
 use crate::facts::Facts;
-use crate::kinds::{chapter, characters, concept, edit, outline, review, world};
 use crate::mistake::{Mistake, Mistakes};
 use scriptorium_proto::kind;
 use scriptorium_proto::v1::AgentKind;
-use serde_json::Value;
 
 /// A small deterministic generator (splitmix64).
 #[derive(Debug, Clone)]
@@ -218,21 +216,34 @@ pub fn mistake(kind: AgentKind, user: &str, seed: u64, mistakes: Mistakes) -> Op
 }
 
 fn respond(kind: AgentKind, user: &str, seed: u64, how: Misbehave, story: Story) -> String {
+    // A request for a kind no agent answers (assembly, or one the sim cannot tell) gets an
+    // empty object, as a model that did not understand would give: validation refuses it.
+    let Ok(spec) = crate::kinds::agent(kind) else { return "{}".into() };
     let facts = Facts::parse(user);
-    let bad = how == Misbehave::Any;
     let mut rng =
         Rng::from_parts(&[kind::name(kind).as_bytes(), &seed.to_le_bytes(), user.as_bytes()]);
-    let value: Value = match kind {
-        AgentKind::Concept => concept::simulate(&facts, &mut rng),
-        AgentKind::Outline => outline::simulate(&facts, &mut rng, how),
-        AgentKind::Characters => characters::simulate(&facts, &mut rng, bad),
-        AgentKind::World => world::simulate(&facts, &mut rng),
-        AgentKind::Chapter => chapter::simulate(&facts, user, &mut rng, bad, story),
-        AgentKind::Review => review::simulate(&facts, &mut rng),
-        AgentKind::Edit => edit::simulate(&facts, user, &mut rng, bad),
-        AgentKind::Unspecified => Value::Object(Default::default()),
-    };
-    value.to_string()
+    let mut call = SimCall { facts: &facts, user, rng: &mut rng, how, story };
+    spec.simulate(&mut call).to_string()
+}
+
+/// One request to the simulated model, as a kind's `simulate` reads it.
+pub struct SimCall<'a> {
+    /// The prompt's `Facts:` block.
+    pub facts: &'a Facts,
+    /// The whole user message.
+    pub user: &'a str,
+    /// The generator, seeded from the kind, the seed and the prompt.
+    pub rng: &'a mut Rng,
+    /// How this answer misbehaves.
+    pub how: Misbehave,
+    pub(crate) story: Story,
+}
+
+impl SimCall<'_> {
+    /// Whether this answer breaks a rule of its kind on purpose.
+    pub fn bad(&self) -> bool {
+        self.how == Misbehave::Any
+    }
 }
 
 pub(crate) fn title(rng: &mut Rng) -> String {
@@ -293,6 +304,7 @@ pub(crate) fn prose(rng: &mut Rng, names: &[&str], topic: &str, words: usize) ->
 mod tests {
     use super::*;
     use crate::kinds::{Cast, ChapterText, Outline, Review};
+    use serde_json::Value;
 
     #[test]
     fn same_prompt_and_seed_give_the_same_answer_and_another_seed_does_not() {

@@ -1,6 +1,5 @@
-//! The kind of thinking each agent kind's task asks for, which picks its sampling settings.
-
-use scriptorium_proto::v1::AgentKind;
+//! The kind of thinking a step's task asks for, which picks its sampling settings (each kind
+//! says which of these its steps are: [`crate::kinds::Kind::task`]).
 
 /// The kind of thinking a task asks for, which picks its sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -24,15 +23,9 @@ impl TaskType {
         }
     }
 
-    /// The task type of `kind` for a book of `category`: non-fiction prose is factual.
-    pub fn of(kind: AgentKind, category: &str) -> TaskType {
-        let fiction = category == "fiction";
-        match kind {
-            AgentKind::Outline | AgentKind::Review => TaskType::Analytical,
-            AgentKind::Chapter | AgentKind::Edit | AgentKind::World if !fiction => {
-                TaskType::Factual
-            }
-            _ => TaskType::Creative,
-        }
+    /// Prose and invention in fiction, facts elsewhere: the task of kinds that write the book's
+    /// matter (chapters, edits, the world) in a book of `category`.
+    pub fn matter(category: &str) -> TaskType {
+        if category == "fiction" { TaskType::Creative } else { TaskType::Factual }
     }
 }

@@ -90,19 +90,34 @@ fn parses_as(kind: AgentKind, v: &Value) -> Result<(), String> {
         AgentKind::Characters => serde_json::from_str::<Cast>(&text).map(drop),
         AgentKind::World => serde_json::from_str::<World>(&text).map(drop),
         AgentKind::Outline => serde_json::from_str::<Outline>(&text).map(drop),
-        AgentKind::Chapter | AgentKind::Edit | AgentKind::Unspecified => {
+        AgentKind::Chapter | AgentKind::Edit => {
             serde_json::from_str::<ChapterText>(&text).map(drop)
         }
         AgentKind::Review => serde_json::from_str::<Review>(&text).map(drop),
+        AgentKind::Assembly | AgentKind::Unspecified => Err(serde::de::Error::custom("no answer")),
     };
     r.map_err(|e| e.to_string())
+}
+
+/// Every kind of the wire enum has its agent in the registry (assembly excepted: the
+/// coordinator does it), so the loops below cover every kind a step can have.
+#[test]
+fn the_registry_covers_every_kind_on_the_wire() {
+    for k in kind::all() {
+        match kinds::agent(k) {
+            Ok(spec) => assert_eq!(spec.kind(), k),
+            Err(e) => assert_eq!(k, AgentKind::Assembly, "{e}"),
+        }
+    }
+    assert_eq!(kinds::REGISTRY.len(), kind::all().count() - 1);
 }
 
 #[test]
 fn every_kind_agrees_with_itself() {
     for category in ["fiction", "non-fiction", "business", "research"] {
         let bk = book(category);
-        for kind in kind::ALL {
+        for spec in kinds::REGISTRY {
+            let kind = spec.kind();
             let chapter =
                 if matches!(kind, AgentKind::Chapter | AgentKind::Review | AgentKind::Edit) {
                     2
@@ -117,8 +132,8 @@ fn every_kind_agrees_with_itself() {
                 chapter,
                 ..Ctx::new(&bk.brief)
             };
-            let schema = kinds::schema(kind, ctx, None);
-            let name = kind::name(kind);
+            let schema = spec.schema(ctx, None);
+            let name = spec.name();
 
             // The simulated answer: the schema's shape, and accepted.
             let mut prompt =
@@ -155,7 +170,7 @@ fn every_kind_agrees_with_itself() {
 
             // The example shape: the answer type, the schema but for list lengths, and refused
             // as a placeholder by validation.
-            let example: Value = serde_json::from_str(&kinds::example(kind, ctx, None)).unwrap();
+            let example: Value = serde_json::from_str(&kinds::example(*spec, ctx, None)).unwrap();
             parses_as(kind, &example).unwrap_or_else(|e| panic!("{category} {name} example: {e}"));
             if let Err(e) = schema::check(&schema, &example) {
                 assert!(
@@ -199,7 +214,8 @@ fn unbounded(schema: &Value, path: &str, out: &mut Vec<String>) {
 fn every_free_text_field_is_bounded_so_a_looping_model_stops() {
     for category in ["fiction", "non-fiction", "business", "research"] {
         let bk = book(category);
-        for kind in kind::ALL {
+        for spec in kinds::REGISTRY {
+            let kind = spec.kind();
             let draft = (kind == AgentKind::Edit).then_some(&bk.draft);
             let ctx = Ctx {
                 cast: Some(&bk.cast),
@@ -209,7 +225,7 @@ fn every_free_text_field_is_bounded_so_a_looping_model_stops() {
                 ..Ctx::new(&bk.brief)
             };
             let mut open = Vec::new();
-            unbounded(&kinds::schema(kind, ctx, None), "answer", &mut open);
+            unbounded(&spec.schema(ctx, None), "answer", &mut open);
             assert!(open.is_empty(), "{category} {}: unbounded strings {open:?}", kind::name(kind));
         }
     }

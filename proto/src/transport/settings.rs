@@ -131,7 +131,7 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
 
 /// Every durable consumer Scriptorium uses.
 pub(crate) fn queues() -> impl Iterator<Item = Queue> {
-    crate::kind::ALL.into_iter().map(Queue::Steps).chain([Queue::Results, Queue::Submit])
+    crate::kind::agents().map(Queue::Steps).chain([Queue::Results, Queue::Submit])
 }
 
 /// The stream and the configuration of the durable consumer of `queue`.
@@ -494,7 +494,7 @@ mod tests {
             backoff: vec![Duration::from_secs(5), Duration::from_secs(30)],
         };
         let o = NatsOptions { steps, ..opts() };
-        let (stream_name, wanted) = consumer(Queue::Steps(crate::kind::ALL[0]), &o);
+        let (stream_name, wanted) = consumer(Queue::Steps(crate::v1::AgentKind::Concept), &o);
         assert_eq!(stream_name, names::STEPS_STREAM);
         let wanted = wanted.into_consumer_config();
         assert_eq!(wanted.ack_wait, Duration::from_secs(5), "JetStream's ack wait is backoff[0]");

@@ -2,32 +2,20 @@
 //! budget, chapters written and edits made in parts when one answer cannot hold them.
 
 use super::AgentEnv;
-use crate::budget::{self, Budget};
+use crate::budget::Budget;
+use crate::cache::{Answer, Failed};
 use crate::parts;
 use crate::prompts::{self, Docs, Part};
-use crate::providers::{ContextHint, ModelRequest};
-use scriptorium_contracts::schema;
-use scriptorium_proto::v1::{AgentKind, StepTask, Usage};
-
-pub(super) struct Success {
-    pub(super) output: String,
-    pub(super) route: String,
-    /// The structured-output dialect the answer was asked in.
-    pub(super) dialect: String,
-    pub(super) usage: Usage,
-}
+use crate::providers::{self, ContextHint, ModelRequest};
+use scriptorium_contracts::kinds::chapter::prose_tokens;
+use scriptorium_contracts::{ChapterText, Kind, OutlineChapter, Work, schema};
+use scriptorium_proto::v1::{Failure, FailureCause, StepTask, Usage};
 
 /// A readable answer on one route.
 struct Answered {
     value: serde_json::Value,
     route: String,
     dialect: String,
-}
-
-pub(super) struct Failure {
-    pub(super) error: String,
-    pub(super) route: String,
-    pub(super) usage: Usage,
 }
 
 fn add(usage: &mut Usage, a: &crate::providers::ModelAnswer) {
@@ -40,66 +28,94 @@ fn add(usage: &mut Usage, a: &crate::providers::ModelAnswer) {
 
 /// Why a step failed on one route; `context` is set when a smaller request may succeed.
 struct RouteError {
-    pub(super) error: String,
+    failure: Failure,
     context: Option<ContextHint>,
 }
 
 impl RouteError {
-    fn plain(error: impl Into<String>) -> Self {
-        RouteError { error: error.into(), context: None }
+    /// An answer that could not be used: the step is asked again with the reason.
+    fn refused(message: impl Into<String>) -> Self {
+        RouteError { failure: Failure::new(FailureCause::Refused, message), context: None }
     }
 }
 
-/// Runs the step's model work: the routes in order; on each, every request is assembled
-/// against the route's budget (context window less answer and margin), a chapter or an edit
-/// whose answer one request cannot hold is done in parts, and a request the server still finds
-/// too large for its context is planned again smaller and sent once more.
-pub(super) async fn run_model(env: &AgentEnv, task: &StepTask) -> Result<Success, Failure> {
-    let default = ["sim/default".to_string()];
-    let routes = if task.routes.is_empty() { &default[..] } else { &task.routes[..] };
+/// Runs the step's model work for a step of kind `spec`: the routes in order; on each, every
+/// request is assembled against the route's budget (context window less answer and margin), a
+/// step whose answer one request cannot hold is done in parts, and a request the server still
+/// finds too large for its context is planned again smaller and sent once more.
+pub(super) async fn run_model(
+    env: &AgentEnv,
+    task: &StepTask,
+    spec: &dyn Kind,
+) -> Result<Answer, Failed> {
     let max_tokens = u64::from(task.sampling.as_ref().map_or(4096, |s| s.max_tokens).max(1));
-    let mut usage = Usage::default();
-    let mut errors = Vec::new();
-    for route in routes {
-        let limits = env.models.route_limits(route).await;
-        let max_output = limits.max_output.map_or(max_tokens, |m| m.min(max_tokens));
-        let mut budget = Budget::new(limits.window, max_output);
-        let mut shrunk = false;
-        loop {
-            match on_route(env, task, route, budget, &mut usage).await {
-                Ok(Answered { value, route: answered, dialect }) => {
-                    // A key the model was shown (or guessed) never reaches a stored result.
-                    let output = crate::redact::redact_secrets(&value.to_string());
-                    return Ok(Success { output, route: answered, dialect, usage });
+    // Every route's calls are paid for, answered or not.
+    let usage = std::sync::Mutex::new(Usage::default());
+    let answered = providers::first_route(&task.routes, |route| {
+        let usage = &usage;
+        async move {
+            let mut spent = Usage::default();
+            let answered = on_route_fitted(env, task, spec, route, max_tokens, &mut spent).await;
+            let mut total = usage.lock().unwrap_or_else(|p| p.into_inner());
+            merge(&mut total, &spent);
+            answered
+        }
+    })
+    .await;
+    let usage = usage.into_inner().unwrap_or_else(|p| p.into_inner());
+    match answered {
+        Ok(Answered { value, route, dialect }) => {
+            // A key the model was shown (or guessed) never reaches a stored result.
+            let output = crate::redact::redact_secrets(&value.to_string());
+            Ok(Answer { output, route, dialect, usage })
+        }
+        Err(failure) => Err(Failed { failure, usage }),
+    }
+}
+
+fn merge(total: &mut Usage, more: &Usage) {
+    total.calls += more.calls;
+    total.prompt_tokens += more.prompt_tokens;
+    total.completion_tokens += more.completion_tokens;
+    total.retries += more.retries;
+    total.cost_usd += more.cost_usd;
+}
+
+/// One route's work: the step planned against the route's budget, and planned again smaller
+/// once when the server finds a request too large for its context.
+async fn on_route_fitted(
+    env: &AgentEnv,
+    task: &StepTask,
+    spec: &dyn Kind,
+    route: &str,
+    max_tokens: u64,
+    usage: &mut Usage,
+) -> Result<Answered, Failure> {
+    let limits = env.models.route_limits(route).await;
+    let max_output = limits.max_output.map_or(max_tokens, |m| m.min(max_tokens));
+    let mut budget = Budget::new(limits.window, max_output);
+    let mut shrunk = false;
+    loop {
+        match on_route(env, task, spec, route, budget, usage).await {
+            Ok(answered) => return Ok(answered),
+            Err(RouteError { failure, context: Some(hint) }) if !shrunk => {
+                shrunk = true;
+                if let Some(w) = hint.window {
+                    env.models.learn_window(route, w);
                 }
-                Err(RouteError { error, context: Some(hint) }) if !shrunk => {
-                    shrunk = true;
-                    if let Some(w) = hint.window {
-                        env.models.learn_window(route, w);
-                    }
-                    let window = smaller_window(budget, hint);
-                    tracing::warn!(
-                        route = %route,
-                        planned_window = ?budget.window,
-                        window,
-                        error = %error,
-                        "request exceeded the server's context; planning it smaller once more"
-                    );
-                    budget.window = Some(window);
-                }
-                Err(e) => {
-                    tracing::warn!(route = %route, error = %e.error, "route failed");
-                    errors.push(e.error);
-                    break;
-                }
+                let window = smaller_window(budget, hint);
+                tracing::warn!(
+                    route = %route,
+                    planned_window = ?budget.window,
+                    window,
+                    error = %failure,
+                    "request exceeded the server's context; planning it smaller once more"
+                );
+                budget.window = Some(window);
             }
+            Err(e) => return Err(e.failure),
         }
     }
-    Err(Failure {
-        error: crate::redact::redact(&errors.join("; ")),
-        route: routes.last().cloned().unwrap_or_default(),
-        usage,
-    })
 }
 
 /// The window to plan with after a context-exceeded answer, in estimated tokens: the window
@@ -120,44 +136,42 @@ fn smaller_window(budget: Budget, hint: ContextHint) -> u64 {
     window.max(256)
 }
 
-/// Estimated tokens of the answer a step of `task` needs (chapters and edits: see [`parts`]).
-fn expected_answer(task: &StepTask) -> u64 {
-    let brief = task.brief.clone().unwrap_or_default();
-    match task.kind() {
-        AgentKind::Concept => 400,
-        AgentKind::Characters => 100 + 200 * u64::from(brief.characters),
-        AgentKind::World => {
-            100 + 100
-                * scriptorium_contracts::World::required_sections(&brief.category).len() as u64
-        }
-        AgentKind::Outline => 100 + 330 * u64::from(brief.chapters),
-        AgentKind::Review => 500,
-        AgentKind::Chapter | AgentKind::Edit | AgentKind::Unspecified => {
-            budget::prose_tokens(u64::from(brief.words_per_chapter), 4)
-        }
-    }
-}
-
 async fn on_route(
     env: &AgentEnv,
     task: &StepTask,
+    spec: &dyn Kind,
     route: &str,
     budget: Budget,
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
-    match task.kind() {
-        AgentKind::Chapter => write_chapter(env, task, route, budget, usage).await,
-        AgentKind::Edit => edit_chapter(env, task, route, budget, usage).await,
-        _ => ask(env, task, route, budget, None, expected_answer(task), usage).await,
+    let docs = Docs::of(task);
+    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    // Without its plan or draft (a step asked outside a book) the work is one request.
+    match spec.work() {
+        Work::Scenes => {
+            if let Some(plan) = docs.plan(chapter) {
+                return write_chapter(env, task, spec, route, budget, plan, usage).await;
+            }
+        }
+        Work::Revisions => {
+            if let Some(draft) = &docs.draft {
+                return edit_chapter(env, task, spec, route, budget, (&docs, draft), usage).await;
+            }
+        }
+        Work::Whole => {}
     }
+    let whole = spec.answer_tokens(&task.brief.clone().unwrap_or_default());
+    ask(env, task, spec, route, budget, None, whole, usage).await
 }
 
 /// One request (with its repair, if the answer is unreadable) for `task` or a `part` of it,
 /// assembled so that the prompt, an answer of `answer` tokens and the margin fit the budget;
 /// `max_tokens` is whatever room the prompt leaves, at most the output limit.
+#[allow(clippy::too_many_arguments)]
 async fn ask(
     env: &AgentEnv,
     task: &StepTask,
+    spec: &dyn Kind,
     route: &str,
     budget: Budget,
     part: Option<&Part>,
@@ -165,8 +179,12 @@ async fn ask(
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
     let rendered =
-        env.prompts.render_fitted(task, part, budget.prompt_for(answer)).map_err(|o| {
-            RouteError::plain(format!("{route}: {o} (context window {:?})", budget.window))
+        env.prompts.render_fitted(task, spec, part, budget.prompt_for(answer)).map_err(|o| {
+            let message = format!("{route}: {o} (context window {:?})", budget.window);
+            RouteError {
+                failure: Failure::new(FailureCause::ContextExceeded, message),
+                context: None,
+            }
         })?;
     if !rendered.condensed.is_empty() {
         tracing::debug!(
@@ -185,16 +203,12 @@ async fn ask(
     let brief = task.brief.clone().unwrap_or_default();
     let docs = Docs::of(task);
     let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
-    let schema = scriptorium_contracts::kinds::schema(
-        task.kind(),
-        docs.ctx(&brief, chapter),
-        part.map(|p| p.scenes.as_slice()),
-    );
+    let schema = spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()));
     // The longest answer the grammar allows ends inside the room: a looping model's answer
     // closes its JSON instead of being cut off (and paid for, and unreadable).
     let schema = schema::fit_to(&schema, u64::from(max_tokens) * ANSWER_CHARS_PER_TOKEN);
     let req = ModelRequest {
-        kind: task.kind(),
+        kind: spec.kind(),
         system: rendered.system,
         user: rendered.user,
         temperature: sampling.temperature,
@@ -211,7 +225,7 @@ async fn ask(
         }
         Err(f) => {
             f.calls.iter().for_each(|c| add(usage, c));
-            Err(RouteError { error: f.error, context: f.context })
+            Err(RouteError { failure: f.failure, context: f.context })
         }
     }
 }
@@ -235,26 +249,24 @@ fn attempt_seed(seed: u64, attempt: u32) -> u64 {
 async fn write_chapter(
     env: &AgentEnv,
     task: &StepTask,
+    spec: &dyn Kind,
     route: &str,
     budget: Budget,
+    plan: &OutlineChapter,
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
-    let docs = Docs::of(task);
     let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
     let words = task.brief.as_ref().map_or(800, |b| b.words_per_chapter);
-    let Some(plan) = docs.plan(chapter) else {
-        return ask(env, task, route, budget, None, expected_answer(task), usage).await;
-    };
     let scenes = plan.scenes.len().max(1) as u32;
-    let whole = budget::prose_tokens(u64::from(words), u64::from(scenes));
+    let whole = prose_tokens(u64::from(words), u64::from(scenes));
     if whole <= budget.max_answer() {
-        return ask(env, task, route, budget, None, whole, usage).await;
+        return ask(env, task, spec, route, budget, None, whole, usage).await;
     }
     let shares = parts::share(words, scenes);
     let items: Vec<(u32, u64)> = shares
         .iter()
         .enumerate()
-        .map(|(i, w)| (i as u32 + 1, budget::prose_tokens(u64::from(*w), 1) - 80))
+        .map(|(i, w)| (i as u32 + 1, prose_tokens(u64::from(*w), 1) - 80))
         .collect();
     let groups = parts::group(&items, 80, budget.max_answer());
     tracing::debug!(route = %route, chapter, parts = groups.len(), "writing the chapter in parts");
@@ -263,19 +275,19 @@ async fn write_chapter(
     let (mut so_far, mut last_lines) = (String::new(), String::new());
     for scenes in groups {
         let words: u32 = scenes.iter().map(|n| shares[*n as usize - 1]).sum();
-        let tokens = budget::prose_tokens(u64::from(words), scenes.len() as u64);
+        let tokens = prose_tokens(u64::from(words), scenes.len() as u64);
         let count = scenes.len();
         let part = Part { scenes, words, so_far: so_far.clone(), last_lines: last_lines.clone() };
-        let a = ask(env, task, route, budget, Some(&part), tokens, usage).await?;
+        let a = ask(env, task, spec, route, budget, Some(&part), tokens, usage).await?;
         let text = parts::read_part(&a.value, count)
-            .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
+            .map_err(|e| RouteError::refused(format!("{route}: {e}")))?;
         so_far = text.summary.clone();
         last_lines = parts::last_lines(&text.scenes);
         (answered, dialect) = (a.route, a.dialect);
         done.push(text);
     }
     let joined = parts::join(chapter, &plan.title, done);
-    let value = serde_json::to_value(joined).map_err(|e| RouteError::plain(e.to_string()))?;
+    let value = serde_json::to_value(joined).map_err(|e| RouteError::refused(e.to_string()))?;
     Ok(Answered { value, route: answered, dialect })
 }
 
@@ -284,20 +296,18 @@ async fn write_chapter(
 async fn edit_chapter(
     env: &AgentEnv,
     task: &StepTask,
+    spec: &dyn Kind,
     route: &str,
     budget: Budget,
+    (docs, draft): (&Docs, &ChapterText),
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
-    let docs = Docs::of(task);
-    let Some(draft) = docs.draft.clone() else {
-        return ask(env, task, route, budget, None, expected_answer(task), usage).await;
-    };
-    let targets = prompts::edit_targets(&docs);
+    let targets = prompts::edit_targets(docs);
     let items: Vec<(u32, u64)> = targets
         .iter()
         .map(|n| {
             let words = draft.scenes[*n as usize - 1].text.split_whitespace().count() as u64;
-            (*n, budget::prose_tokens(words, 1) - 80)
+            (*n, prose_tokens(words, 1) - 80)
         })
         .collect();
     // The prompt shows what the answer rewrites: a part takes at most a third of the window.
@@ -309,22 +319,22 @@ async fn edit_chapter(
         let tokens =
             100 + items.iter().filter(|(n, _)| scenes.contains(n)).map(|(_, t)| t).sum::<u64>();
         let part = Part { scenes, ..Default::default() };
-        let a = ask(env, task, route, budget, Some(&part), tokens, usage).await?;
+        let a = ask(env, task, spec, route, budget, Some(&part), tokens, usage).await?;
         answers.push(a.value);
         (answered, dialect) = (a.route, a.dialect);
     }
-    let merged = parts::apply_edit(&draft, &answers)
-        .map_err(|e| RouteError::plain(format!("{route}: {e}")))?;
+    let merged = parts::apply_edit(draft, &answers)
+        .map_err(|e| RouteError::refused(format!("{route}: {e}")))?;
     // A revised scene that breaks a rule goes back to the draft's; the coordinator still
     // validates the result (with the other chapters, which this check does not see).
     let brief = task.brief.clone().unwrap_or_default();
     let ctx = docs.ctx(&brief, task.context.as_ref().map_or(0, |c| c.chapter));
     let passes = |c: &scriptorium_contracts::ChapterText| {
         serde_json::to_string(c)
-            .is_ok_and(|text| scriptorium_contracts::validate(AgentKind::Edit, &text, ctx).is_ok())
+            .is_ok_and(|text| scriptorium_contracts::validate(spec.kind(), &text, ctx).is_ok())
     };
-    let merged = parts::keep_passing(&draft, merged, passes);
-    let value = serde_json::to_value(merged).map_err(|e| RouteError::plain(e.to_string()))?;
+    let merged = parts::keep_passing(draft, merged, passes);
+    let value = serde_json::to_value(merged).map_err(|e| RouteError::refused(e.to_string()))?;
     Ok(Answered { value, route: answered, dialect })
 }
 

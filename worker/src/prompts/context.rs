@@ -6,7 +6,7 @@ use super::continuity;
 use crate::budget::Piece;
 use scriptorium_contracts::facts::line;
 use scriptorium_contracts::{
-    Cast, ChapterText, Concept, Ctx, Ledger, Outline, OutlineChapter, Review, World,
+    Cast, ChapterText, Concept, Ctx, Kind, Ledger, Outline, OutlineChapter, Review, World,
 };
 use scriptorium_proto::v1::{AgentKind, BookBrief, StepTask};
 
@@ -175,10 +175,15 @@ fn facts(task: &StepTask, docs: &Docs, part: Option<&Part>) -> String {
 /// first), the world, the concept, the previous chapter's closing lines, the ledger (down to
 /// its dead, who stay), the two latest summaries, the cast, this chapter's plan, the review
 /// notes and the draft.
-pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<Piece> {
+pub(super) fn pieces(
+    task: &StepTask,
+    spec: &dyn Kind,
+    docs: &Docs,
+    part: Option<&Part>,
+) -> Vec<Piece> {
     let brief = task.brief.clone().unwrap_or_default();
     let ctx = task.context.clone().unwrap_or_default();
-    let kind = task.kind();
+    let kind = spec.kind();
     let plan = docs.plan(ctx.chapter);
     let setup = matches!(kind, AgentKind::Characters | AgentKind::World | AgentKind::Outline);
     let mut out = vec![
@@ -187,7 +192,7 @@ pub(super) fn pieces(task: &StepTask, docs: &Docs, part: Option<&Part>) -> Vec<P
         Piece::fixed(
             "shape",
             scriptorium_contracts::kinds::guide(
-                kind,
+                spec,
                 docs.ctx(&brief, ctx.chapter),
                 part.map(|p| p.scenes.as_slice()),
             ),
@@ -481,6 +486,11 @@ fn parse<T: serde::de::DeserializeOwned + Default>(json: &str) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The registry's kind of `task`.
+    fn spec(task: &StepTask) -> &'static dyn scriptorium_contracts::Kind {
+        scriptorium_contracts::kinds::lookup(task.kind).expect("an agent kind")
+    }
     use crate::budget::estimate_tokens;
     use crate::prompts::Prompts;
     use scriptorium_contracts::facts::Facts;
@@ -565,12 +575,12 @@ mod tests {
         let prompts = Prompts::load(None).unwrap();
         for kind in [AgentKind::Outline, AgentKind::Chapter, AgentKind::Review, AgentKind::Edit] {
             let task = book_task(kind, 8);
-            let full = prompts.render_fitted(&task, None, None).unwrap();
+            let full = prompts.render_fitted(&task, spec(&task), None, None).unwrap();
             let facts = Facts::parse(&full.user);
             let (mut fitted_once, mut overflowed) = (false, false);
             for share in [100, 90, 75, 60, 50, 40, 30, 20] {
                 let budget = full.tokens * share / 100;
-                match prompts.render_fitted(&task, None, Some(budget)) {
+                match prompts.render_fitted(&task, spec(&task), None, Some(budget)) {
                     Ok(r) => {
                         assert!(!overflowed, "{kind:?} {share}%: fits below a budget that did not");
                         fitted_once |= share < 100;
@@ -598,11 +608,13 @@ mod tests {
     fn oldest_summaries_go_first_then_the_world_and_the_latest_stay_longest() {
         let prompts = Prompts::load(None).unwrap();
         let task = book_task(AgentKind::Chapter, 8);
-        let full = prompts.render_fitted(&task, None, None).unwrap();
+        let full = prompts.render_fitted(&task, spec(&task), None, None).unwrap();
         assert!(full.user.contains("Chapter 1: ") && full.user.contains("Chapter 7: "));
         let mut saw_partial = false;
         for budget in (full.tokens / 3..full.tokens).rev().step_by(5) {
-            let Ok(r) = prompts.render_fitted(&task, None, Some(budget)) else { break };
+            let Ok(r) = prompts.render_fitted(&task, spec(&task), None, Some(budget)) else {
+                break;
+            };
             let has = |n: u32| r.user.contains(&format!("\nChapter {n}: "));
             // Summaries leave oldest first: a kept summary means every later one is kept.
             for n in 1..7 {
@@ -631,7 +643,8 @@ mod tests {
             t
         };
         let world = |kind| {
-            let user = prompts.render_fitted(&task(kind), None, None).unwrap().user;
+            let user =
+                prompts.render_fitted(&task(kind), spec(&task(kind)), None, None).unwrap().user;
             let at = user.find("World:\n").expect("a world section") + 7;
             user[at..].lines().take_while(|l| l.starts_with("* ")).collect::<Vec<_>>().join("\n")
         };
@@ -667,7 +680,7 @@ mod tests {
         let prompts = Prompts::load(None).unwrap();
         let edit = book_task(AgentKind::Edit, 2);
         let part = Part { scenes: vec![2], ..Default::default() };
-        let r = prompts.render_fitted(&edit, Some(&part), None).unwrap();
+        let r = prompts.render_fitted(&edit, spec(&edit), Some(&part), None).unwrap();
         let draft = &r.user[r.user.find("Draft:").unwrap()..];
         let doc = scriptorium_contracts::extract::json_object(draft).unwrap();
         let numbers: Vec<u64> = doc["scenes"]
@@ -686,7 +699,7 @@ mod tests {
             so_far: "Ann found the key.".into(),
             last_lines: "The door closed.".into(),
         };
-        let r = prompts.render_fitted(&chapter, Some(&part), None).unwrap();
+        let r = prompts.render_fitted(&chapter, spec(&chapter), Some(&part), None).unwrap();
         let f = Facts::parse(&r.user);
         assert_eq!(f.num("scenes in this part"), Some(2));
         assert_eq!(f.num("first scene of this part"), Some(3));

@@ -54,6 +54,11 @@ mod tests {
     use scriptorium_contracts::{Cast, ChapterText, Continuity, Ledger, sim};
     use scriptorium_proto::v1::{AgentKind, BookBrief, StepContext, StepTask};
 
+    /// The registry's kind of `task`.
+    fn spec(task: &StepTask) -> &'static dyn scriptorium_contracts::Kind {
+        scriptorium_contracts::kinds::lookup(task.kind).expect("an agent kind")
+    }
+
     /// Chapter 3 of a book whose chapter 1 killed a character, the ledger full of threads.
     fn task(kind: AgentKind) -> (StepTask, String) {
         let brief = BookBrief {
@@ -99,7 +104,7 @@ mod tests {
     fn chapter_prompts_carry_the_ledger_and_the_previous_closing_lines() {
         let prompts = Prompts::load(None).unwrap();
         let (task, victim) = task(AgentKind::Chapter);
-        let full = prompts.render_fitted(&task, None, None).unwrap();
+        let full = prompts.render_fitted(&task, spec(&task), None, None).unwrap();
         let u = &full.user;
         assert!(u.contains(&format!("{victim}: DEAD since chapter 1")), "{u}");
         assert_eq!(Facts::parse(u).list("dead"), std::slice::from_ref(&victim));
@@ -109,7 +114,9 @@ mod tests {
         // its dead, and the dead are never left out.
         let mut saw_lines_out = false;
         for budget in (full.tokens / 4..full.tokens).rev().step_by(7) {
-            let Ok(r) = prompts.render_fitted(&task, None, Some(budget)) else { break };
+            let Ok(r) = prompts.render_fitted(&task, spec(&task), None, Some(budget)) else {
+                break;
+            };
             assert!(r.user.contains(&format!("{victim}: DEAD")), "budget {budget}");
             assert_eq!(Facts::parse(&r.user).list("dead"), std::slice::from_ref(&victim));
             let lines_out = !r.user.contains("The lantern guttered");
@@ -127,7 +134,7 @@ mod tests {
         let (mut task, victim) = task(AgentKind::Review);
         let world = sim::answer(AgentKind::World, "- Category: fiction", 1, false);
         task.context.as_mut().unwrap().world_json = world;
-        let r = prompts.render_fitted(&task, None, None).unwrap();
+        let r = prompts.render_fitted(&task, spec(&task), None, None).unwrap();
         assert!(r.user.contains(&format!("{victim}: DEAD")), "{}", r.user);
         assert!(r.user.contains("World:\n* conflicts: "), "{}", r.user);
     }

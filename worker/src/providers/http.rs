@@ -4,6 +4,7 @@
 
 use super::{ModelError, ProviderConfig};
 use crate::redact::redact;
+use scriptorium_proto::v1::FailureCause;
 use std::time::Duration;
 
 /// How one provider retries.
@@ -79,7 +80,7 @@ pub(crate) async fn send(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let (failure, retry_after) = match build().send().await {
+        let (failure, retry_after, cause) = match build().send().await {
             Ok(resp) => {
                 let status = resp.status();
                 let retry_after = retry_after(resp.headers(), policy.max_retry_after);
@@ -92,11 +93,15 @@ pub(crate) async fn send(
                     {
                         return Ok(Reply { status: status.as_u16(), body, retries: attempt - 1 });
                     }
-                    Ok(body) => (format!("HTTP {status}: {}", server_message(&body)), retry_after),
-                    Err(e) => (describe(&e, policy.timeout), None),
+                    Ok(body) => (
+                        format!("HTTP {status}: {}", server_message(&body)),
+                        retry_after,
+                        status_cause(status.as_u16()),
+                    ),
+                    Err(e) => (describe(&e, policy.timeout), None, transport_cause(&e)),
                 }
             }
-            Err(e) => (describe(&e, policy.timeout), None),
+            Err(e) => (describe(&e, policy.timeout), None, transport_cause(&e)),
         };
         let failure = redact(&failure);
         if attempt > policy.max_retries {
@@ -104,6 +109,7 @@ pub(crate) async fn send(
                 route: route.into(),
                 attempts: attempt,
                 last: failure,
+                cause,
             });
         }
         let wait = retry_after.unwrap_or_else(|| policy.backoff(attempt));
@@ -121,6 +127,20 @@ pub(crate) async fn send(
 /// Statuses worth another try: timeouts, conflicts, rate limits and server errors.
 pub(crate) fn retryable(status: u16) -> bool {
     matches!(status, 408 | 409 | 425 | 429) || status >= 500
+}
+
+/// What a retryable status says went wrong.
+fn status_cause(status: u16) -> FailureCause {
+    match status {
+        408 => FailureCause::Timeout,
+        429 => FailureCause::RateLimited,
+        _ => FailureCause::ServerError,
+    }
+}
+
+/// What a transport error says went wrong: no answer in time, or no answer at all.
+fn transport_cause(e: &reqwest::Error) -> FailureCause {
+    if e.is_timeout() { FailureCause::Timeout } else { FailureCause::Connection }
 }
 
 /// `Retry-After` in seconds (or OpenAI's `retry-after-ms`), capped; HTTP dates are ignored.
@@ -208,6 +228,15 @@ mod tests {
         }
         for s in [200, 400, 401, 403, 404, 422] {
             assert!(!retryable(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn statuses_retried_to_the_end_say_why() {
+        assert_eq!(status_cause(429), FailureCause::RateLimited);
+        assert_eq!(status_cause(408), FailureCause::Timeout);
+        for s in [409, 425, 500, 502, 503, 529] {
+            assert_eq!(status_cause(s), FailureCause::ServerError, "{s}");
         }
     }
 

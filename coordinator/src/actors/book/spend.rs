@@ -77,7 +77,7 @@ impl BookState {
             return false;
         }
         let Some(budget) = self.budget() else { return true };
-        let need = estimate(&self.task(step_id), &self.env.cfg.prices);
+        let need = self.task(step_id).map_or(0.0, |t| estimate(&t, &self.env.cfg.prices));
         let committed = self.committed(step_id);
         let Some(s) = self.rec.steps.get_mut(step_id) else { return false };
         if committed + need > budget {
@@ -117,7 +117,7 @@ impl BookState {
                     .iter()
                     .all(|d| self.rec.steps.get(d).is_some_and(|s| s.status == StepStatus::Done))
         })?;
-        let need = estimate(&self.task(&waiting.id), &self.env.cfg.prices);
+        let need = self.task(&waiting.id).map_or(0.0, |t| estimate(&t, &self.env.cfg.prices));
         let spent = self.rec.usage.cost_usd;
         Some(format!(
             "budget exceeded: step {} needs an estimated ${need:.4} with ${spent:.4} of ${budget:.4} spent",

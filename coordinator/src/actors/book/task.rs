@@ -1,67 +1,58 @@
-//! What a step's message carries: the context each agent kind needs from the book's accepted
-//! outputs, with the routes, sampling and deadline of its attempt.
+//! What a step's message carries: the inputs its kind names (see
+//! [`scriptorium_contracts::Input`]) from the book's accepted outputs, with the routes, sampling
+//! and deadline of its attempt.
 
 use crate::CoordinatorConfig;
 use crate::continuity;
-use crate::plan::PlannedStep;
+use crate::plan::chapter_step;
 use crate::record::BookRecord;
+use scriptorium_contracts::{Input, Kind};
 use scriptorium_proto::clock;
 use scriptorium_proto::v1::{AgentKind, StepContext, StepTask};
 
-/// The message of step `step_id`'s current attempt: its brief, routes, sampling, deadline
-/// and the context the step's kind needs from the accepted outputs.
-pub(super) fn step_task(rec: &BookRecord, cfg: &CoordinatorConfig, step_id: &str) -> StepTask {
-    let p = rec.plan.get(step_id).cloned().unwrap_or_else(|| PlannedStep {
-        id: step_id.into(),
-        kind: AgentKind::Unspecified,
-        chapter: 0,
-        deps: vec![],
-    });
-    let s = &rec.steps[step_id];
+/// The message of step `step_id`'s current attempt, a step of agent kind `spec`: its brief,
+/// routes, sampling, deadline and the inputs the kind needs from the accepted outputs.
+pub(super) fn step_task(
+    rec: &BookRecord,
+    cfg: &CoordinatorConfig,
+    step_id: &str,
+    spec: &dyn Kind,
+) -> StepTask {
+    let chapter = rec.plan.get(step_id).map_or(0, |p| p.chapter);
+    let attempt = rec.steps.get(step_id).map_or(0, |s| s.attempt);
+    let feedback = rec.steps.get(step_id).and_then(|s| s.rejections.last().cloned());
     let out = |id: &str| rec.outputs.get(id).map(|v| v.to_string()).unwrap_or_default();
-    let mut ctx = StepContext {
-        chapter: p.chapter,
-        feedback: s.rejections.last().cloned().unwrap_or_default(),
-        ..Default::default()
-    };
-    match p.kind {
-        AgentKind::Characters | AgentKind::World => ctx.concept_json = out("concept"),
-        AgentKind::Outline => {
-            ctx.concept_json = out("concept");
-            ctx.cast_json = out("characters");
-            ctx.world_json = out("world");
-        }
-        AgentKind::Chapter => {
-            ctx.concept_json = out("concept");
-            ctx.cast_json = out("characters");
-            ctx.world_json = out("world");
-            ctx.outline_json = out("outline");
-            ctx.previous_summaries = continuity::previous_summaries(rec, p.chapter);
-            ctx.previous_last_lines = continuity::previous_last_lines(rec, p.chapter);
-            ctx.ledger_json = ledger_json(rec, p.chapter);
-        }
-        AgentKind::Review | AgentKind::Edit => {
-            ctx.cast_json = out("characters");
-            ctx.outline_json = out("outline");
-            ctx.draft_json = out(&crate::plan::chapter_step(AgentKind::Chapter, p.chapter));
-            ctx.ledger_json = ledger_json(rec, p.chapter);
-            if p.kind == AgentKind::Review {
-                ctx.world_json = out("world");
-            } else {
-                ctx.review_json = out(&crate::plan::chapter_step(AgentKind::Review, p.chapter));
+    let mut ctx =
+        StepContext { chapter, feedback: feedback.unwrap_or_default(), ..Default::default() };
+    for input in spec.inputs() {
+        match input {
+            Input::Concept => ctx.concept_json = out("concept"),
+            Input::Cast => ctx.cast_json = out("characters"),
+            Input::World => ctx.world_json = out("world"),
+            Input::Outline => ctx.outline_json = out("outline"),
+            Input::PreviousSummaries => {
+                ctx.previous_summaries = continuity::previous_summaries(rec, chapter)
             }
+            Input::LastLines => {
+                ctx.previous_last_lines = continuity::previous_last_lines(rec, chapter)
+            }
+            Input::Ledger => ctx.ledger_json = ledger_json(rec, chapter),
+            Input::Draft => ctx.draft_json = out(&chapter_step(AgentKind::Chapter, chapter)),
+            Input::Review => ctx.review_json = out(&chapter_step(AgentKind::Review, chapter)),
+            // Validation reads them; the agent is never shown other chapters whole.
+            Input::OtherChapters => {}
         }
-        _ => {}
     }
+    let kind = spec.kind();
     StepTask {
         book_id: rec.id.clone(),
         step_id: step_id.into(),
-        kind: p.kind as i32,
-        attempt: s.attempt,
+        kind: kind as i32,
+        attempt,
         brief: Some(rec.brief.clone()),
         context: Some(ctx),
-        routes: cfg.routes_for(p.kind, &rec.brief),
-        sampling: Some(cfg.sampling_for(p.kind, &rec.brief)),
+        routes: cfg.routes_for(kind, &rec.brief),
+        sampling: Some(cfg.sampling_for(spec, &rec.brief)),
         deadline_unix_ms: clock::now_ms() + (cfg.step_timeout_secs * 1000) as i64,
         dispatched_unix_ms: clock::now_ms(),
         cache: cfg.cache,

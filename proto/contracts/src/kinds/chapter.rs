@@ -11,9 +11,12 @@ pub use continuity::{MAX_ALIASES, MAX_DEATHS, MAX_THREADS, MAX_WHEREABOUTS};
 #[cfg(feature = "sim")]
 pub(crate) use simulate::simulate;
 
+use crate::kinds::{Input, Kind, Work};
 use crate::prose::{self, Rule};
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, typed};
 use crate::schema::{array, cast_name, object, text};
+use crate::task::TaskType;
+use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -291,6 +294,79 @@ pub(crate) fn example(ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
         *deaths = Value::Array(Vec::new());
     }
     v
+}
+
+/// Estimated tokens of an answer of `words` words of prose written as JSON in `scenes` scenes.
+///
+/// English prose takes about 6 bytes a word with its space and punctuation (1.75 estimated
+/// tokens); each scene adds its heading and JSON keys, and the answer its other fields.
+pub fn prose_tokens(words: u64, scenes: u64) -> u64 {
+    words * 7 / 4 + 20 * scenes + 80
+}
+
+/// Room for a whole chapter of `brief` as JSON: about 1.6 tokens per word, plus structure.
+pub(crate) fn prose_max_tokens(brief: &BookBrief) -> u32 {
+    brief.words_per_chapter.saturating_mul(2).saturating_add(512)
+}
+
+/// The chapter kind.
+pub struct ChapterKind;
+
+impl Kind for ChapterKind {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Chapter
+    }
+
+    fn inputs(&self) -> &'static [Input] {
+        &[
+            Input::Concept,
+            Input::Cast,
+            Input::World,
+            Input::Outline,
+            Input::PreviousSummaries,
+            Input::LastLines,
+            Input::Ledger,
+            Input::OtherChapters,
+        ]
+    }
+
+    fn task(&self, category: &str) -> TaskType {
+        TaskType::matter(category)
+    }
+
+    fn schema(&self, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
+        schema(ctx, scenes)
+    }
+
+    fn example(&self, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
+        example(ctx, scenes)
+    }
+
+    fn validate(&self, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+        validate(output, ctx)
+    }
+
+    fn answer_tokens(&self, brief: &BookBrief) -> u64 {
+        prose_tokens(u64::from(brief.words_per_chapter), 4)
+    }
+
+    fn min_max_tokens(&self, brief: &BookBrief) -> u32 {
+        prose_max_tokens(brief)
+    }
+
+    fn work(&self) -> Work {
+        Work::Scenes
+    }
+
+    fn default_pool(&self) -> usize {
+        16
+    }
+
+    #[cfg(feature = "sim")]
+    fn simulate(&self, call: &mut crate::sim::SimCall<'_>) -> Value {
+        let (bad, story) = (call.bad(), call.story);
+        simulate(call.facts, call.user, call.rng, bad, story)
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The characters agent: the cast, exactly as many members as the brief asks for.
 
+use crate::kinds::{Input, Kind};
 use crate::rules::{Ctx, Rejection, non_empty, reject, to_value, typed};
 use crate::schema::{array, object, text};
+use crate::task::TaskType;
+use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -149,4 +152,39 @@ pub(crate) fn simulate(facts: &crate::facts::Facts, rng: &mut crate::sim::Rng, b
         })
         .collect();
     to_value(&Cast { characters })
+}
+
+/// The characters kind.
+pub struct CharactersKind;
+
+impl Kind for CharactersKind {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Characters
+    }
+
+    fn inputs(&self) -> &'static [Input] {
+        &[Input::Concept]
+    }
+
+    fn task(&self, _category: &str) -> TaskType {
+        TaskType::Creative
+    }
+
+    fn schema(&self, ctx: Ctx<'_>, _scenes: Option<&[u32]>) -> Value {
+        schema(ctx)
+    }
+
+    fn validate(&self, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+        validate(output, ctx)
+    }
+
+    fn answer_tokens(&self, brief: &BookBrief) -> u64 {
+        100 + 200 * u64::from(brief.characters)
+    }
+
+    #[cfg(feature = "sim")]
+    fn simulate(&self, call: &mut crate::sim::SimCall<'_>) -> Value {
+        let bad = call.bad();
+        simulate(call.facts, call.rng, bad)
+    }
 }

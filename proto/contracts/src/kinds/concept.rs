@@ -1,7 +1,10 @@
 //! The concept agent: title, logline and description of the book from the brief.
 
+use crate::kinds::{Input, Kind};
 use crate::rules::{Ctx, Rejection, non_empty, reject, to_value, typed};
 use crate::schema::{array, object, text};
+use crate::task::TaskType;
+use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -84,4 +87,38 @@ pub(crate) fn simulate(facts: &crate::facts::Facts, rng: &mut crate::sim::Rng) -
         fields.remove("title");
     }
     v
+}
+
+/// The concept kind.
+pub struct ConceptKind;
+
+impl Kind for ConceptKind {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Concept
+    }
+
+    fn inputs(&self) -> &'static [Input] {
+        &[]
+    }
+
+    fn task(&self, _category: &str) -> TaskType {
+        TaskType::Creative
+    }
+
+    fn schema(&self, ctx: Ctx<'_>, _scenes: Option<&[u32]>) -> Value {
+        schema(ctx)
+    }
+
+    fn validate(&self, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+        validate(output, ctx)
+    }
+
+    fn answer_tokens(&self, _brief: &BookBrief) -> u64 {
+        400
+    }
+
+    #[cfg(feature = "sim")]
+    fn simulate(&self, call: &mut crate::sim::SimCall<'_>) -> Value {
+        simulate(call.facts, call.rng)
+    }
 }

@@ -6,9 +6,12 @@
 
 use crate::kinds::chapter::{self, ChapterText};
 use crate::kinds::review::Review;
+use crate::kinds::{Input, Kind, Work};
 use crate::prose::{self, normalise};
 use crate::rules::{Ctx, Rejection, reject, to_value};
 use crate::schema::{array, object, text};
+use crate::task::TaskType;
+use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde_json::Value;
 
 /// The scenes an edit of `draft` revises: those its review names (`Scene 2: ...`) when every
@@ -230,4 +233,59 @@ pub(crate) fn simulate(
     }
     draft.changes = changes;
     to_value(&draft)
+}
+
+/// The edit kind.
+pub struct EditKind;
+
+impl Kind for EditKind {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Edit
+    }
+
+    fn inputs(&self) -> &'static [Input] {
+        &[
+            Input::Cast,
+            Input::World,
+            Input::Outline,
+            Input::Draft,
+            Input::Ledger,
+            Input::Review,
+            Input::OtherChapters,
+        ]
+    }
+
+    fn task(&self, category: &str) -> TaskType {
+        TaskType::matter(category)
+    }
+
+    fn schema(&self, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> Value {
+        schema(ctx, scenes)
+    }
+
+    fn validate(&self, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+        validate(output, ctx)
+    }
+
+    fn answer_tokens(&self, brief: &BookBrief) -> u64 {
+        chapter::prose_tokens(u64::from(brief.words_per_chapter), 4)
+    }
+
+    fn min_max_tokens(&self, brief: &BookBrief) -> u32 {
+        chapter::prose_max_tokens(brief)
+    }
+
+    fn work(&self) -> Work {
+        Work::Revisions
+    }
+
+    fn default_pool(&self) -> usize {
+        16
+    }
+
+    #[cfg(feature = "sim")]
+    fn simulate(&self, call: &mut crate::sim::SimCall<'_>) -> Value {
+        let bad = call.bad();
+        simulate(call.facts, call.user, call.rng, bad)
+    }
 }

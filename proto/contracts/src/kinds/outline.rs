@@ -1,8 +1,11 @@
 //! The outline agent: the book's summary and exactly the asked number of chapters, each with
 //! 3 to 6 scenes whose characters come from the cast.
 
+use crate::kinds::{Input, Kind};
 use crate::rules::{Ctx, Rejection, known_names, non_empty, reject, to_value, typed};
 use crate::schema::{array, cast_name, object, text, text_sized};
+use crate::task::TaskType;
+use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -198,4 +201,43 @@ fn pick_some(cast: &[String], rng: &mut crate::sim::Rng) -> Vec<String> {
     let k = rng.range(1, cast.len().min(2) as u32) as usize;
     let start = (rng.next_u64() % cast.len() as u64) as usize;
     (0..k).map(|i| cast[(start + i) % cast.len()].clone()).collect()
+}
+
+/// The outline kind.
+pub struct OutlineKind;
+
+impl Kind for OutlineKind {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Outline
+    }
+
+    fn inputs(&self) -> &'static [Input] {
+        &[Input::Concept, Input::Cast, Input::World]
+    }
+
+    fn task(&self, _category: &str) -> TaskType {
+        TaskType::Analytical
+    }
+
+    fn schema(&self, ctx: Ctx<'_>, _scenes: Option<&[u32]>) -> Value {
+        schema(ctx)
+    }
+
+    fn validate(&self, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+        validate(output, ctx)
+    }
+
+    fn answer_tokens(&self, brief: &BookBrief) -> u64 {
+        100 + 330 * u64::from(brief.chapters)
+    }
+
+    /// Room for every chapter with up to six scenes.
+    fn min_max_tokens(&self, brief: &BookBrief) -> u32 {
+        brief.chapters.saturating_mul(400).saturating_add(256)
+    }
+
+    #[cfg(feature = "sim")]
+    fn simulate(&self, call: &mut crate::sim::SimCall<'_>) -> Value {
+        simulate(call.facts, call.rng, call.how)
+    }
 }

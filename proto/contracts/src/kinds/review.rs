@@ -1,7 +1,10 @@
 //! The review agent: a structured critique of one chapter with scores and a verdict.
 
-use crate::rules::{Rejection, reject, to_value, typed};
+use crate::kinds::{Input, Kind};
+use crate::rules::{Ctx, Rejection, reject, to_value, typed};
 use crate::schema::{array, integer, object, one_of, text};
+use crate::task::TaskType;
+use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -109,4 +112,42 @@ pub(crate) fn simulate(facts: &crate::facts::Facts, rng: &mut crate::sim::Rng) -
             rng.pick(OBJECTS)
         )],
     })
+}
+
+/// The review kind.
+pub struct ReviewKind;
+
+impl Kind for ReviewKind {
+    fn kind(&self) -> AgentKind {
+        AgentKind::Review
+    }
+
+    fn inputs(&self) -> &'static [Input] {
+        &[Input::Cast, Input::World, Input::Outline, Input::Draft, Input::Ledger]
+    }
+
+    fn task(&self, _category: &str) -> TaskType {
+        TaskType::Analytical
+    }
+
+    fn schema(&self, _ctx: Ctx<'_>, _scenes: Option<&[u32]>) -> Value {
+        schema()
+    }
+
+    fn validate(&self, output: &str, _ctx: Ctx<'_>) -> Result<Value, Rejection> {
+        validate(output)
+    }
+
+    fn answer_tokens(&self, _brief: &BookBrief) -> u64 {
+        500
+    }
+
+    fn default_pool(&self) -> usize {
+        16
+    }
+
+    #[cfg(feature = "sim")]
+    fn simulate(&self, call: &mut crate::sim::SimCall<'_>) -> Value {
+        simulate(call.facts, call.rng)
+    }
 }

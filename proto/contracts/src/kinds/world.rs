@@ -1,7 +1,10 @@
 //! The world agent: named sections of the book's setting, which depend on its category.
 
+use crate::kinds::{Input, Kind};
 use crate::rules::{Ctx, Rejection, reject, to_value, typed};
 use crate::schema::{object, text};
+use crate::task::TaskType;
+use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -64,4 +67,38 @@ pub(crate) fn simulate(facts: &crate::facts::Facts, rng: &mut crate::sim::Rng) -
         })
         .collect();
     to_value(&World { sections })
+}
+
+/// The world kind.
+pub struct WorldKind;
+
+impl Kind for WorldKind {
+    fn kind(&self) -> AgentKind {
+        AgentKind::World
+    }
+
+    fn inputs(&self) -> &'static [Input] {
+        &[Input::Concept]
+    }
+
+    fn task(&self, category: &str) -> TaskType {
+        TaskType::matter(category)
+    }
+
+    fn schema(&self, ctx: Ctx<'_>, _scenes: Option<&[u32]>) -> Value {
+        schema(ctx)
+    }
+
+    fn validate(&self, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
+        validate(output, ctx)
+    }
+
+    fn answer_tokens(&self, brief: &BookBrief) -> u64 {
+        100 + 100 * World::required_sections(&brief.category).len() as u64
+    }
+
+    #[cfg(feature = "sim")]
+    fn simulate(&self, call: &mut crate::sim::SimCall<'_>) -> Value {
+        simulate(call.facts, call.rng)
+    }
 }
