@@ -131,7 +131,10 @@ fn broken_links(page: &Path) -> Vec<String> {
         }
         let is_page = target.extension().is_some_and(|e| e == "md");
         if !fragment.is_empty() && is_page && !anchors(&read(&target)).contains(fragment) {
-            broken.push(format!("{link}: {} has no heading with that anchor", target.display()));
+            broken.push(format!(
+                "{link}: {} has no heading with that anchor",
+                target.strip_prefix(root()).unwrap_or(&target).display()
+            ));
         }
     }
     broken
