@@ -116,7 +116,7 @@ fn a_server_refusing_json_schema_with_http_500_like_llama_cpp_python_gets_its_ow
     let logs = tempfile::tempdir().unwrap();
     let srv = SimServerProc::start(&["--like-llama-cpp-python"], &logs.path().join("sim.log"));
     let out = tempfile::tempdir().unwrap();
-    // As the README says: the built-in `openai` provider pointed at the local server.
+    // As docs/providers.md says: the built-in `openai` provider pointed at the local server.
     let o = write_fantasy(
         out.path(),
         None,
