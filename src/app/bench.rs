@@ -38,8 +38,9 @@ pub struct BenchOptions {
 /// temporary store, killed on drop.
 ///
 /// Not the tests' launcher (`scriptorium-test-support`, which no product crate depends on): the
-/// bench needs no config file, cluster, restart or readiness probe, because `Bus::connect`
-/// retries until JetStream answers (for `connect_timeout`).
+/// bench needs no config file, cluster, restart or health endpoint. It waits for the client port
+/// to accept connections (a single server enables JetStream before that), and `Bus::connect`
+/// retries whatever is not ready yet.
 struct PrivateNats {
     child: Child,
     url: String,
@@ -47,7 +48,7 @@ struct PrivateNats {
 }
 
 impl PrivateNats {
-    fn start() -> anyhow::Result<Self> {
+    async fn start() -> anyhow::Result<Self> {
         let store = tempfile::Builder::new()
             .prefix("scriptorium-bench-nats-")
             .tempdir()
@@ -69,7 +70,18 @@ impl PrivateNats {
         let child = spawn("nats-server")
             .or_else(|_| spawn("/usr/sbin/nats-server"))
             .context("starting nats-server (install the nats-server package, or pass --nats)")?;
-        Ok(Self { child, url: format!("nats://127.0.0.1:{port}"), _store: store })
+        let mut server = Self { child, url: format!("nats://127.0.0.1:{port}"), _store: store };
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Some(status) = server.child.try_wait()? {
+                anyhow::bail!("the private nats-server exited while starting ({status})");
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("the private nats-server took over 30 s to open port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(server)
     }
 }
 
@@ -126,7 +138,7 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
     let (_server, url) = match &opts.nats {
         Some(u) => (None, u.clone()),
         None => {
-            let server = PrivateNats::start()?;
+            let server = PrivateNats::start().await?;
             let url = server.url.clone();
             (Some(server), url)
         }
