@@ -120,13 +120,10 @@ pub async fn queues(
     workers: &[WorkerRow],
     rates: &mut RateWindow,
 ) -> anyhow::Result<Vec<QueueRow>> {
+    let queues = bus.step_queues(&kind::ALL).await?;
     let now = clock::now_ms();
-    let mut rows: Vec<QueueRow> = bus
-        .step_queues(&kind::ALL)
-        .await?
-        .into_iter()
-        .map(|q| QueueRow::new(q, workers, now))
-        .collect();
+    let mut rows: Vec<QueueRow> =
+        queues.into_iter().map(|q| QueueRow::new(q, workers, now)).collect();
     let completed = rows.iter().map(|r| (r.kind.clone(), r.completed)).collect();
     let per_min = rates.observe(Instant::now(), completed);
     for r in &mut rows {
@@ -197,6 +194,45 @@ pub async fn workers(bus: &Bus, lost_after: Duration) -> anyhow::Result<Vec<Work
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_row_counts_the_live_workers_of_its_kind_and_ages_the_oldest_step() {
+        let worker = |id: &str, state, kind: &str, size| WorkerRow {
+            id: id.into(),
+            state,
+            host: "h".into(),
+            pid: 1,
+            last_seen_secs: 0.0,
+            uptime_secs: 0.0,
+            steps_done: 0,
+            pools: vec![PoolRow { kind: kind.into(), size, busy: 0 }],
+            current_steps: Vec::new(),
+            cache_hits: 0,
+            cache_misses: 0,
+        };
+        let workers = [
+            worker("a", "up", "chapter", 2),
+            worker("b", "lost", "chapter", 2),
+            worker("c", "up", "review", 1),
+            worker("d", "up", "chapter", 0),
+        ];
+        let queue = StepQueue {
+            kind: scriptorium_proto::v1::AgentKind::Chapter,
+            waiting: 3,
+            in_flight: 2,
+            redelivered: 1,
+            completed: 9,
+            dead_lettered: 4,
+            oldest_waiting_unix_ms: Some(10_000),
+        };
+        let row = QueueRow::new(queue.clone(), &workers, 85_000);
+        assert_eq!((row.kind.as_str(), row.workers), ("chapter", 1));
+        assert_eq!((row.waiting, row.in_flight, row.redelivered), (3, 2, 1));
+        assert_eq!((row.completed, row.dead_lettered), (9, 4));
+        assert_eq!(row.oldest_waiting_secs, Some(75.0));
+        // A clock behind the server's never shows a negative age.
+        assert_eq!(QueueRow::new(queue, &[], 5_000).oldest_waiting_secs, Some(0.0));
+    }
 
     #[test]
     fn rate_needs_two_samples_and_slides() {

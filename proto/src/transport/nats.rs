@@ -113,12 +113,8 @@ impl NatsBus {
         &self.drift
     }
 
-    /// The underlying client, for tools that read server state (queues, benchmarks).
-    pub fn client(&self) -> &async_nats::Client {
-        &self.client
-    }
-
-    /// The JetStream context.
+    /// The JetStream context, for tests that look at server state directly (operators' views go
+    /// through [`Bus`](super::Bus) methods).
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
     }
