@@ -6,11 +6,11 @@
 //! coordinator and workers with `replicas = 3`, then kill `cluster.wait_for_stream_leader(...)`.
 
 use bytes::Bytes;
-use scriptorium_common::nats_server::{Cluster, NatsServer};
 use scriptorium_proto::names;
 use scriptorium_proto::transport::{
     Bucket, Bus, DriftOutcome, NatsBus, NatsOptions, Queue, QueueSettings, Rejection,
 };
+use scriptorium_test_support::nats_server::{Cluster, NatsServer};
 use std::time::{Duration, Instant};
 
 /// How long a test waits for anything the cluster must recover within (polling, never a bare

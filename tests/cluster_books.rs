@@ -6,12 +6,12 @@
 mod common;
 
 use common::*;
-use scriptorium_common::nats_server::Cluster;
 use scriptorium_coordinator::client;
 use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_proto::Bus;
 use scriptorium_proto::names;
 use scriptorium_proto::transport::{NatsOptions, Reconcile};
+use scriptorium_test_support::nats_server::Cluster;
 use std::time::{Duration, Instant};
 
 const BOOKS: usize = 6;

@@ -14,7 +14,8 @@ const BRIEF: &str = "category = \"business\"\ndescription = \"Small bets.\"\ncha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_is_dead_lettered_with_a_reason_and_books_still_complete() {
-    let nats = scriptorium_common::nats_server::NatsServer::start().expect("nats-server starts");
+    let nats =
+        scriptorium_test_support::nats_server::NatsServer::start().expect("nats-server starts");
     let url = nats.url();
     let bus = Bus::connect(&url, NatsOptions::default()).await.unwrap();
     let out = tempfile::tempdir().unwrap();

@@ -1,22 +1,17 @@
-//! What the step queues and the worker processes look like right now, read from JetStream
-//! consumer state and worker heartbeats: the data behind `scriptorium
+//! What the step queues and the worker processes look like right now, read from the bus's
+//! queue state ([`Bus::step_queues`]) and worker heartbeats: the data behind `scriptorium
 //! queues`, `scriptorium workers`, the dashboard and the queue gauges.
 //!
-//! Per agent kind, from the durable consumer `steps-<kind>` on `SCRIPTORIUM_STEPS`:
-//! waiting = `num_pending`, in flight = `num_ack_pending`, redelivered = `num_redelivered`,
-//! oldest waiting = age of the first message on the kind's subject after the consumer's last
-//! delivered stream sequence. Before any worker created the consumer, every message on the
-//! subject is waiting. Dead-lettered = messages on `scriptorium.dead.<kind>`. Steps per minute =
-//! completed deliveries (`delivered.consumer_seq - num_ack_pending`) over a sliding window.
+//! Per agent kind: what waits, runs, was redelivered or dead-lettered and how old the oldest
+//! waiting step is, as the transport reads them from JetStream; the live workers with a pool
+//! for the kind; steps per minute = completed deliveries over a sliding window.
 
-use async_nats::jetstream::context::ConsumerInfoErrorKind;
-use futures::StreamExt;
 use scriptorium_proto::prost::Message as _;
-use scriptorium_proto::transport::Bucket;
+use scriptorium_proto::transport::{Bucket, StepQueue};
 use scriptorium_proto::v1::WorkerHeartbeat;
-use scriptorium_proto::{Bus, clock, kind, names};
+use scriptorium_proto::{Bus, clock, kind};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// One agent kind's step queue.
@@ -119,93 +114,48 @@ impl RateWindow {
     }
 }
 
-/// The NATS side of the bus, or an error naming what needs it.
-fn nats(bus: &Bus) -> anyhow::Result<&scriptorium_proto::transport::NatsBus> {
-    match bus {
-        Bus::Nats(n) => Ok(n),
-        Bus::Memory(_) => anyhow::bail!("queue state is only available over NATS"),
-    }
-}
-
-async fn subject_counts(
-    stream: &async_nats::jetstream::stream::Stream,
-    filter: String,
-) -> anyhow::Result<HashMap<String, u64>> {
-    let mut out = HashMap::new();
-    let mut subjects = stream.info_with_subjects(filter).await?;
-    while let Some(s) = subjects.next().await {
-        let (subject, n) = s?;
-        out.insert(subject, n as u64);
-    }
-    Ok(out)
-}
-
-fn age_secs(t: async_nats::jetstream::message::StreamMessage) -> f64 {
-    let ms = (t.time.unix_timestamp_nanos() / 1_000_000) as i64;
-    (clock::now_ms() - ms).max(0) as f64 / 1000.0
-}
-
 /// Reads every step queue; `workers` gives the consumers per kind and `rates` the window.
 pub async fn queues(
     bus: &Bus,
     workers: &[WorkerRow],
     rates: &mut RateWindow,
 ) -> anyhow::Result<Vec<QueueRow>> {
-    let js = nats(bus)?.jetstream();
-    let steps = js.get_stream(names::STEPS_STREAM).await?;
-    let on_subject = subject_counts(&steps, format!("{}.*", names::STEPS_PREFIX)).await?;
-    let dead = match js.get_stream(names::DEAD_STREAM).await {
-        Ok(s) => subject_counts(&s, format!("{}.>", names::DEAD_PREFIX)).await?,
-        Err(_) => HashMap::new(),
-    };
-    let mut rows = Vec::new();
-    for k in kind::agents() {
-        let name = kind::name(k).to_string();
-        let subject = names::step_subject(k);
-        let mut row = QueueRow {
-            kind: name.clone(),
-            waiting: on_subject.get(&subject).copied().unwrap_or(0),
-            in_flight: 0,
-            redelivered: 0,
-            dead_lettered: dead.get(&names::dead_subject(&name)).copied().unwrap_or(0),
-            oldest_waiting_secs: None,
-            workers: workers
-                .iter()
-                .filter(|w| w.state == "up")
-                .filter(|w| w.pools.iter().any(|p| p.kind == name && p.size > 0))
-                .count() as u32,
-            completed: 0,
-            steps_per_min: None,
-        };
-        let mut first_waiting = 0;
-        match steps.consumer_info(names::step_consumer(k)).await {
-            Ok(info) => {
-                row.waiting = info.num_pending;
-                row.in_flight = info.num_ack_pending as u64;
-                row.redelivered = info.num_redelivered as u64;
-                row.completed =
-                    info.delivered.consumer_sequence.saturating_sub(info.num_ack_pending as u64);
-                first_waiting = info.delivered.stream_sequence + 1;
-            }
-            // No worker ever served this kind: everything on the subject waits.
-            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow::anyhow!("consumer {}: {e}", names::step_consumer(k))),
-        }
-        if row.waiting > 0 {
-            row.oldest_waiting_secs = steps
-                .get_first_raw_message_by_subject(&subject, first_waiting.max(1))
-                .await
-                .ok()
-                .map(age_secs);
-        }
-        rows.push(row);
-    }
+    let kinds: Vec<_> = kind::agents().collect();
+    let queues = bus.step_queues(&kinds).await?;
+    let now = clock::now_ms();
+    let mut rows: Vec<QueueRow> =
+        queues.into_iter().map(|q| QueueRow::new(q, workers, now)).collect();
     let completed = rows.iter().map(|r| (r.kind.clone(), r.completed)).collect();
     let per_min = rates.observe(Instant::now(), completed);
     for r in &mut rows {
         r.steps_per_min = per_min.get(&r.kind).copied();
     }
     Ok(rows)
+}
+
+impl QueueRow {
+    /// The row of `queue` at `now_ms`, with the live `workers` that have a pool for its kind.
+    fn new(queue: StepQueue, workers: &[WorkerRow], now_ms: i64) -> Self {
+        let kind = kind::name(queue.kind).to_string();
+        let workers = workers
+            .iter()
+            .filter(|w| w.state == "up")
+            .filter(|w| w.pools.iter().any(|p| p.kind == kind && p.size > 0))
+            .count() as u32;
+        QueueRow {
+            waiting: queue.waiting,
+            in_flight: queue.in_flight,
+            redelivered: queue.redelivered,
+            dead_lettered: queue.dead_lettered,
+            oldest_waiting_secs: queue
+                .oldest_waiting_unix_ms
+                .map(|t| (now_ms - t).max(0) as f64 / 1000.0),
+            workers,
+            completed: queue.completed,
+            steps_per_min: None,
+            kind,
+        }
+    }
 }
 
 /// Reads every worker heartbeat; a heartbeat older than `lost_after` marks the worker lost.
@@ -245,6 +195,45 @@ pub async fn workers(bus: &Bus, lost_after: Duration) -> anyhow::Result<Vec<Work
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_row_counts_the_live_workers_of_its_kind_and_ages_the_oldest_step() {
+        let worker = |id: &str, state, kind: &str, size| WorkerRow {
+            id: id.into(),
+            state,
+            host: "h".into(),
+            pid: 1,
+            last_seen_secs: 0.0,
+            uptime_secs: 0.0,
+            steps_done: 0,
+            pools: vec![PoolRow { kind: kind.into(), size, busy: 0 }],
+            current_steps: Vec::new(),
+            cache_hits: 0,
+            cache_misses: 0,
+        };
+        let workers = [
+            worker("a", "up", "chapter", 2),
+            worker("b", "lost", "chapter", 2),
+            worker("c", "up", "review", 1),
+            worker("d", "up", "chapter", 0),
+        ];
+        let queue = StepQueue {
+            kind: scriptorium_proto::v1::AgentKind::Chapter,
+            waiting: 3,
+            in_flight: 2,
+            redelivered: 1,
+            completed: 9,
+            dead_lettered: 4,
+            oldest_waiting_unix_ms: Some(10_000),
+        };
+        let row = QueueRow::new(queue.clone(), &workers, 85_000);
+        assert_eq!((row.kind.as_str(), row.workers), ("chapter", 1));
+        assert_eq!((row.waiting, row.in_flight, row.redelivered), (3, 2, 1));
+        assert_eq!((row.completed, row.dead_lettered), (9, 4));
+        assert_eq!(row.oldest_waiting_secs, Some(75.0));
+        // A clock behind the server's never shows a negative age.
+        assert_eq!(QueueRow::new(queue, &[], 5_000).oldest_waiting_secs, Some(0.0));
+    }
 
     #[test]
     fn rate_needs_two_samples_and_slides() {

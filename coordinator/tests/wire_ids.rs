@@ -3,7 +3,6 @@
 //! redelivered), and the books around it go on.
 
 use async_nats::jetstream::consumer::PullConsumer;
-use scriptorium_common::nats_server::NatsServer;
 use scriptorium_coordinator::record::{Status, StepStatus};
 use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief, client};
 use scriptorium_proto::prost::Message as _;
@@ -12,6 +11,7 @@ use scriptorium_proto::v1::{
     AgentKind, StepResult, StepStatus as WireStatus, StepTask, SubmitBook,
 };
 use scriptorium_proto::{Bus, Source, names};
+use scriptorium_test_support::nats_server::NatsServer;
 use std::time::Duration;
 
 /// How long anything may take on a loaded machine.

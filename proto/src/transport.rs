@@ -3,8 +3,11 @@
 //! Actors never see this type's insides: they publish encoded messages to a [`Queue`], read
 //! [`Incoming`] messages from a [`Source`], and acknowledge them through their [`Acker`].
 //! The in-process implementation passes the same encoded bytes, so both modes run one code path.
+//! Operators ask the bus itself what they see of it: [`Bus::check_ready`],
+//! [`Bus::step_queues`] and [`Bus::raw_round_trips`].
 
 mod error;
+mod inspect;
 mod memory;
 mod nats;
 mod settings;
@@ -14,6 +17,7 @@ use bytes::Bytes;
 use std::time::Duration;
 
 pub use error::{BusError, Rejection};
+pub use inspect::{RoundTrips, StepQueue};
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, NatsOptions};
 pub use settings::{Drift, DriftOutcome, Reconcile};

@@ -1,21 +1,20 @@
 //! `scriptorium bench`: steps per second through coordinator and workers over real NATS with a
 //! zero-latency simulated model, beside raw JetStream round trips measured in the same run.
 //!
-//! The raw baseline does what one step costs at the transport level and nothing else: publish
-//! a step to a work-queue stream, pull it, publish a result to a second stream, pull that, and
-//! acknowledge both. Scriptorium adds decoding, prompt rendering, the simulated model,
-//! validation and a KV write of the book record per accepted step.
+//! The raw baseline ([`Bus::raw_round_trips`]) does what one step costs at the transport level
+//! and nothing else: publish a step to a work-queue stream, pull it, publish a result to a
+//! second stream, pull that, and acknowledge both. Scriptorium adds decoding, prompt rendering,
+//! the simulated model, validation and a KV write of the book record per accepted step.
 
 use super::{AppConfig, connect};
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer, stream};
-use futures::StreamExt;
 use scriptorium_coordinator::record::BookRecord;
 use scriptorium_coordinator::{CoordinatorHandle, client};
 use scriptorium_proto::Bus;
 use scriptorium_proto::v1::BookBrief;
 use scriptorium_worker::Worker;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Options of the benchmark.
@@ -35,11 +34,62 @@ pub struct BenchOptions {
     pub cache_books: u32,
 }
 
-fn start_server() -> anyhow::Result<(scriptorium_common::nats_server::NatsServer, String)> {
-    let server = scriptorium_common::nats_server::NatsServer::start()
-        .context("starting nats-server (install the nats-server package, or pass --nats)")?;
-    let url = server.url();
-    Ok((server, url))
+/// A private nats-server for one run without `--nats`: JetStream on a free loopback port with a
+/// temporary store, killed on drop.
+///
+/// Not the tests' launcher (`scriptorium-test-support`, which no product crate depends on): the
+/// bench needs no config file, cluster, restart or health endpoint. It waits for the client port
+/// to accept connections (a single server enables JetStream before that), and `Bus::connect`
+/// retries whatever is not ready yet.
+struct PrivateNats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl PrivateNats {
+    async fn start() -> anyhow::Result<Self> {
+        let store = tempfile::Builder::new()
+            .prefix("scriptorium-bench-nats-")
+            .tempdir()
+            .context("creating a store for the private nats-server")?;
+        // Free now; another process taking it before the server does shows as a failed connect.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port for the private nats-server")?
+            .port();
+        let spawn = |binary: &str| {
+            Command::new(binary)
+                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .arg(store.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        };
+        // Debian and Ubuntu install it in /usr/sbin, which a user's PATH often lacks.
+        let child = spawn("nats-server")
+            .or_else(|_| spawn("/usr/sbin/nats-server"))
+            .context("starting nats-server (install the nats-server package, or pass --nats)")?;
+        let mut server = Self { child, url: format!("nats://127.0.0.1:{port}"), _store: store };
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Some(status) = server.child.try_wait()? {
+                anyhow::bail!("the private nats-server exited while starting ({status})");
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("the private nats-server took over 30 s to open port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -47,100 +97,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         return 0.0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// Raw JetStream two-hop round trips: (messages per second, sequential p50 in microseconds).
-async fn raw_baseline(
-    url: &str,
-    messages: usize,
-    concurrency: usize,
-) -> anyhow::Result<(f64, f64)> {
-    let client = async_nats::connect(url).await?;
-    let js = jetstream::new(client);
-    let mut consumers = Vec::new();
-    for (name, subject) in
-        [("BENCH_RAW_STEPS", "bench.raw.steps"), ("BENCH_RAW_RESULTS", "bench.raw.results")]
-    {
-        let _ = js.delete_stream(name).await;
-        let s = js
-            .create_stream(stream::Config {
-                name: name.into(),
-                subjects: vec![subject.into()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await?;
-        let c: consumer::PullConsumer = s
-            .create_consumer(consumer::pull::Config {
-                durable_name: Some("bench".into()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                max_ack_pending: 10_000,
-                ..Default::default()
-            })
-            .await?;
-        consumers.push(c);
-    }
-    let results_consumer = consumers.pop().context("results consumer")?;
-    let steps_consumer = consumers.pop().context("steps consumer")?;
-    let payload = bytes::Bytes::from(vec![b'x'; 2048]);
-    // The "worker": pull a step, publish a result, then acknowledge the step.
-    let worker_js = js.clone();
-    let mut steps = steps_consumer.stream().max_messages_per_batch(concurrency).messages().await?;
-    let worker = tokio::spawn(async move {
-        while let Some(Ok(m)) = steps.next().await {
-            let js = worker_js.clone();
-            tokio::spawn(async move {
-                if let Ok(ack) = js.publish("bench.raw.results", m.payload.clone()).await {
-                    let _ = ack.await;
-                }
-                let _ = m.ack().await;
-            });
-        }
-    });
-    let mut results =
-        results_consumer.stream().max_messages_per_batch(concurrency).messages().await?;
-    let mut one_trip = async |js: &jetstream::Context| -> anyhow::Result<()> {
-        js.publish("bench.raw.steps", payload.clone()).await?.await?;
-        if let Some(m) = results.next().await {
-            m.map_err(anyhow::Error::msg)?.ack().await.map_err(anyhow::Error::msg)?;
-        }
-        Ok(())
-    };
-    // Sequential latency.
-    let mut lat = Vec::new();
-    for _ in 0..200 {
-        let t = Instant::now();
-        one_trip(&js).await?;
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    lat.sort_by(f64::total_cmp);
-    // Throughput with `concurrency` round trips in flight.
-    let started = Instant::now();
-    let mut sent = 0usize;
-    let mut received = 0usize;
-    let mut in_flight = 0usize;
-    while received < messages {
-        while in_flight < concurrency && sent < messages {
-            js.publish("bench.raw.steps", payload.clone()).await?.await?;
-            sent += 1;
-            in_flight += 1;
-        }
-        match results.next().await {
-            Some(Ok(m)) => {
-                let _ = m.ack().await;
-                received += 1;
-                in_flight -= 1;
-            }
-            _ => anyhow::bail!("raw results stream ended"),
-        }
-    }
-    let rate = messages as f64 / started.elapsed().as_secs_f64();
-    worker.abort();
-    for name in ["BENCH_RAW_STEPS", "BENCH_RAW_RESULTS"] {
-        let _ = js.delete_stream(name).await;
-    }
-    Ok((rate, percentile(&lat, 0.5)))
 }
 
 fn bench_brief(chapters: u32, seed: u64) -> BookBrief {
@@ -182,8 +138,9 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
     let (_server, url) = match &opts.nats {
         Some(u) => (None, u.clone()),
         None => {
-            let (s, u) = start_server()?;
-            (Some(s), u)
+            let server = PrivateNats::start().await?;
+            let url = server.url.clone();
+            (Some(server), url)
         }
     };
     let out = tempfile::tempdir()?;
@@ -198,7 +155,9 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
 
-    let (raw_rate, raw_p50) = raw_baseline(&url, total_steps, opts.concurrency).await?;
+    let raw_bus = connect(&url, "bench-raw", &cfg).await?;
+    let raw = raw_bus.raw_round_trips(total_steps, opts.concurrency).await?;
+    let (raw_rate, raw_p50) = (raw.per_sec, raw.p50_us);
     println!(
         "raw JetStream round trip (publish step, pull, publish result, pull, ack both; 2 KiB): {raw_rate:.0} round trips/s with {} in flight; sequential p50 {raw_p50:.0} us",
         opts.concurrency

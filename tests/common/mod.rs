@@ -32,14 +32,14 @@ pub fn free_port() -> u16 {
 }
 
 /// A nats-server with JetStream on a free port and a temporary store, killed on drop: the one
-/// launcher (`scriptorium_common::nats_server`), failing the test when it cannot start.
-pub struct NatsServer(scriptorium_common::nats_server::NatsServer);
+/// launcher (`scriptorium_test_support::nats_server`), failing the test when it cannot start.
+pub struct NatsServer(scriptorium_test_support::nats_server::NatsServer);
 
 impl NatsServer {
     /// Starts a server and waits until JetStream is ready.
     pub fn start() -> Self {
         NatsServer(
-            scriptorium_common::nats_server::NatsServer::start()
+            scriptorium_test_support::nats_server::NatsServer::start()
                 .expect("nats-server must be installed (tests/run.sh installs it)"),
         )
     }

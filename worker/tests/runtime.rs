@@ -5,11 +5,11 @@
 //! in-process bus or a real nats-server.
 
 use scriptorium_common::model::{LocalAnswer, LocalModel, LocalRequest};
-use scriptorium_common::nats_server::NatsServer;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, QueueSettings};
 use scriptorium_proto::v1::{AgentKind, BookBrief, FailureCause, StepResult, StepStatus, StepTask};
 use scriptorium_proto::{Bus, Source, names};
+use scriptorium_test_support::nats_server::NatsServer;
 use scriptorium_worker::{Worker, WorkerConfig};
 use std::future::Future;
 use std::pin::Pin;

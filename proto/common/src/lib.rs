@@ -4,13 +4,10 @@
 //! - [`ops`]: the `/metrics`, `/healthz`, `/readyz` endpoints, the process-wide Prometheus
 //!   recorder and the stop signal.
 //! - [`model`]: the interface of a model that runs in process (the simulated one).
-//! - [`nats_server`]: the one nats-server launcher (one server or a cluster on loopback), for
-//!   benches and tests.
 //! - [`cache`]: the response cache's settings, request key and stored record, and the writes
 //!   the coordinator makes when it accepts or rejects a cached answer.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod cache;
 pub mod model;
-pub mod nats_server;
 pub mod ops;

@@ -36,8 +36,7 @@ impl Health {
     pub async fn check(&self) -> Result<(), String> {
         match self.bus.get() {
             None => Err("starting: not connected to nats yet".into()),
-            Some(Bus::Nats(nats)) => nats.check_ready().await.map_err(|e| e.to_string()),
-            Some(Bus::Memory(_)) => Ok(()),
+            Some(bus) => bus.check_ready().await.map_err(|e| e.to_string()),
         }
     }
 }

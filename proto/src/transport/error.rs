@@ -38,6 +38,13 @@ pub enum BusError {
     /// The bus was shut down.
     #[error("bus closed")]
     Closed,
+    /// The in-process bus cannot answer this (it keeps no consumer state, and has no server to
+    /// measure): only the NATS transport can.
+    #[error("{op} is only available over NATS")]
+    OnlyOverNats {
+        /// What was asked (`queue state`).
+        op: String,
+    },
 }
 
 /// Why NATS refused an operation for good.

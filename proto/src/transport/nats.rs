@@ -1,10 +1,22 @@
 //! The NATS JetStream transport: work-queue streams with durable pull consumers, KV buckets
 //! and core subjects for events.
+//!
+//! Beside the connection and its operations here: [`options`] (how to connect), [`source`]
+//! (reading a queue), [`inspect`] (readiness and the step queues' state, read-only) and
+//! [`baseline`] (raw JetStream round trips, the bench's yardstick).
+
+mod baseline;
+mod inspect;
+mod options;
+mod source;
+
+pub use options::NatsOptions;
+pub(crate) use source::NatsSource;
 
 use super::settings::{self, Drift, Reconcile};
 use super::{
-    Acker, Bucket, BusError, Cancel, Cancellations, CancellationsInner, DeadLetter, Events,
-    EventsInner, Incoming, Queue, QueueSettings, Rejection, Source, SourceInner,
+    Bucket, BusError, Cancel, Cancellations, CancellationsInner, DeadLetter, Events, EventsInner,
+    Queue, Rejection, Source, SourceInner,
 };
 use crate::names;
 use async_nats::jetstream::{self, consumer, kv};
@@ -12,69 +24,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How to connect to NATS.
-#[derive(Debug, Clone)]
-pub struct NatsOptions {
-    /// Connection name shown by the server.
-    pub name: String,
-    /// How long to keep trying the first connection.
-    pub connect_timeout: Duration,
-    /// Settings of the step queues.
-    pub steps: QueueSettings,
-    /// Settings of the coordinator's queues (results and submissions). The coordinator sends
-    /// in-progress acknowledgements while it handles a message, so a short ack wait only bounds
-    /// how long a delivery lost with a server (or a coordinator) waits to be delivered again.
-    pub coordinator: QueueSettings,
-    /// How long a worker heartbeat stays in its bucket.
-    pub heartbeat_ttl: Duration,
-    /// How long a shared cache entry lives.
-    pub cache_ttl: Duration,
-    /// Size limit of the shared cache tier in bytes (oldest entries are dropped first).
-    pub cache_max_bytes: i64,
-    /// How long a cache computation lease lives.
-    pub lease_ttl: Duration,
-    /// How long publishes and state writes are retried while the server is unreachable (only
-    /// transient failures are retried; a refusal returns at once).
-    pub publish_retry: Duration,
-    /// Replicas of every stream, bucket and consumer (1 on a single server, 3 on a 3-node
-    /// cluster; JetStream allows 1 to 5).
-    pub replicas: usize,
-    /// What `connect` does when an existing stream, bucket or consumer has other settings.
-    pub reconcile: Reconcile,
-}
-
-impl NatsOptions {
-    /// Checks what JetStream would refuse, naming the field and the rule.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(1..=5).contains(&self.replicas) {
-            return Err(format!("replicas: must be between 1 and 5 (got {})", self.replicas));
-        }
-        self.steps.validate().map_err(|e| format!("steps.{e}"))?;
-        self.coordinator.validate().map_err(|e| format!("coordinator.{e}"))
-    }
-}
-
-impl Default for NatsOptions {
-    fn default() -> Self {
-        Self {
-            name: "scriptorium".into(),
-            connect_timeout: Duration::from_secs(30),
-            steps: QueueSettings::default(),
-            coordinator: QueueSettings {
-                ack_wait: Duration::from_secs(10),
-                ..QueueSettings::default()
-            },
-            heartbeat_ttl: Duration::from_secs(30),
-            cache_ttl: Duration::from_secs(7 * 24 * 3600),
-            cache_max_bytes: 1 << 30,
-            lease_ttl: Duration::from_secs(300),
-            publish_retry: Duration::from_secs(60),
-            replicas: 1,
-            reconcile: Reconcile::Update,
-        }
-    }
-}
 
 /// A connection to NATS with the JetStream context, streams and buckets ready.
 #[derive(Clone)]
@@ -164,45 +113,10 @@ impl NatsBus {
         &self.drift
     }
 
-    /// The underlying client, for tools that read server state (queues, benchmarks).
-    pub fn client(&self) -> &async_nats::Client {
-        &self.client
-    }
-
-    /// The JetStream context.
+    /// The JetStream context, for tests that look at server state directly (operators' views go
+    /// through [`Bus`](super::Bus) methods).
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
-    }
-
-    /// Read-only readiness check: connected, and every stream and bucket exists and has a
-    /// leader (nothing is created here; `connect` did that). Backs the `/readyz` endpoints.
-    pub async fn check_ready(&self) -> Result<(), BusError> {
-        let state = self.client.connection_state();
-        if state != async_nats::connection::State::Connected {
-            return Err(BusError::Unavailable {
-                op: "readiness".into(),
-                detail: format!("connection {state}"),
-            });
-        }
-        for name in stream_names() {
-            let info = self
-                .js
-                .get_stream(&name)
-                .await
-                .map_err(|e| BusError::nats(format!("stream {name}"), &e))?;
-            let leaderless = info
-                .cached_info()
-                .cluster
-                .as_ref()
-                .is_some_and(|c| c.leader.as_deref().unwrap_or("").is_empty());
-            if leaderless {
-                return Err(BusError::Unavailable {
-                    op: format!("stream {name}"),
-                    detail: "no leader".into(),
-                });
-            }
-        }
-        Ok(())
     }
 
     fn subject(queue: Queue, key: &str) -> String {
@@ -241,21 +155,7 @@ impl NatsBus {
 
     pub(crate) async fn source(&self, queue: Queue, batch: usize) -> Result<Source, BusError> {
         let (stream_name, config) = settings::consumer(queue, &self.opts);
-        let mut source = NatsSource {
-            js: self.js.clone(),
-            stream: stream_name,
-            config,
-            batch: batch.max(1),
-            consumer: None,
-            messages: None,
-        };
-        // The consumer now, so it exists with these settings before anything is published;
-        // the pull starts with the first `next` or `fetch`, so nothing is fetched ahead of
-        // what the reader asks for.
-        if let Err(e) = source.consumer().await {
-            // Not fatal: `next` and `fetch` keep trying.
-            tracing::warn!(stream = stream_name, error = %e, "queue not open yet; retrying");
-        }
+        let source = NatsSource::open(self.js.clone(), stream_name, config, batch).await;
         Ok(Source { inner: SourceInner::Nats(Box::new(source)) })
     }
 
@@ -472,163 +372,6 @@ impl NatsBus {
     }
 }
 
-/// Messages of one durable pull consumer; reopens itself when the server goes away and back.
-pub(crate) struct NatsSource {
-    js: jetstream::Context,
-    stream: &'static str,
-    config: consumer::pull::Config,
-    batch: usize,
-    consumer: Option<consumer::PullConsumer>,
-    messages: Option<consumer::pull::Stream>,
-}
-
-impl NatsSource {
-    fn what(&self) -> String {
-        format!("consumer {}/{}", self.stream, self.config.durable_name.as_deref().unwrap_or(""))
-    }
-
-    /// The consumer, created with the configured settings when missing.
-    async fn consumer(&mut self) -> Result<consumer::PullConsumer, BusError> {
-        if let Some(c) = &self.consumer {
-            return Ok(c.clone());
-        }
-        let what = self.what();
-        let durable = self.config.durable_name.clone().unwrap_or_default();
-        let stream = self
-            .js
-            .get_stream(self.stream)
-            .await
-            .map_err(|e| BusError::nats(format!("stream {}", self.stream), &e))?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(&durable, self.config.clone())
-            .await
-            .map_err(|e| BusError::nats(what, &e))?;
-        self.consumer = Some(consumer.clone());
-        Ok(consumer)
-    }
-
-    async fn open(&mut self) -> Result<(), BusError> {
-        let consumer = self.consumer().await?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(self.batch)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(|e| BusError::nats(self.what(), &e))?;
-        self.messages = Some(messages);
-        Ok(())
-    }
-
-    fn incoming(msg: jetstream::Message) -> Incoming {
-        let delivered = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-        let payload = msg.payload.clone();
-        Incoming { payload, delivered, acker: Acker::Nats(Box::new(msg)) }
-    }
-
-    pub(crate) async fn next(&mut self) -> Option<Result<Incoming, BusError>> {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            if self.messages.is_none()
-                && let Err(e) = self.open().await
-            {
-                tracing::warn!(stream = self.stream, error = %e, "queue unavailable; retrying");
-                self.consumer = None;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-                continue;
-            }
-            let next = match self.messages.as_mut() {
-                Some(m) => m.next().await,
-                None => continue,
-            };
-            match next {
-                Some(Ok(msg)) => return Some(Ok(Self::incoming(msg))),
-                Some(Err(e)) => {
-                    // Missed heartbeats, a restarted server, a deleted consumer: start over.
-                    tracing::warn!(stream = self.stream, error = %e, "queue read failed; reopening");
-                    self.messages = None;
-                    self.consumer = None;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                None => {
-                    self.messages = None;
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-    }
-
-    /// Pulls what is there now (up to `max`, without waiting); when nothing is, waits up to
-    /// `wait` for one message. Every pull request is for no more than is returned, so no
-    /// delivery is left waiting in this process with its ack clock running.
-    pub(crate) async fn fetch(
-        &mut self,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Incoming>, BusError> {
-        // A continuous pull would fetch ahead of these requests.
-        self.messages = None;
-        let consumer = self.consumer().await?;
-        let what = self.what();
-        let mut got = Vec::new();
-        let pull = async {
-            let now = consumer
-                .fetch()
-                .max_messages(max.max(1))
-                .messages()
-                .await
-                .map_err(|e| BusError::nats(what.clone(), &e))?;
-            read_batch(now, &what, &mut got).await?;
-            if !got.is_empty() || wait.is_zero() {
-                return Ok(());
-            }
-            let one = consumer
-                .batch()
-                .max_messages(1)
-                .expires(wait)
-                .messages()
-                .await
-                .map_err(|e| BusError::nats(what.clone(), &e))?;
-            read_batch(one, &what, &mut got).await
-        };
-        // A pull request can go unanswered (its consumer's leader died with it): give up on it
-        // after the server's own deadline has passed, keeping what did arrive.
-        let deadline = wait + Duration::from_secs(5);
-        let result = match tokio::time::timeout(deadline, pull).await {
-            Ok(r) => r,
-            Err(_) => Err(BusError::Unavailable {
-                op: what.clone(),
-                detail: format!("pull request unanswered after {deadline:?}"),
-            }),
-        };
-        let result = match result {
-            Err(_) if !got.is_empty() => Ok(got),
-            Err(e) => Err(e),
-            Ok(()) => Ok(got),
-        };
-        if result.is_err() {
-            // Recreated on the next call, in case the consumer or the server went away.
-            self.consumer = None;
-        }
-        result
-    }
-}
-
-/// Every message of a pull batch into `out`, until the server ends it.
-async fn read_batch(
-    mut batch: consumer::pull::Batch,
-    what: &str,
-    out: &mut Vec<Incoming>,
-) -> Result<(), BusError> {
-    while let Some(m) = batch.next().await {
-        out.push(NatsSource::incoming(m.map_err(|e| BusError::nats(what, &*e))?));
-    }
-    Ok(())
-}
-
 /// Runs `op` until it succeeds, fails for good, or `budget` has passed, backing off between
 /// tries. Only transient failures are retried.
 async fn retrying<T, F, Fut>(budget: Duration, what: &str, mut op: F) -> Result<T, BusError>
@@ -718,19 +461,5 @@ mod tests {
         let configured: Vec<_> =
             settings::streams(&NatsOptions::default()).into_iter().map(|s| s.name).collect();
         assert_eq!(all, configured, "readiness checks every stream connect sets up");
-    }
-
-    #[test]
-    fn options_are_checked_before_any_io() {
-        assert!(NatsOptions::default().validate().is_ok());
-        let e = NatsOptions { replicas: 0, ..Default::default() }.validate().unwrap_err();
-        assert!(e.starts_with("replicas"), "{e}");
-        let steps = QueueSettings {
-            backoff: vec![Duration::from_secs(1); 3],
-            max_deliver: 3,
-            ..Default::default()
-        };
-        let e = NatsOptions { steps, ..Default::default() }.validate().unwrap_err();
-        assert!(e.starts_with("steps.max_deliver"), "{e}");
     }
 }

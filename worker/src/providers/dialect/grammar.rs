@@ -97,3 +97,79 @@ fn paragraphs(map: &Map<String, Value>, min: u64, max: u64) -> Value {
         "description": format!("{what}, in {n} paragraphs"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::chat_body;
+    use super::super::{Dialect, apply};
+    use super::*;
+
+    #[test]
+    fn llama_cpp_dialects_ask_a_string_too_long_for_a_grammar_as_bounded_paragraphs() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "scenes": {"type": "array", "items": {"type": "object", "properties": {
+                    "text": {"type": "string", "minLength": 1280, "maxLength": 2160,
+                        "description": "the scene's prose"},
+                }}},
+                "summary": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "part": {"type": "string", "minLength": 960, "maxLength": 1620},
+            },
+        });
+        let safe = grammar_safe(&schema);
+        let text = &safe["properties"]["scenes"]["items"]["properties"]["text"];
+        assert_eq!(
+            (text["type"].as_str(), &text["minItems"], &text["maxItems"]),
+            (Some("array"), &json!(3), &json!(3))
+        );
+        assert_eq!(text["items"]["minLength"], 427, "the floor is shared: 3 x 427 >= 1280");
+        assert_eq!(text["items"]["maxLength"], 720, "and the bound: 3 x 720 = 2160");
+        assert!(
+            text["description"].as_str().unwrap().contains("the scene's prose, in 3 paragraphs")
+        );
+        assert_eq!(
+            safe["properties"]["summary"], schema["properties"]["summary"],
+            "short: as it was"
+        );
+        let part = &safe["properties"]["part"];
+        assert_eq!(
+            (&part["maxItems"], &part["items"]["minLength"], &part["items"]["maxLength"]),
+            (&json!(2), &json!(480), &json!(810))
+        );
+        // No string in what a grammar compiles is bounded over the limit.
+        let lengths = safe.to_string();
+        assert!(!lengths.contains("2160") && !lengths.contains("1620"), "{safe}");
+
+        // The answer's paragraphs are the string again; an answer that kept the string is kept.
+        let mut answer = json!({
+            "scenes": [{"text": ["First paragraph.", " Second. ", "Third."]}, {"text": "whole"}],
+            "summary": "s",
+            "part": ["a", "b"],
+        });
+        rejoin(&schema, &mut answer);
+        assert_eq!(answer["scenes"][0]["text"], "First paragraph.\n\nSecond.\n\nThird.");
+        assert_eq!(answer["scenes"][1]["text"], "whole");
+        assert_eq!(answer["part"], "a\n\nb");
+        assert_eq!(answer["summary"], "s");
+
+        // Every dialect a llama.cpp grammar may enforce sends the safe schema; vLLM's and OpenAI's
+        // get it whole (strict mode drops lengths anyway).
+        for dialect in [
+            Dialect::JsonObjectSchema,
+            Dialect::JsonSchema,
+            Dialect::JsonSchemaField,
+            Dialect::OllamaFormat,
+        ] {
+            let mut body = chat_body();
+            apply(dialect, &mut body, "chapter", &schema);
+            assert!(!body.to_string().contains("2160"), "{dialect:?}: {body}");
+            assert!(body.to_string().contains("in 3 paragraphs"), "{dialect:?}: {body}");
+        }
+        for dialect in [Dialect::GuidedJson, Dialect::StructuredOutputs] {
+            let mut body = chat_body();
+            apply(dialect, &mut body, "chapter", &schema);
+            assert!(body.to_string().contains("2160"), "{dialect:?}: {body}");
+        }
+    }
+}

@@ -1,10 +1,10 @@
-//! The one nats-server launcher of benches and tests: a single server or a cluster of servers on
-//! loopback, with JetStream and temporary stores, killed on drop.
+//! The one nats-server launcher of tests: a single server or a cluster of servers on loopback,
+//! with JetStream and temporary stores, killed on drop.
 //!
-//! The API is blocking (std processes, polling with timeouts) so sync tests, async tests and the
-//! bench can all use it; from async code, call it where blocking a runtime thread is acceptable
-//! (a multi-threaded test runtime) or through `spawn_blocking`. Every constructor returns an
-//! error, never panics, so a bench can say what is missing.
+//! The API is blocking (std processes, polling with timeouts) so sync and async tests can both
+//! use it; from async code, call it where blocking a runtime thread is acceptable (a
+//! multi-threaded test runtime) or through `spawn_blocking`. Every constructor returns an
+//! error, never panics, so a test can say what is missing.
 //!
 //! Each server runs from a generated config file (client port, monitoring port, JetStream store,
 //! and for a cluster its name, route port and routes) and logs to a file beside it; readiness is
