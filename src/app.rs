@@ -4,6 +4,7 @@
 pub mod bench;
 mod check;
 pub mod http;
+pub mod operate;
 pub mod queues;
 pub mod report;
 pub mod tokens;
@@ -420,17 +421,15 @@ pub async fn retry(
     wait: bool,
 ) -> anyhow::Result<Option<BookRecord>> {
     let bus = connect_tool(url, "scriptorium-retry").await?;
-    client::retry(&bus, book, step).await?;
+    let id = client::retry(&bus, book, step).await?;
+    // Applied (the book runs again) or refused, as the coordinator recorded it.
+    let done = client::outcome(&bus, book, &id, Duration::from_secs(30)).await?;
+    if !done.refused.is_empty() {
+        anyhow::bail!("retry refused: {}", done.refused);
+    }
     println!("{book}");
     if !wait {
         return Ok(None);
-    }
-    // The book is final until the coordinator takes the retry: wait for it to run first.
-    for _ in 0..600 {
-        if client::load(&bus, book).await?.is_some_and(|r| !r.state.is_final()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut progress = report::Progress::new(1);
     let rec =

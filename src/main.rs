@@ -290,6 +290,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Operate(app::operate::Operate),
 }
 
 fn view_options(cfg: &AppConfig, v: ViewArgs) -> anyhow::Result<app::queues::ViewOptions> {
@@ -329,7 +331,8 @@ fn main() -> ExitCode {
         | Command::BenchTokens { .. }
         | Command::Retry { .. }
         | Command::Check { .. }
-        | Command::DeadLetters { .. } => "warn",
+        | Command::DeadLetters { .. }
+        | Command::Operate(_) => "warn",
         _ => "info",
     };
     init_logs(cli.log_format, default_log);
@@ -461,6 +464,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::DeadLetters { nats, json } => app::dead_letters(&nats, json).await.map(|_| 0),
+        Command::Operate(op) => app::operate::run(op).await,
         Command::Check { dir, json } => app::check(&dir, json),
         Command::Status { book, nats, json } => {
             app::status(&nats, book.as_deref(), json).await.map(|_| 0)

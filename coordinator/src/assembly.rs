@@ -5,7 +5,7 @@
 //! renamed into place: a crash leaves either no book directory or a complete one.
 
 use crate::record::BookRecord;
-use scriptorium_contracts::{Cast, ChapterText, Concept, Outline, Review, World};
+use scriptorium_contracts::{Cast, ChapterText, Concept, Outline, ProseScene, Review, World};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -121,6 +121,8 @@ pub fn book_json(rec: &BookRecord) -> Value {
         "ignored_results": rec.ignored_results,
         "created_ms": rec.created_ms,
         "finished_ms": rec.finished_ms,
+        "version": rec.version,
+        "actions": rec.actions,
     })
 }
 
@@ -166,17 +168,128 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
         Err(e) => tracing::warn!(book_id = %rec.id, error = %e, "no quality report"),
     }
     if target.exists() {
-        // A complete copy from an earlier run of the same book (for example before a crash
-        // between rename and state update): the new one replaces it whole.
-        std::fs::remove_dir_all(&target)?;
+        let written = written_version(&target);
+        if written < rec.version {
+            // A rewrite: the previous version's files stay beside the new ones.
+            let kept = out_dir.join(format!("{name}.v{written}"));
+            if kept.exists() {
+                std::fs::remove_dir_all(&kept)?;
+            }
+            std::fs::rename(&target, &kept)?;
+        } else {
+            // A complete copy from an earlier run of the same version (for example before a
+            // crash between rename and state update): the new one replaces it whole.
+            std::fs::remove_dir_all(&target)?;
+        }
     }
     std::fs::rename(&staging, &target)?;
     Ok(target)
 }
 
+/// The version of the book written in `dir` (its `book.json`; 1 when it says none).
+fn written_version(dir: &Path) -> u32 {
+    std::fs::read(dir.join("book.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["version"].as_u64())
+        .map_or(1, |v| u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Chapter `n` of `rec` from a person's Markdown: a first heading line (`# Title`, or
+/// `## Chapter 2: Title` as chapter files have it) gives the title (else the plan's); scenes are
+/// separated by a line of `* * *`, `***` or `---`; the summary is the plan's; the characters are
+/// the cast members the text names. `Err` names what is wrong with the text.
+pub fn chapter_from_markdown(rec: &BookRecord, n: u32, text: &str) -> Result<ChapterText, String> {
+    let outline: Outline = get(rec, "outline");
+    let plan = outline.chapter(n);
+    let mut lines = text.lines().peekable();
+    while lines.peek().is_some_and(|l| l.trim().is_empty()) {
+        lines.next();
+    }
+    let mut title = plan.map(|p| p.title.clone()).unwrap_or_else(|| format!("Chapter {n}"));
+    if let Some(first) = lines.peek().map(|l| l.trim())
+        && first.starts_with('#')
+    {
+        let heading = first.trim_start_matches('#').trim();
+        let heading = match heading.split_once(':') {
+            Some((head, rest)) if head.trim().to_lowercase().starts_with("chapter") => rest.trim(),
+            _ => heading,
+        };
+        if !heading.is_empty() {
+            title = heading.to_string();
+        }
+        lines.next();
+    }
+    let mut scenes = vec![String::new()];
+    for line in lines {
+        let t = line.trim();
+        if matches!(t, "* * *" | "***" | "---" | "* * * *") {
+            scenes.push(String::new());
+        } else if let Some(scene) = scenes.last_mut() {
+            scene.push_str(line.trim_end());
+            scene.push('\n');
+        }
+    }
+    let scenes: Vec<ProseScene> = scenes
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .map(|text| ProseScene { heading: String::new(), text })
+        .collect();
+    if scenes.is_empty() {
+        return Err(format!("the text of chapter {n} has no prose"));
+    }
+    let cast: Cast = get(rec, "characters");
+    let all: String = scenes.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
+    let characters = cast
+        .characters
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|name| name.split_whitespace().next().is_some_and(|first| all.contains(first)))
+        .collect();
+    Ok(ChapterText {
+        number: n,
+        title,
+        scenes,
+        summary: plan.map(|p| p.summary.clone()).unwrap_or_default(),
+        characters,
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scriptorium_proto::v1::BookBrief;
+
+    #[test]
+    fn a_persons_chapter_reads_its_title_scenes_and_cast() {
+        let brief = BookBrief { chapters: 2, characters: 2, ..Default::default() };
+        let mut rec = BookRecord::new("b".into(), brief, 0);
+        rec.outputs.insert(
+            "characters".into(),
+            json!({"characters": [{"name": "Ann Lee", "role": "r"}, {"name": "Bo Park", "role": "r"}]}),
+        );
+        rec.outputs.insert(
+            "outline".into(),
+            json!({"summary": "s", "chapters": [{"number": 1, "title": "One", "summary": "p1"}, {"number": 2, "title": "Two", "summary": "p2"}]}),
+        );
+        let c = chapter_from_markdown(
+            &rec,
+            2,
+            "\n## Chapter 2: The Ferry\n\nAnn waited.\n\nRain.\n\n* * *\n\nDawn came.\n",
+        )
+        .unwrap();
+        assert_eq!((c.number, c.title.as_str(), c.summary.as_str()), (2, "The Ferry", "p2"));
+        let texts: Vec<&str> = c.scenes.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["Ann waited.\n\nRain.", "Dawn came."]);
+        assert_eq!(c.characters, ["Ann Lee"]);
+        let plain = chapter_from_markdown(&rec, 1, "Only prose.").unwrap();
+        assert_eq!(plain.title, "One");
+        assert!(
+            chapter_from_markdown(&rec, 1, "# Title only\n\n").unwrap_err().contains("no prose")
+        );
+    }
 
     #[test]
     fn slugs_are_safe_file_names() {

@@ -17,9 +17,12 @@ pub const LENGTHS: &[(&str, u32, u32)] =
 /// How a brief may have its chapters drafted: `sequential` (the default: each chapter after the
 /// previous one's accepted draft, with the continuity ledger) or `parallel` (all at once).
 pub const DRAFTING: &[&str] = &["sequential", "parallel"];
-/// Agent kinds a brief may give a model route for, plus `default`.
-pub const MODEL_KEYS: &[&str] =
-    &["default", "concept", "outline", "characters", "world", "chapter", "review", "edit"];
+/// The keys a brief's `[models]` may have: `default` and every agent kind's name.
+pub fn model_keys() -> Vec<&'static str> {
+    std::iter::once("default")
+        .chain(scriptorium_proto::kind::agents().map(scriptorium_proto::kind::name))
+        .collect()
+}
 
 /// A brief that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +100,10 @@ pub struct BriefFile {
     /// `sequential` (default) or `parallel` chapter drafting.
     #[serde(default)]
     pub drafting: Option<String>,
+    /// Agent kinds whose accepted answers wait for a person's approval (`["concept",
+    /// "outline"]`); empty or absent: the whole book runs through.
+    #[serde(default)]
+    pub approve: Vec<String>,
 }
 
 /// Reads and validates a brief file.
@@ -127,9 +134,25 @@ pub fn parse(text: &str) -> Result<BookBrief, BriefError> {
             .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or("toml")
             .to_string();
-        err(&field, format!("invalid TOML: {}", msg.trim()))
+        let at = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .map_or_else(String::new, |(l, c)| format!(" at line {l}, column {c}"));
+        err(&field, format!("invalid TOML{at}: {}", msg.trim()))
     })?;
     from_file(file)
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), BriefError> {
@@ -213,10 +236,10 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
         return Err(err("review", format!("must be `ai` or `human` (got {review:?})")));
     }
     for (k, route) in &f.models {
-        if !MODEL_KEYS.contains(&k.as_str()) {
+        if !model_keys().contains(&k.as_str()) {
             return Err(err(
                 &format!("models.{k}"),
-                format!("unknown agent kind (known: {})", MODEL_KEYS.join(", ")),
+                format!("unknown agent kind (known: {})", model_keys().join(", ")),
             ));
         }
         check_route(&format!("models.{k}"), route)?;
@@ -234,6 +257,22 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
             "drafting",
             format!("must be `sequential` or `parallel` (got {drafting:?})"),
         ));
+    }
+    let mut approve: Vec<String> = Vec::new();
+    for (i, k) in f.approve.iter().enumerate() {
+        let name = k.trim().to_lowercase();
+        if scriptorium_proto::kind::parse_agent(&name).is_none() {
+            return Err(err(
+                &format!("approve[{i}]"),
+                format!(
+                    "must name an agent kind (known: {}; got {k:?})",
+                    scriptorium_proto::kind::agent_names()
+                ),
+            ));
+        }
+        if !approve.contains(&name) {
+            approve.push(name);
+        }
     }
     let budget = f.budget_usd.unwrap_or(0.0);
     if !budget.is_finite() || budget < 0.0 {
@@ -263,6 +302,7 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
         seed: f.seed.unwrap_or(0),
         budget_usd: budget,
         drafting,
+        approve,
     })
 }
 
@@ -289,6 +329,7 @@ pub fn revalidate(b: &BookBrief) -> Result<(), BriefError> {
         fallbacks: b.fallbacks.clone(),
         budget_usd: Some(b.budget_usd),
         drafting: Some(b.drafting.clone()),
+        approve: b.approve.clone(),
     };
     from_file(file).map(|_| ())
 }
@@ -296,6 +337,19 @@ pub fn revalidate(b: &BookBrief) -> Result<(), BriefError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_errors_name_line_and_column_and_approve_names_agent_kinds() {
+        let e = parse("category = \"fiction\"\ndescription = \"x\"\nchapters = = 3\n").unwrap_err();
+        assert!(e.rule.contains("at line 3, column"), "{e}");
+        assert_eq!(line_col("ab\ncdé", 6), (2, 3), "inside é: the character it is in");
+        assert_eq!(line_col("ab\ncdé", 7), (2, 4));
+        let b = parse(&format!("{OK}approve = [\"concept\", \"Outline\", \"concept\"]\n")).unwrap();
+        assert_eq!(b.approve, ["concept", "outline"]);
+        let e = parse(&format!("{OK}approve = [\"assembly\"]\n")).unwrap_err();
+        assert_eq!(e.field, "approve[0]");
+        assert!(e.rule.contains("must name an agent kind"), "{e}");
+    }
 
     const OK: &str = "category = \"fiction\"\ndescription = \"A heist in a drowned city.\"\n";
 

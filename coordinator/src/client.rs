@@ -1,11 +1,12 @@
 //! What the CLI does against a running system, in either mode: submit books, wait for them,
 //! read their records.
 
-use crate::record::{BookRecord, Status};
+use crate::control::{Action, Command};
+use crate::record::{self, BookRecord, Status};
 use anyhow::Context as _;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
-use scriptorium_proto::v1::{BookBrief, BookEvent, BookState, SubmitBook};
+use scriptorium_proto::v1::{BookBrief, BookCommand, BookEvent, BookState, SubmitBook};
 use scriptorium_proto::{Bus, clock};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,12 +21,13 @@ pub async fn submit(bus: &Bus, brief: BookBrief) -> anyhow::Result<String> {
     Ok(book_id)
 }
 
-/// Puts a failed book back: its failed steps (or only `step`) run again.
-pub async fn retry(bus: &Bus, book_id: &str, step: Option<&str>) -> anyhow::Result<()> {
+/// Puts a failed book back: its failed steps (or only `step`) run again. Checked against the
+/// stored record first; the coordinator checks again and records the retry (see [`command`]).
+pub async fn retry(bus: &Bus, book_id: &str, step: Option<&str>) -> anyhow::Result<String> {
     let rec =
         load(bus, book_id).await?.ok_or_else(|| anyhow::anyhow!("no book with id {book_id}"))?;
     if !rec.state.is_final() {
-        anyhow::bail!("book {book_id} is {:?}, not failed: nothing to retry", rec.state);
+        anyhow::bail!("book {book_id} is {}, not failed: nothing to retry", rec.state.name());
     }
     if rec.state == Status::Done && step.is_none() {
         anyhow::bail!("book {book_id} is done: name a --step to run again");
@@ -36,17 +38,90 @@ pub async fn retry(bus: &Bus, book_id: &str, step: Option<&str>) -> anyhow::Resu
         let known: Vec<&str> = rec.steps.keys().map(String::as_str).collect();
         anyhow::bail!("book {book_id} has no step {step:?} (steps: {})", known.join(", "));
     }
+    let action = Action::Retry { step: step.map(str::to_string) };
+    command(bus, book_id, action, &operator()).await
+}
+
+/// Who the operator is, as commands record it: `$SCRIPTORIUM_OPERATOR`, else `user@host`.
+pub fn operator() -> String {
+    if let Ok(name) = std::env::var("SCRIPTORIUM_OPERATOR")
+        && !name.trim().is_empty()
+    {
+        return name.trim().chars().take(64).collect();
+    }
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let (user, host) = (user.trim(), host.trim());
+    match (user.is_empty(), host.is_empty()) {
+        (false, false) => format!("{user}@{host}"),
+        (false, true) => user.to_string(),
+        _ => "operator".into(),
+    }
+}
+
+/// Sends an operator's command about `book_id` to the coordinator and returns its id; the
+/// book's record lists it once handled ([`outcome`] waits for that).
+pub async fn command(bus: &Bus, book_id: &str, action: Action, by: &str) -> anyhow::Result<String> {
+    let id = clock::new_id();
+    let cmd = Command { book_id: book_id.into(), id: id.clone(), by: by.into(), action };
     let msg = SubmitBook {
-        book_id: book_id.to_string(),
-        brief: Some(rec.brief),
-        retry: true,
-        step: step.unwrap_or_default().to_string(),
+        book_id: book_id.into(),
+        command: Some(BookCommand::from(&cmd)),
+        ..Default::default()
     };
-    let id = format!("retry.{book_id}.{}.{}", step.unwrap_or("failed"), clock::now_ms());
-    bus.publish(Queue::Submit, "", &id, msg.encode_to_vec().into())
+    let msg_id = format!("command.{book_id}.{id}");
+    bus.publish(Queue::Submit, "", &msg_id, msg.encode_to_vec().into())
         .await
-        .context("enqueueing the retry")?;
-    Ok(())
+        .with_context(|| format!("sending the {} command", cmd.action.name()))?;
+    Ok(id)
+}
+
+/// Waits until the record of `book_id` lists command `id` (applied or refused) and returns
+/// what it says; an error when no coordinator handled it within `timeout`.
+pub async fn outcome(
+    bus: &Bus,
+    book_id: &str,
+    id: &str,
+    timeout: Duration,
+) -> anyhow::Result<record::Action> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        if let Some(rec) = load(bus, book_id).await?
+            && let Some(a) = rec.handled(id)
+        {
+            return Ok(a.clone());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "no coordinator handled the command within {}s: is one running? (`scriptorium status` shows its heartbeat)",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Sends `action` about `book_id` and waits for the coordinator to apply it: `Err` with the
+/// reason when it was refused.
+pub async fn run_command(
+    bus: &Bus,
+    book_id: &str,
+    action: Action,
+    by: &str,
+    timeout: Duration,
+) -> anyhow::Result<record::Action> {
+    let name = action.name();
+    let id = command(bus, book_id, action, by).await?;
+    let done = outcome(bus, book_id, &id, timeout).await?;
+    if !done.refused.is_empty() {
+        anyhow::bail!("{name} refused: {}", done.refused);
+    }
+    Ok(done)
 }
 
 /// Records a submission the coordinator refused, so that waiters learn why.
@@ -114,7 +189,10 @@ pub async fn wait(
                     && ids.contains(&ev.book_id)
                 {
                     progress(&ev);
-                    if ev.state == BookState::Done as i32 || ev.state == BookState::Failed as i32 {
+                    if matches!(
+                        BookState::try_from(ev.state),
+                        Ok(BookState::Done | BookState::Failed | BookState::Cancelled)
+                    ) {
                         check.push(ev.book_id);
                     }
                 }

@@ -10,7 +10,9 @@
 //! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`).
 //! - [`quality`]: the quality report of a written book (`scriptorium check`, `quality.json`).
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
-//! - [`client`]: what the CLI does against a running system: submit, wait, status.
+//! - [`client`]: what the CLI does against a running system: submit, wait, status, commands.
+//! - [`control`]: operators' commands about a book (approve, reject, edit, cancel, pause, resume,
+//!   rewrite, retry) and what became of one.
 //! - [`fleet`]: the step queues and worker processes as operators see them.
 //! - [`config`]: coordinator settings (attempts, timeouts, routes, sampling).
 //! - [`metrics`]: Prometheus metrics of the coordinator and the recent failures it keeps.
@@ -26,6 +28,7 @@ pub mod brief;
 pub mod client;
 pub mod config;
 pub mod continuity;
+pub mod control;
 pub mod fleet;
 pub mod metrics;
 pub mod plan;

@@ -28,9 +28,10 @@ pub const STEP_FAILURES: &str = "scriptorium_step_failures_total";
 pub const TIMEOUTS: &str = "scriptorium_step_timeouts_total";
 /// Time from dispatching the accepted attempt to accepting its result, by `kind`.
 pub const STEP_SECONDS: &str = "scriptorium_step_latency_seconds";
-/// Books finished, by `state` (`done`, `failed`).
+/// Books finished, by `state` (`done`, `failed`, `cancelled`).
 pub const BOOKS_FINISHED: &str = "scriptorium_books_finished_total";
-/// Books known to the coordinator, by `state` (`queued`, `running`, `done`, `failed`).
+/// Books known to the coordinator, by `state` (`queued`, `running`, `awaiting_approval`,
+/// `paused`, `done`, `failed`, `cancelled`).
 pub const BOOKS: &str = "scriptorium_books";
 /// Step messages waiting for a worker, by `kind`.
 pub const QUEUE_WAITING: &str = "scriptorium_queue_waiting";
@@ -203,11 +204,7 @@ pub fn step_timed_out(rec: &BookRecord, step: &str) {
 
 /// A book reached a final state.
 pub fn book_finished(rec: &BookRecord) {
-    let state = match rec.state {
-        Status::Done => "done",
-        _ => "failed",
-    };
-    counter!(BOOKS_FINISHED, "state" => state).increment(1);
+    counter!(BOOKS_FINISHED, "state" => rec.state.name()).increment(1);
     if let Some(reason) = &rec.failure {
         remember(rec, "", "book failed", reason);
     }
@@ -231,11 +228,11 @@ pub fn set_workers(up: usize, lost: usize) {
     gauge!(WORKERS, "state" => "lost").set(lost as f64);
 }
 
-/// Sets the books-by-state gauge.
-pub fn set_books(queued: usize, running: usize, done: usize, failed: usize) {
-    for (state, n) in [("queued", queued), ("running", running), ("done", done), ("failed", failed)]
-    {
-        gauge!(BOOKS, "state" => state).set(n as f64);
+/// Sets the books-by-state gauge: `count(state)` books in each state (every state is set,
+/// zero included, so a state that empties reads 0).
+pub fn set_books(count: impl Fn(&str) -> usize) {
+    for state in Status::ALL {
+        gauge!(BOOKS, "state" => state.name()).set(count(state.name()) as f64);
     }
 }
 

@@ -408,16 +408,16 @@ pub fn read_book_dir(dir: &Path) -> Result<BookParts, QualityError> {
     } else {
         None
     };
-    if parts.chapters.is_empty() {
-        if let Some(m) = &manuscript {
-            parts.chapters = manuscript_chapters(m);
-            parts.sources.push("manuscript.md".into());
-        }
+    if parts.chapters.is_empty()
+        && let Some(m) = &manuscript
+    {
+        parts.chapters = manuscript_chapters(m);
+        parts.sources.push("manuscript.md".into());
     }
-    if parts.chapters.is_empty() {
-        if let Some(b) = &book {
-            parts.chapters = json_chapters(b);
-        }
+    if parts.chapters.is_empty()
+        && let Some(b) = &book
+    {
+        parts.chapters = json_chapters(b);
     }
     if book.is_none() && manuscript.is_none() && !chapters_dir.is_dir() {
         return Err(QualityError::NotABook { path: dir.to_path_buf() });
@@ -474,11 +474,11 @@ fn chapter_file(stem: &str, text: &str) -> BookChapter {
 fn manuscript_chapters(m: &str) -> Vec<BookChapter> {
     let mut out: Vec<BookChapter> = Vec::new();
     for line in m.lines() {
-        if line.starts_with("## ") {
-            if let Some((number, title)) = chapter_heading(line) {
-                out.push(BookChapter { number, title, text: String::new() });
-                continue;
-            }
+        if line.starts_with("## ")
+            && let Some((number, title)) = chapter_heading(line)
+        {
+            out.push(BookChapter { number, title, text: String::new() });
+            continue;
         }
         if let Some(c) = out.last_mut() {
             c.text.push_str(line);

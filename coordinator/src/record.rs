@@ -12,34 +12,112 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// State of a book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Accepted, no step dispatched yet.
     Queued,
     /// Steps in flight.
     Running,
+    /// An accepted answer waits for a person's approval; nothing new is dispatched.
+    AwaitingApproval,
+    /// Held by an operator; nothing new is dispatched until it is resumed.
+    Paused,
     /// Manuscript written.
     Done,
     /// Stopped for the reason in `failure`.
     Failed,
+    /// Stopped by an operator.
+    Cancelled,
 }
 
 impl Status {
+    /// Every state, in the order a book may pass through them.
+    pub const ALL: [Status; 7] = [
+        Status::Queued,
+        Status::Running,
+        Status::AwaitingApproval,
+        Status::Paused,
+        Status::Done,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
     /// The wire form.
     pub fn wire(self) -> BookState {
         match self {
             Status::Queued => BookState::Queued,
             Status::Running => BookState::Running,
+            Status::AwaitingApproval => BookState::AwaitingApproval,
+            Status::Paused => BookState::Paused,
             Status::Done => BookState::Done,
             Status::Failed => BookState::Failed,
+            Status::Cancelled => BookState::Cancelled,
         }
     }
 
-    /// Whether the book will not change any more.
-    pub fn is_final(self) -> bool {
-        matches!(self, Status::Done | Status::Failed)
+    /// The state a wire state stands for (`Unspecified`, from an older peer: queued).
+    pub fn from_wire(s: BookState) -> Status {
+        match s {
+            BookState::Unspecified | BookState::Queued => Status::Queued,
+            BookState::Running => Status::Running,
+            BookState::AwaitingApproval => Status::AwaitingApproval,
+            BookState::Paused => Status::Paused,
+            BookState::Done => Status::Done,
+            BookState::Failed => Status::Failed,
+            BookState::Cancelled => Status::Cancelled,
+        }
     }
+
+    /// The lowercase name (`awaiting_approval`...), as in `status`, filters and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::AwaitingApproval => "awaiting_approval",
+            Status::Paused => "paused",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a state from its name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.name() == s)
+    }
+
+    /// Whether the book will not change any more (but for an operator's retry or rewrite).
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Done | Status::Failed | Status::Cancelled)
+    }
+
+    /// Whether the book is held: in flight, dispatching nothing new.
+    pub fn is_held(self) -> bool {
+        matches!(self, Status::AwaitingApproval | Status::Paused)
+    }
+}
+
+/// What an operator did to a book (or tried to), as `status` and book.json list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// The command's id (each is applied at most once).
+    pub id: String,
+    /// When it was handled (Unix ms).
+    pub at_ms: i64,
+    /// Who gave it.
+    pub by: String,
+    /// `approve`, `reject`, `edit`, `cancel`, `pause`, `resume`, `rewrite`, `retry`.
+    pub action: String,
+    /// The step or chapter it concerned, when one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub step: String,
+    /// The operator's note (a rejection's), when one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Why it was refused (empty: applied).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub refused: String,
 }
 
 /// State of one step.
@@ -100,6 +178,9 @@ pub struct StepRecord {
     /// (accepted, rejected, failed or ignored).
     #[serde(default)]
     pub charged: Vec<u32>,
+    /// The response-cache key of the accepted answer (evicted if an operator sends it back).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cache_key: String,
 }
 
 impl StepRecord {
@@ -121,6 +202,7 @@ impl StepRecord {
             kept_draft: String::new(),
             reserved_usd: 0.0,
             charged: Vec::new(),
+            cache_key: String::new(),
         }
     }
 }
@@ -158,6 +240,30 @@ pub struct BookRecord {
     pub finished_ms: i64,
     /// Directory the book was written to.
     pub output_dir: String,
+    /// Steps whose accepted answers wait for a person's approval (the brief's `approve`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<String>,
+    /// Held by an operator (`pause`) until `resume`.
+    #[serde(default)]
+    pub paused: bool,
+    /// What operators did to the book, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+    /// The book's version: 1, and one more for each rewrite (the previous version's files are
+    /// kept beside the new ones).
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// Time spent running (dispatching or waiting for results), in ms, before `running_since_ms`;
+    /// time held (awaiting approval, paused) or queued does not count.
+    #[serde(default)]
+    pub running_ms: i64,
+    /// When the book last started running (Unix ms; 0 while not running).
+    #[serde(default)]
+    pub running_since_ms: i64,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 impl BookRecord {
@@ -180,7 +286,53 @@ impl BookRecord {
             created_ms: now_ms,
             finished_ms: 0,
             output_dir: String::new(),
+            awaiting: Vec::new(),
+            paused: false,
+            actions: Vec::new(),
+            version: 1,
+            running_ms: 0,
+            running_since_ms: 0,
         }
+    }
+
+    /// Moves the book to `state`, keeping its running time: the clock runs only while the
+    /// book is `running`.
+    pub fn set_state(&mut self, state: Status, now_ms: i64) {
+        if self.state == Status::Running && state != Status::Running && self.running_since_ms > 0 {
+            self.running_ms += (now_ms - self.running_since_ms).max(0);
+            self.running_since_ms = 0;
+        }
+        if state == Status::Running && (self.state != Status::Running || self.running_since_ms == 0)
+        {
+            self.running_since_ms = now_ms;
+        }
+        self.state = state;
+    }
+
+    /// Time the book has spent running, up to `now_ms`.
+    pub fn elapsed_running_ms(&self, now_ms: i64) -> i64 {
+        let current = if self.state == Status::Running && self.running_since_ms > 0 {
+            (now_ms - self.running_since_ms).max(0)
+        } else {
+            0
+        };
+        self.running_ms + current
+    }
+
+    /// The state an unfinished book is in now: held while paused or awaiting approval.
+    pub fn held_state(&self) -> Status {
+        if self.paused {
+            Status::Paused
+        } else if !self.awaiting.is_empty() {
+            Status::AwaitingApproval
+        } else {
+            Status::Running
+        }
+    }
+
+    /// Whether the command `id` was handled already (applied or refused).
+    pub fn handled(&self, id: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.id == id)
     }
 
     /// Steps done and steps in all.

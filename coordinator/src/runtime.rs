@@ -5,9 +5,12 @@
 //! # Layout
 //! - [`pumps`]: reading the queues: size and decoding checks, ids checked before any I/O,
 //!   dead letters, acknowledgements.
-//! - [`submit`]: what a submission or a retry does to the book's record before its book starts.
+//! - [`submit`]: what a submission, a retry or a rewrite does to the book's record before its
+//!   book starts.
+//! - [`control`]: operators' commands: to the book's actor when it is in flight, else here.
 //! - [`late`]: results of books not in flight (finished, unknown): usage counted, lease released.
 
+mod control;
 mod late;
 mod pumps;
 mod submit;

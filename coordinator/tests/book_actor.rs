@@ -2,15 +2,18 @@
 //! results accepted once, duplicates and superseded attempts ignored and counted, re-asks with
 //! the validation error as feedback, and a clear failure after the last attempt.
 
-use scriptorium_coordinator::record::{BookRecord, Status, StepStatus};
+mod support;
+
+use scriptorium_coordinator::record::{Status, StepStatus};
 use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief, client};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::Queue;
 use scriptorium_proto::v1::{
-    AgentKind, Failure, FailureCause, StepResult, StepStatus as WireStatus, StepTask, Usage,
+    AgentKind, Failure, FailureCause, StepResult, StepStatus as WireStatus, StepTask,
 };
-use scriptorium_proto::{Bus, Source, names};
+use scriptorium_proto::{Bus, names};
 use std::time::Duration;
+use support::{answer, next_task, record_where, start_with, user};
 
 const BRIEF: &str = r#"
 title = "Test Book"
@@ -23,63 +26,12 @@ words_per_chapter = 200
 "#;
 
 async fn start(max_attempts: u32) -> (Bus, CoordinatorHandle, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let bus = Bus::memory();
-    let cfg = CoordinatorConfig { max_attempts, out_dir: out.path().into(), ..Default::default() };
-    let handle = CoordinatorHandle::start(bus.clone(), cfg).await.unwrap();
-    (bus, handle, out)
-}
-
-async fn next_task(source: &mut Source) -> StepTask {
-    let m = tokio::time::timeout(Duration::from_secs(5), source.next())
-        .await
-        .expect("a step is dispatched");
-    StepTask::decode(m.unwrap().unwrap().payload).unwrap()
-}
-
-async fn answer(bus: &Bus, task: &StepTask, output: String) {
-    let r = StepResult {
-        book_id: task.book_id.clone(),
-        step_id: task.step_id.clone(),
-        attempt: task.attempt,
-        worker_id: "test".into(),
-        status: WireStatus::Ok as i32,
-        output,
-        usage: Some(Usage {
-            calls: 1,
-            prompt_tokens: 10,
-            completion_tokens: 10,
-            ..Default::default()
-        }),
-        route: "sim/test".into(),
-        kind: task.kind,
-        ..Default::default()
-    };
-    let id = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
-    bus.publish(Queue::Results, &r.book_id, &id, r.encode_to_vec().into()).await.unwrap();
-}
-
-/// Waits until the stored record satisfies `cond`.
-async fn record_where(bus: &Bus, id: &str, cond: impl Fn(&BookRecord) -> bool) -> BookRecord {
-    for _ in 0..200 {
-        if let Some(r) = client::load(bus, id).await.unwrap()
-            && cond(&r)
-        {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
-        "book record never reached the expected state: {:?}",
-        client::load(bus, id).await.unwrap().map(|r| (r.state, r.failure, r.ignored_results))
-    );
+    start_with(CoordinatorConfig { max_attempts, ..Default::default() }).await
 }
 
 fn sim(kind: AgentKind, task: &StepTask) -> String {
     // The simulated model answers from the rendered prompt, as a worker would.
-    let prompts = scriptorium_worker::prompts::Prompts::load(None).unwrap();
-    let (_, user) = prompts.render(task).unwrap();
-    scriptorium_contracts::sim::answer(kind, &user, 1, false)
+    scriptorium_contracts::sim::answer(kind, &user(task), 1, false)
 }
 
 #[tokio::test]

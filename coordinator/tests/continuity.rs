@@ -5,13 +5,14 @@
 
 use scriptorium_contracts::mistake::{Mistake, Mistakes};
 use scriptorium_contracts::{ChapterText, Ledger};
-use scriptorium_coordinator::record::{BookRecord, Status, StepStatus};
+mod support;
+
+use scriptorium_coordinator::record::{Status, StepStatus};
 use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief, client};
-use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::Queue;
-use scriptorium_proto::v1::{AgentKind, StepResult, StepStatus as WireStatus, StepTask, Usage};
-use scriptorium_proto::{Bus, Source, names};
-use std::time::Duration;
+use scriptorium_proto::v1::{AgentKind, StepTask};
+use scriptorium_proto::{Bus, Source};
+use support::{answer, next_task, record_where, start_with, user};
 
 const BRIEF: &str = r#"
 title = "Test Book"
@@ -25,55 +26,6 @@ words_per_chapter = 300
 
 async fn start() -> (Bus, CoordinatorHandle, tempfile::TempDir) {
     start_with(CoordinatorConfig { max_attempts: 3, ..Default::default() }).await
-}
-
-async fn start_with(cfg: CoordinatorConfig) -> (Bus, CoordinatorHandle, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let bus = Bus::memory();
-    let cfg = CoordinatorConfig { out_dir: out.path().into(), ..cfg };
-    let handle = CoordinatorHandle::start(bus.clone(), cfg).await.unwrap();
-    (bus, handle, out)
-}
-
-async fn next_task(source: &mut Source) -> StepTask {
-    let m = tokio::time::timeout(Duration::from_secs(5), source.next())
-        .await
-        .expect("a step is dispatched");
-    StepTask::decode(m.unwrap().unwrap().payload).unwrap()
-}
-
-async fn answer(bus: &Bus, task: &StepTask, output: String) {
-    let r = StepResult {
-        book_id: task.book_id.clone(),
-        step_id: task.step_id.clone(),
-        attempt: task.attempt,
-        worker_id: "test".into(),
-        status: WireStatus::Ok as i32,
-        output,
-        usage: Some(Usage { calls: 1, ..Default::default() }),
-        route: "sim/test".into(),
-        kind: task.kind,
-        ..Default::default()
-    };
-    let id = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
-    bus.publish(Queue::Results, &r.book_id, &id, r.encode_to_vec().into()).await.unwrap();
-}
-
-async fn record_where(bus: &Bus, id: &str, cond: impl Fn(&BookRecord) -> bool) -> BookRecord {
-    for _ in 0..300 {
-        if let Some(r) = client::load(bus, id).await.unwrap()
-            && cond(&r)
-        {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let r = client::load(bus, id).await.unwrap();
-    panic!("book record never reached the expected state: {:?}", r.map(|r| (r.state, r.failure)));
-}
-
-fn user(task: &StepTask) -> String {
-    scriptorium_worker::prompts::Prompts::load(None).unwrap().render(task).unwrap().1
 }
 
 /// The simulated model's answer to `task`'s rendered prompt, with `mistakes` on.

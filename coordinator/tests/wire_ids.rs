@@ -102,6 +102,7 @@ async fn bad_ids_on_the_wire_are_dead_lettered_once_and_other_books_go_on() {
         brief: Some(brief::parse(BRIEF).unwrap()),
         retry: true,
         step: "concept.1".into(),
+        ..Default::default()
     };
     publish(&bus, Queue::Submit, "bad-retry", retry.encode_to_vec()).await;
     // Results with a bad book id, and with a bad step id for the good book.

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use scriptorium_common::ops::Health;
 use scriptorium_coordinator::metrics::{self, Failure};
-use scriptorium_coordinator::record::BookRecord;
+use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::v1::{BookEvent, BookState};
 use scriptorium_proto::{Bus, clock};
@@ -78,12 +78,11 @@ pub struct Board {
 }
 
 fn state_name(s: BookState) -> &'static str {
-    match s {
-        BookState::Queued | BookState::Unspecified => "queued",
-        BookState::Running => "running",
-        BookState::Done => "done",
-        BookState::Failed => "failed",
-    }
+    Status::from_wire(s).name()
+}
+
+fn is_final(state: &str) -> bool {
+    Status::parse(state).is_some_and(Status::is_final)
 }
 
 impl Board {
@@ -148,9 +147,9 @@ impl Board {
         for b in self.books.values() {
             *counts.entry(b.state).or_insert(0) += 1;
             let mut b = b.clone();
-            let end = if matches!(b.state, "done" | "failed") { b.last_ms } else { now };
+            let end = if is_final(b.state) { b.last_ms } else { now };
             b.elapsed_secs = (end - b.first_ms).max(0) as f64 / 1000.0;
-            if matches!(b.state, "done" | "failed") { finished.push(b) } else { active.push(b) }
+            if is_final(b.state) { finished.push(b) } else { active.push(b) }
         }
         active.sort_by_key(|b| b.first_ms);
         finished.sort_by_key(|b| std::cmp::Reverse(b.last_ms));
@@ -300,8 +299,7 @@ pub async fn monitor(bus: Bus, lost_after: Duration, out: watch::Sender<Arc<Stri
         let lost = workers.iter().filter(|w| w.state == "lost").count();
         metrics::set_workers(workers.len() - lost, lost);
         let (books, counts) = board.view();
-        let n = |s| counts.get(s).copied().unwrap_or(0);
-        metrics::set_books(n("queued"), n("running"), n("done"), n("failed"));
+        metrics::set_books(|s: &str| counts.get(s).copied().unwrap_or(0));
         let snap = Snapshot {
             at_unix_ms: clock::now_ms(),
             seq,

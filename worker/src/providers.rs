@@ -360,10 +360,10 @@ impl Models {
             .into_iter()
             .map(|(name, pc)| {
                 let p = Self::provider(&name, pc, local.as_ref()).map_err(ModelError::redacted);
-                if let Err(e) = &p {
-                    if config.providers.contains_key(&name) {
-                        tracing::warn!(provider = %name, error = %e, "provider unusable");
-                    }
+                if let Err(e) = &p
+                    && config.providers.contains_key(&name)
+                {
+                    tracing::warn!(provider = %name, error = %e, "provider unusable");
                 }
                 (name, p)
             })

@@ -1,6 +1,7 @@
 //! The book actor: owns one book's record, dispatches its ready steps, validates every result
 //! and accepts each step at most once, then assembles the book.
 
+mod control;
 mod skip;
 mod spend;
 mod task;
@@ -47,6 +48,13 @@ pub enum BookMsg {
         /// Answered when the result is handled (accepted, rejected or ignored).
         reply: Option<RpcReplyPort<()>>,
     },
+    /// An operator's command (approve, reject, edit, cancel, pause, resume).
+    Command {
+        /// The command.
+        command: Box<crate::control::Command>,
+        /// Answered once it is applied and stored (`Err`: refused, with the reason).
+        reply: RpcReplyPort<Result<(), String>>,
+    },
     /// The deadline of an attempt passed.
     Deadline {
         /// The step.
@@ -78,8 +86,8 @@ impl Actor for Book {
         me: ActorRef<BookMsg>,
         st: &mut BookState,
     ) -> Result<(), ActorProcessingErr> {
-        let resumed = st.rec.state == Status::Running;
-        st.rec.state = Status::Running;
+        let resumed = st.rec.state != Status::Queued;
+        st.rec.set_state(st.rec.held_state(), clock::now_ms());
         if resumed {
             // Steps in flight when the coordinator stopped go out again with the same attempt:
             // JetStream drops the copy if the original is still within the duplicate window,
@@ -111,6 +119,10 @@ impl Actor for Book {
                     let _ = reply.send(());
                 }
                 outcome?;
+            }
+            BookMsg::Command { command, reply } => {
+                let outcome = st.command(&me, *command).await?;
+                let _ = reply.send(outcome);
             }
             BookMsg::Deadline { step_id, attempt } => {
                 let current = st.rec.steps.get(&step_id).map(|s| (s.status, s.attempt));
@@ -231,7 +243,9 @@ impl BookState {
                     s.dialect = r.dialect.clone();
                     s.worker = r.worker_id.clone();
                     s.cache_hit = r.cache_hit;
+                    s.cache_key = r.cache_key.clone();
                 }
+                self.gate(&r.step_id);
                 crate::metrics::step_accepted(&self.rec, &r.step_id);
                 if planned.kind == AgentKind::Review {
                     self.skip_needless_edit(planned.chapter).await?;
@@ -307,8 +321,14 @@ impl BookState {
         self.store().await
     }
 
-    /// Dispatches every pending step whose inputs are accepted; assembles when all are done.
+    /// Dispatches every pending step whose inputs are accepted; assembles when all are done. A
+    /// held book (awaiting approval, paused) dispatches nothing.
     async fn advance(&mut self, me: &ActorRef<BookMsg>) -> Result<(), ActorProcessingErr> {
+        if self.rec.state.is_held() {
+            self.store().await?;
+            self.event("").await;
+            return Ok(());
+        }
         let ready: Vec<PlannedStep> = self
             .rec
             .plan
@@ -341,6 +361,13 @@ impl BookState {
         me: &ActorRef<BookMsg>,
         step_id: &str,
     ) -> Result<(), ActorProcessingErr> {
+        if self.rec.state.is_held() {
+            // Asked again once the book is released.
+            if let Some(s) = self.rec.steps.get_mut(step_id) {
+                s.status = StepStatus::Pending;
+            }
+            return Ok(());
+        }
         if !self.reserve(step_id) {
             return Ok(());
         }
@@ -418,13 +445,14 @@ impl BookState {
         if state != Status::Done {
             self.cancel_running().await;
         }
-        self.rec.state = state;
+        self.rec.set_state(state, clock::now_ms());
         self.rec.failure = failure.clone();
         self.rec.finished_ms = clock::now_ms();
         match state {
             Status::Done => {
                 tracing::info!(book_id = %self.rec.id, dir = %self.rec.output_dir, "book done")
             }
+            Status::Cancelled => tracing::warn!(book_id = %self.rec.id, "book cancelled"),
             _ => {
                 tracing::warn!(book_id = %self.rec.id, reason = failure.as_deref().unwrap_or(""), "book failed")
             }

@@ -103,8 +103,29 @@ pub enum CoordinatorMsg {
         /// Answered once the result is handled (and stored).
         reply: RpcReplyPort<()>,
     },
+    /// An operator's command for a book in flight: handed to its actor, which answers
+    /// `answer` once it is applied (or refused); `routed` says whether it was handed over.
+    Command {
+        /// The command.
+        command: Box<crate::control::Command>,
+        /// The book actor's answer (`Err`: refused, with the reason).
+        answer: RpcReplyPort<Result<(), String>>,
+        /// Whether the book was in flight to take it.
+        routed: RpcReplyPort<Routed>,
+    },
     /// Number of books in flight (running or being loaded).
     InFlight(RpcReplyPort<usize>),
+}
+
+/// Where an operator's command went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// To the book's actor, which answers it.
+    Delivered,
+    /// The book is not in flight: its record is the caller's to handle.
+    NotInFlight,
+    /// The book is being loaded: ask again shortly.
+    Loading,
 }
 
 impl Actor for Coordinator {
@@ -152,6 +173,19 @@ impl Actor for Coordinator {
                 }
             }
             CoordinatorMsg::Result { result, reply } => st.route(result, reply),
+            CoordinatorMsg::Command { command, answer, routed } => {
+                let r = match st.books.get(&command.book_id) {
+                    Some(Slot::Running(book)) => {
+                        match book.cast(BookMsg::Command { command, reply: answer }) {
+                            Ok(()) => Routed::Delivered,
+                            Err(_) => Routed::NotInFlight,
+                        }
+                    }
+                    Some(Slot::Loading(_)) => Routed::Loading,
+                    None => Routed::NotInFlight,
+                };
+                let _ = routed.send(r);
+            }
             CoordinatorMsg::InFlight(reply) => {
                 let _ = reply.send(st.books.len());
             }

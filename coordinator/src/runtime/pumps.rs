@@ -5,13 +5,15 @@
 //! submissions load and store their book's record here, not in the actor.
 
 use super::Flow;
+use super::control;
 use super::submit::{self, SubmitError};
 use crate::Env;
 use crate::actors::coordinator::{Claim, CoordinatorMsg};
 use crate::brief;
+use crate::control::Command;
 use ractor::ActorRef;
 use scriptorium_proto::transport::QueueSettings;
-use scriptorium_proto::v1::{StepResult, SubmitBook};
+use scriptorium_proto::v1::{BookCommand, StepResult, SubmitBook};
 use scriptorium_proto::{Bus, Incoming, Source, names};
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,6 +179,9 @@ async fn submission(
     m: &Incoming,
 ) -> Option<Flow> {
     let bus = &env.bus;
+    if let Some(cmd) = sub.command {
+        return command(actor, env, cmd, m).await;
+    }
     let mut ids = check_id("book id", &sub.book_id);
     if sub.retry && !sub.step.is_empty() {
         ids = ids.and_then(|()| check_id("step id", &sub.step));
@@ -230,6 +235,43 @@ async fn submission(
         Err(e) => refuse(bus, m, &book_id, &e).await,
     }
     None
+}
+
+/// An operator's command: ids checked, then handled (see [`super::control`]); acknowledged
+/// once the book's record lists it, handed back while its book is being loaded.
+async fn command(
+    actor: &ActorRef<CoordinatorMsg>,
+    env: &Env,
+    cmd: BookCommand,
+    m: &Incoming,
+) -> Option<Flow> {
+    let bus = &env.bus;
+    let checked = check_id("book id", &cmd.book_id)
+        .and_then(|()| check_id("command id", &cmd.command_id))
+        .and_then(|()| Command::try_from(cmd));
+    let cmd = match checked {
+        Ok(cmd) => cmd,
+        Err(rule) => {
+            tracing::error!(rule = %rule, "invalid command dead-lettered");
+            dead_letter(bus, "submit", m, &format!("command refused: {rule}")).await;
+            return None;
+        }
+    };
+    match control::handle(actor, env, cmd).await {
+        control::Next::Ack => {
+            let _ = m.acker.ack().await;
+            None
+        }
+        control::Next::Later(delay) if !last_delivery(m) => {
+            let _ = m.acker.nak(Some(delay)).await;
+            None
+        }
+        control::Next::Later(_) => {
+            dead_letter(bus, "submit", m, "command not handled after every delivery").await;
+            None
+        }
+        control::Next::Stop => Some(Flow::Stop),
+    }
 }
 
 /// Whether `m` will not be delivered again if handed back (the coordinator's queues deliver a

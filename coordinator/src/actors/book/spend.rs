@@ -107,6 +107,7 @@ impl BookState {
     pub(super) fn starved(&self) -> Option<String> {
         let budget = self.budget()?;
         if self.rec.state.is_final()
+            || self.rec.state.is_held()
             || self.rec.steps.values().any(|s| s.status == StepStatus::Running)
         {
             return None;

@@ -67,10 +67,8 @@ fn repeatable(paragraph: &str, words: usize) -> bool {
 impl Index {
     fn find(&self, repeatable: bool, norm: &str, shingles: &HashSet<u64>) -> Option<Match> {
         let words = norm.split(' ').count();
-        if repeatable {
-            if let Some(&i) = self.exact.get(norm) {
-                return Some(Match::Exact(self.paragraphs[i].place));
-            }
+        if repeatable && let Some(&i) = self.exact.get(norm) {
+            return Some(Match::Exact(self.paragraphs[i].place));
         }
         if words < MIN_NEAR_DUPLICATE_WORDS || shingles.is_empty() {
             return None;
