@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod check;
+mod gates;
 pub mod http;
 pub mod operate;
 pub mod queues;
@@ -216,6 +217,8 @@ pub struct WriteOptions {
     pub route: Option<String>,
     /// Disable the response cache.
     pub no_cache: bool,
+    /// Approve every approval gate without asking.
+    pub yes: bool,
 }
 
 /// Loads briefs and applies command-line overrides; fails before anything is enqueued.
@@ -250,6 +253,12 @@ pub fn load_briefs(
 /// `scriptorium write`: coordinator and worker pools in this process on the in-process bus.
 pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec<BookRecord>> {
     let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters)?;
+    let gated = briefs.iter().any(|b| !b.approve.is_empty());
+    if gated && !opts.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        anyhow::bail!(
+            "brief field `approve`: the book waits for your approval at its gates, and nobody is at a terminal to give it: run `write` in a terminal, or pass --yes to approve everything"
+        );
+    }
     if let Some(route) = &opts.route {
         brief::check_route("--provider/--model", route).map_err(anyhow::Error::msg)?;
         cfg.coordinator.routes.default = route.clone();
@@ -270,8 +279,22 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     for b in briefs {
         ids.push(client::submit(&bus, b).await?);
     }
-    let mut progress = report::Progress::new(ids.len());
-    let records = client::wait(&bus, &ids, None, |ev| progress.on_event(ev)).await?;
+    // A person answers the gates at the terminal: plain progress lines, no bars redrawn over
+    // the question.
+    let ask = gated && !opts.yes;
+    let mut progress =
+        if ask { report::Progress::lines(ids.len()) } else { report::Progress::new(ids.len()) };
+    let wait = client::wait(&bus, &ids, None, |ev| progress.on_event(ev));
+    let records = if gated {
+        let gates = gates::answer(bus.clone(), ids.clone(), opts.yes);
+        tokio::pin!(gates);
+        tokio::select! {
+            records = wait => records?,
+            Err(e) = &mut gates => return Err(e),
+        }
+    } else {
+        wait.await?
+    };
     coordinator.shutdown().await;
     worker.shutdown(Duration::from_secs(1)).await;
     report::print_summary(&records);

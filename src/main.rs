@@ -78,6 +78,9 @@ enum Command {
         /// Do not use the response cache.
         #[arg(long)]
         no_cache: bool,
+        /// Approve every approval gate of the briefs (`approve = [...]`) without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Run the coordinator over NATS until SIGINT/SIGTERM.
     Coordinator {
@@ -355,9 +358,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let cfg = AppConfig::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Write { briefs, out, books, seed, chapters, provider, model, no_cache } => {
+        Command::Write { briefs, out, books, seed, chapters, provider, model, no_cache, yes } => {
             let route = provider.zip(model).map(|(p, m)| format!("{p}/{m}"));
-            let opts = WriteOptions { briefs, out, books, seed, chapters, route, no_cache };
+            let opts = WriteOptions { briefs, out, books, seed, chapters, route, no_cache, yes };
             let records = app::write(cfg, opts).await?;
             Ok(app::exit_code(&records) as u8)
         }

@@ -40,6 +40,11 @@ impl Progress {
         }
     }
 
+    /// Plain progress lines, whatever stderr is (a person answers questions on the terminal).
+    pub fn lines(books: usize) -> Self {
+        Self { last: HashMap::new(), books, bars: None }
+    }
+
     /// Bars drawn to `target` (a terminal, or an in-memory one in tests).
     pub fn with_bars(books: usize, target: ProgressDrawTarget) -> Self {
         let multi = MultiProgress::with_draw_target(target);

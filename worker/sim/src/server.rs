@@ -2,8 +2,9 @@
 //! minimal Anthropic-shaped one), with latency and fault injection, for tests and benchmarks.
 //!
 //! Endpoints: `POST /v1/chat/completions` (also `/chat/completions`), `POST /v1/messages`
-//! (also `/messages`), `GET /stats` (counters as JSON) and, with a context window, llama.cpp's
-//! `GET /props`. The agent kind is read from `response_format.json_schema.name` or the
+//! (also `/messages`), `GET /stats` (counters as JSON), `GET /requests` (the latest
+//! [`LOGGED_REQUESTS`] requests' kind and user message, oldest first, so a test can see what was
+//! asked) and, with a context window, llama.cpp's `GET /props`. The agent kind is read from `response_format.json_schema.name` or the
 //! `x-scriptorium-agent` header.
 //!
 //! With a context window the server counts like a llama.cpp server without context shift: a
@@ -88,8 +89,21 @@ pub struct Stats {
     pub mistakes: BTreeMap<String, u64>,
 }
 
+/// How many of the latest requests `GET /requests` keeps.
+pub const LOGGED_REQUESTS: usize = 2048;
+
+/// One request as `GET /requests` lists it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Logged {
+    /// The agent kind.
+    pub kind: String,
+    /// The user message.
+    pub user: String,
+}
+
 struct Inner {
     cfg: SimServerConfig,
+    log: Mutex<std::collections::VecDeque<Logged>>,
     /// Requests received (numbers each request).
     next: AtomicU64,
     /// Requests that passed the key and format checks (indexes the script).
@@ -104,11 +118,20 @@ impl Inner {
         let stats = Stats { context_window: cfg.context_window, ..Default::default() };
         Inner {
             cfg,
+            log: Mutex::default(),
             next: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
             outlines: AtomicU64::new(0),
             stats: Mutex::new(stats),
         }
+    }
+
+    fn log(&self, kind: &str, user: &str) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() == LOGGED_REQUESTS {
+            log.pop_front();
+        }
+        log.push_back(Logged { kind: kind.into(), user: user.into() });
     }
 
     fn record(&self, f: impl FnOnce(&mut Stats)) {
@@ -150,6 +173,11 @@ impl SimServer {
     /// The base URL for an OpenAI-compatible or Anthropic provider (`http://ADDR/v1`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The latest requests, oldest first.
+    pub fn requests(&self) -> Vec<Logged> {
+        self.inner.log.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
     }
 
     /// A snapshot of the counters.
@@ -206,6 +234,7 @@ fn router(inner: Arc<Inner>) -> Router {
         .route("/v1/messages", post(messages))
         .route("/messages", post(messages))
         .route("/stats", get(stats))
+        .route("/requests", get(requests))
         .route("/props", get(props))
         .with_state(inner)
 }
@@ -213,6 +242,12 @@ fn router(inner: Arc<Inner>) -> Router {
 async fn stats(State(inner): State<Arc<Inner>>) -> Response {
     let s = inner.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
     axum::Json(s).into_response()
+}
+
+async fn requests(State(inner): State<Arc<Inner>>) -> Response {
+    let log: Vec<Logged> =
+        inner.log.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+    axum::Json(log).into_response()
 }
 
 /// llama.cpp's `/props`, with the window of its one slot; 404 without a window.

@@ -42,6 +42,7 @@ pub(super) async fn answer(
         return error(400, "invalid_request_error", "the body is not JSON");
     };
     let ask = read_ask(shape, headers, &v);
+    inner.log(kind::name(ask.kind), &ask.user);
     inner.record(|s| {
         *s.by_kind.entry(kind::name(ask.kind).to_string()).or_default() += 1;
         *s.by_format.entry(ask.format.clone()).or_default() += 1;
