@@ -16,7 +16,7 @@
 //! in arrival order: the `script` first (one fault per request), then the rates, drawn from an
 //! RNG seeded by `seed` and the request's number.
 
-use crate::tokens::{count_tokens as estimate_tokens, cut_to_tokens};
+use crate::tokens::{count_tokens, cut_to_tokens};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -373,10 +373,10 @@ async fn props(State(inner): State<Arc<Inner>>) -> Response {
     }
 }
 
-/// Prompt tokens as the server counts them: its own count of each message (denser than the
-/// client's estimate, see [`crate::tokens`]) plus the chat template's tokens.
+/// Prompt tokens as the server counts them: its own count of each message (a tokenizer's, not
+/// the client's estimate, see [`crate::tokens`]) plus the chat template's tokens.
 fn count_prompt(system: &str, user: &str) -> u64 {
-    estimate_tokens(system) + estimate_tokens(user) + 2 * 4 + 3
+    count_tokens(system) + count_tokens(user) + 2 * 4 + 3
 }
 
 /// The two API shapes the server speaks.
@@ -534,7 +534,7 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
     let by_request = ask.max_tokens.unwrap_or(u64::MAX);
     let by_window = cfg.context_window.map_or(u64::MAX, |n| n.saturating_sub(prompt_tokens + 1));
     let room = by_request.min(by_window);
-    let (text, truncated) = if estimate_tokens(&text) > room {
+    let (text, truncated) = if count_tokens(&text) > room {
         inner.record(|s| {
             if by_window < by_request { s.window_full += 1 } else { s.max_tokens_reached += 1 }
         });
@@ -542,7 +542,7 @@ async fn answer(inner: &Inner, n: u64, shape: Shape, headers: &HeaderMap, body: 
     } else {
         (text, truncated)
     };
-    let completion_tokens = estimate_tokens(&text);
+    let completion_tokens = count_tokens(&text);
     inner.record(|s| {
         s.completions += 1;
         s.prompt_tokens += prompt_tokens;
