@@ -43,81 +43,83 @@ fn class(c: char) -> Class {
     }
 }
 
-/// The pieces of `text` as `(end byte, tokens)`, in order; a prefix of `text` that ends at a
-/// piece's end splits into the same pieces up to it.
-fn pieces(text: &str) -> Vec<(usize, u64)> {
+/// Tokens of one piece of text of one class (a word, a number, a run of marks or of spaces).
+fn cost(class: Class, piece: &str) -> u64 {
+    let n = piece.chars().count();
+    let tokens = match class {
+        Class::Letter => {
+            let ascii = piece.chars().filter(char::is_ascii).count();
+            ascii.div_ceil(WORD_LETTERS) + (n - ascii)
+        }
+        Class::Digit => n,
+        Class::Mark => n.div_ceil(2),
+        Class::Space => n.div_ceil(8),
+    };
+    tokens as u64
+}
+
+/// Whether a space at `at` goes with what follows it: a word or a mark.
+fn joins_next(text: &str, at: usize) -> bool {
+    text[at..].chars().next().is_some_and(|c| matches!(class(c), Class::Letter | Class::Mark))
+}
+
+/// One piece of text: a run of characters of one class.
+struct Piece {
+    start: usize,
+    end: usize,
+    class: Class,
+    tokens: u64,
+}
+
+/// The pieces of `text`, in order. A single space before a word or a mark is a piece of its
+/// own that costs nothing (BPE vocabularies fold it into the word's token); a longer run of
+/// whitespace keeps such a last space for what follows.
+fn pieces(text: &str) -> Vec<Piece> {
     let mut out = Vec::new();
     let mut chars = text.char_indices().peekable();
     while let Some((start, c)) = chars.next() {
+        let kind = class(c);
         let mut end = start + c.len_utf8();
-        let tokens = match class(c) {
-            Class::Letter => {
-                let (mut ascii, mut other) = (0usize, 0u64);
-                let mut take = |c: char| {
-                    if c.is_ascii() { ascii += 1 } else { other += 1 }
-                };
-                take(c);
-                while let Some(&(i, c)) = chars.peek().filter(|(_, c)| class(*c) == Class::Letter) {
-                    take(c);
-                    end = i + c.len_utf8();
-                    chars.next();
-                }
-                ascii.div_ceil(WORD_LETTERS) as u64 + other
+        let free = c == ' ' && joins_next(text, end);
+        while let Some(&(i, d)) = chars.peek() {
+            let after = i + d.len_utf8();
+            if free || class(d) != kind || (d == ' ' && joins_next(text, after)) {
+                break;
             }
-            Class::Digit => 1,
-            Class::Mark => {
-                let mut run = 1usize;
-                while let Some(&(i, c)) = chars.peek().filter(|(_, c)| class(*c) == Class::Mark) {
-                    run += 1;
-                    end = i + c.len_utf8();
-                    chars.next();
-                }
-                run.div_ceil(2) as u64
-            }
-            Class::Space => {
-                // A single space before a word or a mark belongs to it (one token for both); a
-                // longer run keeps its last space for what follows.
-                let mut run = 1usize;
-                while let Some(&(i, c)) = chars.peek().filter(|(_, c)| class(*c) == Class::Space) {
-                    let after = text[i + c.len_utf8()..].chars().next();
-                    if c == ' '
-                        && after.is_some_and(|a| matches!(class(a), Class::Letter | Class::Mark))
-                    {
-                        break;
-                    }
-                    run += 1;
-                    end = i + c.len_utf8();
-                    chars.next();
-                }
-                let next = chars.peek().map(|&(_, c)| class(c));
-                if run == 1 && c == ' ' && matches!(next, Some(Class::Letter | Class::Mark)) {
-                    0
-                } else {
-                    run.div_ceil(8) as u64
-                }
-            }
-        };
-        out.push((end, tokens));
+            end = after;
+            chars.next();
+        }
+        let tokens = if free { 0 } else { cost(kind, &text[start..end]) };
+        out.push(Piece { start, end, class: kind, tokens });
     }
     out
 }
 
 /// Tokens of `text` as the simulated server counts them.
 pub fn count_tokens(text: &str) -> u64 {
-    pieces(text).iter().map(|p| p.1).sum()
+    pieces(text).iter().map(|p| p.tokens).sum()
 }
 
-/// The longest prefix of `text` (cut between pieces, never after a space that goes with the
-/// word after it) of at most `tokens` tokens.
+/// The longest prefix of `text` of at most `tokens` tokens, never ending on a space that goes
+/// with the word after it; exactly `tokens` when the text has that many, as a server stops at
+/// its `max_tokens`.
 pub fn cut_to_tokens(text: &str, tokens: u64) -> &str {
-    let mut total = 0;
+    let mut left = tokens;
     let mut end = 0;
-    for (e, t) in pieces(text).into_iter().filter(|p| p.1 > 0) {
-        total += t;
-        if total > tokens {
-            break;
+    for p in pieces(text).into_iter().filter(|p| p.tokens > 0) {
+        if p.tokens <= left {
+            left -= p.tokens;
+            end = p.end;
+            continue;
         }
-        end = e;
+        // Part of the piece: as many characters as the tokens left pay for.
+        end = text[p.start..p.end]
+            .char_indices()
+            .map(|(i, c)| p.start + i + c.len_utf8())
+            .take_while(|&e| cost(p.class, &text[p.start..e]) <= left)
+            .last()
+            .unwrap_or(end);
+        break;
     }
     &text[..end]
 }
@@ -154,16 +156,18 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_keeps_whole_pieces_within_the_count() {
-        let text =
-            "Mara Quill, keeper of the Salt Harbour light (since 1847), wrote: \"Ship!\"\n\n";
+    fn a_cut_takes_exactly_the_tokens_asked_for() {
+        let text = "Éloïse Quill, keeper of the Salt Harbour lighthouse (since 1847), wrote: \
+                    {\"ship\": \"wrecked...\"}\n\n    \t";
         let text = text.repeat(5);
-        for n in 0..count_tokens(&text) + 3 {
+        let all = count_tokens(&text);
+        for n in 0..all + 3 {
             let cut = cut_to_tokens(&text, n);
-            assert!(count_tokens(cut) <= n, "{n}: {cut:?}");
+            assert_eq!(count_tokens(cut), n.min(all), "{n}: {cut:?}");
             assert!(text.starts_with(cut));
         }
         assert_eq!(cut_to_tokens(&text, u64::MAX), text);
-        assert_eq!(cut_to_tokens("a ééé", 2), "a");
+        assert_eq!(cut_to_tokens("a ééé", 2), "a é");
+        assert_eq!(cut_to_tokens("a lighthouses", 2), "a lighth");
     }
 }
