@@ -113,23 +113,46 @@ fn the_three_chapter_book_costs_at_most_0_7_of_the_original_tokens() {
     }
 }
 
+/// The numbers of a line of `bench-tokens` output, thousands separators removed.
+fn numbers(line: &str) -> Vec<u64> {
+    line.split(|c: char| !c.is_ascii_digit() && c != ',')
+        .filter_map(|w| w.replace(',', "").parse().ok())
+        .collect()
+}
+
 #[test]
 fn the_token_benchmark_prints_both_books_beside_the_original() {
     let o = run(&["bench-tokens", "--context-window", WINDOW], &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    let line = |brief: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(brief))
-            .unwrap_or_else(|| panic!("no line for {brief}:\n{stdout}"))
-            .to_string()
-    };
-    let three = line("examples/fantasy.toml");
-    assert!(three.contains("done") && three.contains("27 calls"), "{three}");
-    let eight = line("examples/fantasy-8.toml");
-    assert!(eight.contains("done") && eight.contains("109 calls"), "{eight}");
-    assert!(stdout.contains("context exceeded 0"), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (brief, chapters) in [("examples/fantasy.toml", 3), ("examples/fantasy-8.toml", 8)] {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(brief))
+            .unwrap_or_else(|| panic!("no line for {brief}:\n{stdout}"));
+        // The book's line: chapters, calls, prompt, completion and total tokens as book.json
+        // records them, then the result; the next line: the sim server's own counters.
+        let (book, server) = (lines[at], lines[at + 1].trim_start());
+        let fields: Vec<&str> = book.split_whitespace().collect();
+        assert_eq!(fields[6], "done", "{book}");
+        let b = numbers(&fields[1..6].join(" "));
+        assert_eq!(b[0], chapters, "{book}");
+        assert_eq!(b[2] + b[3], b[4], "{book}");
+        assert!(server.starts_with("server:"), "{server}");
+        let [requests, answered, prompt, completion, largest, window, over, exceeded, cut, ..] =
+            numbers(server)[..]
+        else {
+            panic!("{server}")
+        };
+        // Every call the book records is one the server answered, with the server's counts.
+        assert_eq!((b[1], b[2], b[3]), (answered, prompt, completion), "{book}\n{server}");
+        // Nothing refused, nothing over the window, nothing cut by it.
+        assert_eq!(requests, answered, "{server}");
+        assert_eq!(window.to_string(), WINDOW, "{server}");
+        assert!(largest <= window, "{server}");
+        assert_eq!((over, exceeded, cut), (0, 0, 0), "{server}");
+    }
 }
 
 #[test]

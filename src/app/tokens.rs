@@ -4,8 +4,9 @@
 //! of the original Python tool on the same briefs.
 //!
 //! The provider reads the window from the server's `/props`, as it does from llama.cpp's.
-//! Tokens are the sim server's own accounting: the client's estimate of each message plus the
-//! chat template's tokens (see [`scriptorium_sim::server`]).
+//! Tokens are the sim server's own accounting, not the client's estimate: its stand-in for a
+//! tokenizer over each message (words, digits and punctuation marks, see
+//! [`scriptorium_sim::tokens`]) plus the chat template's tokens.
 
 use super::AppConfig;
 use scriptorium_coordinator::record::{BookRecord, Status};

@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: a real nats-server per test, the built binary,
-//! polling waits and assertions on written books.
+//! polling waits, assertions on written books, and a recording HTTP proxy ([`recorder`]).
 #![allow(dead_code)]
+
+pub mod recorder;
 
 use serde_json::Value;
 use std::net::TcpListener;
@@ -279,18 +281,22 @@ pub fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut buf).expect("read");
     let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     if buf.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        // De-chunk: size line, data, repeat.
-        let mut out = String::new();
-        let mut rest = body.as_str();
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        return out;
+        return dechunk(&body);
     }
     body
+}
+
+/// The data of a body sent with `Transfer-Encoding: chunked`: size line, data, repeat.
+pub fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
 }

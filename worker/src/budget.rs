@@ -1,42 +1,17 @@
-//! Context budgets: the token estimate, the budget of one request on a route, and prompt
-//! pieces with priorities that are condensed or dropped, lowest priority first, until a prompt
-//! fits its budget.
+//! Context budgets: the budget of one request on a route, and prompt pieces with priorities
+//! that are condensed or dropped, lowest priority first, until a prompt fits its budget.
 //!
 //! # The estimate and its margin
-//! [`estimate_tokens`] counts one token per 3.5 bytes of UTF-8, rounded up: no tokenizer, no
-//! network call. The byte-level BPE tokenizers of current open models (Llama 3, Qwen 2.5,
-//! SmolLM2, Mistral) average about 4 bytes per token on English prose, so the estimate runs
-//! about 15% high there; it comes close to exact on dense text (names, numbers, JSON) and on
-//! scripts that take several bytes per character. On top of it every request keeps a
-//! [`Budget::margin`] of 64 tokens (chat template, role markers, the server's own start
-//! tokens) plus 1/16 of the window (text denser than the estimate assumes):
-//! `prompt estimate + max_tokens + margin <= context window` holds for every request sent.
-//! A server that still answers that its context is exceeded gets one more request, planned
-//! against the window (and the token count) its answer reports.
+//! Prompts are measured with `estimate_tokens`, the one estimate of the workspace
+//! (`scriptorium_contracts::tokens`, where its reason and its measured error are written down).
+//! On top of it every request keeps a [`Budget::margin`] of 64 tokens (chat template, role
+//! markers, the server's own start tokens) plus 1/16 of the window (text denser than the
+//! estimate assumes): `prompt estimate + max_tokens + margin <= context window` holds for every
+//! request sent. A server that still answers that its context is exceeded gets one more
+//! request, planned against the window (and the token count) its answer reports.
 
 use std::collections::BTreeMap;
 
-/// Bytes per token the estimate assumes.
-pub const BYTES_PER_TOKEN: f64 = 3.5;
-
-/// Conservative token estimate without a tokenizer: one token per 3.5 bytes, rounded up.
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.len() as u64 * 2).div_ceil(7)
-}
-
-/// The longest prefix of `text` (cut at a character boundary) whose estimate is at most
-/// `tokens`.
-pub fn cut_to_tokens(text: &str, tokens: u64) -> &str {
-    let max_bytes = (tokens as f64 * BYTES_PER_TOKEN).floor() as usize;
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut end = max_bytes;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
 
 /// The budget of one request on a route: its context window (when known) and the largest
 /// answer it may be asked for.
@@ -195,17 +170,6 @@ mod tests {
 
     fn measure(v: &BTreeMap<&'static str, String>) -> u64 {
         v.values().map(|s| s.len() as u64).sum()
-    }
-
-    #[test]
-    fn the_estimate_is_conservative_and_cut_respects_it() {
-        assert_eq!(estimate_tokens(""), 0);
-        assert_eq!(estimate_tokens("abcdefg"), 2);
-        assert_eq!(estimate_tokens("abcdefgh"), 3);
-        let text = "ünïcödé ".repeat(50);
-        let cut = cut_to_tokens(&text, 20);
-        assert!(estimate_tokens(cut) <= 20 && cut.len() >= 60, "{}", cut.len());
-        assert_eq!(cut_to_tokens("short", 100), "short");
     }
 
     #[test]

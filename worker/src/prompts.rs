@@ -10,7 +10,8 @@ mod continuity;
 
 pub use context::{Docs, edit_targets};
 
-use crate::budget::{Overflow, Piece, estimate_tokens, fit};
+use crate::budget::{Overflow, Piece, fit};
+use scriptorium_contracts::tokens::estimate_tokens;
 use scriptorium_contracts::{Kind, KindError};
 use scriptorium_proto::v1::StepTask;
 use std::collections::BTreeMap;

@@ -20,6 +20,7 @@ mod openai;
 
 use crate::redact::redact;
 use scriptorium_contracts::extract;
+use scriptorium_contracts::tokens::estimate_tokens;
 use scriptorium_proto::kind;
 use scriptorium_proto::v1::{AgentKind, Failure, FailureCause};
 use serde_json::Value;
@@ -732,11 +733,6 @@ fn readable(answer: &ModelAnswer, schema: Option<&Value>) -> Result<Value, Strin
         dialect::rejoin(schema, &mut value);
     }
     Ok(value)
-}
-
-/// Conservative token estimate without a tokenizer (see [`crate::budget`]).
-pub fn estimate_tokens(text: &str) -> u64 {
-    crate::budget::estimate_tokens(text)
 }
 
 #[cfg(test)]

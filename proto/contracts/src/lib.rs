@@ -15,6 +15,7 @@
 //! - [`facts`]: the `Facts:` block prompts carry and the simulated model reads.
 //! - [`extract`]: tolerant extraction of one JSON object from a model's answer.
 //! - [`task`]: the task types (creative, analytical, factual) that pick a step's sampling.
+//! - [`tokens`]: the token estimate prompts are planned and steps reserved with.
 //! - `sim` (feature `sim`): the deterministic generator behind the simulated answers.
 #![warn(missing_docs, unreachable_pub)]
 
@@ -29,6 +30,7 @@ pub mod schema;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod task;
+pub mod tokens;
 
 pub use kinds::*;
 pub use ledger::Ledger;

@@ -491,7 +491,7 @@ mod tests {
     fn spec(task: &StepTask) -> &'static dyn scriptorium_contracts::Kind {
         scriptorium_contracts::kinds::lookup(task.kind).expect("an agent kind")
     }
-    use crate::budget::estimate_tokens;
+    use scriptorium_contracts::tokens::estimate_tokens;
     use crate::prompts::Prompts;
     use scriptorium_contracts::facts::Facts;
     use scriptorium_contracts::sim;

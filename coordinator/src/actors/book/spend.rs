@@ -6,7 +6,8 @@
 //! # The reservation
 //! An attempt is expected to cost, at the dearest priced route among the step's routes (primary
 //! and fallbacks), `prompt` tokens in and `completion` tokens out, where
-//! - `prompt` = the encoded size of the step's brief and context / [`BYTES_PER_TOKEN`] plus
+//! - `prompt` = the token estimate ([`scriptorium_contracts::tokens`], the one the worker plans
+//!   prompts with) of the encoded size of the step's brief and context, plus
 //!   [`PROMPT_OVERHEAD_TOKENS`] for the system prompt, the template and the answer schema;
 //! - `completion` = the step's `max_tokens`: a call never answers more.
 //!
@@ -28,6 +29,7 @@ use super::BookState;
 use crate::record::{self, StepStatus};
 use ractor::ActorProcessingErr;
 use scriptorium_common::cache;
+use scriptorium_contracts::tokens;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::v1::{StepResult, StepTask};
 
@@ -35,15 +37,12 @@ use scriptorium_proto::v1::{StepResult, StepTask};
 /// brief and context (the built-in templates with their schemas run 600 to 1,200 tokens).
 pub(super) const PROMPT_OVERHEAD_TOKENS: u64 = 1_500;
 
-/// Bytes of brief and context per prompt token (English prose and JSON run 3.5 to 4.5).
-pub(super) const BYTES_PER_TOKEN: u64 = 4;
-
 /// The expected cost of `task` at `prices` (see the module documentation); 0 when none of its
 /// routes has a known price.
 pub(super) fn estimate(task: &StepTask, prices: &crate::config::RoutePrices) -> f64 {
     let bytes = task.brief.as_ref().map_or(0, |b| b.encoded_len())
         + task.context.as_ref().map_or(0, |c| c.encoded_len());
-    let prompt = bytes as u64 / BYTES_PER_TOKEN + PROMPT_OVERHEAD_TOKENS;
+    let prompt = tokens::estimate_bytes(bytes) + PROMPT_OVERHEAD_TOKENS;
     let completion = u64::from(task.sampling.as_ref().map_or(0, |s| s.max_tokens));
     task.routes
         .iter()

@@ -2,17 +2,17 @@
 //! messages): its kind, prompts, seed, format and schema, and its prompt tokens as the server
 //! counts them.
 
-use crate::tokens::count_tokens as estimate_tokens;
+use crate::tokens::count_tokens;
 use axum::http::HeaderMap;
 use scriptorium_proto::kind;
 use scriptorium_proto::names::AGENT_HEADER;
 use scriptorium_proto::v1::AgentKind;
 use serde_json::Value;
 
-/// Prompt tokens as the server counts them: its own count of each message (denser than the
-/// client's estimate, see [`crate::tokens`]) plus the chat template's tokens.
+/// Prompt tokens as the server counts them: its own count of each message (a tokenizer's, not
+/// the client's estimate, see [`crate::tokens`]) plus the chat template's tokens.
 pub(super) fn count_prompt(system: &str, user: &str) -> u64 {
-    estimate_tokens(system) + estimate_tokens(user) + 2 * 4 + 3
+    count_tokens(system) + count_tokens(user) + 2 * 4 + 3
 }
 
 /// The two API shapes the server speaks.

@@ -5,7 +5,7 @@
 use super::ask::{Shape, count_prompt, read_ask};
 use super::errors::{context_exceeded, error_response, llama_cpp_python_refusal};
 use super::{Fault, Inner, Overgrow, RejectFormat};
-use crate::tokens::{count_tokens as estimate_tokens, cut_to_tokens};
+use crate::tokens::{count_tokens, cut_to_tokens};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use scriptorium_contracts::sim;
@@ -140,7 +140,7 @@ pub(super) async fn answer(
     let by_request = ask.max_tokens.unwrap_or(u64::MAX);
     let by_window = cfg.context_window.map_or(u64::MAX, |n| n.saturating_sub(prompt_tokens + 1));
     let room = by_request.min(by_window);
-    let (text, truncated) = if estimate_tokens(&text) > room {
+    let (text, truncated) = if count_tokens(&text) > room {
         inner.record(|s| {
             if by_window < by_request { s.window_full += 1 } else { s.max_tokens_reached += 1 }
         });
@@ -148,7 +148,7 @@ pub(super) async fn answer(
     } else {
         (text, truncated)
     };
-    let completion_tokens = estimate_tokens(&text);
+    let completion_tokens = count_tokens(&text);
     inner.record(|s| {
         s.completions += 1;
         s.prompt_tokens += prompt_tokens;
