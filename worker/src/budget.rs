@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 
-
 /// The budget of one request on a route: its context window (when known) and the largest
 /// answer it may be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,9 @@
 //! JSON object, sending one repair request per route when an answer cannot be read.
 //!
 //! # Layout
+//! - `error`: [`ModelError`] and its typed cause for the coordinator.
+//! - `json`: one route's readable JSON answer (extraction, one repair, context cut-offs).
+//! - `routes`: [`first_route`], the route loop (primary, then fallbacks).
 //! - `http`: the shared retry loop (timeouts, backoff with jitter, `Retry-After`).
 //! - `openai`, `anthropic`: the two wire protocols.
 //! - `limits`: requests and tokens per minute, per provider.
@@ -14,22 +17,26 @@
 
 mod anthropic;
 pub mod dialect;
+mod error;
 mod http;
+mod json;
 mod limits;
 mod openai;
+mod routes;
 
 use crate::redact::redact;
-use scriptorium_contracts::extract;
 use scriptorium_contracts::tokens::estimate_tokens;
 use scriptorium_proto::kind;
-use scriptorium_proto::v1::{AgentKind, Failure, FailureCause};
+use scriptorium_proto::v1::{AgentKind, Failure};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use anthropic::{ANTHROPIC_VERSION, Anthropic};
+pub use error::ModelError;
 pub use openai::{AGENT_HEADER, OpenAiCompat};
+pub use routes::first_route;
 
 /// One request to a model.
 #[derive(Debug, Clone, Default)]
@@ -77,153 +84,6 @@ pub struct ModelAnswer {
     pub estimated: bool,
     /// The structured-output dialect the request was asked in (empty for in-process models).
     pub dialect: String,
-}
-
-/// Why a model call failed. Every message is redacted before it leaves [`Models`].
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ModelError {
-    /// The route names a provider that is not configured.
-    #[error("unknown provider '{0}' (configure it or use one of: {1})")]
-    UnknownProvider(String, String),
-    /// The provider's key variable is not set.
-    #[error("provider '{provider}' needs the environment variable {var}")]
-    MissingKey {
-        /// Provider name.
-        provider: String,
-        /// Variable name.
-        var: String,
-    },
-    /// The provider's configuration breaks a rule.
-    #[error("{0}")]
-    InvalidConfig(String),
-    /// The server answered with a status that is not retried.
-    #[error("provider '{provider}' rejected {route}: HTTP {status}: {message}")]
-    Rejected {
-        /// Provider name.
-        provider: String,
-        /// The route.
-        route: String,
-        /// HTTP status.
-        status: u16,
-        /// Server's message, redacted.
-        message: String,
-    },
-    /// Retries were exhausted on a retryable failure.
-    #[error("{route}: gave up after {attempts} attempts: {last}")]
-    Exhausted {
-        /// The route.
-        route: String,
-        /// Attempts made.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-        /// What the last failure was (timeout, connection, rate limit, server error).
-        cause: FailureCause,
-    },
-    /// The answer had no usable content.
-    #[error("{route}: {message}")]
-    BadAnswer {
-        /// The route.
-        route: String,
-        /// What was wrong.
-        message: String,
-    },
-    /// The server answered that the request does not fit its context window (read from the
-    /// status and the error body's fields, never from its message text).
-    #[error(
-        "provider '{provider}' rejected {route}: the request exceeds the context window: {message}"
-    )]
-    ContextExceeded {
-        /// Provider name.
-        provider: String,
-        /// The route.
-        route: String,
-        /// The prompt's tokens as the server counted them, when it says.
-        prompt_tokens: Option<u64>,
-        /// The server's context window, when it says.
-        window: Option<u64>,
-        /// Server's message, redacted.
-        message: String,
-    },
-}
-
-impl ModelError {
-    /// The same error with every text field passed through [`redact`].
-    pub fn redacted(self) -> Self {
-        match self {
-            ModelError::UnknownProvider(p, known) => {
-                ModelError::UnknownProvider(redact(&p), redact(&known))
-            }
-            ModelError::MissingKey { provider, var } => {
-                ModelError::MissingKey { provider: redact(&provider), var }
-            }
-            ModelError::InvalidConfig(m) => ModelError::InvalidConfig(redact(&m)),
-            ModelError::Rejected { provider, route, status, message } => ModelError::Rejected {
-                provider: redact(&provider),
-                route: redact(&route),
-                status,
-                message: redact(&message),
-            },
-            ModelError::Exhausted { route, attempts, last, cause } => ModelError::Exhausted {
-                route: redact(&route),
-                attempts,
-                last: redact(&last),
-                cause,
-            },
-            ModelError::BadAnswer { route, message } => {
-                ModelError::BadAnswer { route: redact(&route), message: redact(&message) }
-            }
-            ModelError::ContextExceeded { provider, route, prompt_tokens, window, message } => {
-                ModelError::ContextExceeded {
-                    provider: redact(&provider),
-                    route: redact(&route),
-                    prompt_tokens,
-                    window,
-                    message: redact(&message),
-                }
-            }
-        }
-    }
-}
-
-impl ModelError {
-    /// What kind of failure this is, for the coordinator: transient ones are tried again,
-    /// permanent ones (a refused key, an unknown model or provider, a request the server will
-    /// never take) are not.
-    pub fn cause(&self) -> FailureCause {
-        match self {
-            ModelError::UnknownProvider(..) => FailureCause::UnknownProvider,
-            ModelError::MissingKey { .. } => FailureCause::Auth,
-            ModelError::InvalidConfig(_) => FailureCause::BadRequest,
-            ModelError::Rejected { status, .. } => rejected_cause(*status),
-            ModelError::Exhausted { cause, .. } => *cause,
-            ModelError::BadAnswer { .. } => FailureCause::Refused,
-            ModelError::ContextExceeded { .. } => FailureCause::ContextExceeded,
-        }
-    }
-
-    /// The typed failure of this error: its cause, its message and the server's status.
-    pub fn failure(&self) -> Failure {
-        let http_status = match self {
-            ModelError::Rejected { status, .. } => u32::from(*status),
-            _ => 0,
-        };
-        Failure { http_status, ..Failure::new(self.cause(), self.to_string()) }
-    }
-}
-
-/// What a status that is not retried says (read from the status alone, never from message
-/// text): 401/402/403 are the key or the account, 404 a model the server does not serve, any
-/// other 4xx a request it will never take (servers that answer 400 for an unknown model land
-/// here: permanent all the same). A 5xx here was handed back at once (a dialect refusal with no
-/// dialect left to try): a server error, transient.
-fn rejected_cause(status: u16) -> FailureCause {
-    match status {
-        401..=403 => FailureCause::Auth,
-        404 => FailureCause::UnknownModel,
-        400..=499 => FailureCause::BadRequest,
-        _ => FailureCause::ServerError,
-    }
 }
 
 /// A route, `provider/model`.
@@ -571,232 +431,11 @@ impl Models {
         );
         Ok(answer)
     }
-
-    /// One route's readable JSON answer: the request, then one repair request if the answer
-    /// cannot be read. An answer cut off at the token limit gets no repair (the repair would
-    /// have no more room); when it did not fit the server's context (a context-exceeded error,
-    /// or an answer cut off before its `max_tokens` because the window filled up) the failure
-    /// carries a [`ContextHint`] so the caller can send a smaller request.
-    pub async fn call_json_route(
-        &self,
-        route: &str,
-        req: &ModelRequest,
-    ) -> Result<JsonAnswer, RouteFailure> {
-        let estimated_prompt = estimate_tokens(&req.system) + estimate_tokens(&req.user);
-        let fail = |failure: Failure, context, calls| RouteFailure { failure, context, calls };
-        let refused = |message: String| Failure::new(FailureCause::Refused, message);
-        let full_context = |message: String| Failure::new(FailureCause::ContextExceeded, message);
-        let mut answer = match self.call_route(route, req).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(route = %route, error = %e, cause = e.cause().label(), "route failed");
-                let context = match &e {
-                    ModelError::ContextExceeded { prompt_tokens, window, .. } => {
-                        Some(ContextHint {
-                            window: *window,
-                            server_prompt: *prompt_tokens,
-                            estimated_prompt,
-                        })
-                    }
-                    _ => None,
-                };
-                return Err(fail(e.failure(), context, Vec::new()));
-            }
-        };
-        let answered = answer.route.clone();
-        let read = readable(&answer, req.schema.as_ref());
-        let full = context_full(&answer, req.max_tokens, estimated_prompt);
-        let truncated = answer.truncated;
-        answer.text.clear();
-        let mut calls = vec![answer];
-        let parse_error = match read {
-            Ok(value) => return Ok(JsonAnswer { value, route: answered, calls }),
-            Err(e) => e,
-        };
-        if truncated {
-            // A repair has the same room and a longer prompt: an answer that ran out of room
-            // (a model looping inside a string) runs out again. The step's re-ask samples anew.
-            return Err(match full {
-                Some((hint, error)) => {
-                    fail(full_context(format!("{answered}: {error}")), Some(hint), calls)
-                }
-                None => fail(refused(format!("{answered}: {parse_error}")), None, calls),
-            });
-        }
-        tracing::warn!(route = %answered, error = %parse_error, "unreadable answer, asking for a repair");
-        let mut repair = req.clone();
-        repair.user = format!(
-            "{}\n\nYour previous answer could not be read: {parse_error}. Answer again with \
-             only the JSON object, complete and no longer than needed.",
-            req.user
-        );
-        // The request keeps its size: the longer prompt is paid for by the answer's room.
-        let added = estimate_tokens(&repair.user).saturating_sub(estimate_tokens(&req.user));
-        repair.max_tokens = req.max_tokens.saturating_sub(added as u32).max(1);
-        match self.call_route(route, &repair).await {
-            Ok(mut a) => {
-                let read = readable(&a, repair.schema.as_ref());
-                a.text.clear();
-                let full = context_full(&a, repair.max_tokens, estimated_prompt);
-                calls.push(a);
-                match (read, full) {
-                    (Ok(value), _) => Ok(JsonAnswer { value, route: answered, calls }),
-                    (Err(_), Some((hint, error))) => {
-                        tracing::warn!(route = %answered, window = ?hint.window, "answers cut off by the context window");
-                        Err(fail(full_context(format!("{answered}: {error}")), Some(hint), calls))
-                    }
-                    (Err(e), None) => Err(fail(
-                        refused(format!("{answered}: unreadable answer after repair: {e}")),
-                        None,
-                        calls,
-                    )),
-                }
-            }
-            Err(e) => Err(fail(e.failure(), None, calls)),
-        }
-    }
-}
-
-/// Tries `routes` in order until one answers, `on_route` doing one route's work; the one route
-/// loop of the worker. An empty list is an error, never a silent default. When every route
-/// fails, the failure is permanent only if every route's was (a fallback that timed out may
-/// answer next time), and its message names each route's failure.
-pub async fn first_route<'a, T, Fut>(
-    routes: &'a [String],
-    mut on_route: impl FnMut(&'a str) -> Fut,
-) -> Result<T, Failure>
-where
-    Fut: std::future::Future<Output = Result<T, Failure>> + 'a,
-{
-    if routes.is_empty() {
-        return Err(Failure::new(
-            FailureCause::BadRequest,
-            "the step names no route to a model (set coordinator.routes.default or the brief's [models])",
-        ));
-    }
-    let mut failures: Vec<Failure> = Vec::new();
-    for route in routes {
-        match on_route(route).await {
-            Ok(t) => return Ok(t),
-            Err(mut f) => {
-                tracing::warn!(route = %route, cause = f.cause().label(), error = %f, "route failed");
-                if f.route.is_empty() {
-                    f.route = route.clone();
-                }
-                failures.push(f);
-            }
-        }
-    }
-    let message =
-        redact(&failures.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "));
-    let worst = match failures.iter().rposition(|f| !f.cause().is_permanent()) {
-        Some(i) => failures.swap_remove(i),
-        None => failures.swap_remove(0),
-    };
-    Err(Failure { message, route: routes.last().cloned().unwrap_or_default(), ..worst })
-}
-
-/// Whether `answer` stopped before its `max_tokens` with `finish_reason` "length": the
-/// server's context filled up (llama.cpp without context shift does this). Read from the
-/// answer's reported usage, never from text; the hint's window is what the usage adds up to.
-fn context_full(
-    answer: &ModelAnswer,
-    max_tokens: u32,
-    estimated_prompt: u64,
-) -> Option<(ContextHint, String)> {
-    if !answer.truncated || answer.estimated || answer.completion_tokens >= u64::from(max_tokens) {
-        return None;
-    }
-    let window = answer.prompt_tokens + answer.completion_tokens + 1;
-    let hint = ContextHint {
-        window: Some(window),
-        server_prompt: Some(answer.prompt_tokens),
-        estimated_prompt,
-    };
-    let error = format!(
-        "the answer filled the server's context ({} prompt and {} answer tokens) before its max_tokens ({max_tokens})",
-        answer.prompt_tokens, answer.completion_tokens
-    );
-    Some((hint, error))
-}
-
-/// The JSON object of an answer to a request with `schema`, or why there is none.
-fn readable(answer: &ModelAnswer, schema: Option<&Value>) -> Result<Value, String> {
-    if answer.truncated {
-        return Err("the answer was cut off at the token limit (finish_reason \"length\")".into());
-    }
-    // Grammar-constrained servers (llama-cpp-python) let raw newlines into JSON strings.
-    let mut value = extract::json_object(&dialect::escape_raw_controls(&answer.text))
-        .map_err(|e| e.to_string())?;
-    // Long strings a grammar was asked for in paragraphs are strings again.
-    if let Some(schema) = schema {
-        dialect::rejoin(schema, &mut value);
-    }
-    Ok(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_model_error_has_its_cause() {
-        let rejected = |status| ModelError::Rejected {
-            provider: "p".into(),
-            route: "p/m".into(),
-            status,
-            message: "no".into(),
-        };
-        assert_eq!(rejected(401).cause(), FailureCause::Auth);
-        assert_eq!(rejected(403).cause(), FailureCause::Auth);
-        assert_eq!(rejected(404).cause(), FailureCause::UnknownModel);
-        assert_eq!(rejected(400).cause(), FailureCause::BadRequest);
-        assert_eq!(rejected(422).cause(), FailureCause::BadRequest);
-        assert_eq!(rejected(500).cause(), FailureCause::ServerError);
-        assert_eq!(rejected(401).failure().http_status, 401);
-        let missing = ModelError::MissingKey { provider: "p".into(), var: "P_KEY".into() };
-        assert_eq!(missing.cause(), FailureCause::Auth);
-        assert!(FailureCause::Auth.is_permanent() && !FailureCause::ServerError.is_permanent());
-    }
-
-    #[tokio::test]
-    async fn routes_are_tried_in_order_and_all_failing_is_permanent_only_if_each_was() {
-        let f = |cause, msg: &str| Failure::new(cause, msg);
-        let none: Result<(), Failure> = first_route(&[], |_| async { Ok(()) }).await;
-        assert_eq!(none.unwrap_err().cause(), FailureCause::BadRequest, "no silent default");
-        let routes = ["a/m".to_string(), "b/m".to_string()];
-        let mut tried = Vec::new();
-        let second =
-            first_route(&routes, |r| {
-                tried.push(r.to_string());
-                async move {
-                    if r == "a/m" { Err(f(FailureCause::Auth, "401")) } else { Ok(r.to_string()) }
-                }
-            })
-            .await;
-        assert_eq!((second.unwrap(), tried), ("b/m".to_string(), routes.to_vec()));
-        let both: Result<(), _> =
-            first_route(
-                &routes,
-                |r| async move { Err(f(FailureCause::Auth, &format!("{r} 401"))) },
-            )
-            .await;
-        let both = both.unwrap_err();
-        assert_eq!((both.cause(), both.message.as_str()), (FailureCause::Auth, "a/m 401; b/m 401"));
-        let mixed: Result<(), _> = first_route(&routes, |r| async move {
-            Err(if r == "a/m" {
-                f(FailureCause::Auth, "401")
-            } else {
-                f(FailureCause::Timeout, "slow")
-            })
-        })
-        .await;
-        assert_eq!(
-            mixed.unwrap_err().cause(),
-            FailureCause::Timeout,
-            "a fallback may answer later"
-        );
-    }
 
     #[test]
     fn local_servers_are_told_from_cloud_ones() {
@@ -830,7 +469,7 @@ mod tests {
         assert!(a.calls[0].prompt_tokens > 0);
         let missing = models.call_route("nope/x", &req).await.unwrap_err();
         assert!(matches!(missing, ModelError::UnknownProvider(..)), "{missing}");
-        assert_eq!(missing.failure().cause(), FailureCause::UnknownProvider);
+        assert_eq!(missing.failure().cause(), scriptorium_proto::v1::FailureCause::UnknownProvider);
         // Without an in-process model the sim provider says why it cannot answer.
         let unlinked = Models::new(&ModelsConfig::default());
         let err = unlinked.call_route("sim/default", &req).await.unwrap_err().to_string();
