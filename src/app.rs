@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod check;
+pub mod export;
 pub mod http;
 pub mod queues;
 pub mod report;

@@ -99,8 +99,9 @@ pub fn render(book: &Publication) -> std::io::Result<Vec<u8>> {
 }
 
 /// `s` as XML text or a double-quoted attribute value (every attribute here is one, so
-/// apostrophes stay as they are): markup characters escaped, and the characters XML 1.0 does not
-/// allow (control characters other than tab and line breaks) left out.
+/// apostrophes stay as they are): markup characters escaped (`"` as a character reference, not
+/// the named entity epubcheck points at), and the characters XML 1.0 does not allow (control
+/// characters other than tab and line breaks) left out.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -108,7 +109,7 @@ pub fn escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
+            '"' => out.push_str("&#34;"),
             '\t' | '\n' | '\r' => out.push(c),
             c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => out.push(c),
@@ -189,7 +190,8 @@ fn chapter(e: &Entry<'_>, lang: &str) -> String {
 
 fn nav(lang: &str, entries: &[Entry<'_>]) -> String {
     let mut body = String::from(
-        "<nav epub:type=\"toc\" role=\"doc-toc\" id=\"toc\">\n<h1>Contents</h1>\n<ol>\n",
+        "<nav epub:type=\"toc\" role=\"doc-toc\" id=\"toc\">\n<h1>Contents</h1>\n<ol>\n\
+         <li><a href=\"title.xhtml\">Title page</a></li>\n",
     );
     for e in entries {
         body += &format!("<li><a href=\"{}\">{}</a></li>\n", e.file, escape(&e.label));
@@ -258,14 +260,18 @@ fn package(book: &Publication, lang: &str, entries: &[Entry<'_>], modified: &Utc
 }
 
 fn ncx(book: &Publication, lang: &str, entries: &[Entry<'_>]) -> String {
+    // Every page of the spine, in its order.
+    let front = [("title-page", "title.xhtml", "Title page"), ("nav", "nav.xhtml", "Contents")];
+    let pages = front
+        .into_iter()
+        .map(|(id, file, label)| (id.to_string(), file.to_string(), label.to_string()))
+        .chain(entries.iter().map(|e| (e.id.clone(), e.file.clone(), e.label.clone())));
     let mut points = String::new();
-    for (i, e) in entries.iter().enumerate() {
+    for (i, (id, file, label)) in pages.enumerate() {
         points += &format!(
             "    <navPoint id=\"nav-{id}\" playOrder=\"{order}\">\n      <navLabel><text>{label}</text></navLabel>\n      <content src=\"{file}\"/>\n    </navPoint>\n",
-            id = e.id,
             order = i + 1,
-            label = escape(&e.label),
-            file = e.file
+            label = escape(&label),
         );
     }
     format!(
@@ -421,7 +427,7 @@ mod tests {
         assert!(files[8].1.contains("<p>Bell rang.</p>"), "control characters are left out");
         let title = &files[6].1;
         assert!(title.contains("<h1>Salt &amp; &lt;Tides&gt;</h1>"));
-        assert!(title.contains("by A. &quot;N.&quot; Writer"));
+        assert!(title.contains("by A. &#34;N.&#34; Writer"));
         assert!(title.contains("simulated model (sim)"));
         let opf = &files[2].1;
         assert!(opf.contains("<dc:language>en</dc:language>"));
