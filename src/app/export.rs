@@ -76,8 +76,12 @@ async fn from_bucket(nats: &str, id: &str) -> anyhow::Result<Publication> {
         anyhow::bail!("book {id} is {state}: only a done book can be exported");
     }
     // A done step whose output is gone from the store comes back pending from the load.
-    let lost: Vec<&str> =
-        rec.steps.iter().filter(|(_, s)| s.status != StepStatus::Done).map(|(k, _)| k.as_str()).collect();
+    let lost: Vec<&str> = rec
+        .steps
+        .iter()
+        .filter(|(_, s)| s.status != StepStatus::Done)
+        .map(|(k, _)| k.as_str())
+        .collect();
     if !lost.is_empty() {
         anyhow::bail!("book {id}: the stored outputs of {} are missing", lost.join(", "));
     }

@@ -165,15 +165,18 @@ fn title_page(book: &Publication, lang: &str) -> String {
         body += &format!("<p class=\"logline\">{}</p>\n", escape(book.logline.trim()));
     }
     if book.simulated {
-        body += &format!("<p class=\"notice\">{}</p>\n", escape(&SIMULATED_NOTICE.replace('`', "")));
+        body +=
+            &format!("<p class=\"notice\">{}</p>\n", escape(&SIMULATED_NOTICE.replace('`', "")));
     }
     body += "</section>\n";
     xhtml(lang, &book.title, &body)
 }
 
 fn chapter(e: &Entry<'_>, lang: &str) -> String {
-    let mut body =
-        format!("<section epub:type=\"chapter\" role=\"doc-chapter\" aria-labelledby=\"{0}-title\">\n", e.id);
+    let mut body = format!(
+        "<section epub:type=\"chapter\" role=\"doc-chapter\" aria-labelledby=\"{0}-title\">\n",
+        e.id
+    );
     body += &format!("<h1 id=\"{}-title\">{}</h1>\n", e.id, escape(&e.label));
     let scenes = e.chapter.scenes.iter().map(|s| paragraphs(&s.text)).filter(|p| !p.is_empty());
     for (i, scene) in scenes.enumerate() {
@@ -201,7 +204,8 @@ fn nav(lang: &str, entries: &[Entry<'_>]) -> String {
     body += "<li><a epub:type=\"titlepage\" href=\"title.xhtml\">Title page</a></li>\n";
     body += "<li><a epub:type=\"toc\" href=\"nav.xhtml\">Contents</a></li>\n";
     if let Some(first) = entries.first() {
-        body += &format!("<li><a epub:type=\"bodymatter\" href=\"{}\">Start</a></li>\n", first.file);
+        body +=
+            &format!("<li><a epub:type=\"bodymatter\" href=\"{}\">Start</a></li>\n", first.file);
     }
     body += "</ol>\n</nav>\n";
     xhtml(lang, "Contents", &body)
@@ -237,7 +241,8 @@ fn package(book: &Publication, lang: &str, entries: &[Entry<'_>], modified: &Utc
          \x20   <item id=\"style\" href=\"style.css\" media-type=\"text/css\"/>\n\
          \x20   <item id=\"title-page\" href=\"title.xhtml\" media-type=\"application/xhtml+xml\"/>\n",
     );
-    let mut spine = String::from("    <itemref idref=\"title-page\"/>\n    <itemref idref=\"nav\"/>\n");
+    let mut spine =
+        String::from("    <itemref idref=\"title-page\"/>\n    <itemref idref=\"nav\"/>\n");
     for e in entries {
         items += &format!(
             "    <item id=\"{}\" href=\"{}\" media-type=\"application/xhtml+xml\"/>\n",

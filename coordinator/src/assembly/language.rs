@@ -172,6 +172,15 @@ mod tests {
     }
 
     #[test]
+    fn the_table_of_docs_briefs_md_shows_every_entry() {
+        let page = include_str!("../../../docs/briefs.md").to_lowercase();
+        for (name, t) in LANGUAGES {
+            assert!(page.contains(name), "docs/briefs.md lacks {name}");
+            assert!(page.contains(&format!("`{}`", t.to_lowercase())), "docs/briefs.md lacks {t}");
+        }
+    }
+
+    #[test]
     fn scripts_of_arabic_and_hebrew_run_right_to_left() {
         assert!(right_to_left("ar"));
         assert!(right_to_left("he-IL"));
