@@ -135,3 +135,58 @@ struct Parts<'a> {
 fn simulated<'a>(mut routes: impl Iterator<Item = &'a str>) -> bool {
     routes.any(|r| r.starts_with("sim"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(title: &str, route: &str) -> BookRecord {
+        let brief = BookBrief {
+            title: title.into(),
+            author: "A. N. Writer".into(),
+            language: "English".into(),
+            chapters: 2,
+            review_mode: "human".into(),
+            ..BookBrief::default()
+        };
+        let mut rec = BookRecord::new("b1".into(), brief, 1_000);
+        rec.finished_ms = 2_000;
+        rec.outputs.insert("concept".into(), json!({"title": "Proposed", "logline": "Tides."}));
+        for n in 1..=2 {
+            let id = rec.plan.final_chapter_step(n).unwrap().id.clone();
+            let scenes = json!([{"heading": "a", "text": format!("Chapter {n} & more.")}]);
+            rec.outputs
+                .insert(id, json!({"number": n, "title": format!("T{n}"), "scenes": scenes}));
+        }
+        for s in rec.steps.values_mut() {
+            s.route = route.into();
+        }
+        rec
+    }
+
+    #[test]
+    fn book_json_gives_back_the_publication_of_the_record() {
+        let rec = record("", "sim/sim-1");
+        let from_record = Publication::from_record(&rec);
+        assert_eq!(from_record.title, "Proposed", "the concept's title when the brief has none");
+        assert!(from_record.simulated);
+        assert_eq!((from_record.chapters.len(), from_record.finished_ms), (2, 2_000));
+        let stored = serde_json::to_vec(&super::super::book_json(&rec)).unwrap();
+        assert_eq!(Publication::from_book_json(&stored).unwrap(), from_record);
+    }
+
+    #[test]
+    fn the_briefs_title_comes_first_and_real_models_are_not_simulated() {
+        let p = Publication::from_record(&record("The Salt Harbour", "openai/gpt-4o-mini"));
+        assert_eq!(p.title, "The Salt Harbour");
+        assert!(!p.simulated);
+    }
+
+    #[test]
+    fn a_book_json_without_chapters_is_refused() {
+        let err = Publication::from_book_json(br#"{"id": "b9"}"#).unwrap_err();
+        assert!(matches!(err, PublicationError::NoChapter(ref id) if id == "b9"), "{err}");
+        assert!(Publication::from_book_json(b"{").is_err());
+    }
+}
