@@ -3,6 +3,7 @@
 
 pub mod bench;
 mod check;
+pub mod export;
 mod gates;
 pub mod http;
 pub mod operate;

@@ -282,6 +282,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a done book's EPUB (`book.epub`) or Markdown manuscript (`manuscript.md`).
+    Export {
+        /// The book's directory (holding book.json), or a book id in the NATS books bucket.
+        book: String,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: app::export::Format,
+        /// Directory to write into (default: the book's directory; for a book id, the
+        /// current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// NATS server URL (for a book id).
+        #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+    },
     /// Show books: all of them, or one in detail.
     Status {
         /// Book id.
@@ -334,6 +349,7 @@ fn main() -> ExitCode {
         | Command::BenchTokens { .. }
         | Command::Retry { .. }
         | Command::Check { .. }
+        | Command::Export { .. }
         | Command::DeadLetters { .. }
         | Command::Operate(_) => "warn",
         _ => "info",
@@ -469,6 +485,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::DeadLetters { nats, json } => app::dead_letters(&nats, json).await.map(|_| 0),
         Command::Operate(op) => app::operate::run(op).await,
         Command::Check { dir, json } => app::check(&dir, json),
+        Command::Export { book, format, out, nats } => {
+            let path = app::export::export(&book, format, out, &nats).await?;
+            println!("{}", path.display());
+            Ok(0)
+        }
         Command::Status { book, nats, json } => {
             app::status(&nats, book.as_deref(), json).await.map(|_| 0)
         }

@@ -6,11 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need: nats-server for every distributed test, chromium and
-# chromium-driver for the dashboard test (tests/operators.rs fails, never skips, without them).
+# chromium-driver for the dashboard test (tests/operators.rs fails, never skips, without them),
+# epubcheck for the EPUB test (tests/epub.rs fails, never skips, without it; its jar is run
+# with java, so the binfmt support /usr/bin/epubcheck relies on is not needed).
 missing=()
 if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then missing+=(nats-server); fi
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+[ -f /usr/share/java/epubcheck.jar ] || missing+=(epubcheck)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing missing Debian packages: ${missing[*]}" >&2
   SUDO=""

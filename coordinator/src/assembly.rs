@@ -1,8 +1,16 @@
-//! The local assembly step: manuscript, chapter files, `book.json` and the quality report
-//! `quality.json`, written atomically.
+//! The local assembly step: manuscript, chapter files, `book.json`, the quality report
+//! `quality.json` and the EPUB edition `book.epub`, written atomically.
 //!
 //! Everything is written into a hidden staging directory beside the target, which is then
-//! renamed into place: a crash leaves either no book directory or a complete one.
+//! renamed into place: a crash leaves either no book directory or a complete one. The manuscript
+//! and the EPUB are rendered from a [`Publication`], which `scriptorium export` also reads back
+//! from a written `book.json`.
+
+pub mod epub;
+pub mod language;
+pub mod publication;
+
+pub use publication::Publication;
 
 use crate::record::BookRecord;
 use scriptorium_contracts::{Cast, ChapterText, Concept, Outline, ProseScene, Review, World};
@@ -38,22 +46,20 @@ pub fn final_chapters(rec: &BookRecord) -> Vec<ChapterText> {
         .collect()
 }
 
-fn manuscript(rec: &BookRecord, concept: &Concept, chapters: &[ChapterText]) -> String {
-    let mut m = format!("# {}\n\n*by {}*\n\n", concept.title, rec.brief.author);
-    if !concept.logline.is_empty() {
-        m += &format!("> {}\n\n", concept.logline);
+/// The Markdown manuscript of `book`: title page, contents, chapters.
+pub fn manuscript(book: &Publication) -> String {
+    let mut m = format!("# {}\n\n*by {}*\n\n", book.title, book.author);
+    if !book.logline.is_empty() {
+        m += &format!("> {}\n\n", book.logline);
     }
-    let routes: std::collections::BTreeSet<&str> =
-        rec.steps.values().map(|s| s.route.as_str()).filter(|r| !r.is_empty()).collect();
-    if routes.iter().any(|r| r.starts_with("sim")) {
-        m += "*Written by Scriptorium's simulated model (`sim`): placeholder prose for demos and \
-              tests, not a real book.*\n\n";
+    if book.simulated {
+        m += &format!("*{}*\n\n", publication::SIMULATED_NOTICE);
     }
     m += "## Contents\n\n";
-    for c in chapters {
+    for c in &book.chapters {
         m += &format!("{}. [{}](#chapter-{})\n", c.number, c.title, c.number);
     }
-    for c in chapters {
+    for c in &book.chapters {
         m += &format!(
             "\n---\n\n<a id=\"chapter-{}\"></a>\n\n## Chapter {}: {}\n\n{}\n",
             c.number,
@@ -133,7 +139,7 @@ fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Writes the book under `out_dir` and returns its directory.
 pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
     let concept: Concept = get(rec, "concept");
-    let chapters = final_chapters(rec);
+    let book = Publication::from_record(rec);
     let name = format!("{}-{}", slug(&concept.title), rec.id);
     let target = out_dir.join(&name);
     let staging = out_dir.join(format!(".staging-{name}"));
@@ -142,8 +148,8 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::remove_dir_all(&staging)?;
     }
     std::fs::create_dir_all(staging.join("chapters"))?;
-    write(&staging.join("manuscript.md"), manuscript(rec, &concept, &chapters).as_bytes())?;
-    for c in &chapters {
+    write(&staging.join("manuscript.md"), manuscript(&book).as_bytes())?;
+    for c in &book.chapters {
         let file = format!("{:02}-{}.md", c.number, slug(&c.title));
         write(
             &staging.join("chapters").join(file),
@@ -167,6 +173,7 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
         }
         Err(e) => tracing::warn!(book_id = %rec.id, error = %e, "no quality report"),
     }
+    write(&staging.join("book.epub"), &epub::render(&book)?)?;
     if target.exists() {
         let written = written_version(&target);
         if written < rec.version {

@@ -7,7 +7,7 @@
 //! - [`actors`]: the coordinator actor and one book actor per book in flight.
 //! - [`continuity`]: the continuity ledger and the other chapters a step is checked against.
 //! - [`record`]: the durable book record (state, steps, accepted outputs) kept in KV.
-//! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`).
+//! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`, `book.epub`).
 //! - [`quality`]: the quality report of a written book (`scriptorium check`, `quality.json`).
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
 //! - [`client`]: what the CLI does against a running system: submit, wait, status, commands.
