@@ -381,7 +381,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(app::exit_code(&records) as u8)
         }
         Command::Coordinator { nats, out, metrics_addr, http_addr } => {
-            let endpoints = app::http::HttpOptions { metrics_addr, http_addr };
+            // From the environment only: a flag would show in `ps`.
+            let token = std::env::var("SCRIPTORIUM_HTTP_TOKEN").ok();
+            let endpoints = app::http::HttpOptions { metrics_addr, http_addr, token };
             app::run_coordinator(&nats, cfg, out, &endpoints).await.map(|_| 0)
         }
         Command::Worker { nats, pools, id, metrics_addr } => {

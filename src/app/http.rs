@@ -6,6 +6,8 @@
 //! The dashboard is one static page (`dashboard.html`, embedded) that reads
 //! `/api/events`, a server-sent event stream with one JSON snapshot per refresh.
 
+mod actions;
+
 use super::queues::{self, QueueRow, RateWindow, WorkerRow};
 use axum::Router;
 use axum::extract::State;
@@ -42,6 +44,9 @@ pub struct HttpOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// The dashboard (and the same health and metrics routes).
     pub http_addr: Option<SocketAddr>,
+    /// The operator token the dashboard's actions need (`SCRIPTORIUM_HTTP_TOKEN`); none: the
+    /// actions are off.
+    pub token: Option<String>,
 }
 
 /// A book as the dashboard shows it.
@@ -188,6 +193,7 @@ struct Dash {
 /// The running HTTP side of a coordinator.
 pub struct Servers {
     health: Arc<Health>,
+    bus: Arc<std::sync::OnceLock<Bus>>,
     snapshots: watch::Sender<Arc<String>>,
     /// Bound address of the metrics listener.
     pub metrics_addr: Option<SocketAddr>,
@@ -205,13 +211,25 @@ impl Servers {
         let health = Health::new();
         let (tx, rx) = watch::channel(Arc::new("{\"starting\":true}".to_string()));
         let ops = scriptorium_common::ops::router(health.clone(), handle);
+        let bus = Arc::new(std::sync::OnceLock::new());
+        let acts = actions::Actions {
+            bus: bus.clone(),
+            token: opts.token.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
+        };
         let dash = Router::new()
             .route("/", get(|| async { Html(DASHBOARD) }))
             .route("/api/snapshot", get(snapshot))
             .route("/api/events", get(events))
             .with_state(Dash { snapshots: rx })
+            .merge(
+                Router::new()
+                    .route("/api/books/{id}", get(actions::book))
+                    .route("/api/books/{id}/{action}", axum::routing::post(actions::act))
+                    .with_state(acts),
+            )
             .merge(ops.clone());
-        let mut servers = Servers { health, snapshots: tx, metrics_addr: None, http_addr: None };
+        let mut servers =
+            Servers { health, bus, snapshots: tx, metrics_addr: None, http_addr: None };
         match (opts.metrics_addr, opts.http_addr) {
             (Some(m), Some(h)) if m == h => {
                 let bound = scriptorium_common::ops::serve(h, dash).await?;
@@ -233,6 +251,7 @@ impl Servers {
     /// The coordinator started on `bus`: readiness follows the bus, and the monitor starts.
     pub fn started(&self, bus: Bus, lost_after: Duration) -> tokio::task::JoinHandle<()> {
         self.health.started(bus.clone());
+        let _ = self.bus.set(bus.clone());
         tokio::spawn(monitor(bus, lost_after, self.snapshots.clone()))
     }
 }

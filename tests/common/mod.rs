@@ -2,6 +2,7 @@
 //! polling waits, assertions on written books, and a recording HTTP proxy ([`recorder`]).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod recorder;
 
 use serde_json::Value;
