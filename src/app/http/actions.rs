@@ -45,10 +45,13 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `Err(response)` unless `headers` carry the operator token.
-pub(super) fn authorised(token: Option<&str>, headers: &HeaderMap) -> Result<(), Response> {
+/// An answer other than success: its status and message.
+type Refusal = (StatusCode, &'static str);
+
+/// `Err` unless `headers` carry the operator token.
+pub(super) fn authorised(token: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(token) = token else {
-        return Err(error(
+        return Err((
             StatusCode::FORBIDDEN,
             "actions are off: start the coordinator with SCRIPTORIUM_HTTP_TOKEN set, and send it as `Authorization: Bearer <token>`",
         ));
@@ -68,8 +71,8 @@ pub(super) fn authorised(token: Option<&str>, headers: &HeaderMap) -> Result<(),
     }
 }
 
-fn bus(a: &Actions) -> Result<&Bus, Response> {
-    a.bus.get().ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "the coordinator is starting"))
+fn bus(a: &Actions) -> Result<&Bus, Refusal> {
+    a.bus.get().ok_or((StatusCode::SERVICE_UNAVAILABLE, "the coordinator is starting"))
 }
 
 /// `GET /api/books/{id}`: the book as `status BOOK --json` shows it, with the answers waiting
@@ -80,7 +83,7 @@ pub(super) async fn book(State(a): State<Actions>, Path(id): Path<String>) -> Re
     }
     let bus = match bus(&a) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err((status, why)) => return error(status, why),
     };
     let rec = match client::load(bus, &id).await {
         Ok(Some(rec)) => rec,
@@ -108,8 +111,8 @@ pub(super) async fn act(
     headers: HeaderMap,
     body: Option<Json<ActBody>>,
 ) -> Response {
-    if let Err(r) = authorised(a.token.as_deref(), &headers) {
-        return r;
+    if let Err((status, why)) = authorised(a.token.as_deref(), &headers) {
+        return error(status, why);
     }
     if !names::valid_id(&id) {
         return error(StatusCode::BAD_REQUEST, "invalid book id");
@@ -138,7 +141,7 @@ pub(super) async fn act(
     };
     let bus = match bus(&a) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err((status, why)) => return error(status, why),
     };
     let name = action.name();
     match client::run_command(bus, &id, action, "dashboard", Duration::from_secs(15)).await {
@@ -156,10 +159,10 @@ mod tests {
     #[test]
     fn actions_need_the_token_and_are_off_without_one() {
         let mut h = HeaderMap::new();
-        assert_eq!(authorised(None, &h).unwrap_err().status(), StatusCode::FORBIDDEN);
-        assert_eq!(authorised(Some("s3cret"), &h).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(authorised(None, &h).unwrap_err().0, StatusCode::FORBIDDEN);
+        assert_eq!(authorised(Some("s3cret"), &h).unwrap_err().0, StatusCode::UNAUTHORIZED);
         h.insert(AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert_eq!(authorised(Some("s3cret"), &h).unwrap_err().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(authorised(Some("s3cret"), &h).unwrap_err().0, StatusCode::UNAUTHORIZED);
         h.insert(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
         assert!(authorised(Some("s3cret"), &h).is_ok());
         assert!(!same(b"abc", b"abd") && !same(b"abc", b"ab") && same(b"", b""));
