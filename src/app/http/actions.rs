@@ -64,7 +64,7 @@ pub(super) fn authorised(token: Option<&str>, headers: &HeaderMap) -> Result<(),
     if same(sent.trim().as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
-        Err(error(
+        Err((
             StatusCode::UNAUTHORIZED,
             "a valid operator token is required (Authorization: Bearer <token>)",
         ))
