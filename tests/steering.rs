@@ -172,6 +172,10 @@ fn a_gate_survives_a_restart_a_note_reaches_the_model_and_an_edited_outline_is_u
     let s = f.status(&id);
     assert_eq!(s["state"], "awaiting_approval", "{s}");
     assert_eq!(chapters(&f), 0, "nothing past the gate");
+    wait_until(WITHIN, "the books gauge counts the waiting book", || {
+        let metrics = http(&f.http, "GET", "/metrics", None).1;
+        metrics.lines().any(|l| l == "scriptorium_books{state=\"awaiting_approval\"} 1")
+    });
 
     // Rejected with a note: the new outline request carries it.
     let note = "Put the storm in chapter two.";
