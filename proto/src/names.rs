@@ -130,6 +130,9 @@ pub fn result_msg_id(book_id: &str, step_id: &str, attempt: u32) -> String {
 /// HTTP header naming the agent kind of a model request (read by the simulated model server).
 pub const AGENT_HEADER: &str = "x-scriptorium-agent";
 
+/// Largest step message a worker accepts (a larger one is dead-lettered, and never replayed).
+pub const MAX_STEP_BYTES: usize = 512 * 1024;
+
 /// Longest id accepted from the wire (book, step and worker ids).
 pub const MAX_ID_LEN: usize = 128;
 
