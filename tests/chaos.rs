@@ -123,7 +123,7 @@ impl Fleet {
         if !o.status.success() {
             return None;
         }
-        serde_json::from_slice::<Value>(&o.stdout).ok()?.as_array().cloned()
+        serde_json::from_slice::<Value>(&o.stdout).ok()?["books"].as_array().cloned()
     }
 
     /// The workers as their heartbeats describe them (`scriptorium workers --json`).

@@ -135,7 +135,7 @@ fn submit(url: &str, cfg: &Path, seed: u64) -> String {
 
 fn books_done(url: &str) -> usize {
     let status = json_of(&["status", "--nats", url, "--json"]);
-    status.as_array().unwrap().iter().filter(|b| b["state"] == "done").count()
+    status["books"].as_array().unwrap().iter().filter(|b| b["state"] == "done").count()
 }
 
 #[test]
@@ -187,8 +187,8 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
         m.get("scriptorium_queue_waiting{kind=\"concept\"}") == Some(&3.0)
     });
     let status = json_of(&["status", "--nats", &url, "--json"]);
-    assert_eq!(status.as_array().unwrap().len(), 3);
-    for b in status.as_array().unwrap() {
+    assert_eq!(status["books"].as_array().unwrap().len(), 3);
+    for b in status["books"].as_array().unwrap() {
         assert_eq!(b["current_steps"], json!(["concept"]), "{b}");
         assert_eq!(b["steps_done"], 0);
         assert_eq!(b["steps_total"], STEPS_PER_BOOK);
@@ -311,7 +311,7 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
 
     // Status: all done, with cost, tokens and elapsed time.
     let status = json_of(&["status", "--nats", &url, "--json"]);
-    for b in status.as_array().unwrap() {
+    for b in status["books"].as_array().unwrap() {
         assert!(ids.contains(&b["id"].as_str().unwrap().to_string()));
         assert_eq!(
             (b["state"].as_str(), b["steps_done"].as_u64()),
