@@ -159,6 +159,7 @@ impl AppConfig {
 
     /// The worker settings with `pools` (`KIND=SIZE`) applied on top of the file's.
     pub fn worker_config(&self, id: String, pools: &[String]) -> anyhow::Result<WorkerConfig> {
+        scriptorium_worker::runtime::check_id(&id)?;
         let mut cfg = WorkerConfig::new(id);
         cfg.prompts_dir = self.worker.prompts_dir.clone();
         cfg.models = self.models.clone();

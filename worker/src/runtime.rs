@@ -199,8 +199,9 @@ impl Worker {
     }
 }
 
-/// Refuses a worker id that cannot name a worker everywhere ids go (heartbeat keys, results).
-fn check_id(id: &str) -> anyhow::Result<()> {
+/// Refuses a worker id that cannot name a worker everywhere ids go (heartbeat keys, results):
+/// the rule of every id ([`scriptorium_proto::names::valid_id`]).
+pub fn check_id(id: &str) -> anyhow::Result<()> {
     if scriptorium_proto::names::valid_id(id) {
         return Ok(());
     }
@@ -237,7 +238,8 @@ async fn claim_id(bus: &Bus, id: &str, every: Duration) -> anyhow::Result<()> {
         let same_process_gone = hb.host == host && !process_alive(hb.pid);
         if age < every * LIVE_HEARTBEATS && !same_process_gone {
             anyhow::bail!(
-                "worker id {id:?} is taken by a live worker (host {}, pid {}, heartbeat {:.1}s ago):                  give this worker another --id, or stop that one",
+                "worker id {id:?} is taken by a live worker (host {}, pid {}, heartbeat {:.1}s \
+                 ago): give this worker another --id, or stop that one",
                 hb.host,
                 hb.pid,
                 age.as_secs_f64()

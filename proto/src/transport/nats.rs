@@ -22,7 +22,6 @@ use super::{
 use crate::names;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -316,25 +315,29 @@ impl NatsBus {
         retrying(self.opts.publish_retry, "kv keys", || self.kv_keys_once(bucket)).await
     }
 
+    /// The keys of `bucket`, from the subjects its stream holds a message on, as the server
+    /// counts them in one answer. The KV key listing of async-nats is a consumer that follows
+    /// the bucket while it lists: a key updated meanwhile comes again, and one updated before
+    /// its turn can be missed (its older message is gone, the newer one comes after the listing
+    /// ended). A deleted key keeps its delete marker until it expires, so it may be listed:
+    /// every caller reads the value next, and finds none.
     async fn kv_keys_once(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
-        let op = || format!("kv keys {}", bucket_name(bucket));
+        let store = self.store(bucket);
         let listing = async {
-            let mut keys = self.store(bucket).keys().await.map_err(|e| BusError::nats(op(), &e))?;
-            let (mut out, mut seen) = (Vec::new(), std::collections::HashSet::new());
-            while let Some(k) = keys.next().await {
-                // The listing follows the bucket as it changes: a key updated while it runs
-                // comes again (once per update). Each key is listed once, where first seen.
-                let k = k.map_err(|e| BusError::nats(op(), &e))?;
-                if seen.insert(k.clone()) {
-                    out.push(k);
-                }
-            }
-            Ok(out)
+            let counts = inspect::subject_counts(&store.stream, format!("{}>", store.prefix)).await?;
+            let mut keys: Vec<String> = counts
+                .into_keys()
+                .filter_map(|subject| subject.strip_prefix(&store.prefix).map(str::to_string))
+                .collect();
+            keys.sort();
+            Ok(keys)
         };
-        // A listing can wait forever for an entry that expired while it ran (the workers
-        // bucket's heartbeats do, on nats-server 2.9): bounded, then listed again.
+        // Bounded, then listed again, as every JetStream request on a loaded server.
         tokio::time::timeout(KEYS_TIMEOUT, listing).await.unwrap_or_else(|_| {
-            Err(BusError::Unavailable { op: op(), detail: "key listing timed out".into() })
+            Err(BusError::Unavailable {
+                op: format!("kv keys {}", bucket_name(bucket)),
+                detail: "key listing timed out".into(),
+            })
         })
     }
 
