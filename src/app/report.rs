@@ -172,6 +172,8 @@ pub fn book_json(r: &BookRecord) -> Value {
     json!({
         "id": r.id,
         "title": r.title,
+        "project": r.brief.project,
+        "seed": r.brief.seed,
         "state": r.state,
         "steps_done": done,
         "steps_total": total,
