@@ -11,7 +11,7 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -169,4 +169,106 @@ fn status_lists_each_of_fifty_books_once_while_they_change_state() {
         assert!(ended.elapsed() < Duration::from_secs(10), "status --watch stops on SIGINT");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The fantasy example routed to a provider nobody configured.
+fn unknown_provider_brief(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(example("fantasy.toml")).unwrap();
+    assert!(!text.contains("[models]"), "the example names no models");
+    let path = dir.join("ghost.toml");
+    std::fs::write(&path, format!("{text}\n[models]\ndefault = \"nosuchprovider/x\"\n")).unwrap();
+    path
+}
+
+#[test]
+fn without_a_coordinator_submit_and_status_say_so_and_the_books_wait_for_one() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let fantasy = example("fantasy.toml").display().to_string();
+
+    // A route to a provider no configuration has: refused before anything is enqueued, by
+    // `submit` and by `write`, naming the field and the rule.
+    let ghost = unknown_provider_brief(dir.path()).display().to_string();
+    let o = run(&["--config", &cfg, "submit", &fantasy, &ghost, "--nats", &url], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("ghost.toml: brief field `models.default`: provider \"nosuchprovider\" is not configured"), "{e}");
+    assert!(e.contains("known: anthropic,") && e.contains("[models.providers.nosuchprovider]"), "{e}");
+    assert!(stdout(&o).is_empty(), "no book id: {}", stdout(&o));
+    let out = dir.path().join("written");
+    let o = run(&["write", &ghost, "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("brief field `models.default`"), "{}", stderr(&o));
+    assert!(book_dirs(&out).is_empty());
+    let s = status(&url);
+    assert_eq!(s["coordinator"]["submissions_waiting"], 0, "nothing enqueued: {s}");
+
+    // No coordinator: `submit` says so, the books wait, `status` shows them waiting.
+    let o = run(&["--config", &cfg, "submit", &fantasy, "--books", "2", "--nats", &url], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(stderr(&o).contains("no coordinator is alive"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(2 waiting) and is taken when one starts"), "{}", stderr(&o));
+    let s = status(&url);
+    assert_eq!(s["coordinator"]["alive"], false, "{s}");
+    assert_eq!(s["coordinator"]["submissions_waiting"], 2, "{s}");
+    assert!(ids_of(&s).is_empty(), "not recorded before a coordinator takes them");
+    let text = stdout(&run(&["status", "--nats", &url], &[]));
+    assert!(
+        text.ends_with("coordinator: none alive (no heartbeat); 2 submissions waiting, taken when one starts\n"),
+        "{text}"
+    );
+    // `submit --wait` says so too, and its timeout says why.
+    let started = Instant::now();
+    let o = run(&["submit", &fantasy, "--nats", &url, "--wait", "--timeout", "3"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.lines().next().unwrap().starts_with("no coordinator is alive"), "{e}");
+    assert!(e.contains("error: no coordinator is alive") && e.contains("timed out waiting for 1 book"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let waiting: Vec<String> =
+        ids.iter().cloned().chain(stdout(&o).lines().map(str::to_string)).collect();
+
+    // A coordinator starts: it is alive, it takes what waited, the books are written.
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut c = coordinator(&cfg, &url, dir.path(), &["--http-addr", &http]);
+    let _w = worker(&cfg, &url, dir.path(), "w1");
+    wait_until(WITHIN, "a live coordinator", || alive(&url));
+    wait_until(WITHIN, "the waiting books written", || {
+        let s = status(&url);
+        let done: BTreeSet<String> = s["books"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["state"] == "done")
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect();
+        done == waiting.iter().cloned().collect()
+    });
+    let s = status(&url);
+    assert_eq!(s["coordinator"]["submissions_waiting"], 0, "{s}");
+    let me = &s["coordinator"]["coordinators"][0];
+    assert_eq!((me["alive"].as_bool(), me["pid"].as_u64()), (Some(true), Some(u64::from(c.child.id()))));
+    let text = stdout(&run(&["status", "--nats", &url], &[]));
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("coordinator: alive: coordinator-") && last.ends_with("; 0 submissions waiting"), "{text}");
+    // The dashboard's snapshot says the same.
+    wait_until(WITHIN, "the dashboard's snapshot", || {
+        let snap: Value = serde_json::from_str(&http_get(&http, "/api/snapshot")).unwrap_or_default();
+        snap["coordinator"]["alive"] == true && snap["coordinator"]["submissions_waiting"] == 0
+    });
+    assert!(http_get(&http, "/").contains("id=\"coordinator\""));
+    // A `submit --wait` with a coordinator alive says nothing of the kind.
+    let o = run(&["submit", &fantasy, "--nats", &url, "--wait", "--timeout", "120"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("no coordinator"), "{}", stderr(&o));
+
+    // A coordinator that stops cleanly deletes its heartbeat: none alive at once.
+    assert!(c.terminate(Duration::from_secs(30)), "the coordinator stops on SIGTERM");
+    let s = status(&url);
+    assert_eq!(s["coordinator"]["alive"], false, "{s}");
+    assert_eq!(s["coordinator"]["coordinators"], serde_json::json!([]), "{s}");
 }
