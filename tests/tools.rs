@@ -272,3 +272,261 @@ fn without_a_coordinator_submit_and_status_say_so_and_the_books_wait_for_one() {
     assert_eq!(s["coordinator"]["alive"], false, "{s}");
     assert_eq!(s["coordinator"]["coordinators"], serde_json::json!([]), "{s}");
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Runs `retry BOOK --wait` and returns its exit code, with how long after the book's end
+/// (as its record has it) the command returned.
+fn retry_wait(url: &str, book: &str) -> (Option<i32>, i64) {
+    let o = run(&["retry", book, "--nats", url, "--wait"], &[("SCRIPTORIUM_OPERATOR", "tester")]);
+    let returned = now_ms();
+    let rec = json(&["status", book, "--nats", url, "--json"]);
+    let finished = rec["finished_unix_ms"].as_i64().unwrap();
+    assert!(finished > 0, "{rec}");
+    (o.status.code(), returned - finished)
+}
+
+fn workers(url: &str) -> Vec<String> {
+    let w = json(&["workers", "--nats", url, "--json"]);
+    w["workers"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap().into()).collect()
+}
+
+#[test]
+fn retry_wait_returns_when_the_book_ends_and_status_lists_who_retried() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "[coordinator]\nmax_attempts = 1\n");
+    let failing = dir.path().join("failing");
+    std::fs::create_dir_all(&failing).unwrap();
+    let bad = config(&failing, "[models.sim]\nbad_rate = 1.0\n");
+    let _c = coordinator(&cfg, &url, dir.path(), &[]);
+    let mut w1 = worker(&bad, &url, dir.path(), "w1");
+    let brief = example("business.toml").display().to_string();
+    let o = run(&["submit", &brief, "--nats", &url, "--chapters", "1", "--wait", "--timeout", "120"], &[]);
+    assert_eq!(o.status.code(), Some(1), "every answer breaks a rule: {}", stderr(&o));
+    let book = stdout(&o).lines().next().unwrap().to_string();
+
+    // Failed again: `retry --wait` returns as the book ends, not half a minute later.
+    let (code, late_ms) = retry_wait(&url, &book);
+    assert_eq!(code, Some(1));
+    assert!(late_ms < 3_000, "returned {late_ms} ms after the book failed again");
+
+    // A worker stopped cleanly leaves `workers` at once.
+    assert!(workers(&url).contains(&"w1".to_string()));
+    assert!(w1.terminate(Duration::from_secs(30)), "w1 stops on SIGTERM");
+    assert!(!workers(&url).contains(&"w1".to_string()), "w1 still listed after a clean stop");
+
+    // Done this time, as soon as it is.
+    let _w2 = worker(&cfg, &url, dir.path(), "w2");
+    let (code, late_ms) = retry_wait(&url, &book);
+    assert_eq!(code, Some(0));
+    assert!(late_ms < 3_000, "returned {late_ms} ms after the book was done");
+
+    // `status BOOK` shows its state and who retried it, when.
+    let rec = json(&["status", &book, "--nats", &url, "--json"]);
+    assert_eq!(rec["state"], "done");
+    let actions = rec["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2, "{rec}");
+    for a in actions {
+        assert_eq!((a["action"].as_str(), a["by"].as_str()), (Some("retry"), Some("tester")), "{a}");
+        assert!(a.get("refused").is_none(), "{a}");
+    }
+    let text = stdout(&run(&["status", &book, "--nats", &url], &[]));
+    assert!(text.contains("state     done\n"), "{text}");
+    let rows: Vec<&str> = text.lines().skip_while(|l| *l != "ACTIONS").skip(2).take(2).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(rows.iter().all(|r| r.contains(" tester ") && r.contains(" retry ")), "{text}");
+    // A retry the book does not allow is refused before it is sent.
+    let o = run(&["retry", &book, "--nats", &url], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is done: name a --step"), "{}", stderr(&o));
+}
+
+#[test]
+fn worker_ids_are_checked_and_unique_among_live_workers() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+
+    // An id that is not an id: refused at start with the rule, before anything else.
+    let started = Instant::now();
+    let o = run(&["--config", &cfg, "worker", "--nats", &url, "--id", "w 1"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: worker id \"w 1\": ids are 1 to 128 letters, digits, - or _"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // The id of a live worker: refused at start, naming the live one.
+    let w1 = worker(&cfg, &url, dir.path(), "w1");
+    wait_until(WITHIN, "w1 in `workers`", || workers(&url).contains(&"w1".to_string()));
+    let o = run(&["--config", &cfg, "worker", "--nats", &url, "--id", "w1"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    let line = e.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{e}"));
+    assert!(line.starts_with("error: worker id \"w1\" is taken by a live worker (host "), "{e}");
+    assert!(line.contains(&format!("pid {}", w1.child.id())), "{e}");
+    assert_eq!(workers(&url), ["w1"]);
+
+    // A worker killed outright leaves a fresh heartbeat behind; the same id started again on
+    // this machine takes it over (the process it names is gone), as a restarted container does.
+    let mut w1 = w1;
+    let _ = w1.child.kill();
+    let _ = w1.child.wait();
+    let mut again = worker(&cfg, &url, dir.path(), "w1");
+    let pid = u64::from(again.child.id());
+    wait_until(WITHIN, "w1 started again", || {
+        let w = json(&["workers", "--nats", &url, "--json"]);
+        w["workers"][0]["pid"].as_u64() == Some(pid)
+    });
+    assert!(again.terminate(Duration::from_secs(30)));
+    assert!(workers(&url).is_empty(), "a clean stop leaves `workers` at once");
+}
+
+#[test]
+fn every_tool_fails_fast_on_a_dead_nats_url_with_one_line() {
+    let dead = format!("nats://127.0.0.1:{}", free_port());
+    let brief = example("fantasy.toml").display().to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status"],
+        vec!["status", "b1"],
+        vec!["submit", &brief],
+        vec!["retry", "b1"],
+        vec!["queues"],
+        vec!["workers"],
+        vec!["dead-letters"],
+        vec!["dead-letters", "--purge"],
+        vec!["approve", "b1"],
+        vec!["cancel", "b1"],
+        vec!["pause", "b1"],
+        vec!["resume", "b1"],
+    ];
+    let runs: Vec<_> = commands
+        .into_iter()
+        .map(|args| {
+            let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+            args.extend(["--nats".into(), dead.clone()]);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                let o = run(&refs, &[]);
+                (args, o, started.elapsed())
+            })
+        })
+        .collect();
+    for r in runs {
+        let (args, o, took) = r.join().unwrap();
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(took < Duration::from_secs(8), "{args:?} took {took:?}");
+        let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line, got {e}");
+        assert!(lines[0].starts_with("error: no NATS server answered within 2s"), "{args:?}: {e}");
+        assert!(lines[0].contains(&dead), "{args:?}: names the URL: {e}");
+    }
+}
+
+#[test]
+fn dead_letters_are_purged_by_queue_and_replayed_when_their_reader_would_take_them() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    // Dead letters as the fleet leaves them: a submission given up while NATS was away (whole
+    // and valid), a garbled one, a garbled step and a result.
+    let submission = {
+        use scriptorium_proto::prost::Message as _;
+        let brief = scriptorium_coordinator::brief::load(&example("fantasy.toml")).unwrap();
+        let msg = scriptorium_proto::v1::SubmitBook {
+            book_id: "replayed-1".into(),
+            brief: Some(brief),
+            ..Default::default()
+        };
+        msg.encode_to_vec()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let opts = scriptorium_proto::transport::NatsOptions::default();
+        let bus = scriptorium_proto::Bus::connect(&url, opts).await.unwrap();
+        let letters: [(&str, Vec<u8>); 4] = [
+            ("submit", submission),
+            ("submit", vec![0xff; 8]),
+            ("chapter", vec![0xff; 8]),
+            ("results", vec![0xff; 8]),
+        ];
+        for (queue, payload) in letters {
+            bus.dead_letter(queue, payload.into(), "test").await.unwrap();
+        }
+    });
+    let list = |url: &str| -> Vec<(u64, String)> {
+        let v = json(&["dead-letters", "--nats", url, "--json"]);
+        let rows = v.as_array().unwrap().iter();
+        rows.map(|d| (d["seq"].as_u64().unwrap(), d["queue"].as_str().unwrap().into())).collect()
+    };
+    let pairs = |v: &[(u64, &str)]| v.iter().map(|(s, q)| (*s, q.to_string())).collect::<Vec<_>>();
+    assert_eq!(list(&url), pairs(&[(1, "submit"), (2, "submit"), (3, "chapter"), (4, "results")]));
+
+    // What its reader would give up again is refused, with the reason, and stays.
+    let o = run(&["dead-letters", "--nats", &url, "--replay", "2"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("dead letter 2 cannot be replayed: undecodable submission"), "{}", stderr(&o));
+    let o = run(&["dead-letters", "--nats", &url, "--replay", "9"], &[]);
+    assert!(stderr(&o).contains("no dead letter with sequence 9"), "{}", stderr(&o));
+    assert_eq!(list(&url).len(), 4);
+
+    // A whole submission goes back on its queue, original payload: a coordinator writes it.
+    let o = run(&["dead-letters", "--nats", &url, "--replay", "1"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "dead letter 1 replayed on queue submit (book replayed-1)\n");
+    assert_eq!(list(&url), pairs(&[(2, "submit"), (3, "chapter"), (4, "results")]));
+    assert_eq!(status(&url)["coordinator"]["submissions_waiting"], 1);
+    let _c = coordinator(&cfg, &url, dir.path(), &[]);
+    let _w = worker(&cfg, &url, dir.path(), "w1");
+    wait_until(WITHIN, "the replayed book written", || {
+        run(&["status", "replayed-1", "--nats", &url, "--json"], &[])
+            .status
+            .success()
+            .then(|| json(&["status", "replayed-1", "--nats", &url, "--json"])["state"] == "done")
+            .unwrap_or(false)
+    });
+
+    // Purged by queue, then all; a queue that does not exist is refused with the known ones.
+    let o = run(&["dead-letters", "--nats", &url, "--purge", "--queue", "chapter"], &[]);
+    assert_eq!(stdout(&o), "1 dead letters of queue chapter purged\n", "{}", stderr(&o));
+    assert_eq!(list(&url), pairs(&[(2, "submit"), (4, "results")]));
+    let o = run(&["dead-letters", "--nats", &url, "--purge", "--queue", "chapters"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown queue \"chapters\" (queues: concept,"), "{}", stderr(&o));
+    let o = run(&["dead-letters", "--nats", &url, "--purge"], &[]);
+    assert_eq!(stdout(&o), "2 dead letters purged\n", "{}", stderr(&o));
+    assert!(list(&url).is_empty());
+}
+
+#[test]
+fn config_errors_name_line_and_column_and_each_view_describes_its_own_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[worker]\nheartbeat_secs = 1\npools = { all = }\n").unwrap();
+    let o = run(&["--config", bad.to_str().unwrap(), "status"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.starts_with(&format!("error: config {}: invalid TOML at line 3, column 17", bad.display())), "{e}");
+    std::fs::write(&bad, "[worker]\nheartbeat_sec = 1\n").unwrap();
+    let e = stderr(&run(&["--config", bad.to_str().unwrap(), "status"], &[]));
+    assert!(e.contains("invalid TOML at line 2, column 1: unknown field `heartbeat_sec`"), "{e}");
+
+    let help = |cmd: &str| stdout(&run(&[cmd, "--help"], &[]));
+    let interval = |text: &str| {
+        let at = text.find("--interval").unwrap_or_else(|| panic!("{text}"));
+        text[at..].split("\n  -").next().unwrap().to_string()
+    };
+    let workers = interval(&help("workers"));
+    assert!(workers.contains("Seconds between refreshes with --watch"), "{workers}");
+    assert!(!workers.contains("steps per minute"), "{workers}");
+    assert!(interval(&help("queues")).contains("steps per minute"));
+}

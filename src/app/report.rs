@@ -182,6 +182,8 @@ pub fn book_json(r: &BookRecord) -> Value {
         "tokens": tokens(r),
         "cost_usd": r.usage.cost_usd,
         "elapsed_secs": elapsed_secs(r),
+        "created_unix_ms": r.created_ms,
+        "finished_unix_ms": r.finished_ms,
         "failure": r.failure,
         "awaiting": r.awaiting,
         "paused": r.paused,
