@@ -15,16 +15,16 @@ pub mod tokens;
 pub(crate) use check::check;
 
 use anyhow::Context as _;
-use scriptorium_coordinator::{client, heartbeat};
 use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief};
+use scriptorium_coordinator::{client, heartbeat};
 use scriptorium_proto::transport::NatsOptions;
+use scriptorium_proto::v1::BookBrief;
 use scriptorium_proto::{Bus, BusError, kind};
 use scriptorium_worker::cache::CacheConfig;
 use scriptorium_worker::providers::ModelsConfig;
 use scriptorium_worker::{Worker, WorkerConfig};
 use serde::Deserialize;
-use scriptorium_proto::v1::BookBrief;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -390,8 +390,9 @@ pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
     Bus::connect(url, opts).await.map_err(|e| match &e {
         BusError::Unavailable { op, .. } if op.starts_with("connect") => {
             let secs = TOOL_CONNECT.as_secs();
-            anyhow::Error::new(e)
-                .context(format!("no NATS server answered within {secs}s (--nats, SCRIPTORIUM_NATS)"))
+            anyhow::Error::new(e).context(format!(
+                "no NATS server answered within {secs}s (--nats, SCRIPTORIUM_NATS)"
+            ))
         }
         _ => e.into(),
     })
@@ -588,7 +589,8 @@ mod tests {
 
     #[test]
     fn config_syntax_errors_and_unknown_keys_name_line_and_column() {
-        let e = AppConfig::parse("[worker]\nheartbeat_secs = 2\nprogress_secs = = 1\n").unwrap_err();
+        let e =
+            AppConfig::parse("[worker]\nheartbeat_secs = 2\nprogress_secs = = 1\n").unwrap_err();
         assert!(e.starts_with("invalid TOML at line 3, column 17:"), "{e}");
         let e = AppConfig::parse("[nats]\nreplicas = 1\n\n[coordinator]\nmax_atempts = 3\n")
             .unwrap_err();
@@ -622,7 +624,10 @@ mod tests {
              [coordinator.routes]\ndefault = \"ghost/m\"\nper_kind = { chapter = \"nope/m\" }\n",
         )
         .unwrap();
-        assert!(cfg.check_routes(&brief(&[], &["ghost/y"])).is_err(), "chapter still routes to nope");
+        assert!(
+            cfg.check_routes(&brief(&[], &["ghost/y"])).is_err(),
+            "chapter still routes to nope"
+        );
         let e = cfg.check_routes(&brief(&[], &[])).unwrap_err();
         assert!(e.starts_with("coordinator.routes.per_kind.chapter: provider \"nope\""), "{e}");
         assert!(cfg.check_routes(&brief(&[("default", "ghost/m")], &[])).is_ok(), "brief wins");

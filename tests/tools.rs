@@ -121,7 +121,10 @@ fn status_lists_each_of_fifty_books_once_while_they_change_state() {
                         assert_eq!(distinct, submitted, "every book, once");
                         return while_running;
                     }
-                    assert!(start.elapsed() < WITHIN * 2, "{finished} books done after {reads} reads");
+                    assert!(
+                        start.elapsed() < WITHIN * 2,
+                        "{finished} books done after {reads} reads"
+                    );
                 }
             })
         })
@@ -143,7 +146,11 @@ fn status_lists_each_of_fifty_books_once_while_they_change_state() {
     assert!(ids_of(&json(&["status", "--nats", &url, "--json", "--state", "failed"])).is_empty());
     let o = run(&["status", "--nats", &url, "--state", "finished"], &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("must be one of queued, running, awaiting_approval"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("must be one of queued, running, awaiting_approval"),
+        "{}",
+        stderr(&o)
+    );
 
     // `--watch` refreshes until interrupted: one JSON line per refresh.
     let mut watch = Command::new(bin())
@@ -195,7 +202,10 @@ fn without_a_coordinator_submit_and_status_say_so_and_the_books_wait_for_one() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains("ghost.toml: brief field `models.default`: provider \"nosuchprovider\" is not configured"), "{e}");
-    assert!(e.contains("known: anthropic,") && e.contains("[models.providers.nosuchprovider]"), "{e}");
+    assert!(
+        e.contains("known: anthropic,") && e.contains("[models.providers.nosuchprovider]"),
+        "{e}"
+    );
     assert!(stdout(&o).is_empty(), "no book id: {}", stdout(&o));
     let out = dir.path().join("written");
     let o = run(&["write", &ghost, "--out", out.to_str().unwrap()], &[]);
@@ -218,7 +228,9 @@ fn without_a_coordinator_submit_and_status_say_so_and_the_books_wait_for_one() {
     assert!(ids_of(&s).is_empty(), "not recorded before a coordinator takes them");
     let text = stdout(&run(&["status", "--nats", &url], &[]));
     assert!(
-        text.ends_with("coordinator: none alive (no heartbeat); 2 submissions waiting, taken when one starts\n"),
+        text.ends_with(
+            "coordinator: none alive (no heartbeat); 2 submissions waiting, taken when one starts\n"
+        ),
         "{text}"
     );
     // `submit --wait` says so too, and its timeout says why.
@@ -227,7 +239,10 @@ fn without_a_coordinator_submit_and_status_say_so_and_the_books_wait_for_one() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.lines().next().unwrap().starts_with("no coordinator is alive"), "{e}");
-    assert!(e.contains("error: no coordinator is alive") && e.contains("timed out waiting for 1 book"), "{e}");
+    assert!(
+        e.contains("error: no coordinator is alive") && e.contains("timed out waiting for 1 book"),
+        "{e}"
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
     let waiting: Vec<String> =
         ids.iter().cloned().chain(stdout(&o).lines().map(str::to_string)).collect();
@@ -251,13 +266,21 @@ fn without_a_coordinator_submit_and_status_say_so_and_the_books_wait_for_one() {
     let s = status(&url);
     assert_eq!(s["coordinator"]["submissions_waiting"], 0, "{s}");
     let me = &s["coordinator"]["coordinators"][0];
-    assert_eq!((me["alive"].as_bool(), me["pid"].as_u64()), (Some(true), Some(u64::from(c.child.id()))));
+    assert_eq!(
+        (me["alive"].as_bool(), me["pid"].as_u64()),
+        (Some(true), Some(u64::from(c.child.id())))
+    );
     let text = stdout(&run(&["status", "--nats", &url], &[]));
     let last = text.lines().last().unwrap();
-    assert!(last.starts_with("coordinator: alive: coordinator-") && last.ends_with("; 0 submissions waiting"), "{text}");
+    assert!(
+        last.starts_with("coordinator: alive: coordinator-")
+            && last.ends_with("; 0 submissions waiting"),
+        "{text}"
+    );
     // The dashboard's snapshot says the same.
     wait_until(WITHIN, "the dashboard's snapshot", || {
-        let snap: Value = serde_json::from_str(&http_get(&http, "/api/snapshot")).unwrap_or_default();
+        let snap: Value =
+            serde_json::from_str(&http_get(&http, "/api/snapshot")).unwrap_or_default();
         snap["coordinator"]["alive"] == true && snap["coordinator"]["submissions_waiting"] == 0
     });
     assert!(http_get(&http, "/").contains("id=\"coordinator\""));
@@ -305,7 +328,10 @@ fn retry_wait_returns_when_the_book_ends_and_status_lists_who_retried() {
     let _c = coordinator(&cfg, &url, dir.path(), &[]);
     let mut w1 = worker(&bad, &url, dir.path(), "w1");
     let brief = example("business.toml").display().to_string();
-    let o = run(&["submit", &brief, "--nats", &url, "--chapters", "1", "--wait", "--timeout", "120"], &[]);
+    let o = run(
+        &["submit", &brief, "--nats", &url, "--chapters", "1", "--wait", "--timeout", "120"],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(1), "every answer breaks a rule: {}", stderr(&o));
     let book = stdout(&o).lines().next().unwrap().to_string();
 
@@ -331,7 +357,11 @@ fn retry_wait_returns_when_the_book_ends_and_status_lists_who_retried() {
     let actions = rec["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 2, "{rec}");
     for a in actions {
-        assert_eq!((a["action"].as_str(), a["by"].as_str()), (Some("retry"), Some("tester")), "{a}");
+        assert_eq!(
+            (a["action"].as_str(), a["by"].as_str()),
+            (Some("retry"), Some("tester")),
+            "{a}"
+        );
         assert!(a.get("refused").is_none(), "{a}");
     }
     let text = stdout(&run(&["status", &book, "--nats", &url], &[]));
@@ -474,7 +504,11 @@ fn dead_letters_are_purged_by_queue_and_replayed_when_their_reader_would_take_th
     // What its reader would give up again is refused, with the reason, and stays.
     let o = run(&["dead-letters", "--nats", &url, "--replay", "2"], &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("dead letter 2 cannot be replayed: undecodable submission"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("dead letter 2 cannot be replayed: undecodable submission"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["dead-letters", "--nats", &url, "--replay", "9"], &[]);
     assert!(stderr(&o).contains("no dead letter with sequence 9"), "{}", stderr(&o));
     assert_eq!(list(&url).len(), 4);
@@ -488,11 +522,9 @@ fn dead_letters_are_purged_by_queue_and_replayed_when_their_reader_would_take_th
     let _c = coordinator(&cfg, &url, dir.path(), &[]);
     let _w = worker(&cfg, &url, dir.path(), "w1");
     wait_until(WITHIN, "the replayed book written", || {
-        run(&["status", "replayed-1", "--nats", &url, "--json"], &[])
-            .status
-            .success()
-            .then(|| json(&["status", "replayed-1", "--nats", &url, "--json"])["state"] == "done")
-            .unwrap_or(false)
+        let o = run(&["status", "replayed-1", "--nats", &url, "--json"], &[]);
+        o.status.success()
+            && serde_json::from_slice::<Value>(&o.stdout).is_ok_and(|v| v["state"] == "done")
     });
 
     // Purged by queue, then all; a queue that does not exist is refused with the known ones.
@@ -515,7 +547,13 @@ fn config_errors_name_line_and_column_and_each_view_describes_its_own_interval()
     let o = run(&["--config", bad.to_str().unwrap(), "status"], &[]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.starts_with(&format!("error: config {}: invalid TOML at line 3, column 17", bad.display())), "{e}");
+    assert!(
+        e.starts_with(&format!(
+            "error: config {}: invalid TOML at line 3, column 17",
+            bad.display()
+        )),
+        "{e}"
+    );
     std::fs::write(&bad, "[worker]\nheartbeat_sec = 1\n").unwrap();
     let e = stderr(&run(&["--config", bad.to_str().unwrap(), "status"], &[]));
     assert!(e.contains("invalid TOML at line 2, column 1: unknown field `heartbeat_sec`"), "{e}");

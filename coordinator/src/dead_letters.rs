@@ -4,10 +4,10 @@
 //! nothing waits for any more (a step of a finished book, or an attempt superseded since) is
 //! refused with the reason, and stays where it is.
 
+use crate::brief;
 use crate::control::Command;
 use crate::record::{self, StepStatus};
 use crate::runtime::MAX_MESSAGE_BYTES;
-use crate::brief;
 use scriptorium_proto::names::{self, MAX_STEP_BYTES};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{DeadLetter, Queue};

@@ -6,8 +6,8 @@
 //! A bucket of its own rather than a reserved key among the workers' heartbeats: the workers
 //! view lists every key of its bucket as a worker, and no worker id has to be reserved.
 
-use crate::actors::coordinator::CoordinatorMsg;
 use crate::Env;
+use crate::actors::coordinator::CoordinatorMsg;
 use ractor::ActorRef;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::Bucket;

@@ -323,14 +323,8 @@ fn actions_table(r: &BookRecord) -> String {
             (true, true) => String::new(),
         };
         let step = if a.step.is_empty() { "-" } else { a.step.as_str() };
-        let _ = writeln!(
-            out,
-            "{:<24} {:<24} {:<8} {:<12} {note}",
-            utc(a.at_ms),
-            a.by,
-            a.action,
-            step
-        );
+        let _ =
+            writeln!(out, "{:<24} {:<24} {:<8} {:<12} {note}", utc(a.at_ms), a.by, a.action, step);
     }
     out
 }
@@ -540,7 +534,9 @@ mod tests {
         assert_eq!(json["awaiting"], serde_json::json!(["outline"]));
         assert_eq!(json["actions"][0]["by"], "ana@desk");
         assert_eq!(json["actions"][1]["refused"], "book b1 is done: nothing to cancel");
-        assert!(book_detail(&BookRecord::new("b2".into(), brief(), 0)).ends_with("ACTIONS\n(none)\n"));
+        assert!(
+            book_detail(&BookRecord::new("b2".into(), brief(), 0)).ends_with("ACTIONS\n(none)\n")
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! a coordinator is alive and the submissions waiting for one; once, or refreshed with `--watch`.
 
 use super::{connect_tool, report};
+use scriptorium_coordinator::client;
 use scriptorium_coordinator::heartbeat::{self, Liveness};
 use scriptorium_coordinator::record::{BookRecord, Status};
-use scriptorium_coordinator::client;
 use scriptorium_proto::{Bus, clock};
 use serde_json::{Value, json};
 use std::time::Duration;

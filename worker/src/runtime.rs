@@ -229,7 +229,11 @@ async fn claim_id(bus: &Bus, id: &str, every: Duration) -> anyhow::Result<()> {
         started_unix_ms: clock::now_ms(),
         ..Default::default()
     };
-    if bus.kv_create(Bucket::Workers, id, mine.encode_to_vec().into()).await.context("claiming the worker id")? {
+    if bus
+        .kv_create(Bucket::Workers, id, mine.encode_to_vec().into())
+        .await
+        .context("claiming the worker id")?
+    {
         return Ok(());
     }
     let other = bus.kv_get(Bucket::Workers, id).await.context("reading the worker's heartbeat")?;

@@ -133,5 +133,8 @@ pub async fn stop_signal() {
 
 /// The host name a process reports in its heartbeat: `$HOSTNAME`, else `localhost`.
 pub fn host_name() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost".into())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

@@ -16,8 +16,8 @@ pub(crate) use source::NatsSource;
 
 use super::settings::{self, Drift, Reconcile};
 use super::{
-    Bucket, BusError, Cancel, Cancellations, CancellationsInner, Events, EventsInner,
-    Queue, Rejection, Source, SourceInner,
+    Bucket, BusError, Cancel, Cancellations, CancellationsInner, Events, EventsInner, Queue,
+    Rejection, Source, SourceInner,
 };
 use crate::names;
 use async_nats::jetstream::{self, kv};
@@ -324,7 +324,8 @@ impl NatsBus {
     async fn kv_keys_once(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
         let store = self.store(bucket);
         let listing = async {
-            let counts = inspect::subject_counts(&store.stream, format!("{}>", store.prefix)).await?;
+            let counts =
+                inspect::subject_counts(&store.stream, format!("{}>", store.prefix)).await?;
             let mut keys: Vec<String> = counts
                 .into_keys()
                 .filter_map(|subject| subject.strip_prefix(&store.prefix).map(str::to_string))

@@ -130,7 +130,10 @@ impl NatsBus {
 
 /// Messages per subject of `stream` among the subjects `filter` matches, as the server counts
 /// them in one answer (paged only beyond 100,000 subjects).
-pub(super) async fn subject_counts(stream: &Stream, filter: String) -> Result<HashMap<String, u64>, BusError> {
+pub(super) async fn subject_counts(
+    stream: &Stream,
+    filter: String,
+) -> Result<HashMap<String, u64>, BusError> {
     let op = || format!("subjects of {filter}");
     let mut out = HashMap::new();
     let mut subjects =
