@@ -234,12 +234,14 @@ pub struct WriteOptions {
     pub no_cache: bool,
 }
 
-/// Loads briefs and applies command-line overrides; fails before anything is enqueued.
+/// Loads briefs and applies command-line overrides, each checked against the routes of
+/// `routes` when given ([`AppConfig::check_routes`]); fails before anything is enqueued.
 pub fn load_briefs(
     paths: &[PathBuf],
     copies: u32,
     seed: Option<u64>,
     chapters: Option<u32>,
+    routes: Option<&AppConfig>,
 ) -> anyhow::Result<Vec<BookBrief>> {
     if paths.is_empty() {
         anyhow::bail!("no brief given: name at least one brief file (see examples/)");
@@ -254,6 +256,9 @@ pub fn load_briefs(
             b.seed = s;
         }
         brief::revalidate(&b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some(cfg) = routes {
+            cfg.check_routes(&b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
         for i in 0..copies.max(1) {
             let mut copy = b.clone();
             copy.seed = b.seed.wrapping_add(u64::from(i));
@@ -315,29 +320,6 @@ impl AppConfig {
     }
 }
 
-/// Loads briefs as [`load_briefs`] does, each checked against the routes of `cfg`
-/// ([`AppConfig::check_routes`]): nothing is enqueued when one names an unknown provider.
-pub fn load_routed_briefs(
-    cfg: &AppConfig,
-    paths: &[PathBuf],
-    copies: u32,
-    seed: Option<u64>,
-    chapters: Option<u32>,
-) -> anyhow::Result<Vec<BookBrief>> {
-    if paths.is_empty() {
-        return load_briefs(paths, copies, seed, chapters);
-    }
-    let mut out = Vec::new();
-    for path in paths {
-        let briefs = load_briefs(std::slice::from_ref(path), copies, seed, chapters)?;
-        for b in briefs.iter().take(1) {
-            cfg.check_routes(b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        }
-        out.extend(briefs);
-    }
-    Ok(out)
-}
-
 /// `scriptorium write`: coordinator and worker pools in this process on the in-process bus.
 pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec<BookRecord>> {
     if let Some(route) = &opts.route {
@@ -351,7 +333,7 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
             );
         }
     }
-    let briefs = load_routed_briefs(&cfg, &opts.briefs, opts.books, opts.seed, opts.chapters)?;
+    let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters, Some(&cfg))?;
     cfg.coordinator.out_dir = opts.out.clone();
     cfg.coordinator.cache &= !opts.no_cache;
     // The shared cache tier of the embedded mode lives beside the books, so writing the same
@@ -493,7 +475,7 @@ pub async fn submit(
     url: &str,
     opts: SubmitOptions,
 ) -> anyhow::Result<Option<Vec<BookRecord>>> {
-    let briefs = load_routed_briefs(cfg, &opts.briefs, opts.books, opts.seed, opts.chapters)?;
+    let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters, Some(cfg))?;
     let bus = connect_tool(url, "scriptorium-submit").await?;
     let mut ids = Vec::with_capacity(briefs.len());
     for brief in briefs {

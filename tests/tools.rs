@@ -18,6 +18,15 @@ use std::time::{Duration, Instant};
 /// How long anything may take on a loaded machine.
 const WITHIN: Duration = Duration::from_secs(120);
 
+/// A nats-server, its URL, a temporary directory and a config file in it (`extra` appended).
+fn fleet(extra: &str) -> (NatsServer, String, tempfile::TempDir, String) {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), extra);
+    (nats, url, dir, cfg)
+}
+
 fn config(dir: &Path, extra: &str) -> String {
     let path = dir.join("scriptorium.toml");
     std::fs::write(&path, format!("[worker]\nheartbeat_secs = 1\n{extra}")).unwrap();
@@ -30,6 +39,15 @@ fn stdout(o: &std::process::Output) -> String {
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Runs the binary, expecting it to refuse with exit code 2 and `says` on stderr; the stderr.
+fn refused(args: &[&str], says: &str) -> String {
+    let o = run(args, &[]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+    assert!(e.contains(says), "{args:?}: {e}");
+    e
 }
 
 /// Runs the binary and parses its stdout as JSON, failing the test when it fails.
@@ -67,10 +85,7 @@ fn alive(url: &str) -> bool {
 
 #[test]
 fn status_lists_each_of_fifty_books_once_while_they_change_state() {
-    let nats = NatsServer::start();
-    let url = nats.url();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "\n[models.sim]\nlatency_ms = 20\n");
+    let (_nats, url, dir, cfg) = fleet("\n[models.sim]\nlatency_ms = 20\n");
     let _c = coordinator(&cfg, &url, dir.path(), &[]);
     let _w = worker(&cfg, &url, dir.path(), "w1");
     wait_until(WITHIN, "a live coordinator", || alive(&url));
@@ -144,13 +159,8 @@ fn status_lists_each_of_fifty_books_once_while_they_change_state() {
     let done = json(&["status", "--nats", &url, "--json", "--state", "done"]);
     assert_eq!(ids_of(&done).len(), 50);
     assert!(ids_of(&json(&["status", "--nats", &url, "--json", "--state", "failed"])).is_empty());
-    let o = run(&["status", "--nats", &url, "--state", "finished"], &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("must be one of queued, running, awaiting_approval"),
-        "{}",
-        stderr(&o)
-    );
+    let state = ["status", "--nats", &url, "--state", "finished"];
+    refused(&state, "must be one of queued, running, awaiting_approval");
 
     // `--watch` refreshes until interrupted: one JSON line per refresh.
     let mut watch = Command::new(bin())
@@ -189,10 +199,7 @@ fn unknown_provider_brief(dir: &Path) -> PathBuf {
 
 #[test]
 fn without_a_coordinator_submit_and_status_say_so_and_the_books_wait_for_one() {
-    let nats = NatsServer::start();
-    let url = nats.url();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "");
+    let (_nats, url, dir, cfg) = fleet("");
     let fantasy = example("fantasy.toml").display().to_string();
 
     // A route to a provider no configuration has: refused before anything is enqueued, by
@@ -318,10 +325,7 @@ fn workers(url: &str) -> Vec<String> {
 
 #[test]
 fn retry_wait_returns_when_the_book_ends_and_status_lists_who_retried() {
-    let nats = NatsServer::start();
-    let url = nats.url();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "[coordinator]\nmax_attempts = 1\n");
+    let (_nats, url, dir, cfg) = fleet("[coordinator]\nmax_attempts = 1\n");
     let failing = dir.path().join("failing");
     std::fs::create_dir_all(&failing).unwrap();
     let bad = config(&failing, "[models.sim]\nbad_rate = 1.0\n");
@@ -370,17 +374,12 @@ fn retry_wait_returns_when_the_book_ends_and_status_lists_who_retried() {
     assert_eq!(rows.len(), 2, "{text}");
     assert!(rows.iter().all(|r| r.contains(" tester ") && r.contains(" retry ")), "{text}");
     // A retry the book does not allow is refused before it is sent.
-    let o = run(&["retry", &book, "--nats", &url], &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("is done: name a --step"), "{}", stderr(&o));
+    refused(&["retry", &book, "--nats", &url], "is done: name a --step");
 }
 
 #[test]
 fn worker_ids_are_checked_and_unique_among_live_workers() {
-    let nats = NatsServer::start();
-    let url = nats.url();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "");
+    let (_nats, url, dir, cfg) = fleet("");
 
     // An id that is not an id: refused at start with the rule, before anything else.
     let started = Instant::now();
@@ -463,10 +462,7 @@ fn every_tool_fails_fast_on_a_dead_nats_url_with_one_line() {
 
 #[test]
 fn dead_letters_are_purged_by_queue_and_replayed_when_their_reader_would_take_them() {
-    let nats = NatsServer::start();
-    let url = nats.url();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "");
+    let (_nats, url, dir, cfg) = fleet("");
     // Dead letters as the fleet leaves them: a submission given up while NATS was away (whole
     // and valid), a garbled one, a garbled step and a result.
     let submission = {
@@ -502,13 +498,8 @@ fn dead_letters_are_purged_by_queue_and_replayed_when_their_reader_would_take_th
     assert_eq!(list(&url), pairs(&[(1, "submit"), (2, "submit"), (3, "chapter"), (4, "results")]));
 
     // What its reader would give up again is refused, with the reason, and stays.
-    let o = run(&["dead-letters", "--nats", &url, "--replay", "2"], &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("dead letter 2 cannot be replayed: undecodable submission"),
-        "{}",
-        stderr(&o)
-    );
+    let replay = ["dead-letters", "--nats", &url, "--replay", "2"];
+    refused(&replay, "dead letter 2 cannot be replayed: undecodable submission");
     let o = run(&["dead-letters", "--nats", &url, "--replay", "9"], &[]);
     assert!(stderr(&o).contains("no dead letter with sequence 9"), "{}", stderr(&o));
     assert_eq!(list(&url).len(), 4);
@@ -531,9 +522,8 @@ fn dead_letters_are_purged_by_queue_and_replayed_when_their_reader_would_take_th
     let o = run(&["dead-letters", "--nats", &url, "--purge", "--queue", "chapter"], &[]);
     assert_eq!(stdout(&o), "1 dead letters of queue chapter purged\n", "{}", stderr(&o));
     assert_eq!(list(&url), pairs(&[(2, "submit"), (4, "results")]));
-    let o = run(&["dead-letters", "--nats", &url, "--purge", "--queue", "chapters"], &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown queue \"chapters\" (queues: concept,"), "{}", stderr(&o));
+    let purge = ["dead-letters", "--nats", &url, "--purge", "--queue", "chapters"];
+    refused(&purge, "unknown queue \"chapters\" (queues: concept,");
     let o = run(&["dead-letters", "--nats", &url, "--purge"], &[]);
     assert_eq!(stdout(&o), "2 dead letters purged\n", "{}", stderr(&o));
     assert!(list(&url).is_empty());

@@ -75,11 +75,7 @@ impl Progress {
     }
 
     fn line(&self, ev: &BookEvent) {
-        let state = match state_of(ev) {
-            BookState::Done => "done",
-            BookState::Failed => "failed",
-            _ => "running",
-        };
+        let state = Status::from_wire(state_of(ev)).name();
         let title = if ev.title.is_empty() { "(untitled yet)" } else { ev.title.as_str() };
         let mut line = format!(
             "[{}] {} {}/{} steps {}",
