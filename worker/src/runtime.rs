@@ -512,3 +512,45 @@ async fn heartbeats(
 }
 
 pub use scriptorium_common::ops::stop_signal;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn heartbeat(bus: &Bus, id: &str, host: &str, pid: u32, age: Duration) {
+        let hb = WorkerHeartbeat {
+            worker_id: id.into(),
+            host: host.into(),
+            pid,
+            at_unix_ms: clock::now_ms() - age.as_millis() as i64,
+            ..Default::default()
+        };
+        bus.kv_put(Bucket::Workers, id, hb.encode_to_vec().into()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_id_is_refused_while_a_live_worker_has_it_and_taken_over_once_it_is_gone() {
+        let bus = Bus::memory();
+        let every = Duration::from_secs(5);
+        claim_id(&bus, "w1", every).await.expect("a free id");
+        let stored = bus.kv_get(Bucket::Workers, "w1").await.unwrap().unwrap();
+        assert_eq!(WorkerHeartbeat::decode(stored).unwrap().pid, std::process::id());
+        // Another machine's live worker.
+        heartbeat(&bus, "w1", "elsewhere", 4242, Duration::from_secs(2)).await;
+        let e = claim_id(&bus, "w1", every).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with("worker id \"w1\" is taken by a live worker (host elsewhere, pid 4242"),
+            "{e}"
+        );
+        // Lost: its heartbeat is older than three intervals.
+        heartbeat(&bus, "w1", "elsewhere", 4242, Duration::from_secs(16)).await;
+        claim_id(&bus, "w1", every).await.expect("a lost worker's id");
+        // This machine's, from a process that is gone (this process's own pid: a restarted
+        // container's previous life).
+        let host = scriptorium_common::ops::host_name();
+        heartbeat(&bus, "w1", &host, std::process::id(), Duration::ZERO).await;
+        claim_id(&bus, "w1", every).await.expect("a restarted worker's id");
+        assert!(check_id("w 1").unwrap_err().to_string().contains("letters, digits, - or _"));
+        assert!(check_id("w-1_a").is_ok());
+    }
+}
