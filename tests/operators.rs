@@ -578,7 +578,7 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
     poll("drained concept queue", &|| driver.text("#queues tr[data-kind=concept] .waiting") == "0");
     // Recent failures: one `rejected` row per rejection the book records hold.
     let status = json_of(&["status", "--nats", &url, "--json"]);
-    let rejections: usize = status
+    let rejections: usize = status["books"]
         .as_array()
         .unwrap()
         .iter()
@@ -593,7 +593,7 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
     // Every attempt, re-asks included, was one step for the worker (an edit refused at every
     // attempt ends with its draft, not a re-ask: count attempts, not rejections; the
     // coordinator assembles).
-    let attempts: u64 = status
+    let attempts: u64 = status["books"]
         .as_array()
         .unwrap()
         .iter()
