@@ -283,17 +283,7 @@ impl AppConfig {
     /// at its first step, and again at every retry.
     pub fn check_routes(&self, b: &BookBrief) -> Result<(), String> {
         let known = self.known_providers();
-        let check = |field: &str, route: &str| {
-            let provider = route.split_once('/').map_or(route, |(p, _)| p).trim();
-            if known.contains(provider) {
-                return Ok(());
-            }
-            Err(format!(
-                "{field}: provider {provider:?} is not configured (known: {}; a config file adds \
-                 one as [models.providers.{provider}])",
-                known.iter().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        };
+        let check = |field: &str, route: &str| check_provider(&known, field, route);
         for (kind, route) in &b.models {
             check(&format!("brief field `models.{kind}`"), route)?;
         }
@@ -320,18 +310,25 @@ impl AppConfig {
     }
 }
 
+/// `Err` naming `field` when the provider of `route` is not among `known`.
+fn check_provider(known: &BTreeSet<String>, field: &str, route: &str) -> Result<(), String> {
+    let provider = route.split_once('/').map_or(route, |(p, _)| p).trim();
+    if known.contains(provider) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field}: provider {provider:?} is not configured (known: {}; a config file adds one as \
+         [models.providers.{provider}])",
+        known.iter().cloned().collect::<Vec<_>>().join(", ")
+    ))
+}
+
 /// `scriptorium write`: coordinator and worker pools in this process on the in-process bus.
 pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec<BookRecord>> {
     if let Some(route) = &opts.route {
         brief::check_route("--provider/--model", route).map_err(anyhow::Error::msg)?;
+        check_provider(&cfg.known_providers(), "--provider", route).map_err(anyhow::Error::msg)?;
         cfg.coordinator.routes.default = route.clone();
-        let provider = route.split_once('/').map_or(route.as_str(), |(p, _)| p);
-        if !cfg.known_providers().contains(provider) {
-            anyhow::bail!(
-                "--provider: {provider:?} is not configured (known: {})",
-                cfg.known_providers().into_iter().collect::<Vec<_>>().join(", ")
-            );
-        }
     }
     let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters, Some(&cfg))?;
     cfg.coordinator.out_dir = opts.out.clone();
@@ -483,17 +480,21 @@ pub async fn submit(
         println!("{id}");
         ids.push(id);
     }
-    let live = heartbeat::liveness(&bus).await?;
-    if !live.alive {
-        eprintln!("{}", no_coordinator(&live));
-    }
+    // Enqueued whatever comes next: a heartbeat that cannot be read is no reason to fail.
+    let alive = match heartbeat::liveness(&bus).await {
+        Ok(live) if !live.alive => {
+            eprintln!("{}", no_coordinator(&live));
+            false
+        }
+        _ => true,
+    };
     if !opts.wait {
         return Ok(None);
     }
     let mut progress = report::Progress::new(ids.len());
     let waited = tokio::select! {
         r = client::wait(&bus, &ids, opts.timeout, |ev| progress.on_event(ev)) => r,
-        never = follow_coordinator(&bus, live.alive) => match never {},
+        never = follow_coordinator(&bus, alive) => match never {},
     };
     let records = match waited {
         Ok(r) => r,
@@ -545,8 +546,7 @@ pub async fn retry(
 ) -> anyhow::Result<Option<BookRecord>> {
     let bus = connect_tool(url, "scriptorium-retry").await?;
     let id = client::retry(&bus, book, step).await?;
-    let live = heartbeat::liveness(&bus).await?;
-    if !live.alive {
+    if heartbeat::liveness(&bus).await.is_ok_and(|live| !live.alive) {
         eprintln!("no coordinator is alive: the retry waits for one (up to 30 s)");
     }
     // Applied (the book runs again) or refused, as the coordinator recorded it.
