@@ -1,29 +1,33 @@
 //! The process modes behind the CLI: embedded `write`, `coordinator`, `worker`, `submit`,
-//! `status`, and the one configuration file they all read.
+//! `retry`, and the one configuration file they all read; `status`, `dead-letters`, the views
+//! and the operators' commands have a file each.
 
 pub mod bench;
 mod check;
+pub mod dead_letters;
 pub mod export;
 mod gates;
 pub mod http;
 pub mod operate;
 pub mod queues;
 pub mod report;
+pub mod status;
 pub mod tokens;
 
 pub(crate) use check::check;
 
 use anyhow::Context as _;
-use scriptorium_coordinator::client;
 use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief};
+use scriptorium_coordinator::{client, heartbeat};
 use scriptorium_proto::transport::NatsOptions;
-use scriptorium_proto::{Bus, kind};
+use scriptorium_proto::v1::BookBrief;
+use scriptorium_proto::{Bus, BusError, kind};
 use scriptorium_worker::cache::CacheConfig;
 use scriptorium_worker::providers::ModelsConfig;
 use scriptorium_worker::{Worker, WorkerConfig};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -103,8 +107,8 @@ impl AppConfig {
         let Some(path) = path else { return Ok(Self::default().with_prices()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let mut cfg: AppConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))?;
+        let mut cfg =
+            Self::parse(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         cfg.coordinator.validate().map_err(anyhow::Error::msg)?;
         cfg.models.validate().map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         if !(1..=5).contains(&cfg.nats.replicas) {
@@ -117,6 +121,17 @@ impl AppConfig {
         // `[cache] enabled = false` turns the cache off for the whole fleet.
         cfg.coordinator.cache &= cfg.cache.enabled;
         Ok(cfg.with_prices())
+    }
+
+    /// Parses the file's text; a syntax error or an unknown key names its line and column.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| brief::line_col(text, s.start))
+                .map_or_else(String::new, |(l, c)| format!(" at line {l}, column {c}"));
+            format!("invalid TOML{at}: {}", e.message().trim())
+        })
     }
 
     /// The configuration with the coordinator's route prices taken from the providers of
@@ -146,6 +161,7 @@ impl AppConfig {
 
     /// The worker settings with `pools` (`KIND=SIZE`) applied on top of the file's.
     pub fn worker_config(&self, id: String, pools: &[String]) -> anyhow::Result<WorkerConfig> {
+        scriptorium_worker::runtime::check_id(&id)?;
         let mut cfg = WorkerConfig::new(id);
         cfg.prompts_dir = self.worker.prompts_dir.clone();
         cfg.models = self.models.clone();
@@ -222,13 +238,15 @@ pub struct WriteOptions {
     pub yes: bool,
 }
 
-/// Loads briefs and applies command-line overrides; fails before anything is enqueued.
+/// Loads briefs and applies command-line overrides, each checked against the routes of
+/// `routes` when given ([`AppConfig::check_routes`]); fails before anything is enqueued.
 pub fn load_briefs(
     paths: &[PathBuf],
     copies: u32,
     seed: Option<u64>,
     chapters: Option<u32>,
-) -> anyhow::Result<Vec<scriptorium_proto::v1::BookBrief>> {
+    routes: Option<&AppConfig>,
+) -> anyhow::Result<Vec<BookBrief>> {
     if paths.is_empty() {
         anyhow::bail!("no brief given: name at least one brief file (see examples/)");
     }
@@ -242,6 +260,9 @@ pub fn load_briefs(
             b.seed = s;
         }
         brief::revalidate(&b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some(cfg) = routes {
+            cfg.check_routes(&b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
         for i in 0..copies.max(1) {
             let mut copy = b.clone();
             copy.seed = b.seed.wrapping_add(u64::from(i));
@@ -251,18 +272,74 @@ pub fn load_briefs(
     Ok(out)
 }
 
+impl AppConfig {
+    /// Every provider a route may name: the built-in ones and the file's `[models.providers]`.
+    pub fn known_providers(&self) -> BTreeSet<String> {
+        let mut known: BTreeSet<String> =
+            scriptorium_worker::providers::builtin_providers().into_keys().collect();
+        known.extend(self.models.providers.keys().cloned());
+        known
+    }
+
+    /// Refuses a brief a route of which names a provider no known configuration has: its own
+    /// `[models]` and `fallbacks`, then the coordinator's routes it falls back to (`routes.default`
+    /// and `per_kind` for the kinds it names no model for, the fallbacks). Such a book would fail
+    /// at its first step, and again at every retry.
+    pub fn check_routes(&self, b: &BookBrief) -> Result<(), String> {
+        let known = self.known_providers();
+        let check = |field: &str, route: &str| check_provider(&known, field, route);
+        for (kind, route) in &b.models {
+            check(&format!("brief field `models.{kind}`"), route)?;
+        }
+        for (i, route) in b.fallbacks.iter().enumerate() {
+            check(&format!("brief field `fallbacks[{i}]`"), route)?;
+        }
+        let routes = &self.coordinator.routes;
+        for kind in kind::agents().map(kind::name) {
+            if b.models.contains_key(kind) || b.models.contains_key("default") {
+                continue;
+            }
+            match routes.per_kind.get(kind) {
+                Some(r) => check(&format!("coordinator.routes.per_kind.{kind}"), r)?,
+                None => check("coordinator.routes.default", &routes.default)?,
+            }
+            for (i, r) in routes.fallbacks_per_kind.get(kind).into_iter().flatten().enumerate() {
+                check(&format!("coordinator.routes.fallbacks_per_kind.{kind}[{i}]"), r)?;
+            }
+        }
+        for (i, r) in routes.fallbacks.iter().enumerate() {
+            check(&format!("coordinator.routes.fallbacks[{i}]"), r)?;
+        }
+        Ok(())
+    }
+}
+
+/// `Err` naming `field` when the provider of `route` is not among `known`.
+fn check_provider(known: &BTreeSet<String>, field: &str, route: &str) -> Result<(), String> {
+    let provider = route.split_once('/').map_or(route, |(p, _)| p).trim();
+    if known.contains(provider) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field}: provider {provider:?} is not configured (known: {}; a config file adds one as \
+         [models.providers.{provider}])",
+        known.iter().cloned().collect::<Vec<_>>().join(", ")
+    ))
+}
+
 /// `scriptorium write`: coordinator and worker pools in this process on the in-process bus.
 pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec<BookRecord>> {
-    let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters)?;
+    if let Some(route) = &opts.route {
+        brief::check_route("--provider/--model", route).map_err(anyhow::Error::msg)?;
+        check_provider(&cfg.known_providers(), "--provider", route).map_err(anyhow::Error::msg)?;
+        cfg.coordinator.routes.default = route.clone();
+    }
+    let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters, Some(&cfg))?;
     let gated = briefs.iter().any(|b| !b.approve.is_empty());
     if gated && !opts.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         anyhow::bail!(
             "brief field `approve`: the book waits for your approval at its gates, and nobody is at a terminal to give it: run `write` in a terminal, or pass --yes to approve everything"
         );
-    }
-    if let Some(route) = &opts.route {
-        brief::check_route("--provider/--model", route).map_err(anyhow::Error::msg)?;
-        cfg.coordinator.routes.default = route.clone();
     }
     cfg.coordinator.out_dir = opts.out.clone();
     cfg.coordinator.cache &= !opts.no_cache;
@@ -302,16 +379,29 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     Ok(records)
 }
 
-/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`): it creates what is missing
-/// with the defaults but never changes the settings the coordinator and the workers run with
-/// (as the `queues` and `workers` views do not).
+/// How long a tool tries to reach NATS before it gives up: a wrong or dead URL fails fast with
+/// one error, where services wait for a server to come up.
+pub const TOOL_CONNECT: Duration = Duration::from_secs(2);
+
+/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`, the views and the operators'
+/// commands): it tries for [`TOOL_CONNECT`] only, creates what is missing with the defaults but
+/// never changes the settings the coordinator and the workers run with.
 pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
     let mut opts = nats_options(name, &AppConfig::default());
     opts.reconcile = scriptorium_proto::transport::Reconcile::Leave;
-    Ok(Bus::connect(url, opts).await?)
+    opts.connect_timeout = TOOL_CONNECT;
+    Bus::connect(url, opts).await.map_err(|e| match &e {
+        BusError::Unavailable { op, .. } if op.starts_with("connect") => {
+            let secs = TOOL_CONNECT.as_secs();
+            anyhow::Error::new(e).context(format!(
+                "no NATS server answered within {secs}s (--nats, SCRIPTORIUM_NATS)"
+            ))
+        }
+        _ => e.into(),
+    })
 }
 
-/// Connects to NATS, retrying while the server comes up.
+/// Connects a service to NATS, retrying while the server comes up (`NatsOptions::connect_timeout`).
 pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<Bus> {
     Ok(Bus::connect(url, nats_options(name, cfg)).await?)
 }
@@ -381,55 +471,89 @@ pub async fn run_worker(
     Ok(())
 }
 
-/// `scriptorium submit`: enqueues one brief; with `wait`, returns its final record.
-pub async fn submit(
-    url: &str,
-    path: &Path,
-    seed: Option<u64>,
-    chapters: Option<u32>,
-    wait: bool,
-    timeout: Option<Duration>,
-) -> anyhow::Result<Option<BookRecord>> {
-    let brief = load_briefs(&[path.to_path_buf()], 1, seed, chapters)?.remove(0);
-    let bus = connect_tool(url, "scriptorium-submit").await?;
-    let id = client::submit(&bus, brief).await?;
-    println!("{id}");
-    if !wait {
-        return Ok(None);
-    }
-    let mut progress = report::Progress::new(1);
-    let rec = client::wait(&bus, std::slice::from_ref(&id), timeout, |ev| progress.on_event(ev))
-        .await?
-        .remove(0);
-    report::print_summary(std::slice::from_ref(&rec));
-    Ok(Some(rec))
+/// Options of `scriptorium submit`.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOptions {
+    /// Brief files.
+    pub briefs: Vec<PathBuf>,
+    /// Books per brief (seeds count up from `seed`).
+    pub books: u32,
+    /// Seed of the first book of each brief.
+    pub seed: Option<u64>,
+    /// Chapter count override.
+    pub chapters: Option<u32>,
+    /// Wait until every book is finished.
+    pub wait: bool,
+    /// With `wait`: give up after this long.
+    pub timeout: Option<Duration>,
 }
 
-/// `scriptorium status`: prints books (or one book in detail), as a table or JSON.
-pub async fn status(url: &str, book: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let bus = connect_tool(url, "scriptorium-status").await?;
-    match book {
-        Some(id) => {
-            let rec = client::load(&bus, id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no book with id {id}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report::book_json(&rec))?);
-            } else {
-                print!("{}", report::book_detail(&rec));
-            }
+/// `scriptorium submit`: enqueues every brief (`books` times each), printing one book id a line;
+/// with `wait`, returns their final records. Every brief is checked, its routes included,
+/// before anything is enqueued. Says on stderr when no coordinator is alive to take them.
+pub async fn submit(
+    cfg: &AppConfig,
+    url: &str,
+    opts: SubmitOptions,
+) -> anyhow::Result<Option<Vec<BookRecord>>> {
+    let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters, Some(cfg))?;
+    let bus = connect_tool(url, "scriptorium-submit").await?;
+    let mut ids = Vec::with_capacity(briefs.len());
+    for brief in briefs {
+        let id = client::submit(&bus, brief).await?;
+        println!("{id}");
+        ids.push(id);
+    }
+    // Enqueued whatever comes next: a heartbeat that cannot be read is no reason to fail.
+    let alive = match heartbeat::liveness(&bus).await {
+        Ok(live) if !live.alive => {
+            eprintln!("{}", no_coordinator(&live));
+            false
         }
-        None => {
-            let recs = client::list(&bus).await?;
-            if json {
-                let all: Vec<_> = recs.iter().map(report::book_json).collect();
-                println!("{}", serde_json::to_string_pretty(&all)?);
+        _ => true,
+    };
+    if !opts.wait {
+        return Ok(None);
+    }
+    let mut progress = report::Progress::new(ids.len());
+    let waited = tokio::select! {
+        r = client::wait(&bus, &ids, opts.timeout, |ev| progress.on_event(ev)) => r,
+        never = follow_coordinator(&bus, alive) => match never {},
+    };
+    let records = match waited {
+        Ok(r) => r,
+        Err(e) => match heartbeat::liveness(&bus).await {
+            Ok(live) if !live.alive => return Err(e.context(no_coordinator(&live))),
+            _ => return Err(e),
+        },
+    };
+    report::print_summary(&records);
+    Ok(Some(records))
+}
+
+/// What to say when no coordinator is alive.
+fn no_coordinator(live: &heartbeat::Liveness) -> String {
+    let waiting = live.submissions_waiting.map_or_else(String::new, |n| format!(" ({n} waiting)"));
+    format!(
+        "no coordinator is alive: what was submitted waits in the submit queue{waiting} and is \
+         taken when one starts (`scriptorium coordinator`)"
+    )
+}
+
+/// Says on stderr when a coordinator comes or goes, while a waiter waits; never returns.
+async fn follow_coordinator(bus: &Bus, mut alive: bool) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(heartbeat::EVERY).await;
+        let Ok(live) = heartbeat::liveness(bus).await else { continue };
+        if live.alive != alive {
+            alive = live.alive;
+            if alive {
+                eprintln!("a coordinator is alive: the books are being taken");
             } else {
-                print!("{}", report::book_table(&recs));
+                eprintln!("{}", no_coordinator(&live));
             }
         }
     }
-    Ok(())
 }
 
 /// Exit code for a set of finished books: 0 when all are done.
@@ -446,6 +570,9 @@ pub async fn retry(
 ) -> anyhow::Result<Option<BookRecord>> {
     let bus = connect_tool(url, "scriptorium-retry").await?;
     let id = client::retry(&bus, book, step).await?;
+    if heartbeat::liveness(&bus).await.is_ok_and(|live| !live.alive) {
+        eprintln!("no coordinator is alive: the retry waits for one (up to 30 s)");
+    }
     // Applied (the book runs again) or refused, as the coordinator recorded it.
     let done = client::outcome(&bus, book, &id, Duration::from_secs(30)).await?;
     if !done.refused.is_empty() {
@@ -462,41 +589,55 @@ pub async fn retry(
     Ok(Some(rec))
 }
 
-/// `scriptorium dead-letters`: what was given up, and why.
-pub async fn dead_letters(url: &str, json: bool) -> anyhow::Result<()> {
-    use scriptorium_proto::prost::Message as _;
-    let bus = connect_tool(url, "scriptorium-dead-letters").await?;
-    let letters = bus.dead_letters().await?;
-    let rows: Vec<serde_json::Value> = letters
-        .iter()
-        .map(|d| {
-            let task = scriptorium_proto::v1::StepTask::decode(d.payload.clone()).ok();
-            serde_json::json!({
-                "seq": d.seq,
-                "queue": d.queue,
-                "reason": d.reason,
-                "bytes": d.payload.len(),
-                "book_id": task.as_ref().map(|t| t.book_id.clone()),
-                "step_id": task.as_ref().map(|t| t.step_id.clone()),
-            })
-        })
-        .collect();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else if rows.is_empty() {
-        println!("(no dead letters)");
-    } else {
-        println!("{:>6} {:<12} {:<16} {:<12} REASON", "SEQ", "QUEUE", "BOOK", "STEP");
-        for r in &rows {
-            println!(
-                "{:>6} {:<12} {:<16} {:<12} {}",
-                r["seq"],
-                r["queue"].as_str().unwrap_or(""),
-                r["book_id"].as_str().unwrap_or("-"),
-                r["step_id"].as_str().unwrap_or("-"),
-                r["reason"].as_str().unwrap_or("")
-            );
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_syntax_errors_and_unknown_keys_name_line_and_column() {
+        let e =
+            AppConfig::parse("[worker]\nheartbeat_secs = 2\nprogress_secs = = 1\n").unwrap_err();
+        assert!(e.starts_with("invalid TOML at line 3, column 17:"), "{e}");
+        let e = AppConfig::parse("[nats]\nreplicas = 1\n\n[coordinator]\nmax_atempts = 3\n")
+            .unwrap_err();
+        assert!(e.starts_with("invalid TOML at line 5, column 1:"), "{e}");
+        assert!(e.contains("max_atempts"), "{e}");
+        assert!(AppConfig::parse("[nats]\nreplicas = 3\n").is_ok());
+    }
+
+    fn brief(models: &[(&str, &str)], fallbacks: &[&str]) -> BookBrief {
+        BookBrief {
+            models: models.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            fallbacks: fallbacks.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }
     }
-    Ok(())
+
+    #[test]
+    fn a_route_to_a_provider_no_configuration_has_is_refused_with_its_field() {
+        let cfg = AppConfig::default();
+        assert!(cfg.check_routes(&brief(&[], &[])).is_ok(), "sim/default is built in");
+        assert!(cfg.check_routes(&brief(&[("chapter", "openai/gpt-4o")], &["ollama/x"])).is_ok());
+        let e = cfg.check_routes(&brief(&[("default", "nosuchprovider/x")], &[])).unwrap_err();
+        assert!(e.starts_with("brief field `models.default`: provider \"nosuchprovider\""), "{e}");
+        assert!(e.contains("known: anthropic, deepseek,") && e.contains(", sim, vllm;"), "{e}");
+        let e = cfg.check_routes(&brief(&[], &["sim/x", "ghost/y"])).unwrap_err();
+        assert!(e.starts_with("brief field `fallbacks[1]`: provider \"ghost\""), "{e}");
+        // The config file's providers are known, and its routes are checked where the brief
+        // falls back to them.
+        let mut cfg = AppConfig::parse(
+            "[models.providers.ghost]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+             [coordinator.routes]\ndefault = \"ghost/m\"\nper_kind = { chapter = \"nope/m\" }\n",
+        )
+        .unwrap();
+        assert!(
+            cfg.check_routes(&brief(&[], &["ghost/y"])).is_err(),
+            "chapter still routes to nope"
+        );
+        let e = cfg.check_routes(&brief(&[], &[])).unwrap_err();
+        assert!(e.starts_with("coordinator.routes.per_kind.chapter: provider \"nope\""), "{e}");
+        assert!(cfg.check_routes(&brief(&[("default", "ghost/m")], &[])).is_ok(), "brief wins");
+        cfg.coordinator.routes.per_kind.clear();
+        assert!(cfg.check_routes(&brief(&[], &[])).is_ok());
+    }
 }

@@ -112,20 +112,28 @@ enum Command {
         #[arg(long, env = "SCRIPTORIUM_METRICS_ADDR")]
         metrics_addr: Option<SocketAddr>,
     },
-    /// Submit a brief to a running coordinator; prints the book id.
+    /// Submit briefs to the coordinators; prints one book id per line.
+    ///
+    /// Every brief is checked (its routes against the known providers too) before anything is
+    /// enqueued. Says on stderr when no coordinator is alive: the books wait in the queue and
+    /// are taken when one starts.
     Submit {
-        /// Brief file (TOML).
-        brief: PathBuf,
+        /// Brief files (TOML).
+        #[arg(required = true)]
+        briefs: Vec<PathBuf>,
         /// NATS server URL.
         #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
         nats: String,
-        /// Seed of the book.
+        /// Books per brief (seeds count up from --seed).
+        #[arg(long, default_value_t = 1)]
+        books: u32,
+        /// Seed of the first book.
         #[arg(long)]
         seed: Option<u64>,
-        /// Number of chapters (overrides the brief).
+        /// Number of chapters (overrides the briefs).
         #[arg(long)]
         chapters: Option<u32>,
-        /// Wait until the book is done (exit 0) or failed (exit 1).
+        /// Wait until every book is finished: exit 0 when all are done, 1 otherwise.
         #[arg(long)]
         wait: bool,
         /// With --wait: give up after this many seconds (exit 2).
@@ -246,6 +254,7 @@ enum Command {
         view: ViewArgs,
     },
     /// Show worker processes: pools, steps done, current steps, last heartbeat (lost when stale).
+    #[command(mut_arg("interval", |a| a.help("Seconds between refreshes with --watch")))]
     Workers {
         #[command(flatten)]
         view: ViewArgs,
@@ -264,14 +273,24 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// List dead letters: messages given up, with the reason.
+    /// List dead letters (messages given up, with the reason), purge them or replay one.
     DeadLetters {
         /// NATS server URL.
         #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
         nats: String,
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["purge", "replay"])]
         json: bool,
+        /// Remove the dead letters (of --queue only, when given).
+        #[arg(long, conflicts_with = "replay")]
+        purge: bool,
+        /// With --purge: only this queue's (an agent kind, results or submit).
+        #[arg(long, requires = "purge", value_parser = app::dead_letters::check_queue)]
+        queue: Option<String>,
+        /// Put dead letter SEQ back on the queue it came from, with its original payload
+        /// (refused, with the reason, when it would be given up again or nothing waits for it).
+        #[arg(long, value_name = "SEQ")]
+        replay: Option<u64>,
     },
     /// Print the quality report of a written book (length scores, repeats, leaks, names,
     /// continuity); exit 1 when a hard rule fails. Works on books of any version.
@@ -297,27 +316,43 @@ enum Command {
         #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
         nats: String,
     },
-    /// Show books: all of them, or one in detail.
+    /// Show books (all, or one in detail with what operators did to it) and whether a
+    /// coordinator is alive, with the submissions waiting for one.
     Status {
         /// Book id.
         book: Option<String>,
         /// NATS server URL.
         #[arg(long, env = "SCRIPTORIUM_NATS", default_value = "nats://127.0.0.1:4222")]
         nats: String,
-        /// Print JSON.
+        /// Print JSON (one line per refresh with --watch).
         #[arg(long)]
         json: bool,
+        /// Only the books in this state (queued, running, awaiting_approval, paused, done,
+        /// failed, cancelled).
+        #[arg(long, conflicts_with = "book", value_parser = app::status::parse_state)]
+        state: Option<scriptorium_coordinator::record::Status>,
+        /// Refresh until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
     },
     #[command(flatten)]
     Operate(app::operate::Operate),
 }
 
+/// `--interval`, checked.
+fn interval(secs: f64) -> anyhow::Result<Duration> {
+    if !(0.1..=3600.0).contains(&secs) {
+        anyhow::bail!("--interval: must be between 0.1 and 3600 seconds (got {secs})");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn view_options(cfg: &AppConfig, v: ViewArgs) -> anyhow::Result<app::queues::ViewOptions> {
     let ViewArgs { nats, watch, json, interval } = v;
-    if !(0.1..=3600.0).contains(&interval) {
-        anyhow::bail!("--interval: must be between 0.1 and 3600 seconds (got {interval})");
-    }
-    let interval = Duration::from_secs_f64(interval);
+    let interval = self::interval(interval)?;
     Ok(app::queues::ViewOptions { nats, watch, json, interval, lost_after: cfg.lost_after() })
 }
 
@@ -397,10 +432,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let opts = view_options(&cfg, view)?;
             app::queues::run_workers(opts).await.map(|_| 0)
         }
-        Command::Submit { brief, nats, seed, chapters, wait, timeout } => {
+        Command::Submit { briefs, nats, books, seed, chapters, wait, timeout } => {
             let timeout = timeout.map(Duration::from_secs);
-            match app::submit(&nats, &brief, seed, chapters, wait, timeout).await? {
-                Some(rec) => Ok(app::exit_code(std::slice::from_ref(&rec)) as u8),
+            let opts = app::SubmitOptions { briefs, books, seed, chapters, wait, timeout };
+            match app::submit(&cfg, &nats, opts).await? {
+                Some(records) => Ok(app::exit_code(&records) as u8),
                 None => Ok(0),
             }
         }
@@ -484,7 +520,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => Ok(0),
             }
         }
-        Command::DeadLetters { nats, json } => app::dead_letters(&nats, json).await.map(|_| 0),
+        Command::DeadLetters { nats, json, purge, queue, replay } => {
+            use app::dead_letters::DeadLettersAction as A;
+            let action = match (purge, replay) {
+                (true, _) => A::Purge { queue },
+                (false, Some(seq)) => A::Replay { seq },
+                (false, None) => A::List { json },
+            };
+            app::dead_letters::run(&nats, action).await.map(|_| 0)
+        }
         Command::Operate(op) => app::operate::run(op).await,
         Command::Check { dir, json } => app::check(&dir, json),
         Command::Export { book, format, out, nats } => {
@@ -492,8 +536,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}", path.display());
             Ok(0)
         }
-        Command::Status { book, nats, json } => {
-            app::status(&nats, book.as_deref(), json).await.map(|_| 0)
+        Command::Status { book, nats, json, state, watch, interval } => {
+            let interval = self::interval(interval)?;
+            let opts = app::status::StatusOptions { nats, book, state, json, watch, interval };
+            app::status::run(opts).await.map(|_| 0)
         }
     }
 }

@@ -110,9 +110,13 @@ impl Fleet {
         self.start_coordinator();
     }
 
+    /// Submits with the fleet's configuration file: `submit` refuses a route to a provider
+    /// that it does not know.
     fn submit(&self, brief: &Path, seed: u64) -> String {
-        let url = self.nats.url();
-        let args = ["submit", brief.to_str().unwrap(), "--nats", &url, "--seed", &seed.to_string()];
+        let (url, cfg) = (self.nats.url(), self.cfg.display().to_string());
+        let seed = seed.to_string();
+        let args =
+            ["--config", &cfg, "submit", brief.to_str().unwrap(), "--nats", &url, "--seed", &seed];
         let o = run(&args, &[]);
         assert!(o.status.success(), "submit: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).trim().to_string()
@@ -123,7 +127,7 @@ impl Fleet {
         if !o.status.success() {
             return None;
         }
-        serde_json::from_slice::<Value>(&o.stdout).ok()?.as_array().cloned()
+        serde_json::from_slice::<Value>(&o.stdout).ok()?["books"].as_array().cloned()
     }
 
     /// The workers as their heartbeats describe them (`scriptorium workers --json`).

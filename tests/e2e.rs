@@ -83,7 +83,7 @@ fn distributed_mode_writes_three_books_in_parallel() {
     assert!(o.status.success());
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let states: Vec<&str> =
-        status.as_array().unwrap().iter().map(|b| b["state"].as_str().unwrap()).collect();
+        status["books"].as_array().unwrap().iter().map(|b| b["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["done", "done", "done"]);
     let _ = Duration::ZERO;
 }

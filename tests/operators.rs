@@ -83,7 +83,7 @@ fn submit(url: &str, cfg: &Path, seed: u64) -> String {
 
 fn books_done(url: &str) -> usize {
     let status = json_of(&["status", "--nats", url, "--json"]);
-    status.as_array().unwrap().iter().filter(|b| b["state"] == "done").count()
+    status["books"].as_array().unwrap().iter().filter(|b| b["state"] == "done").count()
 }
 
 #[test]
@@ -135,8 +135,8 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
         m.get("scriptorium_queue_waiting{kind=\"concept\"}") == Some(&3.0)
     });
     let status = json_of(&["status", "--nats", &url, "--json"]);
-    assert_eq!(status.as_array().unwrap().len(), 3);
-    for b in status.as_array().unwrap() {
+    assert_eq!(status["books"].as_array().unwrap().len(), 3);
+    for b in status["books"].as_array().unwrap() {
         assert_eq!(b["current_steps"], json!(["concept"]), "{b}");
         assert_eq!(b["steps_done"], 0);
         assert_eq!(b["steps_total"], STEPS_PER_BOOK);
@@ -259,7 +259,7 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
 
     // Status: all done, with cost, tokens and elapsed time.
     let status = json_of(&["status", "--nats", &url, "--json"]);
-    for b in status.as_array().unwrap() {
+    for b in status["books"].as_array().unwrap() {
         assert!(ids.contains(&b["id"].as_str().unwrap().to_string()));
         assert_eq!(
             (b["state"].as_str(), b["steps_done"].as_u64()),
@@ -457,7 +457,7 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
     poll("drained concept queue", &|| driver.text("#queues tr[data-kind=concept] .waiting") == "0");
     // Recent failures: one `rejected` row per rejection the book records hold.
     let status = json_of(&["status", "--nats", &url, "--json"]);
-    let rejections: usize = status
+    let rejections: usize = status["books"]
         .as_array()
         .unwrap()
         .iter()
@@ -472,7 +472,7 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
     // Every attempt, re-asks included, was one step for the worker (an edit refused at every
     // attempt ends with its draft, not a re-ask: count attempts, not rejections; the
     // coordinator assembles).
-    let attempts: u64 = status
+    let attempts: u64 = status["books"]
         .as_array()
         .unwrap()
         .iter()

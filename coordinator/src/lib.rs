@@ -11,9 +11,11 @@
 //! - [`quality`]: the quality report of a written book (`scriptorium check`, `quality.json`).
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
 //! - [`client`]: what the CLI does against a running system: submit, wait, status, commands.
+//! - [`dead_letters`]: replaying a dead letter, once checked to be worth it.
 //! - [`control`]: operators' commands about a book (approve, reject, edit, cancel, pause, resume,
 //!   rewrite, retry) and what became of one.
 //! - [`fleet`]: the step queues and worker processes as operators see them.
+//! - [`heartbeat`]: the coordinator's heartbeat: whether one is alive, what waits for it.
 //! - [`config`]: coordinator settings (attempts, timeouts, routes, sampling).
 //! - [`metrics`]: Prometheus metrics of the coordinator and the recent failures it keeps.
 //!
@@ -29,7 +31,9 @@ pub mod client;
 pub mod config;
 pub mod continuity;
 pub mod control;
+pub mod dead_letters;
 pub mod fleet;
+pub mod heartbeat;
 pub mod metrics;
 pub mod plan;
 pub mod quality;

@@ -1,6 +1,6 @@
 //! Running a coordinator on a bus: the coordinator actor, one supervised pump per queue it reads
-//! (submissions and results), the late-results task, and the resume of unfinished books at
-//! start-up.
+//! (submissions and results), the late-results task, its heartbeat, and the resume of
+//! unfinished books at start-up.
 //!
 //! # Layout
 //! - [`pumps`]: reading the queues: size and decoding checks, ids checked before any I/O,
@@ -32,6 +32,7 @@ pub struct CoordinatorHandle {
     actor: ActorRef<CoordinatorMsg>,
     env: Arc<Env>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    id: String,
 }
 
 impl CoordinatorHandle {
@@ -67,7 +68,9 @@ impl CoordinatorHandle {
         }
         let results = bus.source(Queue::Results, 256).await.context("opening the results queue")?;
         let submits = bus.source(Queue::Submit, 16).await.context("opening the submit queue")?;
+        let id = format!("coordinator-{}", scriptorium_proto::clock::new_id());
         let tasks = vec![
+            tokio::spawn(crate::heartbeat::publish(env.clone(), actor.clone(), id.clone())),
             tokio::spawn(late::run(env.clone(), late_rx)),
             tokio::spawn(supervise("results", results, {
                 let (actor, bus) = (actor.clone(), bus.clone());
@@ -78,8 +81,8 @@ impl CoordinatorHandle {
                 move |source| pumps::submits(source, actor.clone(), env.clone())
             })),
         ];
-        tracing::info!(distributed = bus.is_distributed(), "coordinator started");
-        Ok(Self { actor, env, tasks })
+        tracing::info!(coordinator_id = %id, distributed = bus.is_distributed(), "coordinator started");
+        Ok(Self { actor, env, tasks, id })
     }
 
     /// The coordinator's counters.
@@ -92,11 +95,18 @@ impl CoordinatorHandle {
         Ok(ractor::call!(self.actor, CoordinatorMsg::InFlight)?)
     }
 
+    /// This coordinator's id, as its heartbeat names it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Stops reading queues and stops the actors; state is already stored after every change.
+    /// Its heartbeat is deleted: `status` shows at once that no coordinator runs.
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
         }
+        crate::heartbeat::remove(&self.env.bus, &self.id).await;
         let _ = self.env.bus.flush().await;
         self.actor.stop(None);
     }

@@ -12,6 +12,7 @@
 //! | `scriptorium_books` | KV bucket | one JSON book record per book id (state, plan, accepted outputs) |
 //! | `scriptorium_outputs` | KV bucket | accepted output of each step, keyed `<book>.<step>` |
 //! | `scriptorium_workers` | KV bucket with a TTL | the latest [`WorkerHeartbeat`](crate::v1::WorkerHeartbeat) per worker |
+//! | `scriptorium_coordinators` | KV bucket with a TTL | the latest [`CoordinatorHeartbeat`](crate::v1::CoordinatorHeartbeat) per coordinator process |
 //! | `scriptorium_cache` | KV bucket with a TTL and a size limit | accepted model answers by request hash (the shared cache tier) |
 //! | `scriptorium.cache.evicted` | core subject | cache keys the coordinator rejected, so workers drop them from their local tier |
 //! | `scriptorium_leases` | KV bucket with a short TTL | which worker is computing a cache key right now |
@@ -46,6 +47,9 @@ pub const EVENTS_PREFIX: &str = "scriptorium.events";
 pub const BOOKS_BUCKET: &str = "scriptorium_books";
 /// Key-value bucket of worker heartbeats.
 pub const WORKERS_BUCKET: &str = "scriptorium_workers";
+/// Key-value bucket of coordinator heartbeats: a bucket of its own, so that the workers view
+/// never mistakes a coordinator for a worker and no worker id is reserved.
+pub const COORDINATORS_BUCKET: &str = "scriptorium_coordinators";
 /// Key-value bucket of accepted step outputs, keyed `<book>.<step>` (large texts live here,
 /// not in the book record).
 pub const OUTPUTS_BUCKET: &str = "scriptorium_outputs";
@@ -125,6 +129,9 @@ pub fn result_msg_id(book_id: &str, step_id: &str, attempt: u32) -> String {
 
 /// HTTP header naming the agent kind of a model request (read by the simulated model server).
 pub const AGENT_HEADER: &str = "x-scriptorium-agent";
+
+/// Largest step message a worker accepts (a larger one is dead-lettered, and never replayed).
+pub const MAX_STEP_BYTES: usize = 512 * 1024;
 
 /// Longest id accepted from the wire (book, step and worker ids).
 pub const MAX_ID_LEN: usize = 128;

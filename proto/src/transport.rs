@@ -4,8 +4,11 @@
 //! [`Incoming`] messages from a [`Source`], and acknowledge them through their [`Acker`].
 //! The in-process implementation passes the same encoded bytes, so both modes run one code path.
 //! Operators ask the bus itself what they see of it: [`Bus::check_ready`],
-//! [`Bus::step_queues`] and [`Bus::raw_round_trips`].
+//! [`Bus::step_queues`], [`Bus::submissions_waiting`] and [`Bus::raw_round_trips`]; and handle
+//! dead letters through it ([`Bus::dead_letters`], [`Bus::purge_dead_letters`],
+//! [`Bus::replay_dead_letter`]).
 
+mod dead;
 mod error;
 mod inspect;
 mod memory;
@@ -16,6 +19,7 @@ use async_nats::jetstream::AckKind;
 use bytes::Bytes;
 use std::time::Duration;
 
+pub use dead::DeadLetter;
 pub use error::{BusError, Rejection};
 pub use inspect::{RoundTrips, StepQueue};
 pub use memory::MemoryBus;
@@ -42,6 +46,8 @@ pub enum Bucket {
     Outputs,
     /// Worker heartbeats (entries expire).
     Workers,
+    /// Coordinator heartbeats (entries expire).
+    Coordinators,
     /// The shared response cache tier (entries expire; oldest dropped when full).
     Cache,
     /// Cache computation leases (entries expire quickly).
@@ -272,31 +278,7 @@ impl Bus {
         }
     }
 
-    /// Stores a message that could not be processed, with the reason, in the dead-letter stream.
-    pub async fn dead_letter(
-        &self,
-        queue: &str,
-        payload: Bytes,
-        reason: &str,
-    ) -> Result<(), BusError> {
-        match self {
-            Bus::Nats(b) => b.dead_letter(queue, payload, reason).await,
-            Bus::Memory(b) => {
-                b.dead_letter(queue, payload, reason);
-                Ok(())
-            }
-        }
-    }
-
-    /// Every dead letter stored so far, oldest first.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, BusError> {
-        match self {
-            Bus::Nats(b) => b.dead_letters().await,
-            Bus::Memory(b) => Ok(b.dead_letters()),
-        }
-    }
-
-    /// Lists the keys of a bucket.
+    /// Lists the keys of a bucket, each once (however often it changes while listed).
     pub async fn kv_keys(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
         match self {
             Bus::Nats(b) => b.kv_keys(bucket).await,
@@ -311,19 +293,6 @@ impl Bus {
             Bus::Memory(_) => Ok(()),
         }
     }
-}
-
-/// A message that could not be processed.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// Sequence in the dead-letter stream (in process: position).
-    pub seq: u64,
-    /// The queue it came from: an agent kind name, `results` or `submit`.
-    pub queue: String,
-    /// Why it was given up.
-    pub reason: String,
-    /// The original payload.
-    pub payload: Bytes,
 }
 
 /// One message read from a queue.

@@ -16,6 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use scriptorium_common::ops::Health;
+use scriptorium_coordinator::heartbeat::{self, Liveness};
 use scriptorium_coordinator::metrics::{self, Failure};
 use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_proto::prost::Message as _;
@@ -181,6 +182,8 @@ pub struct Snapshot {
     pub book_counts: HashMap<&'static str, usize>,
     /// Latest step and book failures.
     pub failures: Vec<Failure>,
+    /// Whether a coordinator is alive (its heartbeat) and the submissions waiting for one.
+    pub coordinator: Option<Liveness>,
     /// Why the latest poll failed, if it did.
     pub error: Option<String>,
 }
@@ -317,6 +320,9 @@ pub async fn monitor(bus: Bus, lost_after: Duration, out: watch::Sender<Arc<Stri
         queue_rows.iter().for_each(metrics::set_queue);
         let lost = workers.iter().filter(|w| w.state == "lost").count();
         metrics::set_workers(workers.len() - lost, lost);
+        let coordinator = heartbeat::liveness(&bus).await.map_err(|e| {
+            error = Some(format!("coordinator heartbeat: {e}"));
+        });
         let (books, counts) = board.view();
         metrics::set_books(|s: &str| counts.get(s).copied().unwrap_or(0));
         let snap = Snapshot {
@@ -327,6 +333,7 @@ pub async fn monitor(bus: Bus, lost_after: Duration, out: watch::Sender<Arc<Stri
             books,
             book_counts: counts,
             failures: metrics::recent_failures(),
+            coordinator: coordinator.ok(),
             error,
         };
         match serde_json::to_string(&snap) {

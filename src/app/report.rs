@@ -1,6 +1,8 @@
-//! Human and JSON views of books: progress bars or lines, summaries, status tables.
+//! Human and JSON views of books: progress bars or lines, summaries, status tables, a book in
+//! detail with what operators did to it, and the coordinator's liveness.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scriptorium_coordinator::heartbeat::{CoordinatorView, Liveness};
 use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_proto::clock;
 use scriptorium_proto::v1::{BookEvent, BookState};
@@ -78,11 +80,7 @@ impl Progress {
     }
 
     fn line(&self, ev: &BookEvent) {
-        let state = match state_of(ev) {
-            BookState::Done => "done",
-            BookState::Failed => "failed",
-            _ => "running",
-        };
+        let state = Status::from_wire(state_of(ev)).name();
         let title = if ev.title.is_empty() { "(untitled yet)" } else { ev.title.as_str() };
         let mut line = format!(
             "[{}] {} {}/{} steps {}",
@@ -141,9 +139,9 @@ fn tokens(rec: &BookRecord) -> u64 {
     rec.usage.prompt_tokens + rec.usage.completion_tokens
 }
 
+/// Time the book spent running: not the time it sat queued, awaiting approval or paused.
 fn elapsed_secs(rec: &BookRecord) -> f64 {
-    let end = if rec.finished_ms > 0 { rec.finished_ms } else { clock::now_ms() };
-    (end - rec.created_ms).max(0) as f64 / 1000.0
+    rec.elapsed_running_ms(clock::now_ms()) as f64 / 1000.0
 }
 
 /// Prints one line per finished book.
@@ -175,6 +173,8 @@ pub fn book_json(r: &BookRecord) -> Value {
     json!({
         "id": r.id,
         "title": r.title,
+        "project": r.brief.project,
+        "seed": r.brief.seed,
         "state": r.state,
         "steps_done": done,
         "steps_total": total,
@@ -183,7 +183,13 @@ pub fn book_json(r: &BookRecord) -> Value {
         "tokens": tokens(r),
         "cost_usd": r.usage.cost_usd,
         "elapsed_secs": elapsed_secs(r),
+        "created_unix_ms": r.created_ms,
+        "finished_unix_ms": r.finished_ms,
         "failure": r.failure,
+        "awaiting": r.awaiting,
+        "paused": r.paused,
+        "version": r.version,
+        "actions": r.actions,
         "output_dir": r.output_dir,
         "ignored_results": r.ignored_results,
         "accepted_results": r.accepted_results,
@@ -203,15 +209,12 @@ pub fn book_json(r: &BookRecord) -> Value {
 /// A table of books.
 pub fn book_table(recs: &[BookRecord]) -> String {
     let mut out = format!(
-        "{:<16} {:<8} {:>9} {:<24} {:>9} {:>8} {:>9}  {}\n",
+        "{:<16} {:<17} {:>9} {:<24} {:>9} {:>8} {:>9}  {}\n",
         "BOOK", "STATE", "STEPS", "RUNNING", "TOKENS", "COST", "ELAPSED", "TITLE / FAILURE"
     );
     for r in recs {
         let (done, total) = r.progress();
-        let state = serde_json::to_value(r.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let state = r.state.name();
         let note = match &r.failure {
             Some(f) => format!("{} ({f})", r.title),
             None => r.title.clone(),
@@ -227,7 +230,7 @@ pub fn book_table(recs: &[BookRecord]) -> String {
         }
         let _ = writeln!(
             out,
-            "{:<16} {:<8} {:>9} {:<24} {:>9} {:>8} {:>8.1}s  {}",
+            "{:<16} {:<17} {:>9} {:<24} {:>9} {:>8} {:>8.1}s  {}",
             r.id,
             state,
             format!("{done}/{total}"),
@@ -244,14 +247,15 @@ pub fn book_table(recs: &[BookRecord]) -> String {
     out
 }
 
-/// One book in detail, with its step table.
+/// One book in detail: state, the steps waiting for approval, its step table and what
+/// operators did to it.
 pub fn book_detail(r: &BookRecord) -> String {
     let (done, total) = r.progress();
     let mut out = format!(
-        "book      {}\ntitle     {}\nstate     {:?}\nprogress  {done}/{total} steps\nrunning   {}\ntokens    {} ({} prompt, {} completion) in {} calls\ncost      ${:.4}\nelapsed   {:.1}s\n",
+        "book      {}\ntitle     {}\nstate     {}\nprogress  {done}/{total} steps\nrunning   {}\ntokens    {} ({} prompt, {} completion) in {} calls\ncost      ${:.4}\nelapsed   {:.1}s (running)\n",
         r.id,
         r.title,
-        r.state,
+        r.state.name(),
         r.running().join(", "),
         tokens(r),
         r.usage.prompt_tokens,
@@ -262,6 +266,17 @@ pub fn book_detail(r: &BookRecord) -> String {
     );
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "failure   {f}");
+    }
+    if !r.awaiting.is_empty() {
+        let _ = writeln!(
+            out,
+            "awaiting  {} (`scriptorium approve {}`, or reject, or edit)",
+            r.awaiting.join(", "),
+            r.id
+        );
+    }
+    if r.version > 1 {
+        let _ = writeln!(out, "version   {}", r.version);
     }
     if !r.output_dir.is_empty() {
         let _ = writeln!(out, "output    {}", r.output_dir);
@@ -289,7 +304,88 @@ pub fn book_detail(r: &BookRecord) -> String {
             s.rejections.last().map(String::as_str).unwrap_or("")
         );
     }
+    out += &actions_table(r);
     out
+}
+
+/// What operators did to a book (or tried to), oldest first: when, who, what, on which step,
+/// and the note or the reason it was refused.
+fn actions_table(r: &BookRecord) -> String {
+    let mut out = String::from("\nACTIONS\n");
+    if r.actions.is_empty() {
+        out += "(none)\n";
+        return out;
+    }
+    let _ = writeln!(out, "{:<24} {:<24} {:<8} {:<12} NOTE", "WHEN (UTC)", "BY", "ACTION", "STEP");
+    for a in &r.actions {
+        let note = match (a.refused.is_empty(), a.note.is_empty()) {
+            (false, _) => format!("refused: {}", a.refused),
+            (true, false) => a.note.clone(),
+            (true, true) => String::new(),
+        };
+        let step = if a.step.is_empty() { "-" } else { a.step.as_str() };
+        let _ =
+            writeln!(out, "{:<24} {:<24} {:<8} {:<12} {note}", utc(a.at_ms), a.by, a.action, step);
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of Unix milliseconds, in UTC.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}")
+}
+
+/// One line on the coordinator: alive or not, and the submissions waiting for one.
+pub fn coordinator_line(l: &Liveness) -> String {
+    let waiting = match l.submissions_waiting {
+        Some(n) if !l.alive && n > 0 => format!("; {n} submissions waiting, taken when one starts"),
+        Some(n) => format!("; {n} submissions waiting"),
+        None => String::new(),
+    };
+    let who = |c: &CoordinatorView| format!("{} on {} (pid {})", c.id, c.host, c.pid);
+    match l.coordinators.first() {
+        Some(c) if c.alive => {
+            let more = match l.coordinators.iter().filter(|c| c.alive).count() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            format!(
+                "coordinator: alive: {}{more}, up {}, {} books in flight{waiting}",
+                who(c),
+                duration(c.uptime_secs),
+                c.books_in_flight
+            )
+        }
+        Some(c) => format!(
+            "coordinator: none alive (last heartbeat {} ago, from {}){waiting}",
+            duration(c.last_seen_secs),
+            who(c)
+        ),
+        None => format!("coordinator: none alive (no heartbeat){waiting}"),
+    }
+}
+
+/// A duration in seconds as `42s`, `3m05s` or `2h07m`.
+fn duration(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 #[cfg(test)]
@@ -363,9 +459,9 @@ mod tests {
             review_mode: "ai".into(),
             ..Default::default()
         };
-        let mut r = BookRecord::new("b1".into(), brief, clock::now_ms() - 2000);
+        let mut r = BookRecord::new("b1".into(), brief, clock::now_ms() - 60_000);
         r.title = "Salt".into();
-        r.state = Status::Running;
+        r.set_state(Status::Running, clock::now_ms() - 2000);
         r.usage.cost_usd = 0.25;
         for id in ["chapter-01", "chapter-02"] {
             r.steps.get_mut(id).unwrap().status =
@@ -383,6 +479,94 @@ mod tests {
             .trim_end_matches('s')
             .parse()
             .unwrap();
-        assert!((2.0..10.0).contains(&secs), "{row}");
+        assert!((2.0..10.0).contains(&secs), "running since 2 s, created a minute ago: {row}");
+    }
+
+    fn brief() -> BookBrief {
+        BookBrief { category: "fiction".into(), chapters: 1, characters: 1, ..Default::default() }
+    }
+
+    #[test]
+    fn elapsed_counts_running_time_not_time_held_or_queued() {
+        let now = clock::now_ms();
+        let mut r = BookRecord::new("b1".into(), brief(), now - 3_600_000);
+        r.set_state(Status::Running, now - 600_000);
+        r.set_state(Status::Paused, now - 595_000);
+        assert_eq!(elapsed_secs(&r), 5.0, "paused for ten minutes after five seconds");
+        r.set_state(Status::Running, now - 1_000);
+        let secs = elapsed_secs(&r);
+        assert!((6.0..9.0).contains(&secs), "{secs}");
+        r.set_state(Status::Done, now);
+        r.finished_ms = now;
+        assert_eq!(elapsed_secs(&r), 6.0);
+        assert_eq!(book_json(&r)["elapsed_secs"], 6.0);
+    }
+
+    #[test]
+    fn a_book_in_detail_shows_its_state_what_waits_for_approval_and_what_operators_did() {
+        use scriptorium_coordinator::record::Action;
+        let mut r = BookRecord::new("b1".into(), brief(), 0);
+        r.set_state(Status::AwaitingApproval, 0);
+        r.awaiting = vec!["outline".into()];
+        let action = |id: &str, what: &str, step: &str, note: &str, refused: &str| Action {
+            id: id.into(),
+            at_ms: 1_767_225_600_000,
+            by: "ana@desk".into(),
+            action: what.into(),
+            step: step.into(),
+            note: note.into(),
+            refused: refused.into(),
+        };
+        r.actions = vec![
+            action("c1", "reject", "concept", "darker, please", ""),
+            action("c2", "cancel", "", "", "book b1 is done: nothing to cancel"),
+        ];
+        let text = book_detail(&r);
+        assert!(text.contains("state     awaiting_approval\n"), "{text}");
+        assert!(text.contains("awaiting  outline (`scriptorium approve b1`"), "{text}");
+        let rows: Vec<&str> = text.lines().skip_while(|l| *l != "ACTIONS").collect();
+        assert!(rows[1].starts_with("WHEN (UTC)"), "{text}");
+        assert!(rows[2].starts_with("2026-01-01 00:00:00"), "{text}");
+        assert!(rows[2].contains("ana@desk") && rows[2].ends_with("darker, please"), "{text}");
+        assert!(rows[3].contains("cancel") && rows[3].contains(" - "), "{text}");
+        assert!(rows[3].ends_with("refused: book b1 is done: nothing to cancel"), "{text}");
+        let json = book_json(&r);
+        assert_eq!(json["state"], "awaiting_approval");
+        assert_eq!(json["awaiting"], serde_json::json!(["outline"]));
+        assert_eq!(json["actions"][0]["by"], "ana@desk");
+        assert_eq!(json["actions"][1]["refused"], "book b1 is done: nothing to cancel");
+        assert!(
+            book_detail(&BookRecord::new("b2".into(), brief(), 0)).ends_with("ACTIONS\n(none)\n")
+        );
+    }
+
+    #[test]
+    fn the_coordinator_line_says_whether_one_is_alive_and_what_waits() {
+        let c = |alive, last_seen_secs| CoordinatorView {
+            id: "coordinator-1".into(),
+            host: "h".into(),
+            pid: 9,
+            alive,
+            last_seen_secs,
+            uptime_secs: 125.0,
+            books_in_flight: 2,
+            submissions_waiting: 0,
+        };
+        let l = |coordinators: Vec<CoordinatorView>, waiting| Liveness {
+            alive: coordinators.first().is_some_and(|c| c.alive),
+            submissions_waiting: waiting,
+            coordinators,
+        };
+        assert_eq!(
+            coordinator_line(&l(vec![c(true, 1.0)], Some(0))),
+            "coordinator: alive: coordinator-1 on h (pid 9), up 2m05s, 2 books in flight; 0 submissions waiting"
+        );
+        assert_eq!(
+            coordinator_line(&l(vec![c(false, 40.0)], Some(3))),
+            "coordinator: none alive (last heartbeat 40s ago, from coordinator-1 on h (pid 9)); 3 submissions waiting, taken when one starts"
+        );
+        assert_eq!(coordinator_line(&l(vec![], None)), "coordinator: none alive (no heartbeat)");
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000 + 3_723_000), "2000-02-29 01:02:03");
     }
 }

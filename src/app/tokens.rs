@@ -85,7 +85,7 @@ async fn one_book(
     brief_path: &std::path::Path,
     window: u64,
 ) -> anyhow::Result<BookTokens> {
-    let brief = super::load_briefs(&[brief_path.to_path_buf()], 1, None, None)?.remove(0);
+    let brief = super::load_briefs(&[brief_path.to_path_buf()], 1, None, None, None)?.remove(0);
     let server =
         sim_server::start(SimServerConfig { context_window: Some(window), ..Default::default() })
             .await?;

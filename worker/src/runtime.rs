@@ -88,9 +88,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the pools and begins pulling steps.
+    /// Starts the pools and begins pulling steps. Refused when `cfg.id` is not a valid id, or
+    /// is the id of a live worker (see [`claim_id`]).
     pub async fn start(bus: Bus, cfg: WorkerConfig) -> anyhow::Result<Worker> {
+        check_id(&cfg.id)?;
         let prompts = Prompts::load(cfg.prompts_dir.as_deref()).context("loading prompts")?;
+        claim_id(&bus, &cfg.id, cfg.heartbeat_every).await?;
         let env = Arc::new(AgentEnv {
             bus: bus.clone(),
             models: Models::with_local(&cfg.models, cfg.local_model.clone()),
@@ -188,8 +191,80 @@ impl Worker {
         self.heartbeat.abort();
         self.evictions.abort();
         self.cancellations.abort();
+        // Gone at once from `workers`, rather than shown up, then lost, until it expires.
+        if let Err(e) = self.env.bus.kv_delete(Bucket::Workers, &self.env.worker_id).await {
+            tracing::warn!(error = %e, "heartbeat not deleted; it expires");
+        }
         tracing::info!(pools = ?self.pool_sizes.len(), "worker stopped");
     }
+}
+
+/// Refuses a worker id that cannot name a worker everywhere ids go (heartbeat keys, results):
+/// the rule of every id ([`scriptorium_proto::names::valid_id`]).
+pub fn check_id(id: &str) -> anyhow::Result<()> {
+    if scriptorium_proto::names::valid_id(id) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "worker id {id:?}: ids are 1 to {} letters, digits, - or _",
+        scriptorium_proto::names::MAX_ID_LEN
+    )
+}
+
+/// Heartbeats of a worker live for this many intervals: a worker whose latest heartbeat is
+/// older is lost (the `workers` view says so after as many).
+const LIVE_HEARTBEATS: u32 = 3;
+
+/// Takes `id` for this process: refused when a live worker's heartbeat has it (its latest
+/// heartbeat younger than three intervals), unless that heartbeat is this machine's and its
+/// process is gone (a worker restarted after a crash, as a container keeps its pod's name). A
+/// heartbeat written at once marks the id taken for the next worker to start.
+async fn claim_id(bus: &Bus, id: &str, every: Duration) -> anyhow::Result<()> {
+    let host = scriptorium_common::ops::host_name();
+    let mine = WorkerHeartbeat {
+        worker_id: id.into(),
+        host: host.clone(),
+        pid: std::process::id(),
+        at_unix_ms: clock::now_ms(),
+        started_unix_ms: clock::now_ms(),
+        ..Default::default()
+    };
+    if bus
+        .kv_create(Bucket::Workers, id, mine.encode_to_vec().into())
+        .await
+        .context("claiming the worker id")?
+    {
+        return Ok(());
+    }
+    let other = bus.kv_get(Bucket::Workers, id).await.context("reading the worker's heartbeat")?;
+    if let Some(hb) = other.and_then(|b| WorkerHeartbeat::decode(b).ok()) {
+        let age = Duration::from_millis((clock::now_ms() - hb.at_unix_ms).max(0) as u64);
+        let same_process_gone = hb.host == host && !process_alive(hb.pid);
+        if age < every * LIVE_HEARTBEATS && !same_process_gone {
+            anyhow::bail!(
+                "worker id {id:?} is taken by a live worker (host {}, pid {}, heartbeat {:.1}s \
+                 ago): give this worker another --id, or stop that one",
+                hb.host,
+                hb.pid,
+                age.as_secs_f64()
+            );
+        }
+    }
+    // A lost worker's heartbeat, not expired yet: this worker takes the id over.
+    bus.kv_put(Bucket::Workers, id, mine.encode_to_vec().into())
+        .await
+        .context("claiming the worker id")?;
+    Ok(())
+}
+
+/// Whether process `pid` of this machine runs; a pid equal to this process's is a previous
+/// process's (a restarted container's, pid 1 again). Without `/proc`, every other pid runs.
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let proc = std::path::Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
 
 /// Stops the steps whose attempts the coordinator cancels, for the life of the worker.
@@ -306,8 +381,7 @@ async fn pull(
     agents
 }
 
-/// Largest step message a worker accepts.
-pub const MAX_STEP_BYTES: usize = 512 * 1024;
+pub use scriptorium_proto::names::MAX_STEP_BYTES;
 
 /// The task of a step message, or why it must be given up.
 fn check_step(
@@ -401,7 +475,7 @@ async fn heartbeats(
     mut stop: watch::Receiver<bool>,
 ) {
     let started = clock::now_ms();
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let host = scriptorium_common::ops::host_name();
     loop {
         let current = env.running.labels();
         let hb = WorkerHeartbeat {
@@ -438,3 +512,45 @@ async fn heartbeats(
 }
 
 pub use scriptorium_common::ops::stop_signal;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn heartbeat(bus: &Bus, id: &str, host: &str, pid: u32, age: Duration) {
+        let hb = WorkerHeartbeat {
+            worker_id: id.into(),
+            host: host.into(),
+            pid,
+            at_unix_ms: clock::now_ms() - age.as_millis() as i64,
+            ..Default::default()
+        };
+        bus.kv_put(Bucket::Workers, id, hb.encode_to_vec().into()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_id_is_refused_while_a_live_worker_has_it_and_taken_over_once_it_is_gone() {
+        let bus = Bus::memory();
+        let every = Duration::from_secs(5);
+        claim_id(&bus, "w1", every).await.expect("a free id");
+        let stored = bus.kv_get(Bucket::Workers, "w1").await.unwrap().unwrap();
+        assert_eq!(WorkerHeartbeat::decode(stored).unwrap().pid, std::process::id());
+        // Another machine's live worker.
+        heartbeat(&bus, "w1", "elsewhere", 4242, Duration::from_secs(2)).await;
+        let e = claim_id(&bus, "w1", every).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with("worker id \"w1\" is taken by a live worker (host elsewhere, pid 4242"),
+            "{e}"
+        );
+        // Lost: its heartbeat is older than three intervals.
+        heartbeat(&bus, "w1", "elsewhere", 4242, Duration::from_secs(16)).await;
+        claim_id(&bus, "w1", every).await.expect("a lost worker's id");
+        // This machine's, from a process that is gone (this process's own pid: a restarted
+        // container's previous life).
+        let host = scriptorium_common::ops::host_name();
+        heartbeat(&bus, "w1", &host, std::process::id(), Duration::ZERO).await;
+        claim_id(&bus, "w1", every).await.expect("a restarted worker's id");
+        assert!(check_id("w 1").unwrap_err().to_string().contains("letters, digits, - or _"));
+        assert!(check_id("w-1_a").is_ok());
+    }
+}

@@ -130,3 +130,11 @@ pub async fn stop_signal() {
     }
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// The host name a process reports in its heartbeat: `$HOSTNAME`, else `localhost`.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -278,6 +278,22 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Class> {
             K::Other => None,
         };
     }
+    if let Some(e) = e.downcast_ref::<stream::PurgeError>() {
+        use stream::PurgeErrorKind as K;
+        return match e.kind() {
+            K::TimedOut => Some(Transient),
+            K::JetStream(api_err) => Some(api(&api_err)),
+            K::Request => None,
+        };
+    }
+    if let Some(e) = e.downcast_ref::<stream::DeleteMessageError>() {
+        use stream::DeleteMessageErrorKind as K;
+        return match e.kind() {
+            K::TimedOut => Some(Transient),
+            K::JetStream(api_err) => Some(api(&api_err)),
+            K::Request => None,
+        };
+    }
     if let Some(e) = e.downcast_ref::<kv::PutError>() {
         return match e.kind() {
             kv::PutErrorKind::InvalidKey => Some(Permanent(Rejection::InvalidKey)),

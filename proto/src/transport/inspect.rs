@@ -1,6 +1,7 @@
 //! What the transport tells operators about itself: whether it can serve (`/readyz`), the state
-//! of each step queue (`scriptorium queues`, `workers`, the dashboard) and raw JetStream round
-//! trips (the yardstick of `scriptorium bench`).
+//! of each step queue (`scriptorium queues`, `workers`, the dashboard), the submissions waiting
+//! for a coordinator (`scriptorium status`) and raw JetStream round trips (the yardstick of
+//! `scriptorium bench`).
 //!
 //! The in-process bus is always ready; it keeps no consumer state and has no server to measure,
 //! so it answers the other two with [`BusError::OnlyOverNats`].
@@ -55,6 +56,15 @@ impl Bus {
         }
     }
 
+    /// Submissions (and operators' commands) waiting in the submit queue, not yet delivered to
+    /// a coordinator. Only over NATS: the in-process queue is read as soon as it is written.
+    pub async fn submissions_waiting(&self) -> Result<u64, BusError> {
+        match self {
+            Bus::Nats(b) => b.submissions_waiting().await,
+            Bus::Memory(_) => Err(BusError::OnlyOverNats { op: "submissions waiting".into() }),
+        }
+    }
+
     /// What one step costs at the transport level and nothing else, on streams of its own:
     /// publish a 2 KiB step to a work-queue stream, pull it, publish a result to a second
     /// stream, pull that, and acknowledge both. 200 sequential round trips give the median,
@@ -84,6 +94,8 @@ mod tests {
         assert_eq!(e.to_string(), "queue state is only available over NATS");
         assert!(!e.is_transient());
         let e = bus.raw_round_trips(1, 1).await.unwrap_err();
+        assert!(matches!(e, BusError::OnlyOverNats { .. }), "{e:?}");
+        let e = bus.submissions_waiting().await.unwrap_err();
         assert!(matches!(e, BusError::OnlyOverNats { .. }), "{e:?}");
     }
 }

@@ -2,10 +2,11 @@
 //! and core subjects for events.
 //!
 //! Beside the connection and its operations here: [`options`] (how to connect), [`source`]
-//! (reading a queue), [`inspect`] (readiness and the step queues' state, read-only) and
-//! [`baseline`] (raw JetStream round trips, the bench's yardstick).
+//! (reading a queue), [`dead`] (the dead-letter stream), [`inspect`] (readiness and the queues'
+//! state, read-only) and [`baseline`] (raw JetStream round trips, the bench's yardstick).
 
 mod baseline;
+mod dead;
 mod inspect;
 mod options;
 mod source;
@@ -15,13 +16,12 @@ pub(crate) use source::NatsSource;
 
 use super::settings::{self, Drift, Reconcile};
 use super::{
-    Bucket, BusError, Cancel, Cancellations, CancellationsInner, DeadLetter, Events, EventsInner,
-    Queue, Rejection, Source, SourceInner,
+    Bucket, BusError, Cancel, Cancellations, CancellationsInner, Events, EventsInner, Queue,
+    Rejection, Source, SourceInner,
 };
 use crate::names;
-use async_nats::jetstream::{self, consumer, kv};
+use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,7 @@ pub struct NatsBus {
     books: kv::Store,
     outputs: kv::Store,
     workers: kv::Store,
+    coordinators: kv::Store,
     cache: kv::Store,
     leases: kv::Store,
     opts: NatsOptions,
@@ -52,20 +53,29 @@ impl NatsBus {
         let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(100);
+        // One attempt never outlasts the budget (a host that drops packets would hold it for
+        // the whole attempt), nor takes less than a second.
+        let attempt_timeout = opts.connect_timeout.clamp(Duration::from_secs(1), CONNECT_ATTEMPT);
         let client = loop {
             let attempt = async_nats::ConnectOptions::new()
                 .name(&opts.name)
-                .connection_timeout(Duration::from_secs(5))
+                .connection_timeout(attempt_timeout)
                 .connect(servers.as_slice())
                 .await;
             match attempt {
                 Ok(c) => break c,
                 Err(e) => {
                     let e = BusError::nats(format!("connect to {shown}"), &e);
-                    if !e.is_transient() || started.elapsed() >= opts.connect_timeout {
+                    let waited = started.elapsed();
+                    if !e.is_transient() || waited + delay > opts.connect_timeout {
                         return Err(e);
                     }
-                    tracing::warn!(error = %e, "nats not reachable yet, retrying");
+                    // A server still starting is normal for a few seconds: said only after.
+                    if waited >= QUIET_CONNECT {
+                        tracing::warn!(error = %e, "nats not reachable yet, retrying");
+                    } else {
+                        tracing::debug!(error = %e, "nats not reachable yet, retrying");
+                    }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
@@ -77,19 +87,30 @@ impl NatsBus {
         let (stores, drift) =
             retrying(opts.connect_timeout, "stream and bucket setup", || Self::setup(&js, &opts))
                 .await?;
-        let [books, outputs, workers, cache, leases] = stores;
-        Ok(Self { client, js, books, outputs, workers, cache, leases, opts, drift: drift.into() })
+        let [books, outputs, workers, coordinators, cache, leases] = stores;
+        Ok(Self {
+            client,
+            js,
+            books,
+            outputs,
+            workers,
+            coordinators,
+            cache,
+            leases,
+            opts,
+            drift: drift.into(),
+        })
     }
 
     async fn setup(
         js: &jetstream::Context,
         opts: &NatsOptions,
-    ) -> Result<([kv::Store; 5], Vec<Drift>), BusError> {
+    ) -> Result<([kv::Store; BUCKETS.len()], Vec<Drift>), BusError> {
         let mut drift = Vec::new();
         for wanted in settings::streams(opts) {
             drift.extend(settings::ensure_stream(js, &wanted, opts.reconcile).await?);
         }
-        let mut stores = Vec::with_capacity(5);
+        let mut stores = Vec::with_capacity(BUCKETS.len());
         for bucket in BUCKETS {
             let store = js
                 .get_key_value(bucket)
@@ -102,7 +123,7 @@ impl NatsBus {
                 drift.extend(settings::reconcile_consumer(js, queue, opts).await?);
             }
         }
-        let stores: [kv::Store; 5] = stores.try_into().map_err(|_| {
+        let stores: [kv::Store; BUCKETS.len()] = stores.try_into().map_err(|_| {
             BusError::rejected("bucket setup", Rejection::Other, "a bucket is missing".into())
         })?;
         Ok((stores, drift))
@@ -221,6 +242,7 @@ impl NatsBus {
             Bucket::Books => &self.books,
             Bucket::Outputs => &self.outputs,
             Bucket::Workers => &self.workers,
+            Bucket::Coordinators => &self.coordinators,
             Bucket::Cache => &self.cache,
             Bucket::Leases => &self.leases,
         }
@@ -289,81 +311,34 @@ impl NatsBus {
             .map_err(|e| BusError::nats(format!("kv delete {}", bucket_name(bucket)), &e))
     }
 
-    pub(crate) async fn dead_letter(
-        &self,
-        queue: &str,
-        payload: Bytes,
-        reason: &str,
-    ) -> Result<(), BusError> {
-        let mut headers = async_nats::HeaderMap::new();
-        // Header values must be one line.
-        headers.insert("Scriptorium-Reason", reason.replace(['\r', '\n'], " ").as_str());
-        let op = || format!("dead letter from {queue}");
-        let ack = self
-            .js
-            .publish_with_headers(names::dead_subject(queue), headers, payload)
-            .await
-            .map_err(|e| BusError::nats(op(), &e))?;
-        ack.await.map_err(|e| BusError::nats(op(), &e))?;
-        Ok(())
-    }
-
-    pub(crate) async fn dead_letters(&self) -> Result<Vec<DeadLetter>, BusError> {
-        let op = "read dead letters";
-        let stream =
-            self.js.get_stream(names::DEAD_STREAM).await.map_err(|e| BusError::nats(op, &e))?;
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig::default())
-            .await
-            .map_err(|e| BusError::nats(op, &e))?;
-        let mut out = Vec::new();
-        let pending = stream.get_info().await.map_err(|e| BusError::nats(op, &e))?.state.messages;
-        if pending == 0 {
-            return Ok(out);
-        }
-        let mut messages = consumer.messages().await.map_err(|e| BusError::nats(op, &e))?;
-        while (out.len() as u64) < pending {
-            let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await
-            else {
-                break;
-            };
-            let m = m.map_err(|e| BusError::nats(op, &e))?;
-            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-            let reason = m
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Scriptorium-Reason"))
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let queue = m
-                .subject
-                .as_str()
-                .trim_start_matches(names::DEAD_PREFIX)
-                .trim_start_matches('.')
-                .to_string();
-            out.push(DeadLetter { seq, queue, reason, payload: m.payload.clone() });
-        }
-        Ok(out)
-    }
-
     pub(crate) async fn kv_keys(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
         retrying(self.opts.publish_retry, "kv keys", || self.kv_keys_once(bucket)).await
     }
 
+    /// The keys of `bucket`, from the subjects its stream holds a message on, as the server
+    /// counts them in one answer. The KV key listing of async-nats is a consumer that follows
+    /// the bucket while it lists: a key updated meanwhile comes again, and one updated before
+    /// its turn can be missed (its older message is gone, the newer one comes after the listing
+    /// ended). A deleted key keeps its delete marker until it expires, so it may be listed:
+    /// every caller reads the value next, and finds none.
     async fn kv_keys_once(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
-        let op = || format!("kv keys {}", bucket_name(bucket));
+        let store = self.store(bucket);
         let listing = async {
-            let mut keys = self.store(bucket).keys().await.map_err(|e| BusError::nats(op(), &e))?;
-            let mut out = Vec::new();
-            while let Some(k) = keys.next().await {
-                out.push(k.map_err(|e| BusError::nats(op(), &e))?);
-            }
-            Ok(out)
+            let counts =
+                inspect::subject_counts(&store.stream, format!("{}>", store.prefix)).await?;
+            let mut keys: Vec<String> = counts
+                .into_keys()
+                .filter_map(|subject| subject.strip_prefix(&store.prefix).map(str::to_string))
+                .collect();
+            keys.sort();
+            Ok(keys)
         };
-        // A listing can wait forever for an entry that expired while it ran (the workers
-        // bucket's heartbeats do, on nats-server 2.9): bounded, then listed again.
+        // Bounded, then listed again, as every JetStream request on a loaded server.
         tokio::time::timeout(KEYS_TIMEOUT, listing).await.unwrap_or_else(|_| {
-            Err(BusError::Unavailable { op: op(), detail: "key listing timed out".into() })
+            Err(BusError::Unavailable {
+                op: format!("kv keys {}", bucket_name(bucket)),
+                detail: "key listing timed out".into(),
+            })
         })
     }
 
@@ -394,14 +369,21 @@ where
     }
 }
 
+/// Longest one connection attempt may take.
+const CONNECT_ATTEMPT: Duration = Duration::from_secs(5);
+
+/// How long failed connection attempts are retried without a warning.
+const QUIET_CONNECT: Duration = Duration::from_secs(3);
+
 /// Longest one listing of a bucket's keys may take before it is started again.
 const KEYS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The buckets, in the order of `NatsBus`'s stores.
-const BUCKETS: [&str; 5] = [
+const BUCKETS: [&str; 6] = [
     names::BOOKS_BUCKET,
     names::OUTPUTS_BUCKET,
     names::WORKERS_BUCKET,
+    names::COORDINATORS_BUCKET,
     names::CACHE_BUCKET,
     names::LEASES_BUCKET,
 ];
@@ -411,12 +393,13 @@ fn bucket_name(bucket: Bucket) -> &'static str {
         Bucket::Books => names::BOOKS_BUCKET,
         Bucket::Outputs => names::OUTPUTS_BUCKET,
         Bucket::Workers => names::WORKERS_BUCKET,
+        Bucket::Coordinators => names::COORDINATORS_BUCKET,
         Bucket::Cache => names::CACHE_BUCKET,
         Bucket::Leases => names::LEASES_BUCKET,
     }
 }
 
-/// Every stream Scriptorium uses: the four queues' and the five buckets'.
+/// Every stream Scriptorium uses: the four queues' and the six buckets'.
 pub(crate) fn stream_names() -> Vec<String> {
     [names::STEPS_STREAM, names::RESULTS_STREAM, names::SUBMIT_STREAM, names::DEAD_STREAM]
         .into_iter()
@@ -455,9 +438,9 @@ mod tests {
     }
 
     #[test]
-    fn nine_streams_back_the_queues_and_buckets() {
+    fn ten_streams_back_the_queues_and_buckets() {
         let all = stream_names();
-        assert_eq!(all.len(), 9);
+        assert_eq!(all.len(), 10);
         let configured: Vec<_> =
             settings::streams(&NatsOptions::default()).into_iter().map(|s| s.name).collect();
         assert_eq!(all, configured, "readiness checks every stream connect sets up");

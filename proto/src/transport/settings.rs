@@ -99,6 +99,7 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
         (names::BOOKS_BUCKET, Duration::ZERO, -1, false),
         (names::OUTPUTS_BUCKET, Duration::ZERO, -1, false),
         (names::WORKERS_BUCKET, opts.heartbeat_ttl, -1, false),
+        (names::COORDINATORS_BUCKET, opts.heartbeat_ttl, -1, false),
         (names::CACHE_BUCKET, opts.cache_ttl, opts.cache_max_bytes, true),
         (names::LEASES_BUCKET, opts.lease_ttl, -1, false),
     ] {
@@ -516,7 +517,7 @@ mod tests {
     #[test]
     fn every_stream_and_bucket_follows_the_replicas_setting() {
         let all = streams(&NatsOptions { replicas: 3, ..opts() });
-        assert_eq!(all.len(), 9, "four queue streams and five buckets");
+        assert_eq!(all.len(), 10, "four queue streams and six buckets");
         assert!(all.iter().all(|s| s.num_replicas == 3));
         for q in queues() {
             assert_eq!(consumer(q, &NatsOptions { replicas: 3, ..opts() }).1.num_replicas, 3);

@@ -1,5 +1,7 @@
-//! Read-only views of the server's state for operators: readiness (the `/readyz` endpoints) and
-//! each step queue from its stream and durable consumer (`scriptorium queues`, the dashboard).
+//! Read-only views of the server's state for operators: readiness (the `/readyz` endpoints),
+//! each step queue from its stream and durable consumer (`scriptorium queues`, the dashboard)
+//! and the submissions waiting for a coordinator (`scriptorium status`, the coordinator's
+//! heartbeat).
 //!
 //! Per agent kind, from the durable consumer `steps-<kind>` on `SCRIPTORIUM_STEPS`: waiting =
 //! `num_pending`, in flight = `num_ack_pending`, redelivered = `num_redelivered`, completed =
@@ -108,8 +110,30 @@ impl NatsBus {
     }
 }
 
-/// Messages per subject of `stream` among the subjects `filter` matches.
-async fn subject_counts(stream: &Stream, filter: String) -> Result<HashMap<String, u64>, BusError> {
+impl NatsBus {
+    /// Submissions and operators' commands not yet delivered to any coordinator: the pending
+    /// count of the durable consumer `coordinator-submit`, or, before any coordinator created
+    /// it, every message of the submit stream.
+    pub(crate) async fn submissions_waiting(&self) -> Result<u64, BusError> {
+        let op = || format!("stream {}", names::SUBMIT_STREAM);
+        let submit =
+            self.js.get_stream(names::SUBMIT_STREAM).await.map_err(|e| BusError::nats(op(), &e))?;
+        match submit.consumer_info(names::SUBMIT_CONSUMER).await {
+            Ok(info) => Ok(info.num_pending),
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
+                Ok(submit.cached_info().state.messages)
+            }
+            Err(e) => Err(BusError::nats(format!("consumer {}", names::SUBMIT_CONSUMER), &e)),
+        }
+    }
+}
+
+/// Messages per subject of `stream` among the subjects `filter` matches, as the server counts
+/// them in one answer (paged only beyond 100,000 subjects).
+pub(super) async fn subject_counts(
+    stream: &Stream,
+    filter: String,
+) -> Result<HashMap<String, u64>, BusError> {
     let op = || format!("subjects of {filter}");
     let mut out = HashMap::new();
     let mut subjects =

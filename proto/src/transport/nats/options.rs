@@ -10,7 +10,9 @@ use std::time::Duration;
 pub struct NatsOptions {
     /// Connection name shown by the server.
     pub name: String,
-    /// How long to keep trying the first connection.
+    /// How long to keep trying the first connection (failures of the first 3 s are not
+    /// logged above debug: a server may be starting). Services wait for a server to come up;
+    /// tools set a few seconds, so that a wrong URL fails fast with one error.
     pub connect_timeout: Duration,
     /// Settings of the step queues.
     pub steps: QueueSettings,
@@ -18,7 +20,7 @@ pub struct NatsOptions {
     /// in-progress acknowledgements while it handles a message, so a short ack wait only bounds
     /// how long a delivery lost with a server (or a coordinator) waits to be delivered again.
     pub coordinator: QueueSettings,
-    /// How long a worker heartbeat stays in its bucket.
+    /// How long a worker or coordinator heartbeat stays in its bucket.
     pub heartbeat_ttl: Duration,
     /// How long a shared cache entry lives.
     pub cache_ttl: Duration,

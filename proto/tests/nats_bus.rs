@@ -1,0 +1,94 @@
+//! The transport over a real nats-server: what operators' tools read and do through it. A key
+//! listing names each key once while the keys change, the submissions waiting are counted with
+//! or without a coordinator's consumer, and dead letters are read, purged by queue and replayed
+//! once.
+
+use scriptorium_proto::prost::Message as _;
+use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, Rejection};
+use scriptorium_proto::v1::{AgentKind, SubmitBook};
+use scriptorium_proto::{Bus, names};
+use scriptorium_test_support::nats_server::NatsServer;
+use std::collections::HashSet;
+use std::time::Duration;
+
+async fn bus(server: &NatsServer) -> Bus {
+    Bus::connect(&server.url(), NatsOptions::default()).await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_listing_names_each_key_once_while_the_keys_change() {
+    let server = NatsServer::start().expect("nats-server");
+    let bus = bus(&server).await;
+    let keys: Vec<String> = (0..100).map(|i| format!("book-{i:03}")).collect();
+    for k in &keys {
+        bus.kv_put(Bucket::Books, k, "{}".into()).await.unwrap();
+    }
+    // Books changing state all the time, as a busy coordinator writes their records.
+    let writer = {
+        let (bus, keys) = (bus.clone(), keys.clone());
+        tokio::spawn(async move {
+            for round in 0u64.. {
+                for k in &keys {
+                    bus.kv_put(Bucket::Books, k, round.to_string().into()).await.unwrap();
+                }
+            }
+        })
+    };
+    for listing in 0..15 {
+        let listed = bus.kv_keys(Bucket::Books).await.unwrap();
+        let distinct: HashSet<&String> = listed.iter().collect();
+        assert_eq!(distinct.len(), listed.len(), "listing {listing} repeats keys: {listed:?}");
+        assert_eq!(distinct.len(), keys.len(), "listing {listing} misses keys");
+    }
+    writer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_wait_until_a_coordinator_reads_them() {
+    let server = NatsServer::start().expect("nats-server");
+    let bus = bus(&server).await;
+    assert_eq!(bus.submissions_waiting().await.unwrap(), 0);
+    for i in 0..3 {
+        let msg = SubmitBook { book_id: format!("b{i}"), ..Default::default() };
+        bus.publish(Queue::Submit, "", &format!("s{i}"), msg.encode_to_vec().into()).await.unwrap();
+    }
+    assert_eq!(bus.submissions_waiting().await.unwrap(), 3, "no consumer yet: the stream");
+    let mut source = bus.source(Queue::Submit, 1).await.unwrap();
+    let first = source.fetch(1, Duration::from_secs(10)).await.unwrap();
+    first[0].acker.ack().await.unwrap();
+    let waiting = bus.submissions_waiting().await.unwrap();
+    assert_eq!(waiting, 2, "the coordinator's consumer: what it has not read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_purged_by_queue_and_replayed_once_on_their_queue() {
+    let server = NatsServer::start().expect("nats-server");
+    let bus = bus(&server).await;
+    let submission = SubmitBook { book_id: "b1".into(), ..Default::default() }.encode_to_vec();
+    bus.dead_letter("submit", submission.clone().into(), "test: refused").await.unwrap();
+    bus.dead_letter("chapter", "x".into(), "test: undecodable").await.unwrap();
+    bus.dead_letter("review", "y".into(), "test: undecodable").await.unwrap();
+    let all = bus.dead_letters().await.unwrap();
+    let seqs: Vec<(u64, &str)> = all.iter().map(|d| (d.seq, d.queue.as_str())).collect();
+    assert_eq!(seqs, [(1, "submit"), (2, "chapter"), (3, "review")]);
+    let one = bus.dead_letter_at(1).await.unwrap().expect("stored");
+    assert_eq!((one.reason.as_str(), one.payload.to_vec()), ("test: refused", submission.clone()));
+    assert!(bus.dead_letter_at(9).await.unwrap().is_none());
+
+    assert_eq!(bus.purge_dead_letters(Some("chapter")).await.unwrap(), 1);
+    let left: Vec<u64> = bus.dead_letters().await.unwrap().iter().map(|d| d.seq).collect();
+    assert_eq!(left, [1, 3]);
+
+    bus.replay_dead_letter(1, Queue::Submit, "").await.unwrap();
+    assert!(bus.dead_letter_at(1).await.unwrap().is_none(), "gone from the dead letters");
+    assert_eq!(bus.submissions_waiting().await.unwrap(), 1, "back on its queue");
+    let e = bus.replay_dead_letter(1, Queue::Submit, "").await.unwrap_err();
+    assert_eq!(e.rejection(), Some(Rejection::NotFound), "{e}");
+    let mut source = bus.source(Queue::Submit, 1).await.unwrap();
+    let back = source.fetch(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(back[0].payload.to_vec(), submission, "the original payload");
+
+    assert_eq!(bus.purge_dead_letters(None).await.unwrap(), 1);
+    assert!(bus.dead_letters().await.unwrap().is_empty());
+    let _ = (AgentKind::Chapter, names::DEAD_STREAM);
+}
