@@ -67,13 +67,9 @@ pub fn operator() -> String {
 pub async fn command(bus: &Bus, book_id: &str, action: Action, by: &str) -> anyhow::Result<String> {
     let id = clock::new_id();
     let cmd = Command { book_id: book_id.into(), id: id.clone(), by: by.into(), action };
-    let msg = SubmitBook {
-        book_id: book_id.into(),
-        command: Some(BookCommand::from(&cmd)),
-        ..Default::default()
-    };
+    let msg = BookCommand::from(&cmd);
     let msg_id = format!("command.{book_id}.{id}");
-    bus.publish(Queue::Submit, "", &msg_id, msg.encode_to_vec().into())
+    bus.publish(Queue::Control, book_id, &msg_id, msg.encode_to_vec().into())
         .await
         .with_context(|| format!("sending the {} command", cmd.action.name()))?;
     Ok(id)

@@ -11,7 +11,7 @@ use crate::runtime::MAX_MESSAGE_BYTES;
 use scriptorium_proto::names::{self, MAX_STEP_BYTES};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{DeadLetter, Queue};
-use scriptorium_proto::v1::{StepResult, StepTask, SubmitBook};
+use scriptorium_proto::v1::{BookCommand, StepResult, StepTask, SubmitBook};
 use scriptorium_proto::{Bus, BusError};
 
 /// Why a dead letter was not replayed.
@@ -51,7 +51,7 @@ pub async fn replay(bus: &Bus, seq: u64) -> Result<Replayed, ReplayError> {
         Ok(target) => target,
         Err(reason) => return Err(ReplayError::Refused { seq, reason }),
     };
-    let key = if queue == Queue::Results { book_id.as_str() } else { "" };
+    let key = if matches!(queue, Queue::Results | Queue::Control) { book_id.as_str() } else { "" };
     bus.replay_dead_letter(seq, queue, key).await?;
     tracing::info!(seq, queue = %letter.queue, book_id = %book_id, "dead letter replayed");
     Ok(Replayed { seq, queue: letter.queue, book_id })
@@ -108,6 +108,15 @@ pub async fn check(bus: &Bus, letter: &DeadLetter) -> Result<(Queue, String), St
             }
             Ok((queue, sub.book_id))
         }
+        Queue::Control => {
+            let cmd = BookCommand::decode(letter.payload.clone())
+                .map_err(|e| format!("undecodable command: {e}"))?;
+            id("book id", &cmd.book_id)?;
+            id("command id", &cmd.command_id)?;
+            let book = cmd.book_id.clone();
+            Command::try_from(cmd).map_err(|e| format!("the command is refused: {e}"))?;
+            Ok((queue, book))
+        }
     }
 }
 
@@ -155,6 +164,9 @@ pub fn about(letter: &DeadLetter) -> (Option<String>, Option<String>) {
                 let what = s.command.map(|c| format!("command {}", c.command_id));
                 (Some(s.book_id), what)
             })
+            .unwrap_or_default(),
+        Some(Queue::Control) => BookCommand::decode(payload)
+            .map(|c| (Some(c.book_id), Some(format!("command {}", c.command_id))))
             .unwrap_or_default(),
     }
 }

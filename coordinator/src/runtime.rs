@@ -68,6 +68,7 @@ impl CoordinatorHandle {
         }
         let results = bus.source(Queue::Results, 256).await.context("opening the results queue")?;
         let submits = bus.source(Queue::Submit, 16).await.context("opening the submit queue")?;
+        let controls = bus.source(Queue::Control, 16).await.context("opening the control queue")?;
         let id = format!("coordinator-{}", scriptorium_proto::clock::new_id());
         let tasks = vec![
             tokio::spawn(crate::heartbeat::publish(env.clone(), actor.clone(), id.clone())),
@@ -79,6 +80,10 @@ impl CoordinatorHandle {
             tokio::spawn(supervise("submit", submits, {
                 let (actor, env) = (actor.clone(), env.clone());
                 move |source| pumps::submits(source, actor.clone(), env.clone())
+            })),
+            tokio::spawn(supervise("control", controls, {
+                let (actor, env) = (actor.clone(), env.clone());
+                move |source| pumps::controls(source, actor.clone(), env.clone())
             })),
         ];
         tracing::info!(coordinator_id = %id, distributed = bus.is_distributed(), "coordinator started");
@@ -105,6 +110,10 @@ impl CoordinatorHandle {
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
+        }
+        // Ended, so that no heartbeat write still in the heartbeat task follows the delete.
+        for t in self.tasks {
+            let _ = t.await;
         }
         crate::heartbeat::remove(&self.env.bus, &self.id).await;
         let _ = self.env.bus.flush().await;

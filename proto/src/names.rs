@@ -7,6 +7,8 @@
 //! | `SCRIPTORIUM_RESULTS` | stream, work-queue retention | [`StepResult`](crate::v1::StepResult) on `scriptorium.results.<book>` |
 //! | `coordinator-results` | durable pull consumer | read by the coordinator |
 //! | `SCRIPTORIUM_SUBMIT` | stream, work-queue retention | [`SubmitBook`](crate::v1::SubmitBook) on `scriptorium.submit` |
+//! | `SCRIPTORIUM_CONTROL` | stream, work-queue retention | [`BookCommand`](crate::v1::BookCommand) on `scriptorium.control.<book>` (operators' commands) |
+//! | `coordinator-control` | durable pull consumer | read by the coordinator |
 //! | `coordinator-submit` | durable pull consumer | read by the coordinator |
 //! | `scriptorium.events.<book>` | core subject | [`BookEvent`](crate::v1::BookEvent) progress for watchers |
 //! | `scriptorium_books` | KV bucket | one JSON book record per book id (state, plan, accepted outputs) |
@@ -41,6 +43,19 @@ pub const SUBMIT_STREAM: &str = "SCRIPTORIUM_SUBMIT";
 pub const SUBMIT_SUBJECT: &str = "scriptorium.submit";
 /// Durable consumer of the coordinator on the submit stream.
 pub const SUBMIT_CONSUMER: &str = "coordinator-submit";
+/// Stream holding operators' commands until the coordinator takes them: a stream and a subject
+/// of their own, so that commands never wait behind submissions held for admission, and so that
+/// a server's permissions can let a role submit books without steering them.
+pub const CONTROL_STREAM: &str = "SCRIPTORIUM_CONTROL";
+/// Subject prefix of operators' commands; the book id follows.
+pub const CONTROL_PREFIX: &str = "scriptorium.control";
+/// Durable consumer of the coordinator on the control stream.
+pub const CONTROL_CONSUMER: &str = "coordinator-control";
+
+/// Subject an operator's command about `book_id` is published on.
+pub fn control_subject(book_id: &str) -> String {
+    format!("{CONTROL_PREFIX}.{book_id}")
+}
 /// Subject prefix of book progress events; the book id follows.
 pub const EVENTS_PREFIX: &str = "scriptorium.events";
 /// Key-value bucket of book records.

@@ -35,6 +35,9 @@ pub enum Queue {
     Results,
     /// Book submissions, for the coordinator.
     Submit,
+    /// Operators' commands about books (approve, cancel, retry...), for the coordinator; the
+    /// publish key is the book id.
+    Control,
 }
 
 /// A key-value bucket of the system.

@@ -191,6 +191,9 @@ impl Worker {
         self.heartbeat.abort();
         self.evictions.abort();
         self.cancellations.abort();
+        // The heartbeat task may be inside a write: once it has ended, the delete below goes out
+        // after that write on the same connection, never before it.
+        let _ = (&mut self.heartbeat).await;
         // Gone at once from `workers`, rather than shown up, then lost, until it expires.
         if let Err(e) = self.env.bus.kv_delete(Bucket::Workers, &self.env.worker_id).await {
             tracing::warn!(error = %e, "heartbeat not deleted; it expires");

@@ -172,6 +172,21 @@ pub(super) async fn submits(
     .await
 }
 
+/// The operators' commands pump: each command handled in turn (see [`super::control`]), on a
+/// queue of its own so that no held submission delays it.
+pub(super) async fn controls(
+    source: Arc<Mutex<Source>>,
+    actor: ActorRef<CoordinatorMsg>,
+    env: Arc<Env>,
+) -> Flow {
+    let bus = env.bus.clone();
+    pump(source, bus, "control", "command", |cmd: BookCommand, m| {
+        let (actor, env) = (actor.clone(), env.clone());
+        async move { with_progress(&m, command(&actor, &env, "control", cmd, &m)).await }
+    })
+    .await
+}
+
 async fn submission(
     actor: &ActorRef<CoordinatorMsg>,
     env: &Env,
@@ -180,7 +195,8 @@ async fn submission(
 ) -> Option<Flow> {
     let bus = &env.bus;
     if let Some(cmd) = sub.command {
-        return command(actor, env, cmd, m).await;
+        // From a client that predates the control queue.
+        return command(actor, env, "submit", cmd, m).await;
     }
     let mut ids = check_id("book id", &sub.book_id);
     if sub.retry && !sub.step.is_empty() {
@@ -242,6 +258,7 @@ async fn submission(
 async fn command(
     actor: &ActorRef<CoordinatorMsg>,
     env: &Env,
+    queue: &str,
     cmd: BookCommand,
     m: &Incoming,
 ) -> Option<Flow> {
@@ -253,7 +270,7 @@ async fn command(
         Ok(cmd) => cmd,
         Err(rule) => {
             tracing::error!(rule = %rule, "invalid command dead-lettered");
-            dead_letter(bus, "submit", m, &format!("command refused: {rule}")).await;
+            dead_letter(bus, queue, m, &format!("command refused: {rule}")).await;
             return None;
         }
     };
@@ -267,7 +284,7 @@ async fn command(
             None
         }
         control::Next::Later(_) => {
-            dead_letter(bus, "submit", m, "command not handled after every delivery").await;
+            dead_letter(bus, queue, m, "command not handled after every delivery").await;
             None
         }
         control::Next::Stop => Some(Flow::Stop),

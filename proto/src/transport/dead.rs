@@ -23,12 +23,13 @@ pub struct DeadLetter {
 
 impl Queue {
     /// The name the dead letters of this queue are stored under: the agent kind's name,
-    /// `results` or `submit`.
+    /// `results`, `submit` or `control`.
     pub fn dead_letter_name(self) -> &'static str {
         match self {
             Queue::Steps(kind) => crate::kind::name(kind),
             Queue::Results => "results",
             Queue::Submit => "submit",
+            Queue::Control => "control",
         }
     }
 
@@ -37,6 +38,7 @@ impl Queue {
         match name {
             "results" => Some(Queue::Results),
             "submit" => Some(Queue::Submit),
+            "control" => Some(Queue::Control),
             kind => crate::kind::parse_agent(kind).map(Queue::Steps),
         }
     }

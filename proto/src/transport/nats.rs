@@ -145,6 +145,7 @@ impl NatsBus {
             Queue::Steps(kind) => names::step_subject(kind),
             Queue::Results => names::result_subject(key),
             Queue::Submit => names::SUBMIT_SUBJECT.to_string(),
+            Queue::Control => names::control_subject(key),
         }
     }
 
@@ -401,11 +402,17 @@ fn bucket_name(bucket: Bucket) -> &'static str {
 
 /// Every stream Scriptorium uses: the four queues' and the six buckets'.
 pub(crate) fn stream_names() -> Vec<String> {
-    [names::STEPS_STREAM, names::RESULTS_STREAM, names::SUBMIT_STREAM, names::DEAD_STREAM]
-        .into_iter()
-        .map(String::from)
-        .chain(BUCKETS.iter().map(|b| settings::kv_stream(b)))
-        .collect()
+    [
+        names::STEPS_STREAM,
+        names::RESULTS_STREAM,
+        names::SUBMIT_STREAM,
+        names::CONTROL_STREAM,
+        names::DEAD_STREAM,
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(BUCKETS.iter().map(|b| settings::kv_stream(b)))
+    .collect()
 }
 
 /// `url` without credentials (`nats://user:pass@host` becomes `nats://***@host`), for errors
@@ -438,9 +445,9 @@ mod tests {
     }
 
     #[test]
-    fn ten_streams_back_the_queues_and_buckets() {
+    fn eleven_streams_back_the_queues_and_buckets() {
         let all = stream_names();
-        assert_eq!(all.len(), 10);
+        assert_eq!(all.len(), 11);
         let configured: Vec<_> =
             settings::streams(&NatsOptions::default()).into_iter().map(|s| s.name).collect();
         assert_eq!(all, configured, "readiness checks every stream connect sets up");

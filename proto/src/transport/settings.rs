@@ -87,6 +87,7 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
         queue(names::STEPS_STREAM, format!("{}.*", names::STEPS_PREFIX)),
         queue(names::RESULTS_STREAM, format!("{}.>", names::RESULTS_PREFIX)),
         queue(names::SUBMIT_STREAM, names::SUBMIT_SUBJECT.to_string()),
+        queue(names::CONTROL_STREAM, format!("{}.*", names::CONTROL_PREFIX)),
         stream::Config {
             name: names::DEAD_STREAM.to_string(),
             subjects: vec![format!("{}.>", names::DEAD_PREFIX)],
@@ -132,7 +133,7 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
 
 /// Every durable consumer Scriptorium uses.
 pub(crate) fn queues() -> impl Iterator<Item = Queue> {
-    crate::kind::agents().map(Queue::Steps).chain([Queue::Results, Queue::Submit])
+    crate::kind::agents().map(Queue::Steps).chain([Queue::Results, Queue::Submit, Queue::Control])
 }
 
 /// The stream and the configuration of the durable consumer of `queue`.
@@ -154,6 +155,12 @@ pub(crate) fn consumer(queue: Queue, opts: &NatsOptions) -> (&'static str, consu
             names::SUBMIT_STREAM,
             names::SUBMIT_CONSUMER.to_string(),
             names::SUBMIT_SUBJECT.to_string(),
+            opts.coordinator.clone(),
+        ),
+        Queue::Control => (
+            names::CONTROL_STREAM,
+            names::CONTROL_CONSUMER.to_string(),
+            format!("{}.*", names::CONTROL_PREFIX),
             opts.coordinator.clone(),
         ),
     };
@@ -517,7 +524,7 @@ mod tests {
     #[test]
     fn every_stream_and_bucket_follows_the_replicas_setting() {
         let all = streams(&NatsOptions { replicas: 3, ..opts() });
-        assert_eq!(all.len(), 10, "four queue streams and six buckets");
+        assert_eq!(all.len(), 11, "four queue streams, the dead letters and six buckets");
         assert!(all.iter().all(|s| s.num_replicas == 3));
         for q in queues() {
             assert_eq!(consumer(q, &NatsOptions { replicas: 3, ..opts() }).1.num_replicas, 3);
