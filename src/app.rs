@@ -486,6 +486,8 @@ pub struct SubmitOptions {
     pub wait: bool,
     /// With `wait`: give up after this long.
     pub timeout: Option<Duration>,
+    /// Priority override (`normal` or `priority`).
+    pub priority: Option<String>,
 }
 
 /// `scriptorium submit`: enqueues every brief (`books` times each), printing one book id a line;
@@ -496,7 +498,13 @@ pub async fn submit(
     url: &str,
     opts: SubmitOptions,
 ) -> anyhow::Result<Option<Vec<BookRecord>>> {
-    let briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters, Some(cfg))?;
+    let mut briefs = load_briefs(&opts.briefs, opts.books, opts.seed, opts.chapters, Some(cfg))?;
+    if let Some(p) = &opts.priority {
+        for b in &mut briefs {
+            b.priority = p.clone();
+            brief::revalidate(b).map_err(|e| anyhow::anyhow!("--priority: {}", e.rule))?;
+        }
+    }
     let bus = connect_tool(url, "scriptorium-submit").await?;
     let mut ids = Vec::with_capacity(briefs.len());
     for brief in briefs {

@@ -139,6 +139,10 @@ enum Command {
         /// With --wait: give up after this many seconds (exit 2).
         #[arg(long)]
         timeout: Option<u64>,
+        /// `priority` (admitted before normal books, its steps taken first) or `normal`;
+        /// overrides the briefs' `priority`.
+        #[arg(long)]
+        priority: Option<String>,
     },
     /// Benchmark: steps per second over real NATS beside raw JetStream round trips.
     Bench {
@@ -432,9 +436,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let opts = view_options(&cfg, view)?;
             app::queues::run_workers(opts).await.map(|_| 0)
         }
-        Command::Submit { briefs, nats, books, seed, chapters, wait, timeout } => {
+        Command::Submit { briefs, nats, books, seed, chapters, wait, timeout, priority } => {
             let timeout = timeout.map(Duration::from_secs);
-            let opts = app::SubmitOptions { briefs, books, seed, chapters, wait, timeout };
+            let opts =
+                app::SubmitOptions { briefs, books, seed, chapters, wait, timeout, priority };
             match app::submit(&cfg, &nats, opts).await? {
                 Some(records) => Ok(app::exit_code(&records) as u8),
                 None => Ok(0),

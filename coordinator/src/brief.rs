@@ -17,6 +17,15 @@ pub const LENGTHS: &[(&str, u32, u32)] =
 /// How a brief may have its chapters drafted: `sequential` (the default: each chapter after the
 /// previous one's accepted draft, with the continuity ledger) or `parallel` (all at once).
 pub const DRAFTING: &[&str] = &["sequential", "parallel"];
+/// A brief's priorities: `normal` (the default) and `priority`, admitted before every normal
+/// book and its steps taken before theirs.
+pub const PRIORITIES: &[&str] = &["normal", "priority"];
+
+/// Whether `brief` asks to go before normal books.
+pub fn is_priority(brief: &BookBrief) -> bool {
+    brief.priority == "priority"
+}
+
 /// The keys a brief's `[models]` may have: `default` and every agent kind's name.
 pub fn model_keys() -> Vec<&'static str> {
     std::iter::once("default")
@@ -104,6 +113,9 @@ pub struct BriefFile {
     /// "outline"]`); empty or absent: the whole book runs through.
     #[serde(default)]
     pub approve: Vec<String>,
+    /// `normal` (default) or `priority`: admitted before normal books, steps taken first.
+    #[serde(default)]
+    pub priority: Option<String>,
 }
 
 /// Reads and validates a brief file.
@@ -274,6 +286,11 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
             approve.push(name);
         }
     }
+    let priority = f.priority.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    let priority = priority.unwrap_or("normal").to_lowercase();
+    if !PRIORITIES.contains(&priority.as_str()) {
+        return Err(err("priority", format!("must be `normal` or `priority` (got {priority:?})")));
+    }
     let budget = f.budget_usd.unwrap_or(0.0);
     if !budget.is_finite() || budget < 0.0 {
         return Err(err(
@@ -303,6 +320,7 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
         budget_usd: budget,
         drafting,
         approve,
+        priority,
     })
 }
 
@@ -330,6 +348,7 @@ pub fn revalidate(b: &BookBrief) -> Result<(), BriefError> {
         budget_usd: Some(b.budget_usd),
         drafting: Some(b.drafting.clone()),
         approve: b.approve.clone(),
+        priority: Some(b.priority.clone()),
     };
     from_file(file).map(|_| ())
 }

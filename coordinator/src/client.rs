@@ -14,8 +14,10 @@ use std::time::Duration;
 /// Enqueues a validated brief and returns the new book's id.
 pub async fn submit(bus: &Bus, brief: BookBrief) -> anyhow::Result<String> {
     let book_id = clock::new_id();
+    let queue =
+        if crate::brief::is_priority(&brief) { Queue::PrioritySubmit } else { Queue::Submit };
     let msg = SubmitBook { book_id: book_id.clone(), brief: Some(brief), ..Default::default() };
-    bus.publish(Queue::Submit, "", &format!("submit.{book_id}"), msg.encode_to_vec().into())
+    bus.publish(queue, "", &format!("submit.{book_id}"), msg.encode_to_vec().into())
         .await
         .context("enqueueing the book")?;
     Ok(book_id)

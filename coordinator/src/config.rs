@@ -62,6 +62,9 @@ pub struct CoordinatorConfig {
     pub max_failed_edits: u32,
     /// Seconds without a result after which an attempt is superseded by a new one.
     pub step_timeout_secs: u64,
+    /// Books in flight (running, waiting at a gate or paused) at most: the next submissions
+    /// wait in the submit stream, priority books first, until one ends; 0: no limit.
+    pub max_books_in_flight: usize,
     /// Model routes.
     pub routes: RoutesConfig,
     /// Sampling per task type, by name (creative, analytical, factual).
@@ -123,6 +126,7 @@ impl Default for CoordinatorConfig {
             edit_attempts: 2,
             max_failed_edits: 2,
             step_timeout_secs: 900,
+            max_books_in_flight: 100,
             routes: RoutesConfig::default(),
             sampling: [
                 ("creative".to_string(), p(0.9, 0.95, 4096)),

@@ -76,7 +76,7 @@ pub async fn check(bus: &Bus, letter: &DeadLetter) -> Result<(Queue, String), St
         }
     };
     match queue {
-        Queue::Steps(kind) => {
+        Queue::Steps(kind) | Queue::PrioritySteps(kind) => {
             let task = StepTask::decode(letter.payload.clone())
                 .map_err(|e| format!("undecodable step message: {e}"))?;
             id("book id", &task.book_id)?;
@@ -94,7 +94,7 @@ pub async fn check(bus: &Bus, letter: &DeadLetter) -> Result<(Queue, String), St
             id("step id", &result.step_id)?;
             Ok((queue, result.book_id))
         }
-        Queue::Submit => {
+        Queue::Submit | Queue::PrioritySubmit => {
             let sub = SubmitBook::decode(letter.payload.clone())
                 .map_err(|e| format!("undecodable submission: {e}"))?;
             id("book id", &sub.book_id)?;
@@ -153,13 +153,13 @@ async fn step_awaited(bus: &Bus, task: &StepTask) -> Result<(), String> {
 pub fn about(letter: &DeadLetter) -> (Option<String>, Option<String>) {
     let payload = letter.payload.clone();
     match Queue::from_dead_letter_name(&letter.queue) {
-        Some(Queue::Steps(_)) | None => StepTask::decode(payload)
+        Some(Queue::Steps(_) | Queue::PrioritySteps(_)) | None => StepTask::decode(payload)
             .map(|t| (Some(t.book_id), Some(t.step_id)))
             .unwrap_or_default(),
         Some(Queue::Results) => StepResult::decode(payload)
             .map(|r| (Some(r.book_id), Some(r.step_id)))
             .unwrap_or_default(),
-        Some(Queue::Submit) => SubmitBook::decode(payload)
+        Some(Queue::Submit | Queue::PrioritySubmit) => SubmitBook::decode(payload)
             .map(|s| {
                 let what = s.command.map(|c| format!("command {}", c.command_id));
                 (Some(s.book_id), what)

@@ -67,7 +67,13 @@ impl CoordinatorHandle {
             tracing::info!(books = resumed, "resumed unfinished books");
         }
         let results = bus.source(Queue::Results, 256).await.context("opening the results queue")?;
-        let submits = bus.source(Queue::Submit, 16).await.context("opening the submit queue")?;
+        let submits = pumps::Submissions {
+            priority: bus
+                .source(Queue::PrioritySubmit, 1)
+                .await
+                .context("opening the priority submit queue")?,
+            normal: bus.source(Queue::Submit, 1).await.context("opening the submit queue")?,
+        };
         let controls = bus.source(Queue::Control, 16).await.context("opening the control queue")?;
         let id = format!("coordinator-{}", scriptorium_proto::clock::new_id());
         let tasks = vec![

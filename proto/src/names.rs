@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `SCRIPTORIUM_STEPS` | stream, work-queue retention | [`StepTask`](crate::v1::StepTask) on `scriptorium.steps.<kind>` |
 //! | `steps-<kind>` | durable pull consumer per agent kind | shared by every worker process (competing consumers) |
+//! | `steps-<kind>-priority` | durable pull consumer per agent kind | the steps of priority books, on `scriptorium.steps.<kind>.priority`, taken first |
 //! | `SCRIPTORIUM_RESULTS` | stream, work-queue retention | [`StepResult`](crate::v1::StepResult) on `scriptorium.results.<book>` |
 //! | `coordinator-results` | durable pull consumer | read by the coordinator |
 //! | `SCRIPTORIUM_SUBMIT` | stream, work-queue retention | [`SubmitBook`](crate::v1::SubmitBook) on `scriptorium.submit` |
@@ -43,6 +44,12 @@ pub const SUBMIT_STREAM: &str = "SCRIPTORIUM_SUBMIT";
 pub const SUBMIT_SUBJECT: &str = "scriptorium.submit";
 /// Durable consumer of the coordinator on the submit stream.
 pub const SUBMIT_CONSUMER: &str = "coordinator-submit";
+/// Subject of priority submissions (briefs with `priority = "priority"`), in the submit stream:
+/// the coordinator admits them before the normal ones.
+pub const SUBMIT_PRIORITY_SUBJECT: &str = "scriptorium.submit.priority";
+/// Durable consumer of the coordinator on the priority submissions.
+pub const SUBMIT_PRIORITY_CONSUMER: &str = "coordinator-submit-priority";
+
 /// Stream holding operators' commands until the coordinator takes them: a stream and a subject
 /// of their own, so that commands never wait behind submissions held for admission, and so that
 /// a server's permissions can let a role submit books without steering them.
@@ -115,6 +122,17 @@ pub const DUPLICATE_WINDOW_SECS: u64 = 120;
 /// Subject a step task for `kind` is published on.
 pub fn step_subject(kind: AgentKind) -> String {
     format!("{STEPS_PREFIX}.{}", crate::kind::name(kind))
+}
+
+/// Subject the steps of priority books are published on for `kind`: workers take them before
+/// the steps on [`step_subject`].
+pub fn priority_step_subject(kind: AgentKind) -> String {
+    format!("{}.priority", step_subject(kind))
+}
+
+/// Durable consumer name of the pool for `kind`'s priority steps.
+pub fn priority_step_consumer(kind: AgentKind) -> String {
+    format!("{}-priority", step_consumer(kind))
 }
 
 /// Durable consumer name of the pool for `kind`.

@@ -35,6 +35,10 @@ pub enum Queue {
     Results,
     /// Book submissions, for the coordinator.
     Submit,
+    /// Step tasks of priority books for one agent kind: workers take them first.
+    PrioritySteps(crate::v1::AgentKind),
+    /// Submissions of priority books: the coordinator admits them first.
+    PrioritySubmit,
     /// Operators' commands about books (approve, cancel, retry...), for the coordinator; the
     /// publish key is the book id.
     Control,

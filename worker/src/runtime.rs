@@ -111,10 +111,16 @@ impl Worker {
         let (stop, stop_rx) = watch::channel(false);
         let mut pullers = JoinSet::new();
         for (&kind, &size) in cfg.pools.iter().filter(|(_, s)| **s > 0) {
-            let source = bus
-                .source(Queue::Steps(kind), size)
-                .await
-                .with_context(|| format!("opening the {} queue", kind::name(kind)))?;
+            let source = Steps {
+                priority: bus
+                    .source(Queue::PrioritySteps(kind), size)
+                    .await
+                    .with_context(|| format!("opening the {} priority queue", kind::name(kind)))?,
+                normal: bus
+                    .source(Queue::Steps(kind), size)
+                    .await
+                    .with_context(|| format!("opening the {} queue", kind::name(kind)))?,
+            };
             let (idle_tx, idle_rx) = mpsc::unbounded_channel();
             let mut agents = Vec::with_capacity(size);
             for _ in 0..size {
@@ -300,14 +306,45 @@ struct PullCtx {
     stop: watch::Receiver<bool>,
 }
 
-/// How long one pull request waits for a step when the queue is empty.
-const FETCH_WAIT: Duration = Duration::from_secs(5);
+/// How long one pull request waits for a normal step when both queues are empty: a priority
+/// step arriving meanwhile waits at most this long in an idle worker (a busy one looks at the
+/// priority queue first each time an agent frees up).
+const FETCH_WAIT: Duration = Duration::from_secs(1);
+
+/// A pool's two queues: the steps of priority books, taken first, and the others.
+struct Steps {
+    priority: scriptorium_proto::Source,
+    normal: scriptorium_proto::Source,
+}
+
+impl Steps {
+    /// Up to `max` steps, priority ones first: those there now, then normal ones (waiting up to
+    /// [`FETCH_WAIT`] for one when there is none of either).
+    async fn fetch(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<scriptorium_proto::Incoming>, scriptorium_proto::BusError> {
+        let mut got = self.priority.fetch(max, Duration::ZERO).await?;
+        if got.len() < max {
+            let wait = if got.is_empty() { FETCH_WAIT } else { Duration::ZERO };
+            match self.normal.fetch(max - got.len(), wait).await {
+                Ok(more) => got.extend(more),
+                // Priority steps in hand are run, not dropped with the error.
+                Err(e) if !got.is_empty() => {
+                    tracing::debug!(error = %e, "normal queue read failed; running the priority steps fetched");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
+}
 
 /// Feeds one pool: asks the queue for as many steps as the pool has idle agents, never more,
 /// so no step waits in this process with its ack clock running (and a killed process takes
 /// no more deliveries with it than it was running).
 async fn pull(
-    mut source: scriptorium_proto::Source,
+    mut source: Steps,
     mut idle: mpsc::UnboundedReceiver<ActorRef<AgentMsg>>,
     agents: Vec<ActorRef<AgentMsg>>,
     mut ctx: PullCtx,
@@ -330,7 +367,7 @@ async fn pull(
             continue;
         }
         // Not interrupted by a stop: a pull request dropped half-way could take a step with it.
-        let batch = match source.fetch(ready.len(), FETCH_WAIT).await {
+        let batch = match source.fetch(ready.len()).await {
             Ok(batch) => {
                 pause = Duration::from_millis(100);
                 batch

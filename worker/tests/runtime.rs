@@ -242,6 +242,34 @@ async fn a_step_of_a_kind_no_agent_answers_is_refused_never_mapped_to_another() 
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
+#[tokio::test]
+async fn a_priority_step_is_taken_before_the_normal_ones_that_waited_longer() {
+    let bus = Bus::memory();
+    let mut out = bus.source(Queue::Results, 8).await.unwrap();
+    for b in ["n1", "n2", "n3"] {
+        publish(&bus, &task(b, AgentKind::Concept, "concept", 1)).await;
+    }
+    let urgent = task("p1", AgentKind::Concept, "concept", 1);
+    let id = names::step_msg_id(&urgent.book_id, &urgent.step_id, urgent.attempt);
+    bus.publish(Queue::PrioritySteps(AgentKind::Concept), "", &id, urgent.encode_to_vec().into())
+        .await
+        .unwrap();
+    // One agent: it takes one step at a time, and the first is the priority one.
+    let model = Model::new(AgentKind::Edit, 0, 0);
+    let worker = Worker::start(bus.clone(), config("w", model, &[(AgentKind::Concept, 1)]))
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    while order.len() < 4 {
+        for r in results(&mut out, Duration::from_secs(10)).await {
+            assert_eq!(r.status, StepStatus::Ok as i32, "{r:?}");
+            order.push(r.book_id);
+        }
+    }
+    assert_eq!(order, ["p1", "n1", "n2", "n3"]);
+    worker.shutdown(Duration::from_secs(1)).await;
+}
+
 /// A bus whose steps wait a minute before an unacknowledged delivery expires: whatever
 /// comes back sooner was handed back.
 async fn nats_bus(server: &NatsServer, name: &str) -> Bus {

@@ -387,10 +387,12 @@ impl BookState {
     ) -> Result<(), ActorProcessingErr> {
         let task = self.task(step_id)?;
         let msg_id = names::step_msg_id(&task.book_id, &task.step_id, task.attempt);
-        self.env
-            .bus
-            .publish(Queue::Steps(task.kind()), "", &msg_id, task.encode_to_vec().into())
-            .await?;
+        let queue = if crate::brief::is_priority(&self.rec.brief) {
+            Queue::PrioritySteps(task.kind())
+        } else {
+            Queue::Steps(task.kind())
+        };
+        self.env.bus.publish(queue, "", &msg_id, task.encode_to_vec().into()).await?;
         self.env.stats.dispatched.fetch_add(1, Ordering::Relaxed);
         crate::metrics::step_dispatched(&task);
         let (step_id, attempt) = (task.step_id.clone(), task.attempt);

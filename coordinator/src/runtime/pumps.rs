@@ -14,7 +14,7 @@ use crate::control::Command;
 use ractor::ActorRef;
 use scriptorium_proto::transport::QueueSettings;
 use scriptorium_proto::v1::{BookCommand, StepResult, SubmitBook};
-use scriptorium_proto::{Bus, Incoming, Source, names};
+use scriptorium_proto::{Bus, BusError, Incoming, Source, names};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -85,6 +85,26 @@ fn check_id(what: &str, id: &str) -> Result<(), String> {
 /// Reads `source` until it ends or `handle` says stop: a message over [`MAX_MESSAGE_BYTES`] or
 /// one that does not decode as `M` is dead-lettered with the reason; the others go to `handle`,
 /// which returns `None` to go on or the flow to return.
+/// `m` decoded as `M`, or `None` once it was dead-lettered for its size or its decoding.
+async fn checked<M>(bus: &Bus, queue: &'static str, what: &str, m: &Incoming) -> Option<M>
+where
+    M: scriptorium_proto::prost::Message + Default,
+{
+    if m.payload.len() > MAX_MESSAGE_BYTES {
+        let reason = format!("{what} of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
+        dead_letter(bus, queue, m, &reason).await;
+        return None;
+    }
+    match M::decode(m.payload.clone()) {
+        Ok(msg) => Some(msg),
+        Err(e) => {
+            tracing::error!(queue, error = %e, "undecodable message dead-lettered");
+            dead_letter(bus, queue, m, &format!("undecodable {what}: {e}")).await;
+            None
+        }
+    }
+}
+
 async fn pump<M, F, Fut>(
     source: Arc<Mutex<Source>>,
     bus: Bus,
@@ -99,19 +119,7 @@ where
 {
     let mut source = source.lock().await;
     while let Some(m) = next_or_wait(&mut source, queue).await {
-        if m.payload.len() > MAX_MESSAGE_BYTES {
-            let reason = format!("{what} of {} bytes exceeds {MAX_MESSAGE_BYTES}", m.payload.len());
-            dead_letter(&bus, queue, &m, &reason).await;
-            continue;
-        }
-        let msg = match M::decode(m.payload.clone()) {
-            Ok(msg) => msg,
-            Err(e) => {
-                tracing::error!(queue, error = %e, "undecodable message dead-lettered");
-                dead_letter(&bus, queue, &m, &format!("undecodable {what}: {e}")).await;
-                continue;
-            }
-        };
+        let Some(msg) = checked::<M>(&bus, queue, what, &m).await else { continue };
         if let Some(flow) = handle(msg, m).await {
             return flow;
         }
@@ -157,19 +165,77 @@ pub(super) async fn results(
     .await
 }
 
-/// The submissions pump: ids and brief checked, then the book is claimed from the coordinator
-/// actor, its record loaded or created here, and the book started (or the claim released).
+/// The submit stream's two queues: priority submissions and the others.
+pub(crate) struct Submissions {
+    /// Submissions of priority books.
+    pub(crate) priority: Source,
+    /// Every other submission.
+    pub(crate) normal: Source,
+}
+
+/// How long the admission pump waits on the normal submissions before it looks at the priority
+/// ones again.
+const NORMAL_WAIT: Duration = Duration::from_millis(250);
+
+/// The submissions pump, which is also admission: a submission is taken only while fewer than
+/// `coordinator.max_books_in_flight` books are in flight (the rest wait in the stream, where
+/// they are durable), priority submissions before the others. A taken submission has its ids
+/// and brief checked, then its book is claimed from the coordinator actor, its record loaded or
+/// created here, and the book started (or the claim released).
 pub(super) async fn submits(
-    source: Arc<Mutex<Source>>,
+    sources: Arc<Mutex<Submissions>>,
     actor: ActorRef<CoordinatorMsg>,
     env: Arc<Env>,
 ) -> Flow {
+    let mut sources = sources.lock().await;
     let bus = env.bus.clone();
-    pump(source, bus.clone(), "submit", "submission", |sub: SubmitBook, m| {
-        let (actor, env) = (actor.clone(), env.clone());
-        async move { with_progress(&m, submission(&actor, &env, sub, &m)).await }
-    })
-    .await
+    loop {
+        match admitted(&actor, env.cfg.max_books_in_flight).await {
+            Ok(()) => {}
+            Err(flow) => return flow,
+        }
+        let next = match sources.priority.fetch(1, Duration::ZERO).await {
+            Ok(mut got) if !got.is_empty() => Ok(Some(got.remove(0))),
+            Ok(_) => sources.normal.fetch(1, NORMAL_WAIT).await.map(|mut got| got.pop()),
+            Err(e) => Err(e),
+        };
+        let m = match next {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(BusError::Closed) => return Flow::Ended,
+            Err(e) => {
+                tracing::warn!(queue = "submit", error = %e, "queue read failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let Some(sub) = checked::<SubmitBook>(&bus, "submit", "submission", &m).await else {
+            continue;
+        };
+        if let Some(flow) = with_progress(&m, submission(&actor, &env, sub, &m)).await {
+            return flow;
+        }
+    }
+}
+
+/// Waits until fewer than `cap` books are in flight (at once without a cap); `Err` when the
+/// coordinator actor is gone.
+async fn admitted(actor: &ActorRef<CoordinatorMsg>, cap: usize) -> Result<(), Flow> {
+    if cap == 0 {
+        return Ok(());
+    }
+    let mut logged = false;
+    loop {
+        let n = ractor::call!(actor, CoordinatorMsg::InFlight).map_err(|_| Flow::Stop)?;
+        if n < cap {
+            return Ok(());
+        }
+        if !logged {
+            tracing::info!(in_flight = n, cap, "books in flight at the cap; submissions wait");
+            logged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The operators' commands pump: each command handled in turn (see [`super::control`]), on a

@@ -26,9 +26,9 @@ impl Queue {
     /// `results`, `submit` or `control`.
     pub fn dead_letter_name(self) -> &'static str {
         match self {
-            Queue::Steps(kind) => crate::kind::name(kind),
+            Queue::Steps(kind) | Queue::PrioritySteps(kind) => crate::kind::name(kind),
             Queue::Results => "results",
-            Queue::Submit => "submit",
+            Queue::Submit | Queue::PrioritySubmit => "submit",
             Queue::Control => "control",
         }
     }

@@ -145,6 +145,8 @@ impl NatsBus {
             Queue::Steps(kind) => names::step_subject(kind),
             Queue::Results => names::result_subject(key),
             Queue::Submit => names::SUBMIT_SUBJECT.to_string(),
+            Queue::PrioritySteps(kind) => names::priority_step_subject(kind),
+            Queue::PrioritySubmit => names::SUBMIT_PRIORITY_SUBJECT.to_string(),
             Queue::Control => names::control_subject(key),
         }
     }

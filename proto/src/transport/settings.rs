@@ -74,9 +74,9 @@ pub(crate) fn kv_stream(bucket: &str) -> String {
 
 /// Every stream Scriptorium uses, as configured: the four queues' streams, then the buckets'.
 pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
-    let queue = |name: &str, subject: String| stream::Config {
+    let queue = |name: &str, subjects: Vec<String>| stream::Config {
         name: name.to_string(),
-        subjects: vec![subject],
+        subjects,
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(names::DUPLICATE_WINDOW_SECS),
@@ -84,10 +84,14 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
         ..Default::default()
     };
     let mut out = vec![
-        queue(names::STEPS_STREAM, format!("{}.*", names::STEPS_PREFIX)),
-        queue(names::RESULTS_STREAM, format!("{}.>", names::RESULTS_PREFIX)),
-        queue(names::SUBMIT_STREAM, names::SUBMIT_SUBJECT.to_string()),
-        queue(names::CONTROL_STREAM, format!("{}.*", names::CONTROL_PREFIX)),
+        // `<kind>` and `<kind>.priority`.
+        queue(names::STEPS_STREAM, vec![format!("{}.>", names::STEPS_PREFIX)]),
+        queue(names::RESULTS_STREAM, vec![format!("{}.>", names::RESULTS_PREFIX)]),
+        queue(
+            names::SUBMIT_STREAM,
+            vec![names::SUBMIT_SUBJECT.to_string(), names::SUBMIT_PRIORITY_SUBJECT.to_string()],
+        ),
+        queue(names::CONTROL_STREAM, vec![format!("{}.*", names::CONTROL_PREFIX)]),
         stream::Config {
             name: names::DEAD_STREAM.to_string(),
             subjects: vec![format!("{}.>", names::DEAD_PREFIX)],
@@ -133,7 +137,12 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
 
 /// Every durable consumer Scriptorium uses.
 pub(crate) fn queues() -> impl Iterator<Item = Queue> {
-    crate::kind::agents().map(Queue::Steps).chain([Queue::Results, Queue::Submit, Queue::Control])
+    crate::kind::agents().flat_map(|k| [Queue::Steps(k), Queue::PrioritySteps(k)]).chain([
+        Queue::Results,
+        Queue::Submit,
+        Queue::PrioritySubmit,
+        Queue::Control,
+    ])
 }
 
 /// The stream and the configuration of the durable consumer of `queue`.
@@ -155,6 +164,18 @@ pub(crate) fn consumer(queue: Queue, opts: &NatsOptions) -> (&'static str, consu
             names::SUBMIT_STREAM,
             names::SUBMIT_CONSUMER.to_string(),
             names::SUBMIT_SUBJECT.to_string(),
+            opts.coordinator.clone(),
+        ),
+        Queue::PrioritySteps(kind) => (
+            names::STEPS_STREAM,
+            names::priority_step_consumer(kind),
+            names::priority_step_subject(kind),
+            opts.steps.clone(),
+        ),
+        Queue::PrioritySubmit => (
+            names::SUBMIT_STREAM,
+            names::SUBMIT_PRIORITY_CONSUMER.to_string(),
+            names::SUBMIT_PRIORITY_SUBJECT.to_string(),
             opts.coordinator.clone(),
         ),
         Queue::Control => (

@@ -1,0 +1,64 @@
+//! Admission and priority through the coordinator's queues on the in-process bus, the test
+//! playing the worker: no more books in flight than the cap (the rest wait, durably, in the
+//! submit stream), a priority book admitted before every normal one that waited longer, and its
+//! steps on the priority queue workers take first.
+
+mod support;
+
+use scriptorium_coordinator::control::Action;
+use scriptorium_coordinator::record::Status;
+use scriptorium_coordinator::{CoordinatorConfig, brief, client};
+use scriptorium_proto::transport::Queue;
+use scriptorium_proto::v1::AgentKind;
+use std::time::Duration;
+use support::{next_task, nothing_on, record_where, start_with};
+
+const BRIEF: &str = r#"
+category = "fiction"
+description = "A test."
+chapters = 1
+characters = 1
+worldbuilding = false
+words_per_chapter = 200
+"#;
+
+const QUIET: Duration = Duration::from_millis(400);
+
+#[tokio::test]
+async fn books_beyond_the_cap_wait_and_a_priority_book_goes_first() {
+    let cfg = CoordinatorConfig { max_books_in_flight: 2, ..Default::default() };
+    let (bus, handle, _out) = start_with(cfg).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 8).await.unwrap();
+    let mut urgent = bus.source(Queue::PrioritySteps(AgentKind::Concept), 8).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let text = format!("title = \"Normal {i}\"\n{BRIEF}");
+        ids.push(client::submit(&bus, brief::parse(&text).unwrap()).await.unwrap());
+        // Admitted in the order they came.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let first = next_task(&mut concepts).await;
+    let second = next_task(&mut concepts).await;
+    assert_eq!([first.book_id.as_str(), second.book_id.as_str()], [&ids[0], &ids[1]]);
+    assert!(nothing_on(&mut concepts, QUIET).await, "two books in flight at most");
+    assert!(handle.in_flight().await.unwrap() == 2);
+    let waiting = client::load(&bus, &ids[2]).await.unwrap();
+    assert!(waiting.is_none(), "a book beyond the cap is not started (no record yet)");
+
+    let text = format!("title = \"Urgent\"\npriority = \"priority\"\n{BRIEF}");
+    let urgent_id = client::submit(&bus, brief::parse(&text).unwrap()).await.unwrap();
+    assert!(nothing_on(&mut urgent, QUIET).await, "the cap holds for priority books too");
+
+    // A book ends: the priority book is admitted before the two normal ones that waited longer,
+    // and its steps go on the priority queue.
+    client::run_command(&bus, &ids[0], Action::Cancel, "t", Duration::from_secs(5)).await.unwrap();
+    let u = next_task(&mut urgent).await;
+    assert_eq!(u.book_id, urgent_id);
+    assert!(nothing_on(&mut concepts, QUIET).await, "no normal book took its slot");
+
+    client::run_command(&bus, &ids[1], Action::Cancel, "t", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(next_task(&mut concepts).await.book_id, ids[2], "then the normal ones, in order");
+    let rec = record_where(&bus, &ids[2], |r| r.state == Status::Running).await;
+    assert_eq!(rec.brief.priority, "normal");
+    handle.shutdown().await;
+}
