@@ -51,6 +51,8 @@ pub enum Bucket {
     Books,
     /// Accepted step outputs.
     Outputs,
+    /// Step states and plans of books (the books bucket holds each book's header).
+    StepStates,
     /// Worker heartbeats (entries expire).
     Workers,
     /// Coordinator heartbeats (entries expire).

@@ -465,9 +465,9 @@ impl BookState {
         Ok(())
     }
 
-    async fn store(&self) -> Result<(), ActorProcessingErr> {
-        let bytes = serde_json::to_vec(&self.rec)?;
-        self.env.bus.kv_put(Bucket::Books, &self.rec.id, bytes.into()).await?;
+    async fn store(&mut self) -> Result<(), ActorProcessingErr> {
+        let written = crate::record::store(&self.env.bus, &mut self.rec).await?;
+        self.env.stats.stored_bytes.fetch_add(written as u64, Ordering::Relaxed);
         Ok(())
     }
 

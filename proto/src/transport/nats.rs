@@ -32,6 +32,7 @@ pub struct NatsBus {
     js: jetstream::Context,
     books: kv::Store,
     outputs: kv::Store,
+    step_states: kv::Store,
     workers: kv::Store,
     coordinators: kv::Store,
     cache: kv::Store,
@@ -87,12 +88,13 @@ impl NatsBus {
         let (stores, drift) =
             retrying(opts.connect_timeout, "stream and bucket setup", || Self::setup(&js, &opts))
                 .await?;
-        let [books, outputs, workers, coordinators, cache, leases] = stores;
+        let [books, outputs, step_states, workers, coordinators, cache, leases] = stores;
         Ok(Self {
             client,
             js,
             books,
             outputs,
+            step_states,
             workers,
             coordinators,
             cache,
@@ -244,6 +246,7 @@ impl NatsBus {
         match bucket {
             Bucket::Books => &self.books,
             Bucket::Outputs => &self.outputs,
+            Bucket::StepStates => &self.step_states,
             Bucket::Workers => &self.workers,
             Bucket::Coordinators => &self.coordinators,
             Bucket::Cache => &self.cache,
@@ -382,9 +385,10 @@ const QUIET_CONNECT: Duration = Duration::from_secs(3);
 const KEYS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The buckets, in the order of `NatsBus`'s stores.
-const BUCKETS: [&str; 6] = [
+const BUCKETS: [&str; 7] = [
     names::BOOKS_BUCKET,
     names::OUTPUTS_BUCKET,
+    names::STEP_STATES_BUCKET,
     names::WORKERS_BUCKET,
     names::COORDINATORS_BUCKET,
     names::CACHE_BUCKET,
@@ -395,6 +399,7 @@ fn bucket_name(bucket: Bucket) -> &'static str {
     match bucket {
         Bucket::Books => names::BOOKS_BUCKET,
         Bucket::Outputs => names::OUTPUTS_BUCKET,
+        Bucket::StepStates => names::STEP_STATES_BUCKET,
         Bucket::Workers => names::WORKERS_BUCKET,
         Bucket::Coordinators => names::COORDINATORS_BUCKET,
         Bucket::Cache => names::CACHE_BUCKET,
@@ -402,7 +407,7 @@ fn bucket_name(bucket: Bucket) -> &'static str {
     }
 }
 
-/// Every stream Scriptorium uses: the four queues' and the six buckets'.
+/// Every stream Scriptorium uses: the queues' and the buckets'.
 pub(crate) fn stream_names() -> Vec<String> {
     [
         names::STEPS_STREAM,
@@ -447,9 +452,9 @@ mod tests {
     }
 
     #[test]
-    fn eleven_streams_back_the_queues_and_buckets() {
+    fn twelve_streams_back_the_queues_and_buckets() {
         let all = stream_names();
-        assert_eq!(all.len(), 11);
+        assert_eq!(all.len(), 12);
         let configured: Vec<_> =
             settings::streams(&NatsOptions::default()).into_iter().map(|s| s.name).collect();
         assert_eq!(all, configured, "readiness checks every stream connect sets up");
