@@ -88,6 +88,10 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
             o.chapters.len()
         ));
     }
+    let titles: Vec<&str> = o.chapters.iter().map(|c| c.title.as_str()).collect();
+    if let Some(f) = crate::prose::titles::repeated_title_findings(&titles).into_iter().next() {
+        return reject(f.message);
+    }
     for (i, c) in o.chapters.iter().enumerate() {
         let n = i as u32 + 1;
         if c.number != n {
