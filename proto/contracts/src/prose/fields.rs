@@ -93,7 +93,11 @@ pub fn findings(kind: &str, prefix: &str, chapter: u32, doc: &Value) -> Vec<Find
     let mut out = Vec::new();
     for (path, text) in all {
         let Some(scope) = scope(kind, &path) else { continue };
-        let field = format!("{prefix}.{path}");
+        let field = if path.starts_with('[') {
+            format!("{prefix}{path}")
+        } else {
+            format!("{prefix}.{path}")
+        };
         let judged = judge(text, scope);
         let mut seen: Vec<Rule> = Vec::new();
         for cut in judged.cuts.iter().filter(|c| !seen.contains(&c.rule)).collect::<Vec<_>>() {
