@@ -211,6 +211,13 @@ fn check_fails_a_planted_defect_and_reads_books_of_earlier_versions() {
         .collect();
     assert!(rules.contains(&"repeated_paragraph") && rules.contains(&"meta_text"), "{rules:?}");
 
+    // A book directory without any chapter (an empty `chapters/`) fails, saying so.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(empty.join("chapters")).unwrap();
+    let (code, text) = check(&empty);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("[no_chapters] the book has no chapter at all"), "{text}");
+
     // Not a book at all: an error, not a report.
     let o = run(&["check", tmp.path().to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
