@@ -402,3 +402,90 @@ fn a_book_completes_over_tls_with_a_ca_the_test_made() {
     assert_eq!(dirs.len(), 1, "one book written");
     assert_book(&dirs[0]);
 }
+
+/// A coordinator whose dashboard listens on every interface (`0.0.0.0`), reached on loopback.
+fn dashboard(nats: &NatsServer, token: Option<&str>, logs: &Path) -> (Proc, String) {
+    let port = free_port();
+    let bind = format!("0.0.0.0:{port}");
+    let out = logs.join("books");
+    let env: Vec<(&str, &str)> =
+        token.map(|t| vec![("SCRIPTORIUM_HTTP_TOKEN", t)]).unwrap_or_default();
+    let coord = Proc::start(
+        &[
+            "coordinator",
+            "--nats",
+            &nats.url(),
+            "--out",
+            out.to_str().unwrap(),
+            "--http-addr",
+            &bind,
+        ],
+        &logs.join(format!("coordinator-{port}.log")),
+        &env,
+    );
+    let addr = format!("127.0.0.1:{port}");
+    wait_until(Duration::from_secs(30), "the dashboard listening", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+            && common::browser::http(&addr, "GET", "/readyz", None).0 == 200
+    });
+    (coord, addr)
+}
+
+/// The status of a GET with `Authorization: Bearer <token>`.
+fn bearer_get(addr: &str, path: &str, token: &str) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("the dashboard answers");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 16];
+    let n = s.read(&mut head).unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]).to_string();
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_dashboard_beyond_loopback_needs_the_token_and_its_actions_always_do() {
+    use common::browser::{Driver, http};
+    const TOKEN: &str = "dash-token-for-tests-0077";
+    let nats = NatsServer::start();
+    let logs = tempfile::tempdir().unwrap();
+    let (_coord, addr) = dashboard(&nats, Some(TOKEN), logs.path());
+    // Probes and Prometheus stay open.
+    for open in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(http(&addr, "GET", open, None).0, 200, "{open} stays open");
+    }
+    // The page and its API need the token.
+    for closed in ["/", "/api/snapshot", "/api/books/b1"] {
+        let (code, body) = http(&addr, "GET", closed, None);
+        assert_eq!(code, 401, "{closed} without the token: {body}");
+        assert!(!body.contains(TOKEN));
+    }
+    assert_eq!(bearer_get(&addr, "/", TOKEN), 200, "with the token the page opens");
+    assert_eq!(bearer_get(&addr, "/api/snapshot", TOKEN), 200);
+    assert_eq!(bearer_get(&addr, "/", "wrong-token"), 401);
+    // An action without the token is refused, whatever the bind.
+    let (code, _) = http(&addr, "POST", "/api/books/b1/cancel", Some(&serde_json::json!({})));
+    assert_eq!(code, 401, "an action without the token");
+
+    // In a browser: refused without the token; `/?token=` once opens it (a cookie) and the page
+    // loads its snapshots.
+    let driver = Driver::start();
+    driver.cmd("POST", "/url", Some(&serde_json::json!({"url": format!("http://{addr}/")})));
+    let body = driver.text("body");
+    assert!(body.contains("operator token is required"), "{body}");
+    let opened = format!("http://{addr}/?token={TOKEN}");
+    driver.cmd("POST", "/url", Some(&serde_json::json!({ "url": opened })));
+    let title = driver.js("return document.title;");
+    assert_eq!(title, "Scriptorium");
+    let url = driver.js("return location.href;");
+    assert!(!url.as_str().unwrap_or_default().contains(TOKEN), "the token leaves the address bar");
+
+    // Beyond loopback without any token configured, the dashboard is closed, probes open.
+    let (_bare, bare) = dashboard(&nats, None, logs.path());
+    assert_eq!(http(&bare, "GET", "/", None).0, 403);
+    assert_eq!(http(&bare, "GET", "/readyz", None).0, 200);
+}

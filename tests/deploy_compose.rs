@@ -16,18 +16,35 @@ use std::time::Duration;
 
 /// A plain GET on loopback: status and body.
 fn get(addr: &str, path: &str) -> (u16, String) {
+    get_with(addr, path, "")
+}
+
+/// A GET with extra header lines (each ending in CRLF).
+fn get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
-/// `${VAR:-default}` as compose interpolates it (here: nothing is set, so the default).
+/// What the test sets of the variables compose requires (`${VAR:?message}`).
+const REQUIRED: [(&str, &str); 1] = [("SCRIPTORIUM_HTTP_TOKEN", "compose-test-token")];
+
+/// `${VAR:-default}` as compose interpolates it (here: nothing is set, so the default), and
+/// `${VAR:?message}` with the value the test sets ([`REQUIRED`]).
 fn interpolate(v: &str) -> String {
     match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        Some(inner) if inner.contains(":?") => {
+            let name = inner.split(":?").next().unwrap_or_default();
+            REQUIRED
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        }
         Some(inner) => inner.split_once(":-").map(|(_, d)| d.to_string()).unwrap_or_default(),
         None => v.to_string(),
     }
@@ -231,7 +248,9 @@ fn compose_services_started_as_processes_write_books() {
         coord_ports
             [&port_of(&env_map(&services["coordinator"]["environment"])["SCRIPTORIUM_HTTP_ADDR"])]
     );
-    let (code, page) = get(&dashboard, "/");
+    // The dashboard listens beyond loopback: closed without the operator token.
+    assert_eq!(get(&dashboard, "/").0, 401, "the dashboard needs the token");
+    let (code, page) = get_with(&dashboard, "/", "Authorization: Bearer compose-test-token\r\n");
     assert_eq!(code, 200);
     assert!(page.contains("<title>Scriptorium</title>"));
 
