@@ -113,7 +113,8 @@ impl NatsBus {
         let mut drift = Vec::new();
         let worker = opts.role == Role::Worker;
         for wanted in settings::streams(opts) {
-            if worker && !WORKER_STREAMS.contains(&wanted.name.as_str()) {
+            let its_bucket = WORKER_BUCKETS.iter().any(|b| settings::kv_stream(b) == wanted.name);
+            if worker && !WORKER_STREAMS.contains(&wanted.name.as_str()) && !its_bucket {
                 continue;
             }
             // Only the coordinator owns the streams' settings.
