@@ -31,7 +31,13 @@ fn get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
 }
 
 /// What the test sets of the variables compose requires (`${VAR:?message}`).
-const REQUIRED: [(&str, &str); 1] = [("SCRIPTORIUM_HTTP_TOKEN", "compose-test-token")];
+const REQUIRED: [(&str, &str); 5] = [
+    ("SCRIPTORIUM_HTTP_TOKEN", "compose-test-token"),
+    ("SCRIPTORIUM_COORDINATOR_PASSWORD", "compose-coordinator-pw"),
+    ("SCRIPTORIUM_WORKER_PASSWORD", "compose-worker-pw"),
+    ("SCRIPTORIUM_SUBMITTER_PASSWORD", "compose-submitter-pw"),
+    ("SCRIPTORIUM_OPERATOR_PASSWORD", "compose-operator-pw"),
+];
 
 /// `${VAR:-default}` as compose interpolates it (here: nothing is set, so the default), and
 /// `${VAR:?message}` with the value the test sets ([`REQUIRED`]).
@@ -140,10 +146,16 @@ fn compose_services_started_as_processes_write_books() {
     for (name, s) in &nats {
         let mut paths = Vec::new();
         for (i, v) in strings(&s["volumes"]).iter().enumerate() {
-            let target = v.split(':').nth(1).unwrap().to_string();
-            let dir = work.path().join(format!("{name}-volume-{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            paths.push((target, dir));
+            let (src, target) = (v.split(':').next().unwrap(), v.split(':').nth(1).unwrap());
+            // A file of deploy/ (the role config), or a named volume (the store).
+            let local = if src.starts_with("./") {
+                deploy().join(src.trim_start_matches("./"))
+            } else {
+                let dir = work.path().join(format!("{name}-volume-{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                dir
+            };
+            paths.push((target.to_string(), local));
         }
         let map = Mapping { hosts: nats_hosts.clone(), ports: ports.clone(), paths };
         let args: Vec<String> = strings(&s["command"])
@@ -161,6 +173,7 @@ fn compose_services_started_as_processes_write_books() {
             child: Command::new(server)
                 .args(&args)
                 .args(["--addr", "127.0.0.1"])
+                .envs(env_map(&s["environment"]).into_iter().map(|(k, v)| (k, map.value(&v))))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
@@ -273,7 +286,10 @@ fn compose_services_started_as_processes_write_books() {
                         "--timeout",
                         "120",
                     ],
-                    &[],
+                    &[
+                        ("SCRIPTORIUM_NATS_USER", "submitter"),
+                        ("SCRIPTORIUM_NATS_PASSWORD", "compose-submitter-pw"),
+                    ],
                 )
             })
         })
@@ -299,7 +315,13 @@ fn compose_services_started_as_processes_write_books() {
     for st in streams {
         assert_eq!(st["config"]["num_replicas"], want, "{}", st["name"]);
     }
-    let o = run(&["workers", "--nats", &url, "--json"], &[]);
+    let o = run(
+        &["workers", "--nats", &url, "--json"],
+        &[
+            ("SCRIPTORIUM_NATS_USER", "submitter"),
+            ("SCRIPTORIUM_NATS_PASSWORD", "compose-submitter-pw"),
+        ],
+    );
     let w: Value = serde_json::from_slice(&o.stdout).unwrap();
     let hosts: BTreeSet<&str> = w["workers"]
         .as_array()
