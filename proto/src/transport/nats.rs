@@ -427,6 +427,18 @@ const WORKER_STREAMS: [&str; 3] = [names::STEPS_STREAM, names::RESULTS_STREAM, n
 const WORKER_BUCKETS: [&str; 3] =
     [names::WORKERS_BUCKET, names::CACHE_BUCKET, names::LEASES_BUCKET];
 
+/// The streams a process of `role` sets up and needs (readiness checks these).
+pub(crate) fn role_streams(role: Role) -> Vec<String> {
+    match role {
+        Role::Worker => WORKER_STREAMS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(WORKER_BUCKETS.iter().map(|b| settings::kv_stream(b)))
+            .collect(),
+        Role::Coordinator | Role::Tool => stream_names(),
+    }
+}
+
 /// Every stream Scriptorium uses: the four queues' and the six buckets'.
 pub(crate) fn stream_names() -> Vec<String> {
     [
