@@ -348,6 +348,54 @@ fn make_certificates(dir: &Path) {
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("server-key.pem"), key.serialize_pem()).unwrap();
+    // A client certificate, for servers that verify clients.
+    let mut client = rcgen::CertificateParams::new(vec!["scriptorium-client".to_string()]).unwrap();
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = client.signed_by(&client_key, &ca).unwrap();
+    std::fs::write(dir.join("client.pem"), client_cert.pem()).unwrap();
+    std::fs::write(dir.join("client-key.pem"), client_key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn a_server_that_verifies_clients_takes_the_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let path = |f: &str| certs.path().join(f).display().to_string();
+    let tls = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n}}\n",
+        path("server.pem"),
+        path("server-key.pem"),
+        path("ca.pem")
+    );
+    let server = AuthServer::start(&tls);
+    let url = format!("tls://127.0.0.1:{}", server.nats.port());
+    let mut env = server.env("submitter");
+    env.push(("SCRIPTORIUM_NATS_CA", path("ca.pem")));
+    // The coordinator role sets the streams up (over TLS, with its client certificate).
+    let owner = NatsOptions {
+        auth: NatsAuth {
+            ca_file: Some(certs.path().join("ca.pem")),
+            cert_file: Some(certs.path().join("client.pem")),
+            key_file: Some(certs.path().join("client-key.pem")),
+            ..server.options("coordinator", Role::Coordinator).auth
+        },
+        ..server.options("coordinator", Role::Coordinator)
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _owner = rt.block_on(Bus::connect(&url, owner)).expect("the coordinator connects");
+    // Without a client certificate the handshake fails, at once.
+    let (o, took) = run_timed(&["status", "--nats", &url], &env);
+    assert!(!o.status.success() && took < Duration::from_secs(10), "{took:?} {}", text(&o));
+    // With one (flags: file paths are no secret), the tool reads status.
+    let (cert, key) = (path("client.pem"), path("client-key.pem"));
+    let args = ["status", "--nats", &url, "--nats-cert", &cert, "--nats-key", &key];
+    let (o, _) = run_timed(&args, &env);
+    assert!(o.status.success(), "with the client certificate: {}", text(&o));
+    // A certificate without its key is refused before any connection.
+    let (o, _) = run_timed(&["status", "--nats", &url, "--nats-cert", &cert], &env);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--nats-key"), "{}", text(&o));
 }
 
 #[test]
