@@ -4,6 +4,7 @@
 
 pub mod bench;
 mod check;
+mod connect;
 pub mod dead_letters;
 pub mod export;
 mod gates;
@@ -15,14 +16,15 @@ pub mod status;
 pub mod tokens;
 
 pub(crate) use check::check;
+pub use connect::{connect, connect_as, connect_tool, set_nats_auth};
 
 use anyhow::Context as _;
 use scriptorium_coordinator::record::{BookRecord, Status};
 use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief};
 use scriptorium_coordinator::{client, heartbeat};
-use scriptorium_proto::transport::NatsOptions;
+use scriptorium_proto::transport::Role;
 use scriptorium_proto::v1::BookBrief;
-use scriptorium_proto::{Bus, BusError, kind};
+use scriptorium_proto::{Bus, kind};
 use scriptorium_worker::cache::CacheConfig;
 use scriptorium_worker::providers::ModelsConfig;
 use scriptorium_worker::{Worker, WorkerConfig};
@@ -379,51 +381,6 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     Ok(records)
 }
 
-/// How long a tool tries to reach NATS before it gives up: a wrong or dead URL fails fast with
-/// one error, where services wait for a server to come up.
-pub const TOOL_CONNECT: Duration = Duration::from_secs(2);
-
-/// Connects a tool (`submit`, `status`, `retry`, `dead-letters`, the views and the operators'
-/// commands): it tries for [`TOOL_CONNECT`] only, creates what is missing with the defaults but
-/// never changes the settings the coordinator and the workers run with.
-pub async fn connect_tool(url: &str, name: &str) -> anyhow::Result<Bus> {
-    let mut opts = nats_options(name, &AppConfig::default());
-    opts.reconcile = scriptorium_proto::transport::Reconcile::Leave;
-    opts.connect_timeout = TOOL_CONNECT;
-    Bus::connect(url, opts).await.map_err(|e| match &e {
-        BusError::Unavailable { op, .. } if op.starts_with("connect") => {
-            let secs = TOOL_CONNECT.as_secs();
-            anyhow::Error::new(e).context(format!(
-                "no NATS server answered within {secs}s (--nats, SCRIPTORIUM_NATS)"
-            ))
-        }
-        _ => e.into(),
-    })
-}
-
-/// Connects a service to NATS, retrying while the server comes up (`NatsOptions::connect_timeout`).
-pub async fn connect(url: &str, name: &str, cfg: &AppConfig) -> anyhow::Result<Bus> {
-    Ok(Bus::connect(url, nats_options(name, cfg)).await?)
-}
-
-fn nats_options(name: &str, cfg: &AppConfig) -> NatsOptions {
-    let cache = &cfg.cache;
-    NatsOptions {
-        name: name.into(),
-        steps: scriptorium_proto::transport::QueueSettings {
-            ack_wait: Duration::from_secs(cfg.worker.ack_wait_secs.max(1)),
-            max_deliver: i64::try_from(cfg.worker.max_deliver).unwrap_or(10),
-            ..Default::default()
-        },
-        cache_ttl: Duration::from_secs(cache.shared_ttl_secs.max(1)),
-        cache_max_bytes: i64::try_from(cache.shared_max_mb.saturating_mul(1 << 20))
-            .unwrap_or(i64::MAX),
-        lease_ttl: Duration::from_secs(cache.lease_secs.max(1)),
-        replicas: cfg.nats.replicas,
-        ..Default::default()
-    }
-}
-
 pub use scriptorium_common::ops::stop_signal;
 
 /// `scriptorium coordinator`: runs until SIGINT/SIGTERM.
@@ -462,7 +419,7 @@ pub async fn run_worker(
         let router = scriptorium_common::ops::router(health.clone(), metrics);
         scriptorium_common::ops::serve(addr, router).await?;
     }
-    let bus = connect(url, &format!("scriptorium-{}", wcfg.id), &cfg).await?;
+    let bus = connect_as(url, &format!("scriptorium-{}", wcfg.id), &cfg, Role::Worker).await?;
     let worker = Worker::start(bus.clone(), wcfg).await?;
     health.started(bus);
     stop_signal().await;

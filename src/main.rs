@@ -22,8 +22,52 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SCRIPTORIUM_LOG_FORMAT")]
     log_format: LogFormat,
+    #[command(flatten)]
+    nats_auth: NatsAuthArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How every command connects to NATS beyond its URL: credentials files and TLS. Secrets (a
+/// token, a password) come only from the environment (`SCRIPTORIUM_NATS_TOKEN`,
+/// `SCRIPTORIUM_NATS_USER` and `SCRIPTORIUM_NATS_PASSWORD`) or the URL, never from a flag that
+/// `ps` would show.
+#[derive(clap::Args, Debug)]
+struct NatsAuthArgs {
+    /// NATS credentials file (`.creds`, as `nsc` writes them).
+    #[arg(long, global = true, env = "SCRIPTORIUM_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+    /// File holding an NKey seed.
+    #[arg(long, global = true, env = "SCRIPTORIUM_NATS_NKEY")]
+    nats_nkey: Option<PathBuf>,
+    /// CA certificate(s) (PEM) to check the NATS server's certificate against (implies TLS).
+    #[arg(long, global = true, env = "SCRIPTORIUM_NATS_CA")]
+    nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that verify clients (with --nats-key).
+    #[arg(long, global = true, env = "SCRIPTORIUM_NATS_CERT", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "SCRIPTORIUM_NATS_KEY", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
+    /// Require TLS with `nats://` URLs too (`tls://` URLs always do).
+    #[arg(long, global = true, env = "SCRIPTORIUM_NATS_TLS")]
+    nats_tls: bool,
+}
+
+impl NatsAuthArgs {
+    /// The flags over what the environment says (token, user and password come only from it).
+    fn resolve(self) -> scriptorium_proto::transport::NatsAuth {
+        let env = scriptorium_proto::transport::NatsAuth::from_env();
+        scriptorium_proto::transport::NatsAuth {
+            creds_file: self.nats_creds,
+            nkey_file: self.nats_nkey,
+            ca_file: self.nats_ca,
+            cert_file: self.nats_cert,
+            key_file: self.nats_key,
+            require_tls: self.nats_tls || env.require_tls,
+            ..env
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -429,6 +473,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let cfg = AppConfig::load(cli.config.as_deref())?;
+    app::set_nats_auth(cli.nats_auth.resolve());
     match cli.command {
         Command::Write { briefs, out, books, seed, chapters, provider, model, no_cache, yes } => {
             let route = provider.zip(model).map(|(p, m)| format!("{p}/{m}"));

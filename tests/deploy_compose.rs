@@ -16,18 +16,41 @@ use std::time::Duration;
 
 /// A plain GET on loopback: status and body.
 fn get(addr: &str, path: &str) -> (u16, String) {
+    get_with(addr, path, "")
+}
+
+/// A GET with extra header lines (each ending in CRLF).
+fn get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
-/// `${VAR:-default}` as compose interpolates it (here: nothing is set, so the default).
+/// What the test sets of the variables compose requires (`${VAR:?message}`).
+const REQUIRED: [(&str, &str); 5] = [
+    ("SCRIPTORIUM_HTTP_TOKEN", "compose-test-token"),
+    ("SCRIPTORIUM_COORDINATOR_PASSWORD", "compose-coordinator-pw"),
+    ("SCRIPTORIUM_WORKER_PASSWORD", "compose-worker-pw"),
+    ("SCRIPTORIUM_SUBMITTER_PASSWORD", "compose-submitter-pw"),
+    ("SCRIPTORIUM_OPERATOR_PASSWORD", "compose-operator-pw"),
+];
+
+/// `${VAR:-default}` as compose interpolates it (here: nothing is set, so the default), and
+/// `${VAR:?message}` with the value the test sets ([`REQUIRED`]).
 fn interpolate(v: &str) -> String {
     match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        Some(inner) if inner.contains(":?") => {
+            let name = inner.split(":?").next().unwrap_or_default();
+            REQUIRED
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        }
         Some(inner) => inner.split_once(":-").map(|(_, d)| d.to_string()).unwrap_or_default(),
         None => v.to_string(),
     }
@@ -123,10 +146,16 @@ fn compose_services_started_as_processes_write_books() {
     for (name, s) in &nats {
         let mut paths = Vec::new();
         for (i, v) in strings(&s["volumes"]).iter().enumerate() {
-            let target = v.split(':').nth(1).unwrap().to_string();
-            let dir = work.path().join(format!("{name}-volume-{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            paths.push((target, dir));
+            let (src, target) = (v.split(':').next().unwrap(), v.split(':').nth(1).unwrap());
+            // A file of deploy/ (the role config), or a named volume (the store).
+            let local = if src.starts_with("./") {
+                deploy().join(src.trim_start_matches("./"))
+            } else {
+                let dir = work.path().join(format!("{name}-volume-{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                dir
+            };
+            paths.push((target.to_string(), local));
         }
         let map = Mapping { hosts: nats_hosts.clone(), ports: ports.clone(), paths };
         let args: Vec<String> = strings(&s["command"])
@@ -144,6 +173,7 @@ fn compose_services_started_as_processes_write_books() {
             child: Command::new(server)
                 .args(&args)
                 .args(["--addr", "127.0.0.1"])
+                .envs(env_map(&s["environment"]).into_iter().map(|(k, v)| (k, map.value(&v))))
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
@@ -231,7 +261,9 @@ fn compose_services_started_as_processes_write_books() {
         coord_ports
             [&port_of(&env_map(&services["coordinator"]["environment"])["SCRIPTORIUM_HTTP_ADDR"])]
     );
-    let (code, page) = get(&dashboard, "/");
+    // The token compose requires opens the dashboard (here bound to loopback, as every address
+    // is mapped; beyond loopback it is closed without the token: tests/auth.rs).
+    let (code, page) = get_with(&dashboard, "/", "Authorization: Bearer compose-test-token\r\n");
     assert_eq!(code, 200);
     assert!(page.contains("<title>Scriptorium</title>"));
 
@@ -254,7 +286,10 @@ fn compose_services_started_as_processes_write_books() {
                         "--timeout",
                         "120",
                     ],
-                    &[],
+                    &[
+                        ("SCRIPTORIUM_NATS_USER", "submitter"),
+                        ("SCRIPTORIUM_NATS_PASSWORD", "compose-submitter-pw"),
+                    ],
                 )
             })
         })
@@ -280,7 +315,13 @@ fn compose_services_started_as_processes_write_books() {
     for st in streams {
         assert_eq!(st["config"]["num_replicas"], want, "{}", st["name"]);
     }
-    let o = run(&["workers", "--nats", &url, "--json"], &[]);
+    let o = run(
+        &["workers", "--nats", &url, "--json"],
+        &[
+            ("SCRIPTORIUM_NATS_USER", "submitter"),
+            ("SCRIPTORIUM_NATS_PASSWORD", "compose-submitter-pw"),
+        ],
+    );
     let w: Value = serde_json::from_slice(&o.stdout).unwrap();
     let hosts: BTreeSet<&str> = w["workers"]
         .as_array()

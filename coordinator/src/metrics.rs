@@ -196,6 +196,18 @@ pub fn result_ignored(result: &StepResult) {
     counter!(RESULTS, "kind" => name, "outcome" => "ignored").increment(1);
 }
 
+/// A result for an attempt never dispatched was refused (and dead-lettered).
+pub fn result_refused(result: &StepResult) {
+    let name = kind::name(result.kind());
+    counter!(RESULTS, "kind" => name, "outcome" => "refused").increment(1);
+}
+
+/// A result came from a worker other than the one whose answer was accepted for its attempt.
+pub fn result_from_another_worker(result: &StepResult) {
+    let name = kind::name(result.kind());
+    counter!(RESULTS, "kind" => name, "outcome" => "other_worker").increment(1);
+}
+
 /// An attempt passed its deadline without a result.
 pub fn step_timed_out(rec: &BookRecord, step: &str) {
     counter!(TIMEOUTS, "kind" => kind_label(rec, step)).increment(1);

@@ -23,7 +23,7 @@ pub use dead::DeadLetter;
 pub use error::{BusError, Rejection};
 pub use inspect::{RoundTrips, StepQueue};
 pub use memory::MemoryBus;
-pub use nats::{NatsBus, NatsOptions};
+pub use nats::{NatsAuth, NatsBus, NatsOptions, Role, Secret, auth, redact};
 pub use settings::{Drift, DriftOutcome, Reconcile};
 
 /// A durable queue of the system.

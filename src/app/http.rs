@@ -7,6 +7,7 @@
 //! `/api/events`, a server-sent event stream with one JSON snapshot per refresh.
 
 mod actions;
+mod gate;
 
 use super::queues::{self, QueueRow, RateWindow, WorkerRow};
 use axum::Router;
@@ -45,8 +46,9 @@ pub struct HttpOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// The dashboard (and the same health and metrics routes).
     pub http_addr: Option<SocketAddr>,
-    /// The operator token the dashboard's actions need (`SCRIPTORIUM_HTTP_TOKEN`); none: the
-    /// actions are off.
+    /// The operator token (`SCRIPTORIUM_HTTP_TOKEN`) the dashboard's actions always need, and the
+    /// dashboard and its API too when it listens beyond loopback; none: the actions are off (and
+    /// a dashboard beyond loopback is closed).
     pub token: Option<String>,
 }
 
@@ -215,10 +217,11 @@ impl Servers {
         let (tx, rx) = watch::channel(Arc::new("{\"starting\":true}".to_string()));
         let ops = scriptorium_common::ops::router(health.clone(), handle);
         let bus = Arc::new(std::sync::OnceLock::new());
-        let acts = actions::Actions {
-            bus: bus.clone(),
-            token: opts.token.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
-        };
+        let token: Option<Arc<str>> =
+            opts.token.as_deref().filter(|t| !t.is_empty()).map(Arc::from);
+        let acts = actions::Actions { bus: bus.clone(), token: token.clone() };
+        // Beyond loopback, the dashboard and its API need the token; the ops routes stay open.
+        let gate = gate::Gate::new(opts.http_addr, token);
         let dash = Router::new()
             .route("/", get(|| async { Html(DASHBOARD) }))
             .route("/api/snapshot", get(snapshot))
@@ -230,6 +233,7 @@ impl Servers {
                     .route("/api/books/{id}/{action}", axum::routing::post(actions::act))
                     .with_state(acts),
             )
+            .layer(axum::middleware::from_fn_with_state(gate, gate::guard))
             .merge(ops.clone());
         let mut servers =
             Servers { health, bus, snapshots: tx, metrics_addr: None, http_addr: None };

@@ -47,9 +47,23 @@ impl NatsServer {
         )
     }
 
+    /// Starts a server whose config also holds `extra` (authorization, TLS), and waits until
+    /// JetStream is ready.
+    pub fn start_with(extra: &str) -> Self {
+        NatsServer(
+            scriptorium_test_support::nats_server::NatsServer::start_with(extra)
+                .expect("nats-server starts with the given config"),
+        )
+    }
+
     /// The client URL.
     pub fn url(&self) -> String {
         self.0.url()
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.0.port()
     }
 
     /// Kills the server (SIGKILL) and starts it again on the same port and store.

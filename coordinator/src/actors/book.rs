@@ -5,6 +5,7 @@ mod control;
 mod skip;
 mod spend;
 mod task;
+mod trust;
 
 use crate::Env;
 use crate::assembly;
@@ -171,6 +172,12 @@ impl BookState {
         r: StepResult,
     ) -> Result<(), ActorProcessingErr> {
         let stats = &self.env.stats;
+        if let Some(reason) = trust::never_dispatched(self, &r) {
+            stats.ignored.fetch_add(1, Ordering::Relaxed);
+            self.refuse(&r, &reason).await;
+            return Ok(());
+        }
+        self.check_worker(&r);
         let Some(step) = self.rec.steps.get(&r.step_id) else {
             stats.ignored.fetch_add(1, Ordering::Relaxed);
             crate::metrics::result_ignored(&r);

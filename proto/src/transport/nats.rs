@@ -6,6 +6,7 @@
 //! state, read-only), [`publish`] (pipelined publishing: PubAcks awaited together, in a bounded
 //! window) and [`baseline`] (raw JetStream round trips, the bench's yardstick).
 
+pub mod auth;
 mod baseline;
 mod dead;
 mod inspect;
@@ -13,6 +14,7 @@ mod options;
 mod publish;
 mod source;
 
+pub use auth::{NatsAuth, Role, Secret, redact};
 pub use options::NatsOptions;
 pub(crate) use source::NatsSource;
 
@@ -32,13 +34,8 @@ use std::time::Duration;
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
-    books: kv::Store,
-    outputs: kv::Store,
-    step_states: kv::Store,
-    workers: kv::Store,
-    coordinators: kv::Store,
-    cache: kv::Store,
-    leases: kv::Store,
+    /// The buckets this process's role opened, in the order of [`BUCKETS`].
+    stores: Arc<[Option<kv::Store>; BUCKETS.len()]>,
     opts: NatsOptions,
     drift: Arc<[Drift]>,
     /// Room for publishes whose PubAck is awaited (see [`publish`]).
@@ -49,30 +46,45 @@ pub struct NatsBus {
 
 impl NatsBus {
     /// Connects (retrying for `opts.connect_timeout`), creates what is missing and reconciles
-    /// the settings of what exists (see [`Reconcile`]). `url` may list several servers of a
-    /// cluster, comma separated.
+    /// the settings of what exists (see [`Reconcile`]) as far as its role goes. `url` may list
+    /// several servers of a cluster, comma separated; credentials in it (`nats://user:pass@h`)
+    /// are used when `opts.auth` gives none. Wrong credentials, a refused TLS handshake or a
+    /// permission the role needs and the server refuses fail at once, naming the problem.
     pub async fn connect(url: &str, opts: NatsOptions) -> Result<Self, BusError> {
         let shown = redact(url);
         opts.validate().map_err(|e| {
             BusError::rejected(format!("connect to {shown}"), Rejection::ConfigConflict, e)
         })?;
         // A comma-separated list names several servers of one cluster: any one will do.
-        let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let (servers, from_url) = auth::split_url(url);
+        let refusals = auth::Refusals::new();
         let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(100);
         // One attempt never outlasts the budget (a host that drops packets would hold it for
         // the whole attempt), nor takes less than a second.
         let attempt_timeout = opts.connect_timeout.clamp(Duration::from_secs(1), CONNECT_ATTEMPT);
         let client = loop {
-            let attempt = async_nats::ConnectOptions::new()
+            let seen = refusals.clone();
+            let base = async_nats::ConnectOptions::new()
                 .name(&opts.name)
                 .connection_timeout(attempt_timeout)
-                .connect(servers.as_slice())
-                .await;
+                .custom_inbox_prefix(opts.role.inbox_prefix())
+                .event_callback(move |event| {
+                    let seen = seen.clone();
+                    async move {
+                        if let async_nats::Event::ServerError(e) = event {
+                            seen.record(&e.to_string());
+                        }
+                    }
+                });
+            let op = || format!("connect to {shown}");
+            let attempt = match opts.auth.apply(base, from_url.as_ref()).await {
+                Ok(o) => o.connect(servers.as_slice()).await.map_err(|e| BusError::nats(op(), &e)),
+                Err(e) => Err(e),
+            };
             match attempt {
                 Ok(c) => break c,
                 Err(e) => {
-                    let e = BusError::nats(format!("connect to {shown}"), &e);
                     let waited = started.elapsed();
                     if !e.is_transient() || waited + delay > opts.connect_timeout {
                         return Err(e);
@@ -90,21 +102,16 @@ impl NatsBus {
         };
         let js = jetstream::new(client.clone());
         // Setting up is retried as a whole: on a loaded machine, a server still starting or a
-        // cluster electing leaders, JetStream API calls time out or answer 503.
-        let (stores, drift) =
-            retrying(opts.connect_timeout, "stream and bucket setup", || Self::setup(&js, &opts))
-                .await?;
-        let [books, outputs, step_states, workers, coordinators, cache, leases] = stores;
+        // cluster electing leaders, JetStream API calls time out or answer 503. A permission
+        // the server refuses ends it at once.
+        let (stores, drift) = retrying(opts.connect_timeout, "stream and bucket setup", || {
+            auth::unless_refused(&refusals, opts.role, Self::setup(&js, &opts))
+        })
+        .await?;
         Ok(Self {
             client,
             js,
-            books,
-            outputs,
-            step_states,
-            workers,
-            coordinators,
-            cache,
-            leases,
+            stores: Arc::new(stores),
             opts,
             drift: drift.into(),
             window: publish::window(),
@@ -112,30 +119,43 @@ impl NatsBus {
         })
     }
 
+    /// Creates or looks up the streams, buckets and consumers of this process's role.
     async fn setup(
         js: &jetstream::Context,
         opts: &NatsOptions,
-    ) -> Result<([kv::Store; BUCKETS.len()], Vec<Drift>), BusError> {
+    ) -> Result<([Option<kv::Store>; BUCKETS.len()], Vec<Drift>), BusError> {
         let mut drift = Vec::new();
+        let worker = opts.role == Role::Worker;
         for wanted in settings::streams(opts) {
-            drift.extend(settings::ensure_stream(js, &wanted, opts.reconcile).await?);
+            let its_bucket = WORKER_BUCKETS.iter().any(|b| settings::kv_stream(b) == wanted.name);
+            if worker && !WORKER_STREAMS.contains(&wanted.name.as_str()) && !its_bucket {
+                continue;
+            }
+            // Only the coordinator owns the streams' settings.
+            let policy =
+                if opts.role == Role::Coordinator { opts.reconcile } else { Reconcile::Leave };
+            drift.extend(settings::ensure_stream(js, &wanted, policy).await?);
         }
-        let mut stores = Vec::with_capacity(BUCKETS.len());
-        for bucket in BUCKETS {
+        let mut stores: [Option<kv::Store>; BUCKETS.len()] = Default::default();
+        for (slot, bucket) in stores.iter_mut().zip(BUCKETS) {
+            if worker && !WORKER_BUCKETS.contains(&bucket) {
+                continue;
+            }
             let store = js
                 .get_key_value(bucket)
                 .await
                 .map_err(|e| BusError::nats(format!("bucket {bucket}"), &e))?;
-            stores.push(store);
+            *slot = Some(store);
         }
-        if opts.reconcile != Reconcile::Leave {
+        if opts.reconcile != Reconcile::Leave && opts.role != Role::Tool {
             for queue in settings::queues() {
+                // A worker reconciles the step consumers it reads, nothing else.
+                if worker && !matches!(queue, Queue::Steps(_) | Queue::PrioritySteps(_)) {
+                    continue;
+                }
                 drift.extend(settings::reconcile_consumer(js, queue, opts).await?);
             }
         }
-        let stores: [kv::Store; BUCKETS.len()] = stores.try_into().map_err(|_| {
-            BusError::rejected("bucket setup", Rejection::Other, "a bucket is missing".into())
-        })?;
         Ok((stores, drift))
     }
 
@@ -248,16 +268,16 @@ impl NatsBus {
         Ok(Events { inner: EventsInner::Nats(sub) })
     }
 
-    fn store(&self, bucket: Bucket) -> &kv::Store {
-        match bucket {
-            Bucket::Books => &self.books,
-            Bucket::Outputs => &self.outputs,
-            Bucket::StepStates => &self.step_states,
-            Bucket::Workers => &self.workers,
-            Bucket::Coordinators => &self.coordinators,
-            Bucket::Cache => &self.cache,
-            Bucket::Leases => &self.leases,
-        }
+    /// The bucket's store, when this process's role opened it.
+    fn store(&self, bucket: Bucket) -> Result<&kv::Store, BusError> {
+        let i = BUCKETS.iter().position(|b| *b == bucket_name(bucket)).unwrap_or(0);
+        self.stores[i].as_ref().ok_or_else(|| {
+            BusError::rejected(
+                format!("bucket {}", bucket_name(bucket)),
+                Rejection::Permission,
+                format!("not opened by the {} role", self.opts.role.name()),
+            )
+        })
     }
 
     /// Refuses a key NATS would refuse, before any I/O.
@@ -279,7 +299,7 @@ impl NatsBus {
         let op = || format!("kv put {}", bucket_name(bucket));
         let len = value.len() as u64;
         retrying(self.opts.publish_retry, "kv put", || async {
-            self.store(bucket)
+            self.store(bucket)?
                 .put(key, value.clone())
                 .await
                 .map(|_| ())
@@ -303,7 +323,7 @@ impl NatsBus {
         Self::check_key("kv get", bucket, key)?;
         let op = || format!("kv get {}", bucket_name(bucket));
         retrying(self.opts.publish_retry, "kv get", || async {
-            self.store(bucket).get(key).await.map_err(|e| BusError::nats(op(), &e))
+            self.store(bucket)?.get(key).await.map_err(|e| BusError::nats(op(), &e))
         })
         .await
     }
@@ -317,7 +337,7 @@ impl NatsBus {
         Self::check_key("kv create", bucket, key)?;
         // Not retried: a create whose answer was lost would then report the key as taken.
         let len = value.len() as u64;
-        match self.store(bucket).create(key, value).await {
+        match self.store(bucket)?.create(key, value).await {
             Ok(_) => {
                 self.kv_written.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
                 Ok(true)
@@ -329,7 +349,7 @@ impl NatsBus {
 
     pub(crate) async fn kv_delete(&self, bucket: Bucket, key: &str) -> Result<(), BusError> {
         Self::check_key("kv delete", bucket, key)?;
-        self.store(bucket)
+        self.store(bucket)?
             .delete(key)
             .await
             .map_err(|e| BusError::nats(format!("kv delete {}", bucket_name(bucket)), &e))
@@ -346,7 +366,7 @@ impl NatsBus {
     /// ended). A deleted key keeps its delete marker until it expires, so it may be listed:
     /// every caller reads the value next, and finds none.
     async fn kv_keys_once(&self, bucket: Bucket) -> Result<Vec<String>, BusError> {
-        let store = self.store(bucket);
+        let store = self.store(bucket)?;
         let listing = async {
             let counts =
                 inspect::subject_counts(&store.stream, format!("{}>", store.prefix)).await?;
@@ -425,6 +445,26 @@ fn bucket_name(bucket: Bucket) -> &'static str {
     }
 }
 
+/// The streams a worker uses: it takes steps, answers them and dead-letters what it gives up.
+const WORKER_STREAMS: [&str; 3] = [names::STEPS_STREAM, names::RESULTS_STREAM, names::DEAD_STREAM];
+
+/// The buckets a worker uses: its heartbeat, the shared cache and its leases (never the books'
+/// records or outputs).
+const WORKER_BUCKETS: [&str; 3] =
+    [names::WORKERS_BUCKET, names::CACHE_BUCKET, names::LEASES_BUCKET];
+
+/// The streams a process of `role` sets up and needs (readiness checks these).
+pub(crate) fn role_streams(role: Role) -> Vec<String> {
+    match role {
+        Role::Worker => WORKER_STREAMS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(WORKER_BUCKETS.iter().map(|b| settings::kv_stream(b)))
+            .collect(),
+        Role::Coordinator | Role::Tool => stream_names(),
+    }
+}
+
 /// Every stream Scriptorium uses: the queues' and the buckets'.
 pub(crate) fn stream_names() -> Vec<String> {
     [
@@ -440,34 +480,9 @@ pub(crate) fn stream_names() -> Vec<String> {
     .collect()
 }
 
-/// `url` without credentials (`nats://user:pass@host` becomes `nats://***@host`), for errors
-/// and logs.
-pub(crate) fn redact(url: &str) -> String {
-    url.split(',')
-        .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}***{}", &one[..scheme + 3], &one[at..])
-            }
-            (None, Some(at)) => format!("***{}", &one[at..]),
-            _ => one.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_never_reach_messages() {
-        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
-        assert_eq!(redact("nats://u:secret@h:4222"), "nats://***@h:4222");
-        assert_eq!(
-            redact("nats://tok@a:1,nats://b:2,u:p@c:3"),
-            "nats://***@a:1,nats://b:2,***@c:3"
-        );
-    }
 
     #[test]
     fn twelve_streams_back_the_queues_and_buckets() {

@@ -41,7 +41,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Whether two byte strings are equal, in time that depends on their lengths only.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -43,6 +43,8 @@ struct Node {
     cluster_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
+    /// Config text appended to the generated one (authorization, TLS).
+    extra: String,
 }
 
 impl Node {
@@ -86,6 +88,7 @@ impl Node {
                 routes.join("\n")
             ));
         }
+        conf.push_str(&self.extra);
         std::fs::write(self.config_path(), conf)
             .with_context(|| format!("writing {}", self.config_path().display()))
     }
@@ -195,6 +198,13 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server and waits until JetStream is ready.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with("")
+    }
+
+    /// Starts a server whose config also holds `extra` (an `authorization` block, a `tls`
+    /// block, variables), and waits until JetStream is ready. Readiness is read from the
+    /// monitoring port, which stays plain HTTP and open.
+    pub fn start_with(extra: &str) -> anyhow::Result<Self> {
         let binary = binary()?;
         let dir = tempfile::Builder::new()
             .prefix("scriptorium-nats-")
@@ -208,6 +218,7 @@ impl NatsServer {
             cluster_port: None,
             dir: dir.path().to_path_buf(),
             child: None,
+            extra: extra.to_string(),
         };
         node.write_config(None)?;
         node.spawn(&binary)?;
@@ -284,6 +295,7 @@ impl Cluster {
                 cluster_port: Some(route_ports[i]),
                 dir: dir.path().join(format!("n{i}")),
                 child: None,
+                extra: String::new(),
             };
             node.write_config(Some((CLUSTER_NAME, &route_ports)))?;
             nodes.push(node);

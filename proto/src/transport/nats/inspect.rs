@@ -11,7 +11,7 @@
 //! `scriptorium.dead.<kind>`.
 
 use super::super::{BusError, StepQueue};
-use super::{NatsBus, stream_names};
+use super::{NatsBus, role_streams};
 use crate::v1::AgentKind;
 use crate::{kind, names};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
@@ -20,8 +20,9 @@ use futures::StreamExt;
 use std::collections::HashMap;
 
 impl NatsBus {
-    /// Read-only readiness check: connected, and every stream and bucket exists and has a
-    /// leader (nothing is created here; `connect` did that). Backs the `/readyz` endpoints.
+    /// Read-only readiness check: connected, and every stream and bucket of this process's role
+    /// exists and has a leader (nothing is created here; `connect` did that). Backs the
+    /// `/readyz` endpoints.
     pub async fn check_ready(&self) -> Result<(), BusError> {
         let state = self.client.connection_state();
         if state != async_nats::connection::State::Connected {
@@ -30,7 +31,8 @@ impl NatsBus {
                 detail: format!("connection {state}"),
             });
         }
-        for name in stream_names() {
+        // A worker needs only its own streams (the coordinator creates the others).
+        for name in role_streams(self.opts.role) {
             let info = self
                 .js
                 .get_stream(&name)

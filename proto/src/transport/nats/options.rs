@@ -1,8 +1,10 @@
-//! How to connect to NATS: the connection name and timeouts, the queues' and buckets' settings,
-//! replicas and what to do with settings that drifted, checked before any I/O.
+//! How to connect to NATS: the connection name and timeouts, credentials, TLS and role, the
+//! queues' and buckets' settings, replicas and what to do with settings that drifted, checked
+//! before any I/O.
 
 use super::super::QueueSettings;
 use super::super::settings::Reconcile;
+use super::auth::{NatsAuth, Role};
 use std::time::Duration;
 
 /// How to connect to NATS.
@@ -36,6 +38,10 @@ pub struct NatsOptions {
     pub replicas: usize,
     /// What `connect` does when an existing stream, bucket or consumer has other settings.
     pub reconcile: Reconcile,
+    /// Credentials and TLS (a user and password in the URL count when none are given here).
+    pub auth: NatsAuth,
+    /// What this process does on the bus: what it sets up at connect, its inbox prefix.
+    pub role: Role,
 }
 
 impl NatsOptions {
@@ -45,7 +51,8 @@ impl NatsOptions {
             return Err(format!("replicas: must be between 1 and 5 (got {})", self.replicas));
         }
         self.steps.validate().map_err(|e| format!("steps.{e}"))?;
-        self.coordinator.validate().map_err(|e| format!("coordinator.{e}"))
+        self.coordinator.validate().map_err(|e| format!("coordinator.{e}"))?;
+        self.auth.validate()
     }
 }
 
@@ -66,6 +73,8 @@ impl Default for NatsOptions {
             publish_retry: Duration::from_secs(60),
             replicas: 1,
             reconcile: Reconcile::Update,
+            auth: NatsAuth::default(),
+            role: Role::Coordinator,
         }
     }
 }

@@ -1,0 +1,55 @@
+//! Which results a book trusts: one for an attempt it dispatched. A result for an attempt never
+//! dispatched (a later attempt than the step's, attempt 0, an unknown step) is forged or broken:
+//! it changes nothing, costs nothing and is dead-lettered with the reason. A second result for
+//! an answered attempt from a worker other than the one whose answer was accepted is counted and
+//! logged (two workers claiming one attempt: one of them is not what it says).
+
+use super::BookState;
+use crate::record::StepStatus;
+use scriptorium_proto::prost::Message as _;
+use scriptorium_proto::v1::StepResult;
+
+/// Why `r` is refused, when it is for an attempt this book never dispatched.
+pub(super) fn never_dispatched(state: &BookState, r: &StepResult) -> Option<String> {
+    let Some(step) = state.rec.steps.get(&r.step_id) else {
+        return Some(format!("result refused: book {} has no step {}", r.book_id, r.step_id));
+    };
+    (r.attempt == 0 || r.attempt > step.attempt).then(|| {
+        format!(
+            "result refused: attempt {} of step {} of book {} was never dispatched (latest {})",
+            r.attempt, r.step_id, r.book_id, step.attempt
+        )
+    })
+}
+
+impl BookState {
+    /// Dead-letters `r` with `reason`; the book is left as it was.
+    pub(super) async fn refuse(&self, r: &StepResult, reason: &str) {
+        crate::metrics::result_refused(r);
+        tracing::warn!(
+            book_id = %r.book_id, step = %r.step_id, attempt = r.attempt,
+            worker = %r.worker_id, reason, "result refused and dead-lettered"
+        );
+        let payload = r.encode_to_vec().into();
+        if let Err(e) = self.env.bus.dead_letter("results", payload, reason).await {
+            tracing::error!(book_id = %r.book_id, error = %e, "refused result not dead-lettered");
+        }
+    }
+
+    /// Counts and logs `r` when its attempt was already answered by another worker.
+    pub(super) fn check_worker(&self, r: &StepResult) {
+        let Some(step) = self.rec.steps.get(&r.step_id) else { return };
+        if step.status == StepStatus::Done
+            && step.attempt == r.attempt
+            && !step.worker.is_empty()
+            && step.worker != r.worker_id
+        {
+            crate::metrics::result_from_another_worker(r);
+            tracing::warn!(
+                book_id = %r.book_id, step = %r.step_id, attempt = r.attempt,
+                worker = %r.worker_id, answered_by = %step.worker,
+                "result from a worker other than the one that answered the attempt"
+            );
+        }
+    }
+}
