@@ -485,7 +485,7 @@ fn manifests_name_only_real_commands_flags_variables_ports_and_names() {
             assert!(names.contains(&p["targetPort"].as_str().unwrap()), "service port {p}");
         }
     }
-    // KEDA scales the worker Deployment on the lag of every step consumer.
+    // KEDA scales the worker Deployment on the lag of every step consumer, priority ones too.
     let so = docs.iter().find(|d| d["kind"] == "ScaledObject").unwrap();
     assert_eq!(so["spec"]["scaleTargetRef"]["name"], worker["metadata"]["name"]);
     let triggers = so["spec"]["triggers"].as_array().unwrap();
@@ -498,7 +498,10 @@ fn manifests_name_only_real_commands_flags_variables_ports_and_names() {
             t["metadata"]["consumer"].as_str().unwrap().to_string()
         })
         .collect();
-    let expected: BTreeSet<String> =
-        scriptorium_proto::kind::agents().map(scriptorium_proto::names::step_consumer).collect();
-    assert_eq!(consumers, expected);
+    let expected: BTreeSet<String> = scriptorium_proto::kind::agents()
+        .flat_map(|k| {
+            [scriptorium_proto::names::step_consumer(k), scriptorium_proto::names::priority_step_consumer(k)]
+        })
+        .collect();
+    assert_eq!(consumers, expected, "the normal and the priority consumer of every kind");
 }

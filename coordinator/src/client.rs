@@ -147,18 +147,30 @@ pub async fn load_header(bus: &Bus, book_id: &str) -> anyhow::Result<Option<Book
         .with_context(|| format!("book record {book_id} is unreadable"))
 }
 
-/// Every stored book's header, oldest first (plans and steps are not read).
+/// Every stored book's header, oldest first (plans and steps are not read: the headers'
+/// summaries give progress).
 pub async fn list(bus: &Bus) -> anyhow::Result<Vec<BookRecord>> {
+    read_all(bus, false).await
+}
+
+/// Every stored book with its plan and steps (never its outputs), oldest first.
+pub async fn list_records(bus: &Bus) -> anyhow::Result<Vec<BookRecord>> {
+    read_all(bus, true).await
+}
+
+async fn read_all(bus: &Bus, steps: bool) -> anyhow::Result<Vec<BookRecord>> {
     let keys = bus.kv_keys(Bucket::Books).await?;
-    let headers: Vec<Option<BookRecord>> = futures::stream::iter(keys)
+    let read: Vec<Option<BookRecord>> = futures::stream::iter(keys)
         .map(|key| {
             let bus = bus.clone();
-            async move { load_header(&bus, &key).await }
+            async move {
+                if steps { load(&bus, &key).await } else { load_header(&bus, &key).await }
+            }
         })
         .buffered(64)
         .try_collect()
         .await?;
-    let mut out: Vec<BookRecord> = headers.into_iter().flatten().collect();
+    let mut out: Vec<BookRecord> = read.into_iter().flatten().collect();
     out.sort_by_key(|r| r.created_ms);
     Ok(out)
 }

@@ -150,7 +150,7 @@ async fn bad_ids_on_the_wire_are_dead_lettered_once_and_other_books_go_on() {
     assert_eq!(drained(&bus, names::RESULTS_STREAM, names::RESULTS_CONSUMER).await, 0);
     let stored = client::list(&bus).await.unwrap();
     assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [good.as_str()]);
-    let rec = &stored[0];
+    let rec = &client::load(&bus, &good).await.unwrap().unwrap();
     assert_eq!(rec.state, Status::Running);
     assert_eq!(rec.steps["characters"].status, StepStatus::Done);
     assert_eq!(rec.ignored_results, 0, "the bad results never reached the book");

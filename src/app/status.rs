@@ -78,7 +78,13 @@ async fn frame(bus: &Bus, opts: &StatusOptions) -> anyhow::Result<(Value, String
             Ok((doc, report::book_detail(&rec) + &footer))
         }
         None => {
-            let books = filtered(client::list(bus).await?, opts.state);
+            // JSON gives each book's steps (scripts read them); the table needs headers only.
+            let books = if opts.json {
+                client::list_records(bus).await?
+            } else {
+                client::list(bus).await?
+            };
+            let books = filtered(books, opts.state);
             Ok((list_json(&books, &live), report::book_table(&books) + &footer))
         }
     }

@@ -308,8 +308,10 @@ struct PullCtx {
 
 /// How long one pull request waits for a normal step when both queues are empty: a priority
 /// step arriving meanwhile waits at most this long in an idle worker (a busy one looks at the
-/// priority queue first each time an agent frees up).
-const FETCH_WAIT: Duration = Duration::from_secs(1);
+/// priority queue first each time an agent frees up). At 1 s a priority book written alone
+/// waited up to a second per step (BENCHMARKS.md, run D); 250 ms costs an idle worker four
+/// pull requests a second per kind.
+const FETCH_WAIT: Duration = Duration::from_millis(250);
 
 /// A pool's two queues: the steps of priority books, taken first, and the others.
 struct Steps {
