@@ -1,6 +1,6 @@
 //! Books that hold together, end to end with the simulated model: every example brief's book
 //! passes `scriptorium check` (drafted in order, and all at once); the simulated model's
-//! mistakes are rejected, re-asked and gone from the finished books; `check` fails a book with
+//! mistakes are rejected and re-asked, or cleaned off, and gone from the finished books; `check` fails a book with
 //! a planted defect, and reads books written before the ledger existed.
 
 mod common;
@@ -105,8 +105,14 @@ fn each_simulated_mistake_is_re_asked_and_the_book_ends_clean() {
         let dirs = book_dirs(&out);
         let book = assert_book(&dirs[0]);
         let rejections = chapter_rejections(&dirs[0]);
-        // Every chapter's first attempt made the mistake (resurrect: those after a death).
-        let expected = if mistake == "resurrect" { 2 } else { 3 };
+        // Every chapter's first attempt made the mistake (resurrect: those after a death); a
+        // copied paragraph or a "Here is the chapter" line is cleaned off, not re-asked: the
+        // chapter meets its length without it.
+        let expected = match mistake {
+            "resurrect" => 2,
+            "repeat" | "meta" => 0,
+            _ => 3,
+        };
         assert_eq!(
             rejections.iter().filter(|r| r.contains(rule)).count(),
             expected,
@@ -131,7 +137,7 @@ fn each_simulated_mistake_is_re_asked_and_the_book_ends_clean() {
 fn the_sim_server_makes_mistakes_on_request_and_re_asks_fix_them() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = SimServerProc::start(
-        &["--mistakes", "meta,short", "--mistake-rate", "1"],
+        &["--mistakes", "rename,short", "--mistake-rate", "1"],
         &tmp.path().join("sim.log"),
     );
     let out = tmp.path().join("out");
@@ -204,6 +210,13 @@ fn check_fails_a_planted_defect_and_reads_books_of_earlier_versions() {
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
     assert!(rules.contains(&"repeated_paragraph") && rules.contains(&"meta_text"), "{rules:?}");
+
+    // A book directory without any chapter (an empty `chapters/`) fails, saying so.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(empty.join("chapters")).unwrap();
+    let (code, text) = check(&empty);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("[no_chapters] the book has no chapter at all"), "{text}");
 
     // Not a book at all: an error, not a report.
     let o = run(&["check", tmp.path().to_str().unwrap()], &[]);

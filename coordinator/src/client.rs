@@ -4,6 +4,7 @@
 use crate::control::{Action, Command};
 use crate::record::{self, BookRecord, Status};
 use anyhow::Context as _;
+use futures::{StreamExt, TryStreamExt};
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
 use scriptorium_proto::v1::{BookBrief, BookCommand, BookEvent, BookState, SubmitBook};
@@ -128,28 +129,36 @@ pub async fn store_refusal(bus: &Bus, book_id: &str, brief: BookBrief, reason: &
     rec.state = Status::Failed;
     rec.failure = Some(format!("brief refused: {reason}"));
     rec.finished_ms = clock::now_ms();
-    if let Ok(bytes) = serde_json::to_vec(&rec) {
-        let _ = bus.kv_put(Bucket::Books, book_id, bytes.into()).await;
-    }
+    let _ = record::store(bus, &mut rec).await;
 }
 
-/// The stored record of one book.
+/// The stored record of one book, with its plan and steps.
 pub async fn load(bus: &Bus, book_id: &str) -> anyhow::Result<Option<BookRecord>> {
-    let Some(bytes) = bus.kv_get(Bucket::Books, book_id).await? else { return Ok(None) };
-    Ok(Some(
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("book record {book_id} is unreadable"))?,
-    ))
+    record::load_record(bus, book_id)
+        .await
+        .with_context(|| format!("book record {book_id} is unreadable"))
 }
 
-/// Every stored book record, oldest first.
+/// The stored header of one book: its plan and steps are not read (its summary gives its
+/// progress).
+pub async fn load_header(bus: &Bus, book_id: &str) -> anyhow::Result<Option<BookRecord>> {
+    record::load_header(bus, book_id)
+        .await
+        .with_context(|| format!("book record {book_id} is unreadable"))
+}
+
+/// Every stored book's header, oldest first (plans and steps are not read).
 pub async fn list(bus: &Bus) -> anyhow::Result<Vec<BookRecord>> {
-    let mut out = Vec::new();
-    for key in bus.kv_keys(Bucket::Books).await? {
-        if let Some(rec) = load(bus, &key).await? {
-            out.push(rec);
-        }
-    }
+    let keys = bus.kv_keys(Bucket::Books).await?;
+    let headers: Vec<Option<BookRecord>> = futures::stream::iter(keys)
+        .map(|key| {
+            let bus = bus.clone();
+            async move { load_header(&bus, &key).await }
+        })
+        .buffered(64)
+        .try_collect()
+        .await?;
+    let mut out: Vec<BookRecord> = headers.into_iter().flatten().collect();
     out.sort_by_key(|r| r.created_ms);
     Ok(out)
 }

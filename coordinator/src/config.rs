@@ -65,6 +65,10 @@ pub struct CoordinatorConfig {
     /// Books in flight (running, waiting at a gate or paused) at most: the next submissions
     /// wait in the submit stream, priority books first, until one ends; 0: no limit.
     pub max_books_in_flight: usize,
+    /// Hours a finished book (done, failed or cancelled) is kept in the buckets after it ended;
+    /// 0 (the default): kept until deleted by hand. The files written to `out_dir` are never
+    /// touched.
+    pub keep_finished_hours: u64,
     /// Model routes.
     pub routes: RoutesConfig,
     /// Sampling per task type, by name (creative, analytical, factual).
@@ -127,6 +131,7 @@ impl Default for CoordinatorConfig {
             max_failed_edits: 2,
             step_timeout_secs: 900,
             max_books_in_flight: 100,
+            keep_finished_hours: 0,
             routes: RoutesConfig::default(),
             sampling: [
                 ("creative".to_string(), p(0.9, 0.95, 4096)),

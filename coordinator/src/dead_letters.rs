@@ -224,7 +224,7 @@ mod tests {
         let step = rec.steps.get_mut("concept").unwrap();
         (step.status, step.attempt) = (StepStatus::Running, 2);
         rec.set_state(record::Status::Running, 1);
-        record::store(&bus, &rec).await.unwrap();
+        record::store(&bus, &mut rec).await.unwrap();
         let (queue, book) = check(&bus, &letter("concept", b(&task))).await.unwrap();
         assert_eq!((queue, book.as_str()), (Queue::Steps(AgentKind::Concept), "b1"));
         let e = check(&bus, &letter("outline", b(&task))).await.unwrap_err();
@@ -233,7 +233,7 @@ mod tests {
         let e = check(&bus, &letter("concept", b(&old))).await.unwrap_err();
         assert!(e.contains("not waiting for attempt 1"), "{e}");
         rec.set_state(record::Status::Failed, 2);
-        record::store(&bus, &rec).await.unwrap();
+        record::store(&bus, &mut rec).await.unwrap();
         let e = check(&bus, &letter("concept", b(&task))).await.unwrap_err();
         assert!(e.contains("is failed") && e.contains("scriptorium retry b1"), "{e}");
     }

@@ -6,7 +6,9 @@
 //! - [`plan`]: the DAG of steps a brief calls for.
 //! - [`actors`]: the coordinator actor and one book actor per book in flight.
 //! - [`continuity`]: the continuity ledger and the other chapters a step is checked against.
-//! - [`record`]: the durable book record (state, steps, accepted outputs) kept in KV.
+//! - [`record`]: the durable book record (header, step states, accepted outputs) kept in KV,
+//!   written per step (layout 2), older layouts read.
+//! - [`retention`]: deleting finished books past `keep_finished_hours`.
 //! - [`assembly`]: the local assembly step (manuscript, chapters, `book.json`, `book.epub`).
 //! - [`quality`]: the quality report of a written book (`scriptorium check`, `quality.json`).
 //! - [`runtime`]: starting a coordinator on a bus: queue pumps, resume, shutdown.
@@ -38,6 +40,7 @@ pub mod metrics;
 pub mod plan;
 pub mod quality;
 pub mod record;
+pub mod retention;
 pub mod runtime;
 
 pub use config::CoordinatorConfig;
@@ -58,6 +61,9 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Results ignored (duplicate, late, superseded or unknown).
     pub ignored: AtomicU64,
+    /// Bytes the book actors wrote to the books and step-states buckets (headers, plans and
+    /// changed steps; outputs not included).
+    pub stored_bytes: AtomicU64,
 }
 
 /// What the coordinator's actors share.

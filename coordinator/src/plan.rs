@@ -28,7 +28,7 @@ pub struct PlannedStep {
 }
 
 /// The DAG of a book's steps, in a valid execution order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Steps in topological order.
     pub steps: Vec<PlannedStep>,

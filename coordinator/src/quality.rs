@@ -19,6 +19,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+mod documents;
 mod render;
 pub use render::render_text;
 
@@ -111,6 +112,10 @@ pub struct BookParts {
     pub known_text: String,
     /// What the parts were read from (`book.json`, `chapters/`...).
     pub sources: Vec<String>,
+    /// The documents the book was planned from, as `book.json` keeps them: `concept`, `cast`,
+    /// `world`, `outline` (those present).
+    #[serde(default)]
+    pub documents: BTreeMap<String, Value>,
 }
 
 /// The figures of one chapter.
@@ -176,6 +181,11 @@ pub struct QualityReport {
     pub near_duplicates: Vec<Finding>,
     /// Placeholder and meta text left in the prose.
     pub leaks: Vec<Finding>,
+    /// What is not story in the prose: instruction echo, talk about the task, machine text.
+    pub not_story: Vec<Finding>,
+    /// What breaks a rule in the documents the book was planned from (concept, cast, world,
+    /// outline): what is not story in a field, a logline that is the title, a name that is none.
+    pub documents: Vec<Finding>,
     /// Names that look like characters but are not in the cast.
     pub unknown_names: Vec<Finding>,
     /// Characters acting after their death.
@@ -254,6 +264,10 @@ impl QualityReport {
                     Rule::RepeatedParagraph => &mut report.repeated_paragraphs,
                     Rule::NearDuplicateParagraph => &mut report.near_duplicates,
                     Rule::Placeholder | Rule::MetaText => &mut report.leaks,
+                    Rule::InstructionEcho | Rule::TaskTalk | Rule::MachineText => {
+                        &mut report.not_story
+                    }
+                    Rule::LoglineIsTitle | Rule::NotAName => &mut report.documents,
                     Rule::UnknownName => &mut report.unknown_names,
                     Rule::DeadCharacterActs => &mut report.dead_acting,
                     Rule::PlanCharacterMissing => &mut report.plan_missing,
@@ -268,6 +282,7 @@ impl QualityReport {
         let present: BTreeSet<u32> = report.chapters_present.iter().copied().collect();
         let last = parts.chapters_asked.or(present.last().copied()).unwrap_or(0);
         report.missing_chapters = (1..=last).filter(|n| !present.contains(n)).collect();
+        report.documents.extend(documents::findings(&parts.documents));
         report.not_checked = not_checked(parts);
         report.hard_failures = report
             .missing_chapters
@@ -278,10 +293,21 @@ impl QualityReport {
                 message: format!("chapter {n} is missing"),
             })
             .collect();
+        if report.chapters_present.is_empty() {
+            report.hard_failures.push(HardFailure {
+                rule: "no_chapters".into(),
+                chapter: None,
+                message: "the book has no chapter at all: no chapter file in chapters/, no \
+                          chapter in manuscript.md or book.json"
+                    .into(),
+            });
+        }
         let all = [
             &report.length_failures,
             &report.repeated_paragraphs,
             &report.leaks,
+            &report.not_story,
+            &report.documents,
             &report.dead_acting,
             &report.near_duplicates,
             &report.unknown_names,
@@ -295,8 +321,11 @@ impl QualityReport {
             .filter(|f| f.rule.is_hard())
             .map(|f| HardFailure {
                 rule: f.rule.name().into(),
-                chapter: Some(f.chapter),
-                message: format!("chapter {}: {}", f.chapter, f.message),
+                chapter: Some(f.chapter).filter(|c| *c > 0),
+                message: match (&f.field, f.chapter) {
+                    (Some(_), 0) => f.message.clone(),
+                    _ => format!("chapter {}: {}", f.chapter, f.message),
+                },
             })
             .collect();
         report.hard_failures.extend(hard);
@@ -634,6 +663,11 @@ fn from_book_json(book: &Value, parts: &mut BookParts) {
         }
     }
     parts.known_text = known;
+    for (key, _) in documents::DOCUMENTS {
+        if let Some(v) = book.get(*key).filter(|v| !v.is_null()) {
+            parts.documents.insert(key.to_string(), v.clone());
+        }
+    }
 }
 
 #[cfg(test)]

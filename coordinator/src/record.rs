@@ -1,7 +1,13 @@
 //! The durable record of one book: brief, plan, step states and accepted outputs.
 //!
-//! Stored as JSON in the books bucket after every change, so a restarted coordinator resumes
-//! each unfinished book from it and `status` reads it without asking the coordinator.
+//! Stored after every change, so a restarted coordinator resumes each unfinished book from it
+//! and `status` reads it without asking the coordinator. Layout 2 (this code's, [`LAYOUT`])
+//! writes per step, not per book: a small JSON header under `<book>` in the books bucket
+//! (brief, state, totals, progress), each step's state under `<book>.<step>` and the plan once
+//! under `<book>._plan` in the step-states bucket, and each accepted output under `<book>.<step>`
+//! in the outputs bucket; a store writes only the steps that changed, so the bytes written per
+//! result do not grow with the book. Layout 1 (before 2026-12-04: no `layout` field, the whole
+//! record under `<book>`) is still read, and written in layout 2 at the book's next store.
 
 use crate::plan::{ASSEMBLY, Plan};
 use scriptorium_proto::transport::Bucket;
@@ -10,6 +16,14 @@ use scriptorium_proto::{Bus, BusError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// The record layout this code writes (see the module doc); a header with a higher one was
+/// written by a newer coordinator and is left alone.
+pub const LAYOUT: u32 = 2;
+
+/// Key of a book's plan in the step-states bucket.
+const PLAN_KEY: &str = "_plan";
 
 /// State of a book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -220,9 +234,11 @@ pub struct BookRecord {
     pub state: Status,
     /// Why the book failed.
     pub failure: Option<String>,
-    /// The plan.
+    /// The plan (empty in a record read as a header only).
+    #[serde(default)]
     pub plan: Plan,
-    /// State per step id.
+    /// State per step id (empty in a record read as a header only).
+    #[serde(default)]
     pub steps: BTreeMap<String, StepRecord>,
     /// Accepted outputs per step id, in memory only: each is stored on its own under
     /// `<book>.<step>` in the outputs bucket, so the record stays small whatever the book's size.
@@ -260,6 +276,36 @@ pub struct BookRecord {
     /// When the book last started running (Unix ms; 0 while not running).
     #[serde(default)]
     pub running_since_ms: i64,
+    /// The layout the record was stored in (1 when the field is absent: a record from before
+    /// layouts had numbers); every store writes [`LAYOUT`].
+    #[serde(default = "first_layout")]
+    pub layout: u32,
+    /// Progress as of the last store, kept in the header so that listings need not read steps.
+    #[serde(default)]
+    pub summary: Summary,
+    /// What the last store (or load) left in the step-states bucket: a hash per step of its
+    /// stored state, so a store writes only the steps that changed.
+    #[serde(skip)]
+    stored: BTreeMap<String, u64>,
+    /// Whether the plan is in the step-states bucket.
+    #[serde(skip)]
+    plan_stored: bool,
+}
+
+/// A book's progress, as its header carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Steps done.
+    pub done: u32,
+    /// Steps in all.
+    pub total: u32,
+    /// Ids of the steps running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub running: Vec<String>,
+}
+
+fn first_layout() -> u32 {
+    1
 }
 
 fn first_version() -> u32 {
@@ -292,6 +338,10 @@ impl BookRecord {
             version: 1,
             running_ms: 0,
             running_since_ms: 0,
+            layout: LAYOUT,
+            summary: Summary::default(),
+            stored: BTreeMap::new(),
+            plan_stored: false,
         }
     }
 
@@ -335,19 +385,32 @@ impl BookRecord {
         self.actions.iter().find(|a| a.id == id)
     }
 
-    /// Steps done and steps in all.
+    /// Steps done and steps in all (from the header's summary in a record read as a header).
     pub fn progress(&self) -> (u32, u32) {
+        if self.steps.is_empty() {
+            return (self.summary.done, self.summary.total);
+        }
         let done = self.steps.values().filter(|s| s.status == StepStatus::Done).count();
         (done as u32, self.steps.len() as u32)
     }
 
-    /// Ids of the steps that are running.
+    /// Ids of the steps that are running (from the header's summary in a record read as a
+    /// header).
     pub fn running(&self) -> Vec<&str> {
+        if self.steps.is_empty() {
+            return self.summary.running.iter().map(String::as_str).collect();
+        }
         self.steps
             .iter()
             .filter(|(_, s)| s.status == StepStatus::Running)
             .map(|(k, _)| k.as_str())
             .collect()
+    }
+
+    /// The progress to store in the header.
+    fn current_summary(&self) -> Summary {
+        let (done, total) = self.progress();
+        Summary { done, total, running: self.running().into_iter().map(String::from).collect() }
     }
 }
 
@@ -360,6 +423,14 @@ pub enum LoadError {
     /// The stored record is not a book record.
     #[error("book record unreadable: {0}")]
     Unreadable(#[from] serde_json::Error),
+    /// The record was written by a newer coordinator, in a layout this one does not know.
+    #[error(
+        "book record layout {found} is newer than this coordinator's ({LAYOUT}); a newer coordinator must handle it"
+    )]
+    Newer {
+        /// The stored record's layout.
+        found: u32,
+    },
 }
 
 impl LoadError {
@@ -377,10 +448,71 @@ pub async fn load_book(bus: &Bus, book_id: &str) -> Result<Option<BookRecord>, L
     Ok(Some(rec))
 }
 
-/// Reads the record of `book_id` alone (`outputs` empty). `None` when no book has this id.
+/// Reads the record of `book_id` with its plan and steps (`outputs` empty), whatever layout
+/// it was stored in. `None` when no book has this id.
 pub async fn load_record(bus: &Bus, book_id: &str) -> Result<Option<BookRecord>, LoadError> {
+    let Some(mut rec) = load_header(bus, book_id).await? else { return Ok(None) };
+    if rec.layout >= 2 {
+        load_steps(bus, &mut rec).await?;
+    }
+    Ok(Some(rec))
+}
+
+/// Reads the header of `book_id` alone: everything but the plan and the steps (whose
+/// progress the header's summary gives). A record stored in layout 1 comes whole.
+pub async fn load_header(bus: &Bus, book_id: &str) -> Result<Option<BookRecord>, LoadError> {
     let Some(bytes) = bus.kv_get(Bucket::Books, book_id).await? else { return Ok(None) };
-    Ok(Some(serde_json::from_slice(&bytes)?))
+    Ok(Some(parse_header(&bytes)?))
+}
+
+/// Parses a stored header (or a whole layout-1 record).
+pub fn parse_header(bytes: &[u8]) -> Result<BookRecord, LoadError> {
+    #[derive(Deserialize)]
+    struct Layout {
+        #[serde(default = "first_layout")]
+        layout: u32,
+    }
+    let found = serde_json::from_slice::<Layout>(bytes)?.layout;
+    if found > LAYOUT {
+        return Err(LoadError::Newer { found });
+    }
+    let mut rec: BookRecord = serde_json::from_slice(bytes)?;
+    if rec.layout < 2 {
+        // Layout 1 carries no summary: made from its steps, so listings show its progress.
+        rec.summary = rec.current_summary();
+    }
+    Ok(rec)
+}
+
+/// Reads the plan and step states of a layout-2 record. A step whose state is missing (lost
+/// with its store) is pending: it runs again.
+async fn load_steps(bus: &Bus, rec: &mut BookRecord) -> Result<(), LoadError> {
+    let plan = bus.kv_get(Bucket::StepStates, &step_key(&rec.id, PLAN_KEY)).await?;
+    rec.plan = match plan {
+        Some(bytes) => serde_json::from_slice(&bytes)?,
+        // Written before the header ever was: missing only if the store lost it.
+        None => Plan::for_brief(&rec.brief),
+    };
+    rec.plan_stored = true;
+    let keys: Vec<(String, String)> =
+        rec.plan.steps.iter().map(|p| (p.id.clone(), step_key(&rec.id, &p.id))).collect();
+    let stored = futures::future::try_join_all(
+        keys.iter().map(|(_, key)| bus.kv_get(Bucket::StepStates, key)),
+    )
+    .await?;
+    rec.steps.clear();
+    rec.stored.clear();
+    for ((id, _), bytes) in keys.into_iter().zip(stored) {
+        let step = match bytes {
+            Some(bytes) => {
+                rec.stored.insert(id.clone(), hash(&bytes));
+                serde_json::from_slice(&bytes)?
+            }
+            None => StepRecord::new(),
+        };
+        rec.steps.insert(id, step);
+    }
+    Ok(())
 }
 
 /// Reads the accepted outputs of `rec`'s done steps that it does not hold yet; a done step
@@ -396,8 +528,11 @@ pub async fn load_outputs(bus: &Bus, rec: &mut BookRecord) -> Result<(), LoadErr
         })
         .map(|(id, _)| id.clone())
         .collect();
-    for id in done {
-        let stored = bus.kv_get(Bucket::Outputs, &output_key(&rec.id, &id)).await?;
+    let keys: Vec<String> = done.iter().map(|id| output_key(&rec.id, id)).collect();
+    let stored =
+        futures::future::try_join_all(keys.iter().map(|key| bus.kv_get(Bucket::Outputs, key)))
+            .await?;
+    for (id, stored) in done.into_iter().zip(stored) {
         match stored.and_then(|b| serde_json::from_slice(&b).ok()) {
             Some(doc) => {
                 rec.outputs.insert(id, doc);
@@ -413,10 +548,76 @@ pub async fn load_outputs(bus: &Bus, rec: &mut BookRecord) -> Result<(), LoadErr
     Ok(())
 }
 
-/// Stores `rec` in the books bucket.
-pub async fn store(bus: &Bus, rec: &BookRecord) -> Result<(), LoadError> {
-    bus.kv_put(Bucket::Books, &rec.id, serde_json::to_vec(rec)?.into()).await?;
+/// Stores `rec` in layout 2: the plan once, the steps that changed since the last store or
+/// load, then the header (last, so a header never names progress its steps do not hold).
+/// Returns the bytes written.
+pub async fn store(bus: &Bus, rec: &mut BookRecord) -> Result<usize, LoadError> {
+    let mut written = 0;
+    let mut puts = Vec::new();
+    if !rec.plan_stored {
+        puts.push((step_key(&rec.id, PLAN_KEY), serde_json::to_vec(&rec.plan)?, None));
+    }
+    for (id, step) in &rec.steps {
+        let bytes = serde_json::to_vec(step)?;
+        let h = hash(&bytes);
+        if rec.stored.get(id) != Some(&h) {
+            puts.push((step_key(&rec.id, id), bytes, Some((id.clone(), h))));
+        }
+    }
+    futures::future::try_join_all(
+        puts.iter()
+            .map(|(key, bytes, _)| bus.kv_put(Bucket::StepStates, key, bytes.clone().into())),
+    )
+    .await?;
+    for (_, bytes, changed) in puts {
+        written += bytes.len();
+        match changed {
+            Some((id, h)) => {
+                rec.stored.insert(id, h);
+            }
+            None => rec.plan_stored = true,
+        }
+    }
+    let header = header_bytes(rec)?;
+    written += header.len();
+    bus.kv_put(Bucket::Books, &rec.id, header.into()).await?;
+    rec.layout = LAYOUT;
+    Ok(written)
+}
+
+/// The header of `rec` as stored: the record without its plan and steps, with its summary.
+fn header_bytes(rec: &BookRecord) -> Result<Vec<u8>, serde_json::Error> {
+    let mut v = serde_json::to_value(rec)?;
+    if let Value::Object(map) = &mut v {
+        map.remove("plan");
+        map.remove("steps");
+        map.insert("layout".into(), LAYOUT.into());
+        map.insert("summary".into(), serde_json::to_value(rec.current_summary())?);
+    }
+    serde_json::to_vec(&v)
+}
+
+/// Deletes everything stored of a book (its outputs, steps, plan and header), header last, so
+/// that an interrupted deletion is found and finished by the next.
+pub async fn delete(bus: &Bus, rec: &BookRecord) -> Result<(), LoadError> {
+    for step in &rec.plan.steps {
+        bus.kv_delete(Bucket::Outputs, &output_key(&rec.id, &step.id)).await?;
+        bus.kv_delete(Bucket::StepStates, &step_key(&rec.id, &step.id)).await?;
+    }
+    bus.kv_delete(Bucket::StepStates, &step_key(&rec.id, PLAN_KEY)).await?;
+    bus.kv_delete(Bucket::Books, &rec.id).await?;
     Ok(())
+}
+
+/// Key of a step's state (or the plan's) in the step-states bucket.
+fn step_key(book_id: &str, step_id: &str) -> String {
+    format!("{book_id}.{step_id}")
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 /// Key of a step's output in the outputs bucket.

@@ -51,12 +51,17 @@ impl CoordinatorHandle {
                 tracing::error!(key = %key.escape_debug(), "stored book key is not a valid book id; left alone");
                 continue;
             }
-            match record::load_book(&bus, &key).await {
-                Ok(Some(rec)) if !rec.state.is_final() => {
+            // Headers first: a finished book's plan, steps and outputs are never read.
+            let unfinished = match record::load_header(&bus, &key).await {
+                Ok(Some(h)) if !h.state.is_final() => record::load_book(&bus, &key).await,
+                other => other.map(|_| None),
+            };
+            match unfinished {
+                Ok(Some(rec)) => {
                     actor.cast(CoordinatorMsg::Start { record: Box::new(rec) })?;
                     resumed += 1;
                 }
-                Ok(_) => {}
+                Ok(None) => {}
                 Err(e) if e.is_transient() => return Err(e).context("resuming unfinished books"),
                 Err(e) => {
                     tracing::error!(book_id = %key, error = %e, "stored book record unreadable; left alone")
@@ -79,6 +84,7 @@ impl CoordinatorHandle {
         let tasks = vec![
             tokio::spawn(crate::heartbeat::publish(env.clone(), actor.clone(), id.clone())),
             tokio::spawn(late::run(env.clone(), late_rx)),
+            tokio::spawn(crate::retention::run(bus.clone(), env.cfg.keep_finished_hours)),
             tokio::spawn(supervise("results", results, {
                 let (actor, bus) = (actor.clone(), bus.clone());
                 move |source| pumps::results(source, actor.clone(), bus.clone())

@@ -12,7 +12,8 @@
 //! | `coordinator-control` | durable pull consumer | read by the coordinator |
 //! | `coordinator-submit` | durable pull consumer | read by the coordinator |
 //! | `scriptorium.events.<book>` | core subject | [`BookEvent`](crate::v1::BookEvent) progress for watchers |
-//! | `scriptorium_books` | KV bucket | one JSON book record per book id (state, plan, accepted outputs) |
+//! | `scriptorium_books` | KV bucket | one JSON book header per book id (brief, state, totals, progress; record layout 2) |
+//! | `scriptorium_step_states` | KV bucket | each step's state, keyed `<book>.<step>`, and the book's plan under `<book>._plan` |
 //! | `scriptorium_outputs` | KV bucket | accepted output of each step, keyed `<book>.<step>` |
 //! | `scriptorium_workers` | KV bucket with a TTL | the latest [`WorkerHeartbeat`](crate::v1::WorkerHeartbeat) per worker |
 //! | `scriptorium_coordinators` | KV bucket with a TTL | the latest [`CoordinatorHeartbeat`](crate::v1::CoordinatorHeartbeat) per coordinator process |
@@ -27,6 +28,16 @@
 //! deduplicated by JetStream within [`DUPLICATE_WINDOW_SECS`].
 
 use crate::v1::AgentKind;
+
+/// The wire version of this build: what its workers can do and its results say. Version 1
+/// is every build before versions existed (no version fields); 2 added
+/// `StepTask.min_worker_version` and `StepResult.worker_version`. Raised when a step needs a
+/// worker to understand something new; a coordinator then stamps that step with it.
+pub const WIRE_VERSION: u32 = 2;
+
+/// The worker wire version every step of this build needs: any worker that reads today's
+/// fields can do them.
+pub const STEP_MIN_WORKER_VERSION: u32 = 1;
 
 /// Stream holding step tasks until a worker acknowledges them.
 pub const STEPS_STREAM: &str = "SCRIPTORIUM_STEPS";
@@ -79,6 +90,9 @@ pub const OUTPUTS_BUCKET: &str = "scriptorium_outputs";
 pub const CACHE_BUCKET: &str = "scriptorium_cache";
 /// Core subject on which the coordinator announces evicted cache keys to every worker.
 pub const CACHE_EVICTED_SUBJECT: &str = "scriptorium.cache.evicted";
+/// Key-value bucket of step states: each step of a book under `<book>.<step>` and its plan
+/// under `<book>._plan`, beside the small book header in the books bucket (record layout 2).
+pub const STEP_STATES_BUCKET: &str = "scriptorium_step_states";
 /// Key-value bucket of cache computation leases.
 pub const LEASES_BUCKET: &str = "scriptorium_leases";
 /// Stream of dead letters.

@@ -51,6 +51,8 @@ pub enum Bucket {
     Books,
     /// Accepted step outputs.
     Outputs,
+    /// Step states and plans of books (the books bucket holds each book's header).
+    StepStates,
     /// Worker heartbeats (entries expire).
     Workers,
     /// Coordinator heartbeats (entries expire).
@@ -162,6 +164,25 @@ impl Bus {
         match self {
             Bus::Nats(b) => b.publish(queue, subject_key, msg_id, payload).await,
             Bus::Memory(b) => b.publish(queue, payload),
+        }
+    }
+
+    /// Hands `payload` for `queue` to the transport and returns at once (waiting only for room
+    /// in the connection's window of unacknowledged publishes): the PubAck is awaited through
+    /// the [`Published`], so that several publishes wait for theirs together. A failed PubAck
+    /// is retried with the same `msg_id` for the publish retry budget before the [`Published`]
+    /// reports it; a caller that drops it without awaiting must have another way to notice a
+    /// message that never landed (a step's deadline, a redelivery).
+    pub async fn enqueue(
+        &self,
+        queue: Queue,
+        subject_key: &str,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
+        match self {
+            Bus::Nats(b) => b.enqueue(queue, subject_key, msg_id, payload).await,
+            Bus::Memory(b) => b.publish(queue, payload).map(|()| Published::done()),
         }
     }
 
@@ -293,11 +314,46 @@ impl Bus {
         }
     }
 
+    /// Bytes of the values put or created in KV buckets through this connection and its
+    /// clones, over NATS (in process: 0, nothing is written anywhere).
+    pub fn kv_bytes_written(&self) -> u64 {
+        match self {
+            Bus::Nats(b) => b.kv_bytes_written(),
+            Bus::Memory(_) => 0,
+        }
+    }
+
     /// Flushes pending publishes (a no-op in process).
     pub async fn flush(&self) -> Result<(), BusError> {
         match self {
             Bus::Nats(b) => b.flush().await,
             Bus::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// A publish handed to the transport, whose PubAck may still be on its way.
+#[must_use = "a publish is only known to have landed once `confirmed` says so"]
+pub struct Published {
+    ack: Option<tokio::sync::oneshot::Receiver<Result<(), BusError>>>,
+}
+
+impl Published {
+    /// A publish that landed already (in process).
+    pub(crate) fn done() -> Self {
+        Self { ack: None }
+    }
+
+    /// A publish whose outcome comes through `ack`.
+    pub(crate) fn pending(ack: tokio::sync::oneshot::Receiver<Result<(), BusError>>) -> Self {
+        Self { ack: Some(ack) }
+    }
+
+    /// Waits for the PubAck: `Ok` once the stream stored the message (or had stored a copy).
+    pub async fn confirmed(self) -> Result<(), BusError> {
+        match self.ack {
+            None => Ok(()),
+            Some(ack) => ack.await.unwrap_or(Err(BusError::Closed)),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The transport over a real nats-server: what operators' tools read and do through it. A key
 //! listing names each key once while the keys change, the submissions waiting are counted with
 //! or without a coordinator's consumer, and dead letters are read, purged by queue and replayed
-//! once.
+//! once. Pipelined publishes land every message exactly once across a server restart, and one
+//! that cannot land says so.
 
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, Rejection};
@@ -91,4 +92,66 @@ async fn dead_letters_are_purged_by_queue_and_replayed_once_on_their_queue() {
     assert_eq!(bus.purge_dead_letters(None).await.unwrap(), 1);
     assert!(bus.dead_letters().await.unwrap().is_empty());
     let _ = (AgentKind::Chapter, names::DEAD_STREAM);
+}
+
+/// Messages in the steps stream, as the server counts them.
+async fn steps_stored(bus: &Bus) -> u64 {
+    let Bus::Nats(nats) = bus else { panic!("a NATS bus") };
+    let mut stream = nats.jetstream().get_stream(names::STEPS_STREAM).await.expect("stream");
+    stream.info().await.expect("stream info").state.messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_publishes_land_once_each_across_a_server_restart() {
+    let mut server = NatsServer::start().expect("nats-server");
+    let bus = bus(&server).await;
+    let queue = Queue::Steps(AgentKind::Chapter);
+    // More than the window of unacknowledged publishes, handed over without waiting for acks.
+    let total = 3_000u32;
+    let mut pending = Vec::new();
+    for i in 0..total {
+        if i == total / 2 {
+            // Killed with PubAcks on their way and messages in the client's buffers, then back.
+            tokio::task::block_in_place(|| server.restart()).expect("restart");
+        }
+        let id = format!("m{i}");
+        pending.push(bus.enqueue(queue, "", &id, id.clone().into()).await.expect("enqueued"));
+    }
+    for (i, p) in pending.into_iter().enumerate() {
+        p.confirmed().await.unwrap_or_else(|e| panic!("publish {i} not confirmed: {e}"));
+    }
+    // Every message once: a publish retried after a lost PubAck was a duplicate the server
+    // dropped by its message id.
+    assert_eq!(steps_stored(&bus).await, u64::from(total));
+    let mut source = bus.source(queue, 500).await.unwrap();
+    let mut seen = HashSet::new();
+    while seen.len() < total as usize {
+        let got = source.fetch(500, Duration::from_secs(10)).await.unwrap();
+        assert!(!got.is_empty(), "only {} of {total} messages read back", seen.len());
+        for m in got {
+            let id = String::from_utf8(m.payload.to_vec()).unwrap();
+            assert!(seen.insert(id.clone()), "{id} stored twice");
+            m.acker.ack().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_cannot_land_reports_its_error() {
+    let mut server = NatsServer::start().expect("nats-server");
+    let opts = NatsOptions { publish_retry: Duration::from_secs(1), ..NatsOptions::default() };
+    let bus = Bus::connect(&server.url(), opts).await.expect("connect");
+    bus.enqueue(Queue::Submit, "", "before", "x".into()).await.unwrap().confirmed().await.unwrap();
+    server.kill();
+    let published = bus.enqueue(Queue::Submit, "", "after", "y".into()).await;
+    // Handed over (the client buffers it while it reconnects) or refused at once: either way
+    // the caller learns it did not land.
+    let outcome = match published {
+        Ok(p) => {
+            tokio::time::timeout(Duration::from_secs(60), p.confirmed()).await.expect("an answer")
+        }
+        Err(e) => Err(e),
+    };
+    let e = outcome.expect_err("no server: the publish cannot be confirmed");
+    assert!(e.is_transient(), "a lost server is worth trying again later: {e}");
 }

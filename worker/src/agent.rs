@@ -150,6 +150,7 @@ async fn execute(env: &AgentEnv, task: StepTask, acker: Acker) {
         cache_key: key,
         duration_ms: started.elapsed().as_millis() as u64,
         kind: task.kind,
+        worker_version: scriptorium_proto::names::WIRE_VERSION,
         ..Default::default()
     };
     match fresh {

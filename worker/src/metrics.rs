@@ -20,6 +20,8 @@ pub const STEPS_IN_PROGRESS: &str = "scriptorium_worker_steps_in_progress";
 pub const POOL_SIZE: &str = "scriptorium_worker_pool_size";
 /// Step messages received again after an earlier delivery, by `kind`.
 pub const REDELIVERIES: &str = "scriptorium_worker_redeliveries_total";
+/// Steps left on the queue because they need a newer worker, by kind.
+pub const LEFT_FOR_NEWER: &str = "scriptorium_worker_steps_left_for_newer_total";
 /// Results that could not be published (the step is handed back), by `kind`.
 pub const PUBLISH_FAILURES: &str = "scriptorium_worker_result_publish_failures_total";
 /// Steps stopped before they finished, by `kind` and `reason` (`cancelled`: the coordinator
@@ -48,6 +50,7 @@ pub const NAMES: &[&str] = &[
     STEPS_IN_PROGRESS,
     POOL_SIZE,
     REDELIVERIES,
+    LEFT_FOR_NEWER,
     PUBLISH_FAILURES,
     STEPS_STOPPED,
     MODEL_CALLS,
@@ -79,6 +82,10 @@ pub fn describe() {
     describe_gauge!(STEPS_IN_PROGRESS, "Steps being worked on, by kind.");
     describe_gauge!(POOL_SIZE, "Agents in the pool of each kind.");
     describe_counter!(REDELIVERIES, "Step messages delivered more than once, by kind.");
+    describe_counter!(
+        LEFT_FOR_NEWER,
+        "Step messages left on the queue for a newer worker (a rolling upgrade), by kind."
+    );
     describe_counter!(PUBLISH_FAILURES, "Results that could not be published, by kind.");
     describe_counter!(STEPS_STOPPED, "Steps stopped before they finished, by kind and reason.");
     describe_counter!(MODEL_CALLS, "Model calls, by kind and route.");
@@ -121,6 +128,11 @@ pub fn step_received(kind: AgentKind, delivered: u64) {
     if delivered > 1 {
         counter!(REDELIVERIES, "kind" => kind::name(kind)).increment(1);
     }
+}
+
+/// A step of `kind` was left on the queue for a newer worker.
+pub fn step_left_for_newer(kind: AgentKind) {
+    counter!(LEFT_FOR_NEWER, "kind" => kind::name(kind)).increment(1);
 }
 
 /// An agent started on a step of `kind`.

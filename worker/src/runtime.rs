@@ -389,6 +389,21 @@ async fn pull(
                 continue;
             }
             let task = match check_step(kind, &incoming, ctx.max_deliver) {
+                Ok(t) if t.min_worker_version > WIRE_VERSION => {
+                    // From a newer coordinator, for newer workers (a rolling upgrade): left on
+                    // the queue for one of them, never failed here.
+                    tracing::warn!(
+                        kind = kind::name(kind),
+                        book_id = %t.book_id,
+                        step = %t.step_id,
+                        needs = t.min_worker_version,
+                        version = WIRE_VERSION,
+                        "step needs a newer worker; left on the queue for one"
+                    );
+                    crate::metrics::step_left_for_newer(kind);
+                    let _ = incoming.acker.nak(Some(LEFT_FOR_NEWER)).await;
+                    continue;
+                }
                 Ok(t) => t,
                 Err(failure) => {
                     tracing::error!(kind = kind::name(kind), cause = failure.cause().label(), reason = %failure, "step dead-lettered");
@@ -422,6 +437,11 @@ async fn pull(
 }
 
 pub use scriptorium_proto::names::MAX_STEP_BYTES;
+use scriptorium_proto::names::WIRE_VERSION;
+
+/// How long a step this worker is too old for waits before it is offered again (to any
+/// worker: JetStream cannot pick a newer one).
+const LEFT_FOR_NEWER: Duration = Duration::from_secs(1);
 
 /// The task of a step message, or why it must be given up.
 fn check_step(

@@ -249,7 +249,9 @@ async fn a_priority_step_is_taken_before_the_normal_ones_that_waited_longer() {
     for b in ["n1", "n2", "n3"] {
         publish(&bus, &task(b, AgentKind::Concept, "concept", 1)).await;
     }
-    let urgent = task("p1", AgentKind::Concept, "concept", 1);
+    // Its own seed (a book id whose bytes sum apart from the others'): the same request as a
+    // normal book's would wait for that book's cache lease.
+    let urgent = task("urgent", AgentKind::Concept, "concept", 1);
     let id = names::step_msg_id(&urgent.book_id, &urgent.step_id, urgent.attempt);
     bus.publish(Queue::PrioritySteps(AgentKind::Concept), "", &id, urgent.encode_to_vec().into())
         .await
@@ -265,7 +267,7 @@ async fn a_priority_step_is_taken_before_the_normal_ones_that_waited_longer() {
             order.push(r.book_id);
         }
     }
-    assert_eq!(order, ["p1", "n1", "n2", "n3"]);
+    assert_eq!(order, ["urgent", "n1", "n2", "n3"]);
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -344,4 +346,44 @@ async fn a_worker_fetches_only_for_idle_agents_and_hands_steps_back_when_it_stop
         m.acker.ack().await.unwrap();
     }
     other.shutdown(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_for_a_newer_worker_is_left_on_the_queue_never_failed() {
+    let server = tokio::task::spawn_blocking(NatsServer::start).await.unwrap().unwrap();
+    let bus = nats_bus(&server, "test").await;
+    let mut out = bus.source(Queue::Results, 8).await.unwrap();
+    // A step from a newer coordinator that only newer workers can do, and one any worker can.
+    let newer = StepTask {
+        min_worker_version: names::WIRE_VERSION + 1,
+        ..task("newer", AgentKind::Concept, "concept", 1)
+    };
+    publish(&bus, &newer).await;
+    publish(&bus, &task("today", AgentKind::Concept, "concept", 1)).await;
+    let model = Model::new(AgentKind::Concept, 0, 0);
+    let worker =
+        Worker::start(bus.clone(), config("w1", model.clone(), &[(AgentKind::Concept, 1)]))
+            .await
+            .unwrap();
+    let first = results(&mut out, Duration::from_secs(10)).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!((first[0].book_id.as_str(), first[0].status), ("today", StepStatus::Ok as i32));
+    assert_eq!(first[0].worker_version, names::WIRE_VERSION, "results say their worker's version");
+    // Offered again and again (a nak a second), never answered, never failed or dead-lettered.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(results(&mut out, Duration::from_millis(300)).await.is_empty(), "no result for it");
+    assert_eq!(model.started(), 1, "no model call for the step it cannot do");
+    assert_eq!(bus.dead_letters().await.unwrap().len(), 0, "nothing dead-lettered");
+    worker.shutdown(Duration::from_millis(200)).await;
+    // Still on the queue, whole, for a newer worker.
+    let mut steps = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
+    let mut left = Vec::new();
+    wait_for("the step still queued", async || {
+        left.extend(steps.fetch(10, Duration::from_secs(1)).await.unwrap());
+        !left.is_empty()
+    })
+    .await;
+    let again = StepTask::decode(left[0].payload.clone()).unwrap();
+    assert_eq!(again, newer);
+    assert!(left[0].delivered >= 2, "it was offered to the old worker and handed back");
 }

@@ -56,6 +56,16 @@ pub enum BookMsg {
         /// Answered once it is applied and stored (`Err`: refused, with the reason).
         reply: RpcReplyPort<Result<(), String>>,
     },
+    /// The publish of an attempt was not acknowledged by JetStream, even after the transport's
+    /// retries: the step is asked again as if the attempt had failed.
+    Unpublished {
+        /// The step.
+        step_id: String,
+        /// The attempt whose message may never have reached its queue.
+        attempt: u32,
+        /// What the transport said.
+        error: String,
+    },
     /// The deadline of an attempt passed.
     Deadline {
         /// The step.
@@ -124,6 +134,13 @@ impl Actor for Book {
             BookMsg::Command { command, reply } => {
                 let outcome = st.command(&me, *command).await?;
                 let _ = reply.send(outcome);
+            }
+            BookMsg::Unpublished { step_id, attempt, error } => {
+                let current = st.rec.steps.get(&step_id).map(|s| (s.status, s.attempt));
+                if current == Some((StepStatus::Running, attempt)) && !st.rec.state.is_final() {
+                    tracing::warn!(book_id = %st.rec.id, step = %step_id, attempt, error = %error, "step not published");
+                    st.retry_or_fail(&me, &step_id, format!("step not published: {error}")).await?;
+                }
             }
             BookMsg::Deadline { step_id, attempt } => {
                 let current = st.rec.steps.get(&step_id).map(|s| (s.status, s.attempt));
@@ -399,10 +416,22 @@ impl BookState {
         } else {
             Queue::Steps(task.kind())
         };
-        self.env.bus.publish(queue, "", &msg_id, task.encode_to_vec().into()).await?;
+        // Handed to the connection without waiting for the PubAck, so the book's ready steps
+        // go out together and its actor goes on; a PubAck that never comes (after the
+        // transport's own retries) comes back as `Unpublished`.
+        let published =
+            self.env.bus.enqueue(queue, "", &msg_id, task.encode_to_vec().into()).await?;
         self.env.stats.dispatched.fetch_add(1, Ordering::Relaxed);
         crate::metrics::step_dispatched(&task);
         let (step_id, attempt) = (task.step_id.clone(), task.attempt);
+        let book = me.clone();
+        let unpublished = step_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = published.confirmed().await {
+                let error = e.to_string();
+                let _ = book.cast(BookMsg::Unpublished { step_id: unpublished, attempt, error });
+            }
+        });
         me.send_after(Duration::from_secs(self.env.cfg.step_timeout_secs), move || {
             BookMsg::Deadline { step_id, attempt }
         });
@@ -472,9 +501,9 @@ impl BookState {
         Ok(())
     }
 
-    async fn store(&self) -> Result<(), ActorProcessingErr> {
-        let bytes = serde_json::to_vec(&self.rec)?;
-        self.env.bus.kv_put(Bucket::Books, &self.rec.id, bytes.into()).await?;
+    async fn store(&mut self) -> Result<(), ActorProcessingErr> {
+        let written = crate::record::store(&self.env.bus, &mut self.rec).await?;
+        self.env.stats.stored_bytes.fetch_add(written as u64, Ordering::Relaxed);
         Ok(())
     }
 

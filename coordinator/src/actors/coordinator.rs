@@ -321,7 +321,7 @@ async fn reload(
             rec.state = Status::Failed;
             rec.failure = Some(format!("book actor crashed {restarts} times: {err}"));
             rec.finished_ms = clock::now_ms();
-            if let Err(e) = record::store(&env.bus, &rec).await {
+            if let Err(e) = record::store(&env.bus, &mut rec).await {
                 tracing::error!(book_id = %id, error = %e, "failed book not stored");
             }
             CoordinatorMsg::Release { book_id: id }

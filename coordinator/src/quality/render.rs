@@ -37,11 +37,13 @@ pub fn render_text(report: &QualityReport) -> String {
         "\nrepeated sentences: {:.1}% of the book's sentences occur more than once\n",
         report.repeated_sentence_share * 100.0
     );
-    let sections: [(&str, &Vec<Finding>); 9] = [
+    let sections: [(&str, &Vec<Finding>); 11] = [
         ("length score below 80", &report.length_failures),
         ("paragraphs repeated word for word", &report.repeated_paragraphs),
         ("near-duplicate paragraphs", &report.near_duplicates),
         ("placeholder or meta text", &report.leaks),
+        ("not story (instruction echo, talk about the task, machine text)", &report.not_story),
+        ("documents (concept, cast, world, outline)", &report.documents),
         ("names not in the cast", &report.unknown_names),
         ("characters acting after death", &report.dead_acting),
         ("plan characters never mentioned", &report.plan_missing),
@@ -56,8 +58,11 @@ pub fn render_text(report: &QualityReport) -> String {
         out += &format!("{name}: {}\n", findings.len());
         for f in findings {
             let at = f.paragraph.map_or(String::new(), |p| format!(" paragraph {p}"));
-            out += &format!("  - chapter {}{at}: {}\n", f.chapter, f.message);
-            if f.paragraph.is_some() {
+            match &f.field {
+                Some(field) if f.chapter == 0 => out += &format!("  - {field}: {}\n", f.message),
+                _ => out += &format!("  - chapter {}{at}: {}\n", f.chapter, f.message),
+            }
+            if f.paragraph.is_some() || f.field.is_some() {
                 out += &format!("    \"{}\"\n", f.snippet);
             }
         }

@@ -227,7 +227,16 @@ fn planted_defects_are_each_reported_and_the_hard_ones_fail_the_book() {
 #[test]
 fn a_300_word_chapter_for_a_2000_word_target_fails_on_length() {
     let tmp = tempfile::tempdir().unwrap();
-    let words: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
+    let words: Vec<String> = (0..300)
+        .map(|i| {
+            // Letters, not digits: `w123` would be an identifier, machine text.
+            let digits = i.to_string();
+            format!(
+                "w{}",
+                digits.chars().map(|c| (c as u8 - b'0' + b'k') as char).collect::<String>()
+            )
+        })
+        .collect();
     let text = words.join(" ");
     let book = book_json(1, 2000, &[(1, "Short", &[])], None);
     let dir = write_book(tmp.path(), Some(&book), &[(1, "Short", &text)], true, false);

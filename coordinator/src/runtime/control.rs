@@ -118,11 +118,11 @@ async fn offline(env: &Env, cmd: &Command) -> Result<Option<BookRecord>, SubmitE
                     .map_err(record::LoadError::from)?;
             }
         }
-        record::store(bus, &rec).await?;
+        record::store(bus, &mut rec).await?;
         Ok(Some(rec))
     } else {
         tracing::warn!(book_id = %rec.id, action = cmd.action.name(), by = %cmd.by, reason = %refused, "operator command refused");
-        record::store(bus, &rec).await?;
+        record::store(bus, &mut rec).await?;
         Ok(None)
     }
 }

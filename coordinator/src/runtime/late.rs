@@ -31,7 +31,7 @@ async fn settle(env: &Env, r: &StepResult) {
         Ok(Some(mut rec)) if rec.state.is_final() => {
             rec.ignored_results += 1;
             record::charge(&mut rec, r);
-            if let Err(e) = record::store(&env.bus, &rec).await {
+            if let Err(e) = record::store(&env.bus, &mut rec).await {
                 tracing::warn!(book_id = %r.book_id, error = %e, "usage of a late result not stored");
             }
         }

@@ -41,8 +41,8 @@ pub(super) async fn submit(
         record::load_outputs(bus, &mut rec).await?;
         return Ok(Some(rec));
     }
-    let rec = BookRecord::new(book_id.to_string(), brief, clock::now_ms());
-    record::store(bus, &rec).await?;
+    let mut rec = BookRecord::new(book_id.to_string(), brief, clock::now_ms());
+    record::store(bus, &mut rec).await?;
     Ok(Some(rec))
 }
 
@@ -63,7 +63,7 @@ pub(super) async fn retry(
     if rec.state.is_final() {
         put_back(&mut rec, step);
         record::load_outputs(bus, &mut rec).await?;
-        record::store(bus, &rec).await?;
+        record::store(bus, &mut rec).await?;
     } else {
         record::load_outputs(bus, &mut rec).await?;
     }

@@ -20,6 +20,15 @@ pub async fn start_with(cfg: CoordinatorConfig) -> (Bus, CoordinatorHandle, temp
     (bus, handle, out)
 }
 
+/// A coordinator with `cfg` (its out dir a temporary one) on `bus`, which may hold books
+/// already.
+pub async fn start_on(bus: Bus, cfg: CoordinatorConfig) -> (CoordinatorHandle, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let cfg = CoordinatorConfig { out_dir: out.path().into(), ..cfg };
+    let handle = CoordinatorHandle::start(bus, cfg).await.unwrap();
+    (handle, out)
+}
+
 /// The next step dispatched on `source` (within 5 s).
 pub async fn next_task(source: &mut Source) -> StepTask {
     let m = tokio::time::timeout(Duration::from_secs(5), source.next())

@@ -7,6 +7,12 @@
 //! - [`text`]: paragraphs, sentences, word tokens, normalisation.
 //! - [`repeats`]: verbatim and near-duplicate paragraphs, repeated sentences.
 //! - [`mod@leaks`]: placeholder and model meta text.
+//! - [`story`]: what is not story, by kind of defect: instruction echo ([`echo`]: the
+//!   instruction text of every prompt), talk about the task, machine text ([`machine`]); the
+//!   one judgement validation cleans answers with and `check` reports.
+//! - [`clean`]: a chapter's scenes without what is not story, and the rule when too little stays.
+//! - [`fields`]: the same rules on every free-text field of every kind, the field named.
+//! - [`titles`]: loglines that are the title, chapter titles repeated, names that are no names.
 //! - [`names`]: names outside the cast, dead characters acting, plan coverage (heuristics,
 //!   documented there with their limits).
 //!
@@ -28,14 +34,21 @@
 //! assert!(findings[0].message.starts_with("paragraph 1 is not story prose"));
 //! ```
 
+pub mod clean;
+pub mod echo;
+pub mod fields;
 pub mod leaks;
+pub mod machine;
 pub mod names;
 pub mod repeats;
+pub mod story;
 pub mod text;
+pub mod titles;
 
 pub use leaks::{leaks, strip_headings, strip_labelled};
 pub use names::{dead_acting, plan_missing, unknown_names};
 pub use repeats::{repeated_paragraphs, repeated_sentence_share};
+pub use story::{Scope, judge, not_story};
 pub use text::{normalise, paragraphs, sentences, word_count};
 
 use serde::{Deserialize, Serialize};
@@ -80,7 +93,7 @@ pub enum Rule {
     Length,
     /// A paragraph repeated word for word (after normalising) from this or an earlier chapter.
     RepeatedParagraph,
-    /// A paragraph that shares most of its 5-word sequences with an earlier one.
+    /// A paragraph that mostly repeats an earlier one: most of its 5-word sequences are shared.
     NearDuplicateParagraph,
     /// Placeholder text: an ellipsis alone, lorem ipsum, `[insert ...]`, `TODO`.
     Placeholder,
@@ -96,6 +109,17 @@ pub enum Rule {
     TitleMismatch,
     /// The chapter's title is an earlier chapter's too.
     RepeatedTitle,
+    /// Text that copies the instruction part of the prompt (field guide, rules, format notes).
+    InstructionEcho,
+    /// Sentences about the task: JSON, objects, fields, schemas, answers, prompts, "this" text.
+    TaskTalk,
+    /// Machine text: URLs, e-mail addresses, identifiers, markup, braces, `key: value` lines,
+    /// lines mostly of punctuation.
+    MachineText,
+    /// A logline that is the book's title, or little more.
+    LoglineIsTitle,
+    /// A character's name that is not a name (`Elara the most skilled mn`).
+    NotAName,
 }
 
 impl Rule {
@@ -112,23 +136,23 @@ impl Rule {
             Rule::PlanCharacterMissing => "plan_character_missing",
             Rule::TitleMismatch => "title_mismatch",
             Rule::RepeatedTitle => "repeated_title",
+            Rule::InstructionEcho => "instruction_echo",
+            Rule::TaskTalk => "task_talk",
+            Rule::MachineText => "machine_text",
+            Rule::LoglineIsTitle => "logline_is_title",
+            Rule::NotAName => "not_a_name",
         }
     }
 
     /// Whether breaking the rule fails a book's quality report. Hard: what a reader sees as a
-    /// defect and the checks find with few false alarms (length, verbatim repeats, placeholder
-    /// and meta text, a dead character acting: that check only fires on narration with no
-    /// memory cue). Soft (reported, not failing): the heuristics that can misfire on good prose
-    /// (names outside the cast, near duplicates, plan coverage), title changes and repeats.
+    /// defect and the checks find with few false alarms (length, verbatim and near copies,
+    /// placeholder and meta text, instruction echo, talk about the task, machine text, a dead
+    /// character acting: that check only fires on narration with no memory cue, chapter titles
+    /// repeated, a logline that is the title, a name that is none). Soft (reported, not
+    /// failing): the heuristics that can misfire on good prose (names outside the cast, plan
+    /// coverage) and title changes.
     pub fn is_hard(self) -> bool {
-        matches!(
-            self,
-            Rule::Length
-                | Rule::RepeatedParagraph
-                | Rule::Placeholder
-                | Rule::MetaText
-                | Rule::DeadCharacterActs
-        )
+        !matches!(self, Rule::UnknownName | Rule::PlanCharacterMissing | Rule::TitleMismatch)
     }
 }
 
@@ -163,6 +187,10 @@ pub struct Finding {
     /// The earlier paragraph a repeat copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other: Option<Place>,
+    /// The field of a document the finding is about (`concept.logline`,
+    /// `cast.characters[1].role`); none for a chapter's prose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl Finding {
@@ -175,6 +203,21 @@ impl Finding {
             snippet: text::snippet(text, SNIPPET_CHARS),
             message,
             other: None,
+            field: None,
+        }
+    }
+
+    /// A finding about a field of a document (chapter 0 for the documents a book is planned
+    /// from: concept, cast, world, outline).
+    pub fn in_field(rule: Rule, chapter: u32, field: &str, text: &str, message: String) -> Self {
+        Finding {
+            rule,
+            chapter,
+            paragraph: None,
+            snippet: text::snippet(text, SNIPPET_CHARS),
+            message,
+            other: None,
+            field: Some(field.to_string()),
         }
     }
 
@@ -187,6 +230,7 @@ impl Finding {
             snippet: text::snippet(text, SNIPPET_CHARS),
             message,
             other: None,
+            field: None,
         }
     }
 
@@ -360,7 +404,8 @@ pub fn repeated_title(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Option<
 }
 
 /// Every check on one chapter, given the chapters before it and what the book knows:
-/// placeholder and meta text, repeated paragraphs (within it and against `earlier`), length and
+/// placeholder and meta text, instruction echo, talk about the task, machine text, repeated
+/// paragraphs (within it and against `earlier`), length and
 /// title against the `plan`, a title an earlier chapter has, names outside the cast, dead
 /// characters acting, and characters the plan lists who never appear.
 pub fn check_chapter(
@@ -370,6 +415,9 @@ pub fn check_chapter(
     canon: &Canon,
 ) -> Vec<Finding> {
     let mut out = leaks(chapter);
+    // A paragraph that is placeholder or meta text as a whole is reported once, as such.
+    let leaked: Vec<Option<usize>> = out.iter().map(|f| f.paragraph).collect();
+    out.extend(not_story(chapter).into_iter().filter(|f| !leaked.contains(&f.paragraph)));
     out.extend(repeated_paragraphs(chapter, earlier));
     out.extend(plan.target_words.and_then(|t| length(chapter, t)));
     out.extend(plan.title.and_then(|t| title_mismatch(chapter, t)));

@@ -1,6 +1,6 @@
-//! Validation of every agent answer before it is accepted: a typed JSON parse, then the
-//! semantic rules of its kind (in the kind's own file). A rejection names the rule, and is
-//! sent back as feedback.
+//! Validation of every agent answer before it is accepted: the free-text fields cleaned of what
+//! is not story ([`crate::prose::fields`]), a typed JSON parse, then the semantic rules of its
+//! kind (in the kind's own file). A rejection names the rule, and is sent back as feedback.
 
 use crate::kinds::{Cast, ChapterText, Outline, Review, World};
 use crate::ledger::Ledger;
@@ -94,7 +94,7 @@ pub(crate) fn known_names(ctx: Ctx<'_>, names: &[String], what: &str) -> Result<
 pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
     let spec = crate::kinds::agent(kind).or_else(|e| reject(e.to_string()))?;
     // Brackets copied from the example come off; a value the example shows is no answer.
-    let cleaned = serde_json::from_str::<Value>(output).ok().map(|mut v| {
+    let mut cleaned = serde_json::from_str::<Value>(output).ok().map(|mut v| {
         crate::schema::unwrap_slots(&mut v);
         v
     });
@@ -105,6 +105,10 @@ pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Re
                 "{path} is a placeholder ({text:?}), not content: write the real text"
             ));
         }
+    }
+    // What is not story comes off every free-text field; a field left with nothing is refused.
+    if let Some(v) = &mut cleaned {
+        crate::prose::fields::clean(spec.name(), v)?;
     }
     let cleaned = cleaned.map(|v| v.to_string());
     spec.validate(cleaned.as_deref().unwrap_or(output), ctx)
@@ -154,7 +158,10 @@ mod tests {
 
     /// `words` distinct lowercase words (no paragraph repeats another).
     fn prose(words: usize, salt: &str) -> String {
-        (0..words).map(|i| format!("w{salt}x{i}")).collect::<Vec<_>>().join(" ")
+        (0..words)
+            .map(|i| crate::prose::text::letters(format!("w{salt}x{i}")))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn chapter_json(scenes: usize, words_each: usize, chars: &[&str]) -> String {
@@ -219,13 +226,14 @@ mod tests {
             rule(validate(AgentKind::Characters, &three, ctx(&b, &c, &o)))
                 .contains("exactly 2 characters")
         );
-        let dup = json!({"characters": [{"name": "A", "role": "r"}, {"name": "a", "role": "r"}]})
-            .to_string();
+        let dup =
+            json!({"characters": [{"name": "Ann", "role": "r"}, {"name": "ANN", "role": "r"}]})
+                .to_string();
         assert!(rule(validate(AgentKind::Characters, &dup, ctx(&b, &c, &o))).contains("unique"));
         // A character named after the book is refused, and the title is not repeated back to
         // the model in the feedback.
         let titled = BookBrief { title: "The Salt Harbour".into(), ..brief() };
-        for name in ["The Salt Harbour", "salt harbour"] {
+        for name in ["The Salt Harbour", "Salt Harbour"] {
             let cast =
                 json!({"characters": [{"name": "A", "role": "r"}, {"name": name, "role": "r"}]})
                     .to_string();

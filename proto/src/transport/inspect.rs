@@ -68,7 +68,8 @@ impl Bus {
     /// What one step costs at the transport level and nothing else, on streams of its own:
     /// publish a 2 KiB step to a work-queue stream, pull it, publish a result to a second
     /// stream, pull that, and acknowledge both. 200 sequential round trips give the median,
-    /// then `messages` with `concurrency` in flight give the rate.
+    /// then `messages` with `concurrency` in flight give the rate: the pipelined floor, PubAcks
+    /// awaited together and four pullers on each stream.
     pub async fn raw_round_trips(
         &self,
         messages: usize,

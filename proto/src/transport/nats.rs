@@ -3,13 +3,15 @@
 //!
 //! Beside the connection and its operations here: [`options`] (how to connect), [`source`]
 //! (reading a queue), [`dead`] (the dead-letter stream), [`inspect`] (readiness and the queues'
-//! state, read-only) and [`baseline`] (raw JetStream round trips, the bench's yardstick).
+//! state, read-only), [`publish`] (pipelined publishing: PubAcks awaited together, in a bounded
+//! window) and [`baseline`] (raw JetStream round trips, the bench's yardstick).
 
 pub mod auth;
 mod baseline;
 mod dead;
 mod inspect;
 mod options;
+mod publish;
 mod source;
 
 pub use auth::{NatsAuth, Role, Secret, redact};
@@ -18,8 +20,8 @@ pub(crate) use source::NatsSource;
 
 use super::settings::{self, Drift, Reconcile};
 use super::{
-    Bucket, BusError, Cancel, Cancellations, CancellationsInner, Events, EventsInner, Queue,
-    Rejection, Source, SourceInner,
+    Bucket, BusError, Cancel, Cancellations, CancellationsInner, Events, EventsInner, Published,
+    Queue, Rejection, Source, SourceInner,
 };
 use crate::names;
 use async_nats::jetstream::{self, kv};
@@ -36,6 +38,10 @@ pub struct NatsBus {
     stores: Arc<[Option<kv::Store>; BUCKETS.len()]>,
     opts: NatsOptions,
     drift: Arc<[Drift]>,
+    /// Room for publishes whose PubAck is awaited (see [`publish`]).
+    window: Arc<tokio::sync::Semaphore>,
+    /// Bytes of the values this connection put or created in KV buckets (the bench's figure).
+    kv_written: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl NatsBus {
@@ -102,7 +108,15 @@ impl NatsBus {
             auth::unless_refused(&refusals, opts.role, Self::setup(&js, &opts))
         })
         .await?;
-        Ok(Self { client, js, stores: Arc::new(stores), opts, drift: drift.into() })
+        Ok(Self {
+            client,
+            js,
+            stores: Arc::new(stores),
+            opts,
+            drift: drift.into(),
+            window: publish::window(),
+            kv_written: Default::default(),
+        })
     }
 
     /// Creates or looks up the streams, buckets and consumers of this process's role.
@@ -167,6 +181,8 @@ impl NatsBus {
         }
     }
 
+    /// Publishes and waits for the PubAck (see [`publish`]: other publishes of the connection
+    /// wait for theirs meanwhile).
     pub(crate) async fn publish(
         &self,
         queue: Queue,
@@ -174,23 +190,19 @@ impl NatsBus {
         msg_id: &str,
         payload: Bytes,
     ) -> Result<(), BusError> {
-        let subject = Self::subject(queue, key);
-        // While the server restarts, publishes fail: retry for a while. The message id makes
-        // a retry of a publish that did land a no-op.
-        let op = || format!("publish to {subject}");
-        retrying(self.opts.publish_retry, "publish", || async {
-            let publish = jetstream::message::PublishMessage::build()
-                .payload(payload.clone())
-                .message_id(msg_id);
-            let ack = self
-                .js
-                .send_publish(subject.clone(), publish)
-                .await
-                .map_err(|e| BusError::nats(op(), &e))?;
-            ack.await.map_err(|e| BusError::nats(op(), &e))?;
-            Ok(())
-        })
-        .await
+        self.publish_pipelined(Self::subject(queue, key), msg_id, payload).await?.confirmed().await
+    }
+
+    /// Hands the message to the connection and returns what reports its PubAck; a PubAck that
+    /// fails is retried with the same message id (see [`publish`]).
+    pub(crate) async fn enqueue(
+        &self,
+        queue: Queue,
+        key: &str,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
+        self.publish_pipelined(Self::subject(queue, key), msg_id, payload).await
     }
 
     pub(crate) async fn source(&self, queue: Queue, batch: usize) -> Result<Source, BusError> {
@@ -285,6 +297,7 @@ impl NatsBus {
     ) -> Result<(), BusError> {
         Self::check_key("kv put", bucket, key)?;
         let op = || format!("kv put {}", bucket_name(bucket));
+        let len = value.len() as u64;
         retrying(self.opts.publish_retry, "kv put", || async {
             self.store(bucket)?
                 .put(key, value.clone())
@@ -292,7 +305,14 @@ impl NatsBus {
                 .map(|_| ())
                 .map_err(|e| BusError::nats(op(), &e))
         })
-        .await
+        .await?;
+        self.kv_written.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes of the values this connection (and its clones) put or created in KV buckets.
+    pub(crate) fn kv_bytes_written(&self) -> u64 {
+        self.kv_written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) async fn kv_get(
@@ -316,8 +336,12 @@ impl NatsBus {
     ) -> Result<bool, BusError> {
         Self::check_key("kv create", bucket, key)?;
         // Not retried: a create whose answer was lost would then report the key as taken.
+        let len = value.len() as u64;
         match self.store(bucket)?.create(key, value).await {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.kv_written.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                Ok(true)
+            }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(BusError::nats(format!("kv create {}", bucket_name(bucket)), &e)),
         }
@@ -399,9 +423,10 @@ const QUIET_CONNECT: Duration = Duration::from_secs(3);
 const KEYS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The buckets, in the order of `NatsBus`'s stores.
-const BUCKETS: [&str; 6] = [
+const BUCKETS: [&str; 7] = [
     names::BOOKS_BUCKET,
     names::OUTPUTS_BUCKET,
+    names::STEP_STATES_BUCKET,
     names::WORKERS_BUCKET,
     names::COORDINATORS_BUCKET,
     names::CACHE_BUCKET,
@@ -412,6 +437,7 @@ fn bucket_name(bucket: Bucket) -> &'static str {
     match bucket {
         Bucket::Books => names::BOOKS_BUCKET,
         Bucket::Outputs => names::OUTPUTS_BUCKET,
+        Bucket::StepStates => names::STEP_STATES_BUCKET,
         Bucket::Workers => names::WORKERS_BUCKET,
         Bucket::Coordinators => names::COORDINATORS_BUCKET,
         Bucket::Cache => names::CACHE_BUCKET,
@@ -439,7 +465,7 @@ pub(crate) fn role_streams(role: Role) -> Vec<String> {
     }
 }
 
-/// Every stream Scriptorium uses: the four queues' and the six buckets'.
+/// Every stream Scriptorium uses: the queues' and the buckets'.
 pub(crate) fn stream_names() -> Vec<String> {
     [
         names::STEPS_STREAM,
@@ -459,9 +485,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn eleven_streams_back_the_queues_and_buckets() {
+    fn twelve_streams_back_the_queues_and_buckets() {
         let all = stream_names();
-        assert_eq!(all.len(), 11);
+        assert_eq!(all.len(), 12);
         let configured: Vec<_> =
             settings::streams(&NatsOptions::default()).into_iter().map(|s| s.name).collect();
         assert_eq!(all, configured, "readiness checks every stream connect sets up");

@@ -103,6 +103,7 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
     for (bucket, ttl, max_bytes, drop_oldest) in [
         (names::BOOKS_BUCKET, Duration::ZERO, -1, false),
         (names::OUTPUTS_BUCKET, Duration::ZERO, -1, false),
+        (names::STEP_STATES_BUCKET, Duration::ZERO, -1, false),
         (names::WORKERS_BUCKET, opts.heartbeat_ttl, -1, false),
         (names::COORDINATORS_BUCKET, opts.heartbeat_ttl, -1, false),
         (names::CACHE_BUCKET, opts.cache_ttl, opts.cache_max_bytes, true),

@@ -56,6 +56,7 @@ pub(super) fn step_task(
         deadline_unix_ms: clock::now_ms() + (cfg.step_timeout_secs * 1000) as i64,
         dispatched_unix_ms: clock::now_ms(),
         cache: cfg.cache,
+        min_worker_version: scriptorium_proto::names::STEP_MIN_WORKER_VERSION,
     }
 }
 

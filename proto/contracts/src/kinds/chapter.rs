@@ -73,14 +73,19 @@ pub fn words(brief: &scriptorium_proto::v1::BookBrief) -> (usize, usize) {
     prose::length_window(brief.words_per_chapter.max(1) as usize, prose::MIN_LENGTH_SCORE)
 }
 
-/// The prose rules a chapter is rejected for (and so re-asked): length, verbatim repeats,
-/// placeholder and meta text, names outside the cast, the dead acting. Near duplicates and
-/// planned characters who never appear are reported by the quality report only.
+/// The prose rules a chapter is rejected for (and so re-asked): length, verbatim and near
+/// copies, placeholder and meta text, instruction echo, talk about the task, machine text,
+/// names outside the cast, the dead acting. Planned characters who never appear are reported
+/// by the quality report only.
 pub const REJECTED: &[Rule] = &[
     Rule::Length,
     Rule::RepeatedParagraph,
+    Rule::NearDuplicateParagraph,
     Rule::Placeholder,
     Rule::MetaText,
+    Rule::InstructionEcho,
+    Rule::TaskTalk,
+    Rule::MachineText,
     Rule::UnknownName,
     Rule::DeadCharacterActs,
 ];
@@ -154,6 +159,7 @@ pub(crate) fn read(
     if c.scenes.is_empty() {
         return reject(format!("chapter {n} has no prose"));
     }
+    clean(ctx, &mut c, revised);
     if let Some(i) = c.scenes.iter().position(|s| s.text.trim().is_empty()) {
         return reject(format!("chapter {n} scene {} has empty prose", i + 1));
     }
@@ -214,6 +220,45 @@ fn strings(v: &Value, out: &mut String) {
     }
 }
 
+/// The book's other accepted chapters as the prose checks read them: (number, title, prose).
+fn other_chapters(ctx: Ctx<'_>, n: u32) -> Vec<(u32, String, String)> {
+    ctx.earlier
+        .iter()
+        .filter(|e| e.number != n)
+        .map(|e| (e.number, e.title.clone(), e.prose()))
+        .collect()
+}
+
+fn views(others: &[(u32, String, String)]) -> Vec<prose::Chapter<'_>> {
+    others
+        .iter()
+        .map(|(number, title, text)| prose::Chapter { number: *number, title, text })
+        .collect()
+}
+
+/// Cleaning before re-asking: the scenes of `c` (with `revised`, only those) without what is
+/// not story ([`prose::clean`]), kept when every scene still has prose and the chapter still
+/// meets its length window; otherwise `c` stays as it was and its rules re-ask it.
+fn clean(ctx: Ctx<'_>, c: &mut ChapterText, revised: Option<&[u32]>) {
+    let others = other_chapters(ctx, c.number);
+    let only: Option<Vec<usize>> =
+        revised.map(|r| r.iter().filter_map(|n| (*n as usize).checked_sub(1)).collect());
+    let texts: Vec<&str> = c.scenes.iter().map(|s| s.text.as_str()).collect();
+    let cleaned = prose::clean::clean_scenes(c.number, &texts, &views(&others), only.as_deref());
+    if cleaned.iter().zip(&texts).all(|(a, b)| a == b) {
+        return;
+    }
+    let words: usize = cleaned.iter().map(|t| prose::word_count(t)).sum();
+    let target = ctx.brief.words_per_chapter as usize;
+    let (lo, hi) = prose::length_window(target, prose::MIN_LENGTH_SCORE);
+    let fits = target == 0 || (lo..=hi).contains(&words);
+    if fits && cleaned.iter().all(|t| !t.trim().is_empty()) {
+        for (s, t) in c.scenes.iter_mut().zip(cleaned) {
+            s.text = t;
+        }
+    }
+}
+
 /// The 1-based paragraph numbers (as the prose checks count them) of scenes `scenes` of `c`.
 fn paragraphs_of(c: &ChapterText, scenes: &[u32]) -> Vec<usize> {
     let mut out = Vec::new();
@@ -233,16 +278,8 @@ fn paragraphs_of(c: &ChapterText, scenes: &[u32]) -> Vec<usize> {
 fn prose_rules(ctx: Ctx<'_>, c: &ChapterText, revised: Option<&[u32]>) -> Result<(), Rejection> {
     let text = c.prose();
     let view = prose::Chapter { number: c.number, title: &c.title, text: &text };
-    let others: Vec<(u32, &str, String)> = ctx
-        .earlier
-        .iter()
-        .filter(|e| e.number != c.number)
-        .map(|e| (e.number, e.title.as_str(), e.prose()))
-        .collect();
-    let views: Vec<prose::Chapter<'_>> = others
-        .iter()
-        .map(|(number, title, text)| prose::Chapter { number: *number, title, text })
-        .collect();
+    let others = other_chapters(ctx, c.number);
+    let views = views(&others);
     let plan = prose::Plan {
         title: None,
         target_words: Some(ctx.brief.words_per_chapter as usize).filter(|w| *w > 0),

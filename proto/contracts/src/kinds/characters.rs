@@ -79,6 +79,13 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
     for (i, ch) in c.characters.iter().enumerate() {
         non_empty(&format!("character {} name", i + 1), &ch.name)?;
         non_empty(&format!("character {} role", i + 1), &ch.role)?;
+        if let Some(why) = crate::prose::titles::not_a_name(&ch.name) {
+            return reject(format!(
+                "character {} name is not a person's name ({why}): give a first and last name, \
+                 each word capitalised, and nothing else",
+                i + 1
+            ));
+        }
         let key = ch.name.trim().to_lowercase();
         let title = ctx.brief.title.trim().to_lowercase();
         if !title.is_empty() && (key == title || key == title.trim_start_matches("the ")) {

@@ -37,6 +37,9 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
         return reject("concept title must be one line of at most 200 characters");
     }
     non_empty("concept logline", &c.logline)?;
+    if let Some(f) = crate::prose::titles::logline_finding(&c.title, &c.logline) {
+        return reject(f.message);
+    }
     non_empty("concept description", &c.description)?;
     Ok(to_value(&c))
 }

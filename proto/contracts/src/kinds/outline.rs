@@ -88,6 +88,10 @@ pub(crate) fn validate(output: &str, ctx: Ctx<'_>) -> Result<Value, Rejection> {
             o.chapters.len()
         ));
     }
+    let titles: Vec<&str> = o.chapters.iter().map(|c| c.title.as_str()).collect();
+    if let Some(f) = crate::prose::titles::repeated_title_findings(&titles).into_iter().next() {
+        return reject(f.message);
+    }
     for (i, c) in o.chapters.iter().enumerate() {
         let n = i as u32 + 1;
         if c.number != n {
@@ -157,12 +161,22 @@ pub(crate) fn simulate(
     let n = if how == Misbehave::ExtraChapters { asked + 3 } else { asked };
     let thirty = matches!(how, Misbehave::Any | Misbehave::ThirtyScenes);
     let cast = facts.list("cast");
+    let mut titles: Vec<String> = Vec::new();
     let chapters = (1..=n)
         .map(|number| {
             let scenes = if thirty && number == 1 { 30 } else { rng.range(3, 6) };
+            // Every chapter a title of its own: a repeated one is refused.
+            let mut t = title(rng);
+            for _ in 0..32 {
+                if !titles.contains(&t) {
+                    break;
+                }
+                t = title(rng);
+            }
+            titles.push(t.clone());
             OutlineChapter {
                 number,
-                title: title(rng),
+                title: t,
                 summary: format!(
                     "Chapter {number} turns on {} at {}.",
                     rng.pick(OBJECTS),

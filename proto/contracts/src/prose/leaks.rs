@@ -121,6 +121,11 @@ pub fn leaks(chapter: &Chapter<'_>) -> Vec<Finding> {
     out
 }
 
+/// Whether paragraph `p` is placeholder or meta text as a whole (what [`leaks`] finds).
+pub fn not_prose(p: &str) -> bool {
+    placeholder(p).is_some() || meta(p).is_some()
+}
+
 /// Why `p` is placeholder text, if it is.
 fn placeholder(p: &str) -> Option<&'static str> {
     if p.chars().all(|c| matches!(c, '.' | '…' | '[' | ']' | '(' | ')') || c.is_whitespace()) {

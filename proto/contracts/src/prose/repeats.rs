@@ -1,5 +1,6 @@
-//! Repetition: paragraphs repeated word for word (after normalising), near-duplicate paragraphs
-//! (5-word shingle Jaccard), and the share of sentences that occur more than once.
+//! Repetition: paragraphs repeated word for word (after normalising), near copies (a paragraph
+//! most of whose 5-word sequences another has: shingle Jaccard, or the share of its own
+//! sequences), and the share of sentences that occur more than once.
 
 use super::text::{normalise, paragraphs, sentences};
 use super::{Chapter, Finding, Place, Rule};
@@ -21,6 +22,9 @@ pub const MIN_NEAR_DUPLICATE_WORDS: usize = 20;
 pub const SHINGLE_WORDS: usize = 5;
 /// Two paragraphs whose shingle sets overlap at least this much (Jaccard) are near duplicates.
 pub const NEAR_DUPLICATE_JACCARD: f64 = 0.5;
+/// A paragraph this share of whose own shingles an earlier paragraph has is a near copy of it,
+/// however much longer the earlier one is.
+pub const NEAR_COPY_SHARE: f64 = 0.6;
 /// Sentences shorter than this (in words) are left out of the repeated-sentence share.
 pub const MIN_SENTENCE_WORDS: usize = 5;
 
@@ -81,13 +85,14 @@ impl Index {
         }
         shared
             .into_iter()
-            .map(|(i, n)| {
-                let union = shingles.len() + self.paragraphs[i].shingles - n;
-                (i, n as f64 / union as f64)
+            .filter(|(i, n)| {
+                let union = shingles.len() + self.paragraphs[*i].shingles - n;
+                *n as f64 / union as f64 >= NEAR_DUPLICATE_JACCARD
+                    || *n as f64 / shingles.len() as f64 >= NEAR_COPY_SHARE
             })
-            .filter(|(_, j)| *j >= NEAR_DUPLICATE_JACCARD)
+            .map(|(i, n)| (i, n as f64 / shingles.len() as f64))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-            .map(|(i, j)| Match::Near(self.paragraphs[i].place, j))
+            .map(|(i, share)| Match::Near(self.paragraphs[i].place, share))
     }
 
     fn add(&mut self, place: Place, repeatable: bool, norm: String, shingles: HashSet<u64>) {
@@ -156,8 +161,8 @@ pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Ve
                     place,
                     p,
                     format!(
-                        "paragraph {} is a near copy of {} ({:.0}% of their 5-word sequences \
-                         are shared); rewrite it with new events and wording",
+                        "paragraph {} is a near copy of {} ({:.0}% of its 5-word sequences \
+                         repeat it); rewrite it with new events and wording",
                         place.paragraph,
                         where_(first, chapter.number),
                         j * 100.0
@@ -170,6 +175,41 @@ pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Ve
         index.add(place, rep, norm, sh);
     }
     out
+}
+
+/// The paragraphs seen so far (of earlier chapters, then of the one being cleaned), to tell
+/// whether a new one copies one of them.
+#[derive(Default)]
+pub struct Copies {
+    index: Index,
+}
+
+impl Copies {
+    /// The paragraphs of `earlier` chapters.
+    pub fn of(earlier: &[Chapter<'_>]) -> Copies {
+        let mut index = Index::default();
+        for e in earlier {
+            index.add_chapter(e);
+        }
+        Copies { index }
+    }
+
+    /// The rule paragraph `p` (at `place`) breaks by copying a paragraph seen so far
+    /// ([`Rule::RepeatedParagraph`] or [`Rule::NearDuplicateParagraph`]) and the place it
+    /// copies; none when it copies nothing, and then it is seen from now on.
+    pub fn copies(&mut self, place: Place, p: &str) -> Option<(Rule, Place)> {
+        let norm = normalise(p);
+        let sh = shingles(&norm);
+        let rep = repeatable(p, norm.split(' ').count());
+        match self.index.find(rep, &norm, &sh) {
+            Some(Match::Exact(first)) => Some((Rule::RepeatedParagraph, first)),
+            Some(Match::Near(first, _)) => Some((Rule::NearDuplicateParagraph, first)),
+            None => {
+                self.index.add(place, rep, norm, sh);
+                None
+            }
+        }
+    }
 }
 
 /// The share (0 to 1) of sentences of `texts`, taken together, whose normalised form occurs

@@ -218,3 +218,35 @@ fn parts_show_their_scenes_and_facts() {
     assert!(r.user.contains("The chapter so far: Ann found the key."));
     assert!(r.user.contains("It ends with: \"The door closed.\""));
 }
+
+#[test]
+fn the_sentences_the_worker_adds_are_instructions_the_prose_rules_know() {
+    // A model that copies them into its prose copies its instructions: the echo rule must see
+    // them (`scriptorium_contracts::prose::echo::WORKER_SENTENCES` keeps them in step).
+    let echo = scriptorium_contracts::prose::echo::instructions();
+    let part = Part {
+        scenes: vec![2, 3],
+        words: 450,
+        so_far: "Mara reached the harbour.".into(),
+        last_lines: "The bell rang twice.".into(),
+    };
+    let text = part_text(AgentKind::Chapter, Some(&part), 4);
+    let task = StepTask {
+        attempt: 2,
+        context: Some(StepContext {
+            feedback: "chapter 2 is too short".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let fb = feedback(&task);
+    let lines: Vec<&str> =
+        text.lines().chain(fb.lines()).filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 4, "{lines:?}");
+    for line in lines {
+        // The story context a line quotes is no instruction; the words around it are.
+        let own = line.split(['"', ':']).next().unwrap_or(line);
+        let own = if own.split_whitespace().count() >= 2 { own } else { line };
+        assert!(echo.echoes(own), "not in the instruction corpus: {line:?}");
+    }
+}
