@@ -159,6 +159,10 @@ fn a_book_completes_with_every_process_on_its_own_role_and_forged_results_change
     assert!(names::valid_id(&book), "a book id: {book:?}");
 
     // No worker yet: the book waits on its concept step, attempt 1.
+    wait_until(Duration::from_secs(30), "the book running", || {
+        let o = run(&["status", &book, "--nats", &url, "--json"], &env_refs(&submitter));
+        String::from_utf8_lossy(&o.stdout).contains("\"running\"")
+    });
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let forged = |attempt: u32, worker: &str| scriptorium_proto::v1::StepResult {
@@ -213,7 +217,9 @@ fn a_book_completes_with_every_process_on_its_own_role_and_forged_results_change
     let o = run(&["dead-letters", "--nats", &url, "--json"], &env_refs(&operator));
     assert!(o.status.success(), "dead-letters as operator: {}", text(&o));
     let letters = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(letters.contains("never dispatched"), "{letters}");
+    let coord_log =
+        std::fs::read_to_string(logs.path().join("coordinator.log")).unwrap_or_default();
+    assert!(letters.contains("never dispatched"), "{letters}\ncoordinator:\n{coord_log}");
     assert!(letters.contains(&book), "{letters}");
     // The submitter reads status.
     let o = run(&["status", &book, "--nats", &url, "--json"], &env_refs(&submitter));

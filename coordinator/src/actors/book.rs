@@ -5,7 +5,7 @@ mod control;
 mod skip;
 mod spend;
 mod task;
-mod trust;
+pub(crate) mod trust;
 
 use crate::Env;
 use crate::assembly;
@@ -172,9 +172,9 @@ impl BookState {
         r: StepResult,
     ) -> Result<(), ActorProcessingErr> {
         let stats = &self.env.stats;
-        if let Some(reason) = trust::never_dispatched(self, &r) {
+        if let Some(reason) = trust::never_dispatched(&self.rec, &r) {
             stats.ignored.fetch_add(1, Ordering::Relaxed);
-            self.refuse(&r, &reason).await;
+            trust::refuse(&self.env.bus, &r, &reason).await;
             return Ok(());
         }
         self.check_worker(&r);

@@ -4,6 +4,7 @@
 //! task handles them in order, so two late results of a book never overwrite each other's count.
 
 use crate::Env;
+use crate::actors::book::trust;
 use crate::actors::coordinator::Late;
 use crate::record;
 use scriptorium_common::cache;
@@ -28,6 +29,11 @@ async fn settle(env: &Env, r: &StepResult) {
         cache::release_lease(&env.bus, &r.cache_key).await;
     }
     match record::load_record(&env.bus, &r.book_id).await {
+        // A finished book's attempts are all known: one never dispatched is forged or broken,
+        // and costs the book nothing.
+        Ok(Some(rec)) if let Some(reason) = trust::never_dispatched(&rec, r) => {
+            trust::refuse(&env.bus, r, &reason).await;
+        }
         Ok(Some(mut rec)) if rec.state.is_final() => {
             rec.ignored_results += 1;
             record::charge(&mut rec, r);

@@ -5,13 +5,14 @@
 //! logged (two workers claiming one attempt: one of them is not what it says).
 
 use super::BookState;
-use crate::record::StepStatus;
+use crate::record::{BookRecord, StepStatus};
+use scriptorium_proto::Bus;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::v1::StepResult;
 
-/// Why `r` is refused, when it is for an attempt this book never dispatched.
-pub(super) fn never_dispatched(state: &BookState, r: &StepResult) -> Option<String> {
-    let Some(step) = state.rec.steps.get(&r.step_id) else {
+/// Why `r` is refused, when it is for an attempt the book of `rec` never dispatched.
+pub(crate) fn never_dispatched(rec: &BookRecord, r: &StepResult) -> Option<String> {
+    let Some(step) = rec.steps.get(&r.step_id) else {
         return Some(format!("result refused: book {} has no step {}", r.book_id, r.step_id));
     };
     (r.attempt == 0 || r.attempt > step.attempt).then(|| {
@@ -22,20 +23,20 @@ pub(super) fn never_dispatched(state: &BookState, r: &StepResult) -> Option<Stri
     })
 }
 
-impl BookState {
-    /// Dead-letters `r` with `reason`; the book is left as it was.
-    pub(super) async fn refuse(&self, r: &StepResult, reason: &str) {
-        crate::metrics::result_refused(r);
-        tracing::warn!(
-            book_id = %r.book_id, step = %r.step_id, attempt = r.attempt,
-            worker = %r.worker_id, reason, "result refused and dead-lettered"
-        );
-        let payload = r.encode_to_vec().into();
-        if let Err(e) = self.env.bus.dead_letter("results", payload, reason).await {
-            tracing::error!(book_id = %r.book_id, error = %e, "refused result not dead-lettered");
-        }
+/// Dead-letters `r` with `reason`, counted and logged; its book is left as it was.
+pub(crate) async fn refuse(bus: &Bus, r: &StepResult, reason: &str) {
+    crate::metrics::result_refused(r);
+    tracing::warn!(
+        book_id = %r.book_id, step = %r.step_id, attempt = r.attempt,
+        worker = %r.worker_id, reason, "result refused and dead-lettered"
+    );
+    let payload = r.encode_to_vec().into();
+    if let Err(e) = bus.dead_letter("results", payload, reason).await {
+        tracing::error!(book_id = %r.book_id, error = %e, "refused result not dead-lettered");
     }
+}
 
+impl BookState {
     /// Counts and logs `r` when its attempt was already answered by another worker.
     pub(super) fn check_worker(&self, r: &StepResult) {
         let Some(step) = self.rec.steps.get(&r.step_id) else { return };
