@@ -164,7 +164,9 @@ pub fn key_value_split(line: &str) -> Option<&str> {
     let lower = key.to_lowercase();
     let field = FIELD_NAMES.contains(&lower.as_str());
     let code_key = key.contains('_') || key.chars().any(|c| c.is_ascii_digit());
-    let bare = value.is_empty() && key.starts_with(|c: char| c.is_lowercase());
+    // `Dream:` alone on its line: a label with nothing after it.
+    let bare = value.is_empty()
+        && !rest.trim_start_matches(['"', '\'', '`', ' ', '\t', ':']).contains(' ');
     if quoted || spaced || value_quoted || field || code_key || bare {
         Some(value.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | ',')).trim())
     } else {
@@ -189,6 +191,7 @@ mod tests {
             "<p>She ran.</p>",
             "}}]",
             "\"...\",",
+            "Dream:",
         ] {
             assert!(machine_line(line).is_some(), "{line}");
         }

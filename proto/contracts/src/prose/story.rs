@@ -39,6 +39,16 @@ const TASK_MORE: &[&str] = &[
     "parse", "generate", "fill", "contain", "contains", "containing", "fit",
 ];
 
+/// The parts of a book: pointed at ("this chapter's opening sentence"), they are the task's
+/// text only when a sentence or an answer of theirs is spoken of.
+const PARTS: &[&str] = &["chapter", "chapters", "scene", "scenes", "story"];
+
+/// What of a part of the book only the task speaks of.
+#[rustfmt::skip]
+const PART_MORE: &[&str] = &[
+    "sentence", "sentences", "paragraph", "paragraphs", "prompt", "prompts",
+];
+
 /// Words that point at the task's own text: "your answer", "this file", "the following fields".
 const POINTERS: &[&str] = &["your", "this", "these", "following"];
 
@@ -56,6 +66,11 @@ pub fn task_talk(sentence: &str) -> bool {
         let noun = |j: usize| w.get(j).filter(|x| TASK_NOUNS.contains(x)).map(|_| j);
         POINTERS.contains(&w[i]).then(|| noun(i + 1).or_else(|| noun(i + 2))).flatten()
     });
+    let part = (0..w.len())
+        .any(|i| POINTERS.contains(&w[i]) && w.get(i + 1).is_some_and(|x| PARTS.contains(x)));
+    if part && w.iter().any(|x| PART_MORE.contains(x)) {
+        return true;
+    }
     let Some(at) = pointed else { return false };
     w.iter().enumerate().any(|(j, x)| j != at && x != &w[at] && TASK_MORE.contains(x))
 }
@@ -203,6 +218,7 @@ mod tests {
             "What is a JSON object?",
             "This object has a list of five sentences.",
             "Please revise this text so that each field is filled.",
+            "This ending will have been written before this chapter's opening sentence.",
         ] {
             assert!(task_talk(s), "{s}");
         }
@@ -213,6 +229,8 @@ mod tests {
             "Revise your plan every quarter, and keep the list short.",
             "The object in the sand was a compass, its needle still.",
             "Each field office sends its figures to the capital by Friday.",
+            "This chapter explains why the harbour closed, and what it cost.",
+            "In this story, every answer costs a tide.",
         ] {
             assert!(!task_talk(s), "{s}");
         }
