@@ -177,7 +177,7 @@ async fn settings_jetstream_cannot_change_are_reported_and_left_alone() {
     let three = connect(&server.url(), NatsOptions { replicas: 3, ..options("r3", 1) }).await;
     let replicas: Vec<_> =
         nats(&three).drift().iter().filter(|d| d.field == "num_replicas").collect();
-    assert_eq!(replicas.len(), 11, "every stream and bucket: {:?}", nats(&three).drift());
+    assert_eq!(replicas.len(), 12, "every stream and bucket: {:?}", nats(&three).drift());
     assert!(replicas.iter().all(|d| matches!(d.outcome, DriftOutcome::Refused(_))), "{replicas:?}");
     assert_eq!(three.kv_get(Bucket::Leases, "k").await.unwrap(), Some(Bytes::from_static(b"me")));
 }

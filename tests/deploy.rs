@@ -500,7 +500,10 @@ fn manifests_name_only_real_commands_flags_variables_ports_and_names() {
         .collect();
     let expected: BTreeSet<String> = scriptorium_proto::kind::agents()
         .flat_map(|k| {
-            [scriptorium_proto::names::step_consumer(k), scriptorium_proto::names::priority_step_consumer(k)]
+            [
+                scriptorium_proto::names::step_consumer(k),
+                scriptorium_proto::names::priority_step_consumer(k),
+            ]
         })
         .collect();
     assert_eq!(consumers, expected, "the normal and the priority consumer of every kind");

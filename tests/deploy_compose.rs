@@ -311,7 +311,7 @@ fn compose_services_started_as_processes_write_books() {
         .filter_map(|a| a["stream_detail"].as_array())
         .flatten()
         .collect();
-    assert_eq!(streams.len(), 11, "{jsz}");
+    assert_eq!(streams.len(), 12, "{jsz}");
     for st in streams {
         assert_eq!(st["config"]["num_replicas"], want, "{}", st["name"]);
     }

@@ -546,7 +546,7 @@ mod tests {
     #[test]
     fn every_stream_and_bucket_follows_the_replicas_setting() {
         let all = streams(&NatsOptions { replicas: 3, ..opts() });
-        assert_eq!(all.len(), 11, "four queue streams, the dead letters and six buckets");
+        assert_eq!(all.len(), 12, "four queue streams, the dead letters and seven buckets");
         assert!(all.iter().all(|s| s.num_replicas == 3));
         for q in queues() {
             assert_eq!(consumer(q, &NatsOptions { replicas: 3, ..opts() }).1.num_replicas, 3);
