@@ -256,9 +256,8 @@ async fn a_priority_step_is_taken_before_the_normal_ones_that_waited_longer() {
         .unwrap();
     // One agent: it takes one step at a time, and the first is the priority one.
     let model = Model::new(AgentKind::Edit, 0, 0);
-    let worker = Worker::start(bus.clone(), config("w", model, &[(AgentKind::Concept, 1)]))
-        .await
-        .unwrap();
+    let worker =
+        Worker::start(bus.clone(), config("w", model, &[(AgentKind::Concept, 1)])).await.unwrap();
     let mut order = Vec::new();
     while order.len() < 4 {
         for r in results(&mut out, Duration::from_secs(10)).await {
