@@ -50,7 +50,10 @@ pub fn wanted(
 ) -> anyhow::Result<Option<(ProviderConfig, String, PathBuf)>> {
     let providers = embedded_providers(cfg);
     let mut found: Vec<(ProviderConfig, String, PathBuf)> = Vec::new();
-    let mut want = |pc: &ProviderConfig, name: &str| -> anyhow::Result<()> {
+    let want = |found: &mut Vec<(ProviderConfig, String, PathBuf)>,
+                pc: &ProviderConfig,
+                name: &str|
+     -> anyhow::Result<()> {
         let path = match pc.models.get(name) {
             Some(p) => p.clone(),
             None if is_path(name) => PathBuf::from(name),
@@ -69,14 +72,14 @@ pub fn wanted(
         if let Some((_, pc)) = providers.iter().find(|(n, _)| *n == r.provider) {
             let name = if r.model.is_empty() { default_name(pc) } else { Some(r.model.clone()) };
             if let Some(name) = name {
-                want(pc, &name)?;
+                want(&mut found, pc, &name)?;
             }
         }
     }
     if found.is_empty() {
         for (_, pc) in providers.iter().filter(|(n, _)| cfg.models.providers.contains_key(n)) {
             if let Some(name) = default_name(pc) {
-                want(pc, &name)?;
+                want(&mut found, pc, &name)?;
             }
         }
     }
