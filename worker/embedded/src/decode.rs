@@ -249,9 +249,12 @@ fn sample(logits: &mut [f32], mask: Option<&SimpleVob>, job: &Job, rng: &mut Spl
         .filter(|(_, l)| l.is_finite())
         .map(|(i, l)| (i as u32, ((l - max) / t).exp()))
         .collect();
-    cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let total: f32 = cands.iter().map(|c| c.1).sum();
     let top_p = if job.top_p > 0.0 && job.top_p < 1.0 { job.top_p } else { 1.0 };
+    // Only a nucleus needs the candidates in order (a sort of up to the whole vocabulary).
+    if top_p < 1.0 {
+        cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    }
+    let total: f32 = cands.iter().map(|c| c.1).sum();
     let mut kept = 0.0;
     let mut n = 0;
     for c in &cands {
