@@ -7,8 +7,10 @@ mod check;
 mod connect;
 pub mod dead_letters;
 pub mod export;
+pub mod fetch;
 mod gates;
 pub mod http;
+pub mod model;
 pub mod operate;
 pub mod queues;
 pub mod report;
@@ -332,6 +334,7 @@ fn check_provider(known: &BTreeSet<String>, field: &str, route: &str) -> Result<
 /// `scriptorium write`: coordinator and worker pools in this process on the in-process bus.
 pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec<BookRecord>> {
     if let Some(route) = &opts.route {
+        let route = &model::name_file_route(&mut cfg, route)?;
         brief::check_route("--provider/--model", route).map_err(anyhow::Error::msg)?;
         check_provider(&cfg.known_providers(), "--provider", route).map_err(anyhow::Error::msg)?;
         cfg.coordinator.routes.default = route.clone();
@@ -353,7 +356,10 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     } else {
         Bus::memory()
     };
-    let worker = Worker::start(bus.clone(), cfg.worker_config("embedded".into(), &[])?).await?;
+    let mut wcfg = cfg.worker_config("embedded".into(), &[])?;
+    let held = model::load(&cfg, &model::routes(&cfg, &briefs)).await?;
+    model::hold(&mut wcfg, held, false);
+    let worker = Worker::start(bus.clone(), wcfg).await?;
     let coordinator = CoordinatorHandle::start(bus.clone(), cfg.coordinator.clone()).await?;
     let mut ids = Vec::new();
     for b in briefs {
@@ -378,6 +384,7 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     coordinator.shutdown().await;
     worker.shutdown(Duration::from_secs(1)).await;
     report::print_summary(&records);
+    report::real_prose_hint(&records);
     Ok(records)
 }
 
@@ -412,7 +419,9 @@ pub async fn run_worker(
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let id = id.unwrap_or_else(|| format!("worker-{}", scriptorium_proto::clock::new_id()));
-    let wcfg = cfg.worker_config(id, pools)?;
+    let mut wcfg = cfg.worker_config(id, pools)?;
+    let held = model::load(&cfg, &[]).await?;
+    model::hold(&mut wcfg, held, !pools.is_empty() || !cfg.worker.pools.is_empty());
     let health = scriptorium_common::ops::Health::new();
     if let Some(addr) = metrics_addr {
         let metrics = scriptorium_worker::metrics::install();

@@ -113,10 +113,10 @@ enum Command {
         /// Number of chapters (overrides the briefs).
         #[arg(long)]
         chapters: Option<u32>,
-        /// Model provider (sim, openai, anthropic, ollama, llamacpp, vllm, openrouter, deepseek, mistral).
+        /// Model provider (sim, embedded, openai, anthropic, ollama, llamacpp, vllm, openrouter, deepseek, mistral).
         #[arg(long, requires = "model")]
         provider: Option<String>,
-        /// Model name at the provider.
+        /// Model name at the provider (for `embedded`: a GGUF file, or a name its config gives).
         #[arg(long, requires = "provider")]
         model: Option<String>,
         /// Do not use the response cache.
@@ -403,8 +403,29 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         interval: f64,
     },
+    /// Local model files for the embedded provider.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     #[command(flatten)]
     Operate(app::operate::Operate),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelAction {
+    /// Download a GGUF file (a known name, or a URL such as a Hugging Face `resolve` link):
+    /// resumes a partial download, checks the SHA-256, prints the file's path on stdout.
+    Fetch {
+        /// `smollm2`, or an http(s) URL of a .gguf file.
+        what: String,
+        /// Directory to write into (default: ~/.cache/scriptorium/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The file's SHA-256 (hex); without it, the one the server gives in its ETag.
+        #[arg(long)]
+        sha256: Option<String>,
+    },
 }
 
 /// `--interval`, checked.
@@ -451,10 +472,20 @@ fn main() -> ExitCode {
         | Command::Check { .. }
         | Command::Export { .. }
         | Command::DeadLetters { .. }
+        | Command::Model { .. }
         | Command::Operate(_) => "warn",
         _ => "info",
     };
     init_logs(cli.log_format, default_log);
+    let cfg = match AppConfig::load(cli.config.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {}", scriptorium_worker::redact::redact(&format!("{e:#}")));
+            return ExitCode::from(2);
+        }
+    };
+    // Before any thread exists: the embedded model's threads are read from the environment.
+    app::model::set_threads(&cfg);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -462,7 +493,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, cfg)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", scriptorium_worker::redact::redact(&format!("{e:#}")));
@@ -471,8 +502,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let cfg = AppConfig::load(cli.config.as_deref())?;
+async fn run(cli: Cli, cfg: AppConfig) -> anyhow::Result<u8> {
     app::set_nats_auth(cli.nats_auth.resolve());
     match cli.command {
         Command::Write { briefs, out, books, seed, chapters, provider, model, no_cache, yes } => {
@@ -633,6 +663,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             app::dead_letters::run(&nats, action).await.map(|_| 0)
         }
         Command::Operate(op) => app::operate::run(op).await,
+        Command::Model { action: ModelAction::Fetch { what, dir, sha256 } } => {
+            let dir = dir.unwrap_or_else(app::fetch::default_dir);
+            let path = app::fetch::fetch(app::fetch::FetchOptions { what, dir, sha256 }).await?;
+            println!("{}", path.display());
+            Ok(0)
+        }
         Command::Check { dir, json } => app::check(&dir, json),
         Command::Export { book, format, out, nats } => {
             let path = app::export::export(&book, format, out, &nats).await?;

@@ -151,14 +151,13 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
     write(&staging.join("manuscript.md"), manuscript(&book).as_bytes())?;
     for c in &book.chapters {
         let file = format!("{:02}-{}.md", c.number, slug(&c.title));
-        write(
-            &staging.join("chapters").join(file),
-            format!("## Chapter {}: {}\n\n{}\n", c.number, c.title, c.prose()).as_bytes(),
-        )?;
+        write(&staging.join("chapters").join(file), chapter_file(&book, c).as_bytes())?;
     }
     let mut done = rec.clone();
     done.output_dir = target.display().to_string();
-    let json = serde_json::to_vec_pretty(&book_json(&done)).map_err(std::io::Error::other)?;
+    let mut json = book_json(&done);
+    label(&book, &mut json);
+    let json = serde_json::to_vec_pretty(&json).map_err(std::io::Error::other)?;
     write(&staging.join("book.json"), &json)?;
     // The quality report, read back from the files as `scriptorium check` reads them.
     match crate::quality::QualityReport::from_book_dir(&staging) {
@@ -168,7 +167,9 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
                     report.hard_failures.iter().map(|f| f.message.as_str()).collect();
                 tracing::warn!(book_id = %rec.id, failures = ?failures, "book fails its quality report");
             }
-            let q = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
+            let mut q = serde_json::to_value(&report).map_err(std::io::Error::other)?;
+            label(&book, &mut q);
+            let q = serde_json::to_vec_pretty(&q).map_err(std::io::Error::other)?;
             write(&staging.join("quality.json"), &q)?;
         }
         Err(e) => tracing::warn!(book_id = %rec.id, error = %e, "no quality report"),
@@ -191,6 +192,26 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
     }
     std::fs::rename(&staging, &target)?;
     Ok(target)
+}
+
+/// A chapter's own file: its heading, the simulated model's notice when it wrote the book (so
+/// no file of such a book can pass for a real one), its prose.
+fn chapter_file(book: &Publication, c: &ChapterText) -> String {
+    let notice = if book.simulated {
+        format!("*{}*\n\n", publication::SIMULATED_NOTICE)
+    } else {
+        String::new()
+    };
+    format!("## Chapter {}: {}\n\n{notice}{}\n", c.number, c.title, c.prose())
+}
+
+/// Marks a JSON file of a book the simulated model wrote (`simulated` and its notice).
+fn label(book: &Publication, json: &mut Value) {
+    if book.simulated
+        && let Some(map) = json.as_object_mut()
+    {
+        map.insert("simulated".into(), json!(publication::SIMULATED_NOTICE));
+    }
 }
 
 /// The version of the book written in `dir` (its `book.json`; 1 when it says none).
@@ -228,8 +249,13 @@ pub fn chapter_from_markdown(rec: &BookRecord, n: u32, text: &str) -> Result<Cha
         lines.next();
     }
     let mut scenes = vec![String::new()];
+    let notice = format!("*{}*", publication::SIMULATED_NOTICE);
     for line in lines {
         let t = line.trim();
+        if t == notice {
+            // The simulated model's label of a chapter file, never prose.
+            continue;
+        }
         if matches!(t, "* * *" | "***" | "---" | "* * * *") {
             scenes.push(String::new());
         } else if let Some(scene) = scenes.last_mut() {
@@ -291,6 +317,11 @@ mod tests {
         let texts: Vec<&str> = c.scenes.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts, ["Ann waited.\n\nRain.", "Dawn came."]);
         assert_eq!(c.characters, ["Ann Lee"]);
+        let labelled =
+            format!("## Chapter 1: One\n\n*{}*\n\nOnly prose.\n", publication::SIMULATED_NOTICE);
+        let back = chapter_from_markdown(&rec, 1, &labelled).unwrap();
+        assert_eq!(back.scenes.len(), 1);
+        assert_eq!(back.scenes[0].text, "Only prose.", "the label is never read as prose");
         let plain = chapter_from_markdown(&rec, 1, "Only prose.").unwrap();
         assert_eq!(plain.title, "One");
         assert!(

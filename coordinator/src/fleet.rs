@@ -73,6 +73,8 @@ pub struct WorkerRow {
     pub cache_hits: u64,
     /// Response cache misses.
     pub cache_misses: u64,
+    /// Decoding rate of the embedded model the process holds, tokens per second.
+    pub tokens_per_second: Option<f64>,
 }
 
 /// Completed-step counters per kind over time, for steps per minute.
@@ -185,6 +187,7 @@ pub async fn workers(bus: &Bus, lost_after: Duration) -> anyhow::Result<Vec<Work
             current_steps: hb.current_steps,
             cache_hits: cache.hits_local + cache.hits_shared,
             cache_misses: cache.misses,
+            tokens_per_second: (hb.tokens_per_second > 0.0).then_some(hb.tokens_per_second),
             id: hb.worker_id,
         });
     }
@@ -210,6 +213,7 @@ mod tests {
             current_steps: Vec::new(),
             cache_hits: 0,
             cache_misses: 0,
+            tokens_per_second: None,
         };
         let workers = [
             worker("a", "up", "chapter", 2),

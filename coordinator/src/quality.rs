@@ -495,6 +495,9 @@ fn chapter_file(stem: &str, text: &str) -> BookChapter {
         }
         None => (from_name(), text.to_string()),
     };
+    // The simulated model's label is not prose.
+    let notice = format!("*{}*", crate::assembly::publication::SIMULATED_NOTICE);
+    let body = body.trim().strip_prefix(notice.as_str()).unwrap_or(body.trim());
     BookChapter { number, title, text: body.trim().to_string() }
 }
 

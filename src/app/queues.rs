@@ -45,8 +45,11 @@ pub fn worker_table(rows: &[WorkerRow]) -> String {
         "WORKER", "STATE", "HOST", "PID", "LAST SEEN", "DONE", "POOLS (busy/size)"
     );
     for w in rows {
-        let pools: Vec<String> =
+        let mut pools: Vec<String> =
             w.pools.iter().map(|p| format!("{} {}/{}", p.kind, p.busy, p.size)).collect();
+        if let Some(t) = w.tokens_per_second {
+            pools.push(format!("model {t:.1} tok/s"));
+        }
         let _ = writeln!(
             out,
             "{:<20} {:<5} {:<16} {:>7} {:>8.1}s {:>6}  {:<40} {}",

@@ -167,6 +167,18 @@ pub fn print_summary(records: &[BookRecord]) {
     }
 }
 
+/// The last line of `write` when the simulated model wrote a book: how to get real prose.
+pub const REAL_PROSE_HINT: &str = "this is placeholder prose from the simulated model; for real \
+     prose write with `--provider embedded --model <file.gguf>` (`scriptorium model fetch \
+     smollm2` gets one) or a model server (docs/local-models.md)";
+
+/// Prints [`REAL_PROSE_HINT`] when any of `records` was written by the simulated model.
+pub fn real_prose_hint(records: &[BookRecord]) {
+    if records.iter().any(|r| r.steps.values().any(|s| s.route.starts_with("sim"))) {
+        println!("{REAL_PROSE_HINT}");
+    }
+}
+
 /// The status view of a book as JSON.
 pub fn book_json(r: &BookRecord) -> Value {
     let (done, total) = r.progress();

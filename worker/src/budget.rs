@@ -22,17 +22,30 @@ pub struct Budget {
     /// The largest answer: the route's output limit and the task's `max_tokens`, whichever is
     /// smaller.
     pub max_output: u64,
+    /// Prompts are counted with the model's own tokenizer, chat template included: no margin
+    /// for an estimate's error is kept.
+    pub exact: bool,
 }
 
 impl Budget {
     /// A budget for a route with `window` tokens whose answers may take `max_output` tokens.
     pub fn new(window: Option<u64>, max_output: u64) -> Budget {
-        Budget { window, max_output }
+        Budget { window, max_output, exact: false }
     }
 
-    /// Tokens kept free in every request: 64 plus 1/16 of the window (0 without a window).
+    /// A budget whose prompts are counted exactly (an in-process model's tokenizer).
+    pub fn exact(window: Option<u64>, max_output: u64) -> Budget {
+        Budget { window, max_output, exact: true }
+    }
+
+    /// Tokens kept free in every request: 64 plus 1/16 of the window (0 without a window);
+    /// 8 (the end-of-answer token and slack) when prompts are counted exactly.
     pub fn margin(&self) -> u64 {
-        self.window.map_or(0, |w| 64 + w / 16)
+        match self.window {
+            Some(_) if self.exact => 8,
+            Some(w) => 64 + w / 16,
+            None => 0,
+        }
     }
 
     /// The window less the margin: what prompt and answer may share.

@@ -213,6 +213,21 @@ impl Prompts {
         part: Option<&Part>,
         budget: Option<u64>,
     ) -> Result<Rendered, Overflow> {
+        self.render_counted(task, spec, part, budget, &|s, u| {
+            estimate_tokens(s) + estimate_tokens(u)
+        })
+    }
+
+    /// [`Prompts::render_fitted`] with the prompt measured by `count` (system, user): the
+    /// model's own tokenizer when it is in this process.
+    pub fn render_counted(
+        &self,
+        task: &StepTask,
+        spec: &dyn Kind,
+        part: Option<&Part>,
+        budget: Option<u64>,
+        count: &dyn Fn(&str, &str) -> u64,
+    ) -> Result<Rendered, Overflow> {
         // `spec` comes from the registry, and `load` gave every kind of it its templates.
         let t = &self.templates[spec.name()];
         let used = [placeholders(&t.system), placeholders(&t.user)].concat();
@@ -221,9 +236,8 @@ impl Prompts {
             .into_iter()
             .filter(|p| used.contains(&p.slot))
             .collect();
-        let measure = |v: &BTreeMap<&'static str, String>| {
-            estimate_tokens(&fill(&t.system, v)) + estimate_tokens(&fill(&t.user, v))
-        };
+        let measure =
+            |v: &BTreeMap<&'static str, String>| count(&fill(&t.system, v), &fill(&t.user, v));
         let fitted = fit(&pieces, budget, measure)?;
         Ok(Rendered {
             system: fill(&t.system, &fitted.values),

@@ -13,7 +13,8 @@
 //! - `http`: the shared retry loop (timeouts, backoff with jitter, `Retry-After`).
 //! - `openai`, `anthropic`: the two wire protocols.
 //! - `limits`: requests and tokens per minute, per provider.
-//! - [`LocalModel`]: a model in this process (the binary links the simulated one in).
+//! - [`LocalModel`]: a model in this process (the binary links the simulated one in, and the
+//!   embedded GGUF model when one is loaded).
 
 mod anthropic;
 pub mod dialect;
@@ -215,12 +216,26 @@ impl Models {
 
     /// Builds the providers, `local` answering for providers of the `sim` protocol.
     pub fn with_local(config: &ModelsConfig, local: Option<Arc<dyn LocalModel>>) -> Models {
+        Self::with_locals(config, local, None)
+    }
+
+    /// Builds the providers, `local` answering for providers of the `sim` protocol and
+    /// `embedded` (the GGUF model this process holds) for those of the `embedded` protocol.
+    pub fn with_locals(
+        config: &ModelsConfig,
+        local: Option<Arc<dyn LocalModel>>,
+        embedded: Option<Arc<dyn LocalModel>>,
+    ) -> Models {
         let mut all = builtin_providers();
         all.extend(config.providers.clone());
         let providers = all
             .into_iter()
             .map(|(name, pc)| {
-                let p = Self::provider(&name, pc, local.as_ref()).map_err(ModelError::redacted);
+                let model = match pc.protocol {
+                    Protocol::Embedded => embedded.as_ref(),
+                    _ => local.as_ref(),
+                };
+                let p = Self::provider(&name, pc, model).map_err(ModelError::redacted);
                 if let Err(e) = &p
                     && config.providers.contains_key(&name)
                 {
@@ -242,6 +257,13 @@ impl Models {
             Protocol::Sim => Backend::Local(local.cloned().ok_or_else(|| {
                 ModelError::InvalidConfig(format!(
                     "models.providers.{name}: the simulated model is not linked into this process"
+                ))
+            })?),
+            Protocol::Embedded => Backend::Local(local.cloned().ok_or_else(|| {
+                ModelError::InvalidConfig(format!(
+                    "models.providers.{name}: no embedded model is loaded in this process (a \
+                     worker loads the one its [models.providers.{name}] names at start; `write` \
+                     the one its route names)"
                 ))
             })?),
             Protocol::Openai => Backend::OpenAi(OpenAiCompat::new(name, &pc)?),
@@ -299,6 +321,9 @@ impl Models {
         if let Some(window) = provider.config.context_window {
             return RouteLimits { window: Some(window), max_output };
         }
+        if let Backend::Local(m) = &provider.backend {
+            return RouteLimits { window: m.context_window(), max_output };
+        }
         let Backend::OpenAi(p) = &provider.backend else {
             return RouteLimits { window: None, max_output };
         };
@@ -333,6 +358,30 @@ impl Models {
             },
         };
         RouteLimits { window, max_output }
+    }
+
+    /// The exact tokens of a prompt of `system` and `user` on `route`, when its model is in
+    /// this process and counts with its own tokenizer (`None`: estimate).
+    pub fn count_prompt(&self, route: &str, system: &str, user: &str) -> Option<u64> {
+        let r = Route::parse(route);
+        match self.providers.get(&r.provider) {
+            Some(Ok(p)) => match &p.backend {
+                Backend::Local(m) if m.serves(&r.model) => m.count_prompt(system, user),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Decoding rates of the in-process models that decode (the embedded one), by provider.
+    pub fn tokens_per_second(&self) -> Vec<(String, f64)> {
+        self.providers
+            .iter()
+            .filter_map(|(name, p)| match p.as_ref().ok().map(|p| &p.backend) {
+                Some(Backend::Local(m)) => m.tokens_per_second().map(|t| (name.clone(), t)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether `route` names a configured provider (used to validate briefs early).
@@ -374,6 +423,9 @@ impl Models {
         }
         let started = Instant::now();
         let result = match &provider.backend {
+            Backend::Local(m) if !m.serves(&route.model) => Err(ModelError::InvalidConfig(
+                format!("{route}: the model this process holds does not serve {:?}", route.model),
+            )),
             Backend::Local(m) => {
                 let a = m
                     .answer(LocalRequest {
@@ -381,14 +433,24 @@ impl Models {
                         system: &req.system,
                         user: &req.user,
                         seed: req.seed,
+                        schema: req.schema.as_ref(),
+                        max_tokens: req.max_tokens,
+                        temperature: req.temperature,
+                        top_p: req.top_p,
                     })
                     .await;
-                Ok(ModelAnswer {
-                    text: a.text,
-                    prompt_tokens: a.prompt_tokens,
-                    completion_tokens: a.completion_tokens,
-                    ..Default::default()
-                })
+                match a.error {
+                    Some(message) => {
+                        Err(ModelError::BadAnswer { route: route.to_string(), message })
+                    }
+                    None => Ok(ModelAnswer {
+                        text: a.text,
+                        prompt_tokens: a.prompt_tokens,
+                        completion_tokens: a.completion_tokens,
+                        truncated: a.truncated,
+                        ..Default::default()
+                    }),
+                }
             }
             Backend::OpenAi(p) => p.call(&route.model, req).await,
             Backend::Anthropic(p) => p.call(&route.model, req).await,

@@ -48,6 +48,8 @@ pub struct WorkerConfig {
     pub max_deliver: u64,
     /// The model that answers in this process for `sim` providers (the binary's simulated one).
     pub local_model: Option<std::sync::Arc<dyn crate::providers::LocalModel>>,
+    /// The GGUF model this process holds for `embedded` providers, loaded at start.
+    pub embedded_model: Option<std::sync::Arc<dyn crate::providers::LocalModel>>,
 }
 
 impl WorkerConfig {
@@ -72,6 +74,7 @@ impl WorkerConfig {
             cache: Default::default(),
             max_deliver: 10,
             local_model: None,
+            embedded_model: None,
         }
     }
 }
@@ -96,7 +99,11 @@ impl Worker {
         claim_id(&bus, &cfg.id, cfg.heartbeat_every).await?;
         let env = Arc::new(AgentEnv {
             bus: bus.clone(),
-            models: Models::with_local(&cfg.models, cfg.local_model.clone()),
+            models: Models::with_locals(
+                &cfg.models,
+                cfg.local_model.clone(),
+                cfg.embedded_model.clone(),
+            ),
             prompts,
             worker_id: cfg.id.clone(),
             progress_every: cfg.progress_every,
@@ -560,6 +567,7 @@ async fn heartbeats(
             at_unix_ms: clock::now_ms(),
             started_unix_ms: started,
             cache: Some(env.cache_counters()),
+            tokens_per_second: env.models.tokens_per_second().first().map_or(0.0, |t| t.1),
         };
         crate::metrics::cache_counters(hb.cache.as_ref());
         if let Err(e) = bus.kv_put(Bucket::Workers, &env.worker_id, hb.encode_to_vec().into()).await

@@ -50,6 +50,7 @@ impl SimModel {
             prompt_tokens: count_tokens(req.system) + count_tokens(req.user),
             completion_tokens: count_tokens(&text),
             text,
+            ..Default::default()
         }
     }
 }

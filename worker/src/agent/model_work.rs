@@ -93,7 +93,13 @@ async fn on_route_fitted(
 ) -> Result<Answered, Failure> {
     let limits = env.models.route_limits(route).await;
     let max_output = limits.max_output.map_or(max_tokens, |m| m.min(max_tokens));
-    let mut budget = Budget::new(limits.window, max_output);
+    // A model in this process counts its prompts exactly: no margin for an estimate.
+    let exact = env.models.count_prompt(route, "", "").is_some();
+    let mut budget = if exact {
+        Budget::exact(limits.window, max_output)
+    } else {
+        Budget::new(limits.window, max_output)
+    };
     let mut shrunk = false;
     loop {
         match on_route(env, task, spec, route, budget, usage).await {
@@ -178,8 +184,16 @@ async fn ask(
     answer: u64,
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
-    let rendered =
-        env.prompts.render_fitted(task, spec, part, budget.prompt_for(answer)).map_err(|o| {
+    let count = |s: &str, u: &str| {
+        env.models.count_prompt(route, s, u).unwrap_or_else(|| {
+            scriptorium_contracts::tokens::estimate_tokens(s)
+                + scriptorium_contracts::tokens::estimate_tokens(u)
+        })
+    };
+    let rendered = env
+        .prompts
+        .render_counted(task, spec, part, budget.prompt_for(answer), &count)
+        .map_err(|o| {
             let message = format!("{route}: {o} (context window {:?})", budget.window);
             RouteError {
                 failure: Failure::new(FailureCause::ContextExceeded, message),

