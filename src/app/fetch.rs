@@ -117,7 +117,19 @@ pub async fn fetch(opts: FetchOptions) -> anyhow::Result<PathBuf> {
     }
     let mut got = have;
     let mut shown = 0u64;
-    while let Some(chunk) = resp.chunk().await.with_context(|| format!("downloading {url}"))? {
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            // A connection cut mid-body: what arrived is kept in the partial file.
+            Err(e) => {
+                file.flush()?;
+                bail!(
+                    "{url}: the download stopped at {got} bytes: {e} ({} kept; run again to resume)",
+                    part.display()
+                );
+            }
+        };
         file.write_all(&chunk).with_context(|| format!("writing {}", part.display()))?;
         got += chunk.len() as u64;
         if got - shown >= 16 << 20 {

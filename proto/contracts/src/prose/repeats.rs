@@ -69,7 +69,17 @@ fn repeatable(paragraph: &str, words: usize) -> bool {
 }
 
 impl Index {
-    fn find(&self, repeatable: bool, norm: &str, shingles: &HashSet<u64>) -> Option<Match> {
+    /// The paragraph `norm` (of chapter `chapter`) copies: word for word, or nearly (half its
+    /// sequences and the other's shared, or, within its own chapter, [`NEAR_COPY_SHARE`] of its
+    /// own: a paragraph retold a page later; across chapters a book's recurring phrases make
+    /// that share common in honest prose).
+    fn find(
+        &self,
+        chapter: u32,
+        repeatable: bool,
+        norm: &str,
+        shingles: &HashSet<u64>,
+    ) -> Option<Match> {
         let words = norm.split(' ').count();
         if repeatable && let Some(&i) = self.exact.get(norm) {
             return Some(Match::Exact(self.paragraphs[i].place));
@@ -88,7 +98,8 @@ impl Index {
             .filter(|(i, n)| {
                 let union = shingles.len() + self.paragraphs[*i].shingles - n;
                 *n as f64 / union as f64 >= NEAR_DUPLICATE_JACCARD
-                    || *n as f64 / shingles.len() as f64 >= NEAR_COPY_SHARE
+                    || (self.paragraphs[*i].place.chapter == chapter
+                        && *n as f64 / shingles.len() as f64 >= NEAR_COPY_SHARE)
             })
             .map(|(i, n)| (i, n as f64 / shingles.len() as f64))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
@@ -141,7 +152,7 @@ pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Ve
         let norm = normalise(p);
         let sh = shingles(&norm);
         let rep = repeatable(p, norm.split(' ').count());
-        match index.find(rep, &norm, &sh) {
+        match index.find(place.chapter, rep, &norm, &sh) {
             Some(Match::Exact(first)) => out.push(
                 Finding::new(
                     Rule::RepeatedParagraph,
@@ -201,7 +212,7 @@ impl Copies {
         let norm = normalise(p);
         let sh = shingles(&norm);
         let rep = repeatable(p, norm.split(' ').count());
-        match self.index.find(rep, &norm, &sh) {
+        match self.index.find(place.chapter, rep, &norm, &sh) {
             Some(Match::Exact(first)) => Some((Rule::RepeatedParagraph, first)),
             Some(Match::Near(first, _)) => Some((Rule::NearDuplicateParagraph, first)),
             None => {
