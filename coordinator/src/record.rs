@@ -512,7 +512,30 @@ async fn load_steps(bus: &Bus, rec: &mut BookRecord) -> Result<(), LoadError> {
         };
         rec.steps.insert(id, step);
     }
+    catch_up(rec);
     Ok(())
+}
+
+/// The header is written after the steps, so a coordinator killed in between leaves a header
+/// one result behind its steps: the totals the steps also hold are taken from them.
+fn catch_up(rec: &mut BookRecord) {
+    let done = rec
+        .steps
+        .iter()
+        .filter(|(id, s)| s.status == StepStatus::Done && id.as_str() != ASSEMBLY && !s.skipped)
+        .count() as u64;
+    rec.accepted_results = rec.accepted_results.max(done);
+    let mut sum = Usage::default();
+    for s in rec.steps.values() {
+        add_usage(&mut sum, &s.usage);
+    }
+    let u = &mut rec.usage;
+    u.prompt_tokens = u.prompt_tokens.max(sum.prompt_tokens);
+    u.completion_tokens = u.completion_tokens.max(sum.completion_tokens);
+    u.calls = u.calls.max(sum.calls);
+    u.retries = u.retries.max(sum.retries);
+    u.cost_usd = u.cost_usd.max(sum.cost_usd);
+    u.cache_hits = u.cache_hits.max(sum.cache_hits);
 }
 
 /// Reads the accepted outputs of `rec`'s done steps that it does not hold yet; a done step

@@ -120,3 +120,21 @@ async fn finished_books_past_retention_are_deleted_at_start_and_no_other() {
     }
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_header_one_result_behind_its_steps_is_caught_up_on_load() {
+    // A coordinator killed between writing a step and the header: the step is done, the
+    // header's totals do not count it yet.
+    let bus = Bus::memory();
+    let mut rec = book("killed", 1);
+    record::store(&bus, &mut rec).await.unwrap();
+    let stale = bus.kv_get(Bucket::Books, "killed").await.unwrap().unwrap();
+    accept(&mut rec, "concept");
+    record::store(&bus, &mut rec).await.unwrap();
+    bus.kv_put(Bucket::Books, "killed", stale).await.unwrap();
+    let back = record::load_record(&bus, "killed").await.unwrap().unwrap();
+    assert_eq!(back.steps["concept"].status, StepStatus::Done);
+    assert_eq!(back.accepted_results, 1, "the accepted step is counted");
+    assert_eq!(back.usage.calls, 1);
+    assert_eq!(back.usage.prompt_tokens, 1200);
+}

@@ -168,9 +168,17 @@ pub fn print_summary(records: &[BookRecord]) {
 }
 
 /// The last line of `write` when the simulated model wrote a book: how to get real prose.
+#[cfg(feature = "embedded")]
 pub const REAL_PROSE_HINT: &str = "this is placeholder prose from the simulated model; for real \
      prose write with `--provider embedded --model <file.gguf>` (`scriptorium model fetch \
      smollm2` gets one) or a model server (docs/local-models.md)";
+
+/// The last line of `write` when the simulated model wrote a book: how to get real prose (this
+/// build has no embedded model: `--features embedded` adds it).
+#[cfg(not(feature = "embedded"))]
+pub const REAL_PROSE_HINT: &str = "this is placeholder prose from the simulated model; for real \
+     prose write with a model server (`--provider ollama --model <name>`, or OpenAI, Anthropic, \
+     llama.cpp: docs/providers.md, docs/local-models.md)";
 
 /// Prints [`REAL_PROSE_HINT`] when any of `records` was written by the simulated model.
 pub fn real_prose_hint(records: &[BookRecord]) {
