@@ -17,14 +17,15 @@ use serde_json::{Value, json};
 
 const TARGET: u32 = 300;
 
-/// Two paragraphs of the shape the real book's chapter 1 opened with: 67% of the second's
-/// 5-word sequences are the first's (Jaccard 0.49, under the old near-duplicate bar).
+/// Chapter 1's opening paragraph.
 const FIRST: &str = "Elara stood at the edge of the harbour and watched the salt boats come in \
                      from the grey sea, their sails torn by the long winter storms that had kept \
                      the town hungry for weeks.";
-const NEAR: &str = "Elara stood at the edge of the harbour and watched the salt boats come in \
-                    from the grey sea, their sails torn by the storms, and she wondered whether \
-                    her brother would come home.";
+/// A paragraph of the shape the real book's chapter 1 opened with, a page after the one it
+/// retells: most of its 5-word sequences are those of chapter 2's opening paragraph.
+const NEAR: &str = "Tobin Thorne rowed out past the breakwater before the bells had rung for \
+                    morning, and nobody on the quay called after him, though his sister watched \
+                    from the harbour wall.";
 
 /// Each rule with lines from the real books (SmolLM2-135M, `examples/fantasy.toml` and
 /// `examples/fantasy-8.toml`), and the words its rejection uses.
@@ -58,7 +59,7 @@ fn fixtures() -> Vec<(&'static str, &'static str, &'static str)> {
         ("machine_text", "content}", "machine text"),
         ("machine_text", "title : `The Salt Harbour`", "machine text (a key: value line)"),
         ("machine_text", "summary :", "machine text (a key: value line)"),
-        ("near_duplicate_paragraph", NEAR, "is a near copy of paragraph 1 of chapter 1"),
+        ("near_duplicate_paragraph", NEAR, "is a near copy of paragraph 1 ("),
     ]
 }
 
