@@ -211,13 +211,8 @@ impl Finding {
     /// from: concept, cast, world, outline).
     pub fn in_field(rule: Rule, chapter: u32, field: &str, text: &str, message: String) -> Self {
         Finding {
-            rule,
-            chapter,
-            paragraph: None,
-            snippet: text::snippet(text, SNIPPET_CHARS),
-            message,
-            other: None,
             field: Some(field.to_string()),
+            ..Self::chapter_wide(rule, chapter, text, message)
         }
     }
 
