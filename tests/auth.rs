@@ -459,12 +459,11 @@ fn a_book_completes_over_tls_with_a_ca_the_test_made() {
 
 /// A coordinator whose dashboard listens on every interface (`0.0.0.0`), reached on loopback.
 fn dashboard(nats: &NatsServer, token: Option<&str>, logs: &Path) -> (Proc, String) {
-    let port = free_port();
-    let bind = format!("0.0.0.0:{port}");
+    let bind = "0.0.0.0:0";
     let out = logs.join("books");
     let env: Vec<(&str, &str)> =
         token.map(|t| vec![("SCRIPTORIUM_HTTP_TOKEN", t)]).unwrap_or_default();
-    let coord = Proc::start(
+    let mut coord = Proc::start(
         &[
             "coordinator",
             "--nats",
@@ -472,16 +471,12 @@ fn dashboard(nats: &NatsServer, token: Option<&str>, logs: &Path) -> (Proc, Stri
             "--out",
             out.to_str().unwrap(),
             "--http-addr",
-            &bind,
+            bind,
         ],
-        &logs.join(format!("coordinator-{port}.log")),
+        &logs.join(format!("coordinator-{}.log", token.is_some())),
         &env,
     );
-    let addr = format!("127.0.0.1:{port}");
-    wait_until(Duration::from_secs(30), "the dashboard listening", || {
-        std::net::TcpStream::connect(&addr).is_ok()
-            && common::browser::http(&addr, "GET", "/readyz", None).0 == 200
-    });
+    let addr = coord.ready_http(Duration::from_secs(30));
     (coord, addr)
 }
 

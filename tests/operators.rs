@@ -94,8 +94,7 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
     let cfg = write_config(dir.path(), "\n[models.sim]\nlatency_ms = 150\n");
     let cfgs = cfg.to_str().unwrap();
     let out = dir.path().join("books");
-    let cmetrics = format!("127.0.0.1:{}", free_port());
-    let _coord = Proc::start(
+    let mut coord = Proc::start(
         &[
             "--config",
             cfgs,
@@ -105,15 +104,12 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
             "--out",
             out.to_str().unwrap(),
             "--metrics-addr",
-            &cmetrics,
+            "127.0.0.1:0",
         ],
         &dir.path().join("coordinator.log"),
         &[],
     );
-    wait_until(Duration::from_secs(30), "coordinator ready", || {
-        std::net::TcpStream::connect(&cmetrics).is_ok()
-            && http(&cmetrics, "GET", "/readyz", None).0 == 200
-    });
+    let cmetrics = coord.ready_http(Duration::from_secs(30));
 
     // Three books and no worker: three concept steps wait, nothing runs.
     let ids: Vec<String> = (0..3).map(|i| submit(&url, &cfg, i)).collect();
@@ -205,7 +201,6 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
         }
         best
     });
-    let wmetrics = format!("127.0.0.1:{}", free_port());
     let mut worker = Proc::start(
         &[
             "--config",
@@ -218,11 +213,12 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
             "--pool",
             "all=2",
             "--metrics-addr",
-            &wmetrics,
+            "127.0.0.1:0",
         ],
         &dir.path().join("w1.log"),
         &[],
     );
+    let wmetrics = worker.ready_http(Duration::from_secs(30));
     wait_until(Duration::from_secs(120), "three books done", || books_done(&url) == 3);
     let _ = Command::new("kill").arg(watch.id().to_string()).status();
     let _ = watch.wait();
@@ -391,8 +387,7 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
         "\n[coordinator]\nmax_attempts = 8\n\n[models.sim]\nlatency_ms = 100\nbad_rate = 0.3\n",
     );
     let cfgs = cfg.to_str().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let _coord = Proc::start(
+    let mut coord = Proc::start(
         &[
             "--config",
             cfgs,
@@ -402,16 +397,12 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
             "--out",
             dir.path().join("books").to_str().unwrap(),
             "--http-addr",
-            &addr,
-            "--metrics-addr",
-            &addr,
+            "127.0.0.1:0",
         ],
         &dir.path().join("coordinator.log"),
         &[],
     );
-    wait_until(Duration::from_secs(30), "dashboard", || {
-        std::net::TcpStream::connect(&addr).is_ok() && http(&addr, "GET", "/readyz", None).0 == 200
-    });
+    let addr = coord.ready_http(Duration::from_secs(30));
     let ids: Vec<String> = (0..2).map(|i| submit(&url, &cfg, i)).collect();
     driver.cmd("POST", "/url", Some(&json!({"url": format!("http://{addr}/")})));
     // A marker that a reload would wipe out.

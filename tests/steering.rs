@@ -46,7 +46,7 @@ impl Fleet {
             ),
         )
         .unwrap();
-        let http = format!("127.0.0.1:{}", free_port());
+        let http = String::new();
         let url = nats.url();
         let worker = Proc::start(
             &["--config", config.to_str().unwrap(), "worker", "--nats", &url, "--id", "w1"],
@@ -61,7 +61,7 @@ impl Fleet {
     fn start_coordinator(&mut self) {
         let out = self.dir.path().join("books");
         let log = self.dir.path().join(format!("coordinator-{}.log", clock_ms()));
-        self.coordinator = Some(Proc::start(
+        let mut coordinator = Proc::start(
             &[
                 "--config",
                 self.config.to_str().unwrap(),
@@ -71,16 +71,13 @@ impl Fleet {
                 "--out",
                 out.to_str().unwrap(),
                 "--http-addr",
-                &self.http,
+                "127.0.0.1:0",
             ],
             &log,
             &[("SCRIPTORIUM_HTTP_TOKEN", TOKEN)],
-        ));
-        let addr = self.http.clone();
-        wait_until(WITHIN, "coordinator ready", || {
-            std::net::TcpStream::connect(&addr).is_ok()
-                && http(&addr, "GET", "/readyz", None).0 == 200
-        });
+        );
+        self.http = coordinator.ready_http(WITHIN);
+        self.coordinator = Some(coordinator);
     }
 
     fn stop_coordinator(&mut self) {

@@ -97,6 +97,40 @@ impl Proc {
         Proc { child: cmd.spawn().expect("start scriptorium"), log: log.to_path_buf() }
     }
 
+    /// The address its HTTP endpoints listen on, from its log (start it with an address on port
+    /// 0, so no other process can own the port), once `/readyz` answers 200 there. Panics with
+    /// the log's tail when the process exits first or `within` runs out.
+    pub fn ready_http(&mut self, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let bound = log.lines().find_map(|l| {
+                let at = l.find("http endpoints listening")?;
+                let addr = l[at..].split("addr=").nth(1)?.split_whitespace().next()?;
+                Some(addr.replace("0.0.0.0:", "127.0.0.1:"))
+            });
+            if let Some(addr) = &bound
+                && std::net::TcpStream::connect(addr).is_ok()
+                && browser::http(addr, "GET", "/readyz", None).0 == 200
+            {
+                return addr.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the process exited ({status}) before it was ready; its log:\n{}",
+                    tail(&log)
+                );
+            }
+            if start.elapsed() > within {
+                panic!(
+                    "not ready after {within:?} (listening on {bound:?}); its log:\n{}",
+                    tail(&log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits up to `within` for the exit; returns whether it exited.
     pub fn terminate(&mut self, within: Duration) -> bool {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
@@ -116,6 +150,12 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The last 40 lines of a log.
+pub fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// Runs the binary to completion.

@@ -485,7 +485,11 @@ impl BookState {
         }
         self.rec.set_state(state, clock::now_ms());
         self.rec.failure = failure.clone();
-        self.rec.finished_ms = clock::now_ms();
+        // A done book keeps the time its assembly stamped on the files it wrote (book.json, the
+        // EPUB's modified date), so an export rebuilt from the record is the same bytes.
+        if state != Status::Done || self.rec.finished_ms <= 0 {
+            self.rec.finished_ms = clock::now_ms();
+        }
         match state {
             Status::Done => {
                 tracing::info!(book_id = %self.rec.id, dir = %self.rec.output_dir, "book done")
