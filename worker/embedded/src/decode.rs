@@ -172,7 +172,7 @@ impl Engine {
                 }
                 None => None,
             };
-            let token = sample(&mut logits, mask.as_ref(), job, &mut rng);
+            let token = sample(&mut logits, mask.as_ref(), &out, job, &mut rng);
             if self.eos.contains(&token) {
                 truncated = false;
                 break;
@@ -226,9 +226,37 @@ impl Engine {
     }
 }
 
-/// A token from `logits` among those `mask` allows: the most likely at temperature 0, else
-/// drawn (seeded) from the smallest set of likeliest tokens holding `top_p` of the mass.
-fn sample(logits: &mut [f32], mask: Option<&SimpleVob>, job: &Job, rng: &mut SplitMix) -> u32 {
+/// The sampling a llama.cpp server applies unless told otherwise (llama-cpp-python's server
+/// defaults): a small model without them loops ("lit lit lit ...") and wanders into the long
+/// tail of its vocabulary.
+const TOP_K: usize = 40;
+/// Tokens less likely than this share of the likeliest one are dropped.
+const MIN_P: f32 = 0.05;
+/// Logits of tokens among the last [`PENALTY_LAST_N`] decoded are divided (when positive) or
+/// multiplied (when negative) by this.
+const REPEAT_PENALTY: f32 = 1.1;
+/// How many of the latest tokens the repeat penalty looks at.
+const PENALTY_LAST_N: usize = 64;
+
+/// A token from `logits` among those `mask` allows, after the repeat penalty over `recent`
+/// (the tokens decoded so far): the most likely at temperature 0, else drawn (seeded) as
+/// llama.cpp draws it: the [`TOP_K`] likeliest, then the smallest set holding `top_p` of their
+/// mass, then those at least [`MIN_P`] as likely as the first, then the temperature.
+fn sample(
+    logits: &mut [f32],
+    mask: Option<&SimpleVob>,
+    recent: &[u32],
+    job: &Job,
+    rng: &mut SplitMix,
+) -> u32 {
+    let mut penalised = std::collections::HashSet::new();
+    for &t in &recent[recent.len().saturating_sub(PENALTY_LAST_N)..] {
+        if penalised.insert(t)
+            && let Some(l) = logits.get_mut(t as usize)
+        {
+            *l = if *l > 0.0 { *l / REPEAT_PENALTY } else { *l * REPEAT_PENALTY };
+        }
+    }
     if let Some(mask) = mask {
         for (i, l) in logits.iter_mut().enumerate() {
             if !mask.is_allowed(i as u32) {
@@ -241,37 +269,43 @@ fn sample(logits: &mut [f32], mask: Option<&SimpleVob>, job: &Job, rng: &mut Spl
     if job.temperature <= 0.0 {
         return best;
     }
-    let t = job.temperature;
-    let max = logits[best as usize];
     let mut cands: Vec<(u32, f32)> = logits
         .iter()
         .enumerate()
         .filter(|(_, l)| l.is_finite())
-        .map(|(i, l)| (i as u32, ((l - max) / t).exp()))
+        .map(|(i, l)| (i as u32, *l))
         .collect();
-    let top_p = if job.top_p > 0.0 && job.top_p < 1.0 { job.top_p } else { 1.0 };
-    // Only a nucleus needs the candidates in order (a sort of up to the whole vocabulary).
-    if top_p < 1.0 {
-        cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    if cands.is_empty() {
+        return best;
     }
-    let total: f32 = cands.iter().map(|c| c.1).sum();
+    // The likeliest first (ties by token id, so the order is the same on every run).
+    let k = TOP_K.min(cands.len());
+    cands.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    cands.truncate(k);
+    cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let max = cands[0].1;
+    let probs: Vec<f32> = cands.iter().map(|c| (c.1 - max).exp()).collect();
+    let total: f32 = probs.iter().sum();
+    let top_p = if job.top_p > 0.0 && job.top_p < 1.0 { job.top_p } else { 1.0 };
     let mut kept = 0.0;
     let mut n = 0;
-    for c in &cands {
-        kept += c.1;
-        n += 1;
-        if kept >= top_p * total {
+    for p in &probs {
+        if n > 0 && (kept >= top_p * total || *p < MIN_P * probs[0]) {
             break;
         }
+        kept += p;
+        n += 1;
     }
-    let mut r = rng.next_f32() * kept;
-    for c in &cands[..n] {
-        r -= c.1;
+    let t = job.temperature;
+    let weights: Vec<f32> = cands[..n].iter().map(|c| ((c.1 - max) / t).exp()).collect();
+    let mut r = rng.next_f32() * weights.iter().sum::<f32>();
+    for (c, w) in cands[..n].iter().zip(&weights) {
+        r -= w;
         if r <= 0.0 {
             return c.0;
         }
     }
-    cands.get(n.saturating_sub(1)).map_or(best, |c| c.0)
+    cands[n - 1].0
 }
 
 /// A small seeded generator (SplitMix64): the same seed draws the same answer.
@@ -314,11 +348,14 @@ mod tests {
         mask.allow_token(1);
         mask.allow_token(2);
         let logits = [9.0, 1.0, 2.0, 9.0];
-        assert_eq!(sample(&mut logits.clone(), Some(&mask), &job(0.0, 1.0), &mut SplitMix(1)), 2);
+        assert_eq!(
+            sample(&mut logits.clone(), Some(&mask), &[], &job(0.0, 1.0), &mut SplitMix(1)),
+            2
+        );
         let draws = |seed| {
             let mut rng = SplitMix(seed);
             (0..50)
-                .map(|_| sample(&mut logits.clone(), Some(&mask), &job(1.0, 1.0), &mut rng))
+                .map(|_| sample(&mut logits.clone(), Some(&mask), &[], &job(1.0, 1.0), &mut rng))
                 .collect::<Vec<_>>()
         };
         let a = draws(7);
@@ -330,8 +367,27 @@ mod tests {
         assert!((0..20).all(|_| sample(
             &mut logits.clone(),
             Some(&mask),
+            &[],
             &job(1.0, 0.1),
             &mut rng
         ) == 2));
+    }
+
+    #[test]
+    fn recent_tokens_are_penalised_and_the_unlikely_tail_is_never_drawn() {
+        // Token 2 leads by a little; once it was just decoded, token 1 does.
+        let logits = [0.0, 5.0, 5.05, 1.0];
+        assert_eq!(sample(&mut logits.clone(), None, &[], &job(0.0, 1.0), &mut SplitMix(1)), 2);
+        assert_eq!(sample(&mut logits.clone(), None, &[2], &job(0.0, 1.0), &mut SplitMix(1)), 1);
+        // A negative logit is made smaller, not larger.
+        let negative = [-1.0, -1.05, -9.0];
+        assert_eq!(sample(&mut negative.clone(), None, &[0], &job(0.0, 1.0), &mut SplitMix(1)), 1);
+        // Token 0 is e^-4 (under 5%) as likely as token 1: min-p drops it at any temperature.
+        let tail = [5.0, 9.0, 8.5];
+        let mut rng = SplitMix(11);
+        let draws: Vec<u32> = (0..200)
+            .map(|_| sample(&mut tail.clone(), None, &[], &job(2.0, 1.0), &mut rng))
+            .collect();
+        assert!(!draws.contains(&0) && draws.contains(&1) && draws.contains(&2), "{draws:?}");
     }
 }

@@ -125,7 +125,7 @@ impl EmbeddedModel {
             .min(loaded.context_length)
             .min(candle_transformers::models::quantized_llama::MAX_SEQ_LEN as u64);
         let tokenizer = loaded.tokenizer.clone();
-        let template = loaded.template.clone();
+        let template = loaded.template;
         let stats = Arc::new(decode::Stats::default());
         let queue = decode::start(loaded, stats.clone()).map_err(|e| EmbeddedError::Load {
             path: settings.path.display().to_string(),

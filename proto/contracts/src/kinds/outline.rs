@@ -144,9 +144,12 @@ pub(crate) fn schema(ctx: Ctx<'_>) -> Value {
         ("summary", short("two or three sentences on what happens in this chapter", 400)),
         ("scenes", array(scene, *SCENES.start(), *SCENES.end())),
     ]);
+    // The chapters come first and the book's summary after them: a small model asked for the
+    // summary first copies its description ("the whole book in a paragraph") every time; after
+    // the chapters it has a story to sum up.
     object(vec![
-        ("summary", short("the whole book in a paragraph", 800)),
         ("chapters", array(chapter, n, n)),
+        ("summary", short("the whole book in a paragraph", 800)),
     ])
 }
 
