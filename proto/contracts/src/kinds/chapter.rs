@@ -274,7 +274,8 @@ fn paragraphs_of(c: &ChapterText, scenes: &[u32]) -> Vec<usize> {
 }
 
 /// The prose checks of [`REJECTED`] on chapter `c`, against the book's other accepted chapters;
-/// with `revised`, only the findings in those scenes and the chapter-wide ones count.
+/// with `revised`, only the findings in those scenes (or copying a paragraph of them) and the
+/// chapter-wide ones count.
 fn prose_rules(ctx: Ctx<'_>, c: &ChapterText, revised: Option<&[u32]>) -> Result<(), Rejection> {
     let text = c.prose();
     let view = prose::Chapter { number: c.number, title: &c.title, text: &text };
@@ -290,7 +291,13 @@ fn prose_rules(ctx: Ctx<'_>, c: &ChapterText, revised: Option<&[u32]>) -> Result
         .into_iter()
         .filter(|f| REJECTED.contains(&f.rule))
         .filter(|f| match (revised, f.paragraph) {
-            (Some(scenes), Some(p)) => paragraphs_of(c, scenes).contains(&p),
+            // A finding in a revised scene counts, and so does an unrevised paragraph that now
+            // copies a revised one (the edit made the copy).
+            (Some(scenes), Some(p)) => {
+                let ours = paragraphs_of(c, scenes);
+                ours.contains(&p)
+                    || f.other.is_some_and(|o| o.chapter == c.number && ours.contains(&o.paragraph))
+            }
             _ => true,
         })
         .collect();

@@ -365,4 +365,11 @@ fn an_edit_changes_the_scenes_its_review_names_keeps_their_length_and_answers_fo
         rule.contains("Tobin Thorne died in chapter 1"),
         "in a revised scene it counts: {rule}"
     );
+    // A revision that retells scene 3 (left as it was) makes scene 3's paragraph a copy of it:
+    // the edit made the copy, so it counts although the copy sits in an unrevised scene.
+    let mut words: Vec<String> =
+        draft.scenes[2].text.split_whitespace().map(str::to_string).collect();
+    words[..3].clone_from_slice(&["Rain".to_string(), "fell".to_string(), "again".to_string()]);
+    let rule = edit(&words.join(" ")).unwrap_err().rule;
+    assert!(rule.contains("near copy of paragraph"), "{rule}");
 }
