@@ -59,6 +59,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 /// The one book under `out`, checked: finished, every chapter present with prose, every
 /// model step answered by `route`, nothing labelled simulated, no answer that needed a repair.
 fn check_book(out: &Path, route: &str, log: &str, steps: usize) -> Value {
+    // `steps`: the model steps the book has at least.
     let dirs = book_dirs(out);
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let book = book_json(&dirs[0]);
@@ -75,7 +76,7 @@ fn check_book(out: &Path, route: &str, log: &str, steps: usize) -> Value {
     assert!(book.get("simulated").is_none());
     let modelled: Vec<&Value> =
         book["steps"].as_array().unwrap().iter().filter(|s| s["route"] != "").collect();
-    assert_eq!(modelled.len(), steps, "{}", book["steps"]);
+    assert!(modelled.len() >= steps, "{}", book["steps"]);
     for s in &modelled {
         assert_eq!(s["route"], route, "step {}", s["id"]);
     }
@@ -179,8 +180,9 @@ fn a_worker_over_nats_holds_the_embedded_model_and_writes_a_book() {
     let o = run(&["submit", &b, "--nats", &url, "--wait", "--timeout", "1500"], &env);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    // Concept, cast, outline, and a draft, a review and an edit of each chapter.
-    let book = check_book(&out, "embedded/smollm2", &log(), 9);
+    // Concept, cast, outline, and a draft and a review of each chapter (an edit only where
+    // the review asks for one).
+    let book = check_book(&out, "embedded/smollm2", &log(), 7);
     assert!(log().contains("embedded model loaded"), "loaded once at start");
     assert_eq!(log().matches("embedded model loaded").count(), 1);
     eprintln!(

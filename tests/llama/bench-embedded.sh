@@ -35,9 +35,12 @@ start=$(date +%s.%N)
 CANDLE_NUM_THREADS="$threads" RUST_LOG="${RUST_LOG:-warn,scriptorium_embedded=info}" \
   /usr/bin/time -f "%M" -o "$work/embedded.rss" \
   "$bin" write "$brief" --provider embedded --model "$LLAMA_GGUF" --out "$out" --no-cache \
-  >"$work/embedded.log" 2>&1 || { tail -n 20 "$work/embedded.log"; exit 1; }
+  >"$work/embedded.log" 2>&1 || { echo "embedded: the book failed:"; grep -E "^failed" "$work/embedded.log" || tail -n 5 "$work/embedded.log"; }
 wall=$(python3 -c "import time; print(time.time() - $start)")
-summary "$(find "$out" -name book.json | head -n 1)" "$wall" "$(tail -n 1 "$work/embedded.rss")" "embedded (candle, $threads thread(s))"
+book=$(find "$out" -name book.json | head -n 1)
+[ -z "$book" ] || summary "$book" "$wall" "$(tail -n 1 "$work/embedded.rss")" "embedded (candle, $threads thread(s))"
+echo "embedded: wall $wall s, peak RSS $(( $(tail -n 1 "$work/embedded.rss") / 1024 )) MiB"
+grep "embedded answer" "$work/embedded.log" | sed 's/.*embedded answer//' || true
 grep -o 'decode_tps=[0-9.]*' "$work/embedded.log" | tail -n 1 || true
 # llama-cpp-python: the same model file as shipped, its server's peak RSS.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -52,5 +55,8 @@ OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=sk-local-unused \
   "$bin" write "$brief" --provider openai --model smollm2 --out "$out" --no-cache >"$work/llama.log" 2>&1 || true
 wall=$(python3 -c "import time; print(time.time() - $start)")
 kill -INT "$server"; wait "$server" 2>/dev/null || true; server=""
-summary "$(find "$out" -name book.json | head -n 1)" "$wall" "$(tail -n 1 "$work/server.rss")" "llama-cpp-python ($threads thread(s))"
+book=$(find "$out" -name book.json | head -n 1)
+[ -z "$book" ] || summary "$book" "$wall" "$(tail -n 1 "$work/server.rss")" "llama-cpp-python ($threads thread(s))"
+echo "llama-cpp-python: wall $wall s, server peak RSS $(( $(tail -n 1 "$work/server.rss") / 1024 )) MiB"
+grep -E "^failed|^done" "$work/llama.log" || true
 grep -E "eval time" "$work/server.log" | tail -n 4 || true
