@@ -397,14 +397,18 @@ pub async fn run_coordinator(
     out: Option<PathBuf>,
     endpoints: &http::HttpOptions,
 ) -> anyhow::Result<()> {
+    let mut stop = scriptorium_common::ops::stop_listener();
     if let Some(out) = out {
         cfg.coordinator.out_dir = out;
     }
     let servers = http::Servers::start(endpoints).await?;
-    let bus = connect(url, "scriptorium-coordinator", &cfg).await?;
+    let bus = tokio::select! {
+        bus = connect(url, "scriptorium-coordinator", &cfg) => bus?,
+        _ = &mut stop => return Ok(()),
+    };
     let handle = CoordinatorHandle::start(bus.clone(), cfg.coordinator.clone()).await?;
     let _monitor = servers.as_ref().map(|s| s.started(bus, cfg.lost_after()));
-    stop_signal().await;
+    stop.await;
     tracing::info!("stopping coordinator");
     handle.shutdown().await;
     Ok(())
@@ -418,6 +422,9 @@ pub async fn run_worker(
     pools: &[String],
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
+    // A stop asked for while the worker starts (it may have written its heartbeat already) is
+    // kept for after the start, so the shutdown below still runs.
+    let mut stop = scriptorium_common::ops::stop_listener();
     let id = id.unwrap_or_else(|| format!("worker-{}", scriptorium_proto::clock::new_id()));
     let mut wcfg = cfg.worker_config(id, pools)?;
     let held = model::load(&cfg, &[]).await?;
@@ -428,10 +435,15 @@ pub async fn run_worker(
         let router = scriptorium_common::ops::router(health.clone(), metrics);
         scriptorium_common::ops::serve(addr, router).await?;
     }
-    let bus = connect_as(url, &format!("scriptorium-{}", wcfg.id), &cfg, Role::Worker).await?;
+    // Waiting for NATS ends at a stop; from the id's claim on, the start runs to its end.
+    let name = format!("scriptorium-{}", wcfg.id);
+    let bus = tokio::select! {
+        bus = connect_as(url, &name, &cfg, Role::Worker) => bus?,
+        _ = &mut stop => return Ok(()),
+    };
     let worker = Worker::start(bus.clone(), wcfg).await?;
     health.started(bus);
-    stop_signal().await;
+    stop.await;
     tracing::info!("stopping worker");
     worker.shutdown(Duration::from_secs(cfg.worker.shutdown_grace_secs)).await;
     Ok(())

@@ -115,20 +115,34 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// Resolves when the process is asked to stop (SIGINT, or SIGTERM on Unix).
+/// Resolves when the process is asked to stop (SIGINT, or SIGTERM on Unix), from the first
+/// poll on. A process that must clean up after a stop asked for while it starts listens with
+/// [`stop_listener`] before it starts.
 pub async fn stop_signal() {
+    stop_listener().await
+}
+
+/// Listens for SIGINT and SIGTERM from now on (before the first poll: a signal that comes while
+/// the process is still starting ends the returned future instead of killing the process, so a
+/// worker still deletes the heartbeat it already wrote). Needs a Tokio runtime.
+pub fn stop_listener() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        if let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        {
+            return Box::pin(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            });
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// The host name a process reports in its heartbeat: `$HOSTNAME`, else `localhost`.
