@@ -14,7 +14,7 @@ bin="${SCRIPTORIUM_BIN:-target/release/scriptorium}"
 [ -x "$bin" ] || cargo build --release --locked
 brief="${1:-examples/fantasy.toml}"
 threads="${THREADS:-1}"
-work=$(mktemp -d); trap 'kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d); trap '[ -z "$server" ] || pkill -P "$server"; rm -rf "$work"' EXIT
 server=""
 summary() { # book.json wall rss label
   python3 - "$@" <<'PY'
@@ -54,7 +54,8 @@ start=$(date +%s.%N)
 OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=sk-local-unused \
   "$bin" write "$brief" --provider openai --model smollm2 --out "$out" --no-cache >"$work/llama.log" 2>&1 || true
 wall=$(python3 -c "import time; print(time.time() - $start)")
-kill -INT "$server"; wait "$server" 2>/dev/null || true; server=""
+# GNU time ignores SIGINT while it waits: the server under it is told to stop.
+pkill -INT -P "$server" || true; wait "$server" 2>/dev/null || true; server=""
 book=$(find "$out" -name book.json | head -n 1)
 [ -z "$book" ] || summary "$book" "$wall" "$(tail -n 1 "$work/server.rss")" "llama-cpp-python ($threads thread(s))"
 echo "llama-cpp-python: wall $wall s, server peak RSS $(( $(tail -n 1 "$work/server.rss") / 1024 )) MiB"
