@@ -282,7 +282,9 @@ impl Bus {
         }
     }
 
-    /// Stores `value` under `key` only if the key is absent; `false` when it exists.
+    /// Stores `value` under `key` only if the key is absent; `false` when it exists. Retried
+    /// through a leader election; a key found holding exactly `value` on a retry is taken as
+    /// this call's own create (values that claim something must name their claimant).
     pub async fn kv_create(
         &self,
         bucket: Bucket,

@@ -335,16 +335,30 @@ impl NatsBus {
         value: Bytes,
     ) -> Result<bool, BusError> {
         Self::check_key("kv create", bucket, key)?;
-        // Not retried: a create whose answer was lost would then report the key as taken.
+        // Retried while the bucket's leader is being elected. A create whose answer was lost
+        // may have landed: a retry that finds the key holding exactly this value takes it as
+        // its own (a lease's value names its holder, so nobody else writes the same bytes).
         let len = value.len() as u64;
-        match self.store(bucket)?.create(key, value).await {
-            Ok(_) => {
-                self.kv_written.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-                Ok(true)
+        let store = self.store(bucket)?;
+        let tried = std::sync::atomic::AtomicBool::new(false);
+        let created = retrying(self.opts.publish_retry, "kv create", || async {
+            let retry = tried.swap(true, std::sync::atomic::Ordering::Relaxed);
+            match store.create(key, value.clone()).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    if retry && matches!(store.get(key).await, Ok(Some(v)) if v == value) {
+                        return Ok(true);
+                    }
+                    Ok(false)
+                }
+                Err(e) => Err(BusError::nats(format!("kv create {}", bucket_name(bucket)), &e)),
             }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(BusError::nats(format!("kv create {}", bucket_name(bucket)), &e)),
+        })
+        .await?;
+        if created {
+            self.kv_written.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok(created)
     }
 
     pub(crate) async fn kv_delete(&self, bucket: Bucket, key: &str) -> Result<(), BusError> {
