@@ -375,8 +375,12 @@ pub(crate) async fn ensure_stream(
 ) -> Result<Vec<Drift>, BusError> {
     let name = &wanted.name;
     let op = || format!("stream {name}");
-    let stream =
-        js.get_or_create_stream(wanted.clone()).await.map_err(|e| BusError::nats(op(), &e))?;
+    let stream = match js.get_or_create_stream(wanted.clone()).await {
+        Ok(s) => s,
+        // Another process created it between this one's look and its create (two processes
+        // starting at once; the server then answers "subjects overlap"): theirs is used.
+        Err(e) => js.get_stream(name).await.map_err(|_| BusError::nats(op(), &e))?,
+    };
     if policy == Reconcile::Leave {
         return Ok(Vec::new());
     }
