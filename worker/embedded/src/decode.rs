@@ -2,9 +2,8 @@
 //! drawn from the tokens its grammar (the request's schema, compiled by llguidance) allows.
 
 use crate::gguf::Loaded;
+use crate::llama::Llama;
 use anyhow::Context as _;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};
 use serde_json::Value;
@@ -13,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use toktrie::{SimpleVob, TokEnv};
 
-/// Prompt tokens fed to the model per forward pass (bounds the attention mask's memory).
+/// Prompt tokens fed to the model per forward pass (bounds the activations' memory).
 const PROMPT_CHUNK: usize = 256;
 
 /// One request for the model thread.
@@ -44,6 +43,9 @@ pub struct Generated {
     pub error: Option<String>,
     /// Milliseconds the request waited in the queue.
     pub queued_ms: u64,
+    /// Leading prompt tokens whose keys and values were kept from the request before (the
+    /// system prompt and the chat template): not fed again.
+    pub reused_tokens: u64,
     /// Milliseconds of prompt intake.
     pub prompt_ms: u64,
     /// Milliseconds of decoding.
@@ -68,7 +70,7 @@ impl Stats {
 }
 
 struct Engine {
-    weights: ModelWeights,
+    model: Llama,
     tokenizer: tokenizers::Tokenizer,
     factory: ParserFactory,
     env: TokEnv,
@@ -81,11 +83,11 @@ pub(crate) fn start(
     loaded: Loaded,
     stats: Arc<Stats>,
 ) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
-    let Loaded { weights, tokenizer, eos, .. } = loaded;
+    let Loaded { model, tokenizer, eos, .. } = loaded;
     let env = crate::gguf::tok_env(&tokenizer, &eos).context("the grammar's token trie")?;
     let mut factory = ParserFactory::new_simple(&env).context("the grammar compiler")?;
     factory.quiet();
-    let mut engine = Engine { weights, tokenizer, factory, env, eos, stats };
+    let mut engine = Engine { model, tokenizer, factory, env, eos, stats };
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name("embedded-model".into())
@@ -107,6 +109,7 @@ pub(crate) fn start(
                 };
                 tracing::info!(
                     prompt_tokens = g.prompt_tokens,
+                    reused_tokens = g.reused_tokens,
                     completion_tokens = g.completion_tokens,
                     queued_ms = g.queued_ms,
                     prompt_ms = g.prompt_ms,
@@ -130,7 +133,10 @@ impl Engine {
             .encode(job.prompt.as_str(), false)
             .map_err(|e| anyhow::anyhow!("tokenizing the prompt: {e}"))?;
         let prompt: Vec<u32> = encoding.get_ids().to_vec();
-        let window = candle_transformers::models::quantized_llama::MAX_SEQ_LEN;
+        let window = self.model.window();
+        if prompt.is_empty() {
+            anyhow::bail!("an empty prompt");
+        }
         if prompt.len() + 1 >= window {
             anyhow::bail!("the prompt takes {} tokens, over the window of {window}", prompt.len());
         }
@@ -143,12 +149,13 @@ impl Engine {
             None => None,
         };
         let started = Instant::now();
-        self.weights.clear_kv_cache();
+        // The cache keeps what this prompt shares with the last one; one token at least is fed,
+        // for the logits after it.
+        let reused = self.model.shared_prefix(&prompt).min(prompt.len() - 1);
+        self.model.truncate(reused);
         let mut logits = None;
-        let mut pos = 0;
-        for chunk in prompt.chunks(PROMPT_CHUNK) {
-            logits = Some(self.forward(chunk, pos)?);
-            pos += chunk.len();
+        for chunk in prompt[reused..].chunks(PROMPT_CHUNK) {
+            logits = Some(self.model.forward(chunk)?);
         }
         let prompt_ms = started.elapsed().as_millis() as u64;
         let decode_started = Instant::now();
@@ -193,8 +200,7 @@ impl Engine {
             if out.len() >= room {
                 break;
             }
-            logits = self.forward(&feed, pos)?;
-            pos += feed.len();
+            logits = self.model.forward(&feed)?;
         }
         let decode_ms = decode_started.elapsed().as_millis() as u64;
         self.stats.tokens.fetch_add(decoded, Ordering::Relaxed);
@@ -213,16 +219,10 @@ impl Engine {
             truncated,
             error: None,
             queued_ms: 0,
+            reused_tokens: reused as u64,
             prompt_ms,
             decode_ms,
         })
-    }
-
-    /// The logits after `tokens` at position `pos`.
-    fn forward(&mut self, tokens: &[u32], pos: usize) -> anyhow::Result<Vec<f32>> {
-        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-        let logits = self.weights.forward(&input, pos)?;
-        Ok(logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?)
     }
 }
 

@@ -2,11 +2,11 @@
 //! its context length, and the tokenizer rebuilt from its own metadata.
 
 use crate::chat::ChatTemplate;
+use crate::llama::Llama;
 use anyhow::{Context as _, bail};
 use candle_core::Device;
 use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use serde_json::json;
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// A model read from its file, ready for the decoding thread.
 pub(crate) struct Loaded {
-    pub(crate) weights: ModelWeights,
+    pub(crate) model: Llama,
     pub(crate) tokenizer: tokenizers::Tokenizer,
     pub(crate) template: ChatTemplate,
     pub(crate) context_length: u64,
@@ -38,14 +38,19 @@ fn read_content(path: &Path) -> anyhow::Result<(Content, BufReader<File>)> {
     Ok((content, reader))
 }
 
-/// Whether a tensor of `dtype` is worth converting: block-quantised formats candle runs
-/// slowly (Q4/Q5 without SIMD kernels); Q8_0 and float tensors stay as they are.
+/// Whether a tensor of `dtype` is worth converting once on disk: block-quantised formats the
+/// model has no kernel of its own for (they would be converted to Q8_0 at every load). Q8_0
+/// and Q4_1 (`matrix`'s kernels) and float tensors stay as they are.
 fn slow(dtype: GgmlDType) -> bool {
-    !matches!(dtype, GgmlDType::Q8_0 | GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+    !matches!(
+        dtype,
+        GgmlDType::Q8_0 | GgmlDType::Q4_1 | GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16
+    )
 }
 
-/// Reads `path`; with `requantize`, its Q8_0 copy (made now when missing).
-pub(crate) fn load(path: &Path, requantize: bool) -> anyhow::Result<Loaded> {
+/// Reads `path`; with `requantize`, its Q8_0 copy (made now when missing). The context is at
+/// most `window` tokens (and the file's own).
+pub(crate) fn load(path: &Path, requantize: bool, window: Option<u64>) -> anyhow::Result<Loaded> {
     let (content, reader) = read_content(path)?;
     let (content, mut reader) =
         if requantize && content.tensor_infos.values().any(|t| slow(t.ggml_dtype)) {
@@ -72,10 +77,11 @@ pub(crate) fn load(path: &Path, requantize: bool) -> anyhow::Result<Loaded> {
         md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).map(String::as_str),
         &tokenizer,
     )?;
-    let weights = ModelWeights::from_gguf(content, &mut reader, &Device::Cpu)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let window = window.unwrap_or(context_length).min(context_length);
+    let model = Llama::load(&content, &mut reader, usize::try_from(window).unwrap_or(usize::MAX))
         .context("loading the weights")?;
-    Ok(Loaded { weights, tokenizer, template, context_length, eos })
+    let context_length = model.window() as u64;
+    Ok(Loaded { model, tokenizer, template, context_length, eos })
 }
 
 /// Writes the Q8_0 copy of `path` to `out` (through a temporary file renamed into place, so a

@@ -2,8 +2,11 @@
 //! decoded under its request's JSON Schema. No model server, no system packages.
 //!
 //! # Layout
-//! - `gguf`: reading the file, re-quantising it to Q8_0 once (cached beside it), and the
-//!   tokenizer rebuilt from the file's own metadata.
+//! - `gguf`: reading the file (formats without a kernel of their own re-quantised to Q8_0
+//!   once, cached beside it), and the tokenizer rebuilt from the file's own metadata.
+//! - `llama`: the forward pass, with a key and value cache that grows with the context and is
+//!   kept for the next request's shared prefix.
+//! - `matrix`: the Q8_0 and Q4_1 weight matrices and their vectorised products.
 //! - `chat`: the chat template (the file's, recognised, or its family's).
 //! - `schema`: a request's schema made safe for a small model (bounded whitespace and strings).
 //! - `decode`: the one thread that runs the model, fed by a queue; the grammar mask, sampling.
@@ -27,6 +30,8 @@
 mod chat;
 mod decode;
 mod gguf;
+pub mod llama;
+mod matrix;
 pub mod metrics;
 mod schema;
 
@@ -38,6 +43,7 @@ use std::sync::Arc;
 
 pub use chat::ChatTemplate;
 pub use gguf::q8_cache_path;
+pub use llama::{Llama, MAX_WINDOW};
 pub use schema::prepare as prepare_schema;
 
 /// How to load one embedded model.
@@ -47,10 +53,10 @@ pub struct EmbeddedSettings {
     pub name: String,
     /// The GGUF file.
     pub path: PathBuf,
-    /// Re-quantise the weights to Q8_0 at load (candle has fast kernels for Q8_0, none for
-    /// Q4_1); the converted file is written beside the original once and reused.
+    /// Re-quantise weights in formats without a kernel of their own (Q8_0 and Q4_1 have
+    /// one) to Q8_0: the converted file is written beside the original once and reused.
     pub requantize: bool,
-    /// The context window planned against, at most the model's own (and candle's 4,096).
+    /// The context window planned against, at most the model's own (and 4,096).
     pub context_window: Option<u64>,
 }
 
@@ -114,16 +120,12 @@ impl EmbeddedModel {
     /// thread.
     pub fn load(settings: EmbeddedSettings) -> Result<EmbeddedModel, EmbeddedError> {
         let started = std::time::Instant::now();
-        let loaded =
-            gguf::load(&settings.path, settings.requantize).map_err(|e| EmbeddedError::Load {
+        let loaded = gguf::load(&settings.path, settings.requantize, settings.context_window)
+            .map_err(|e| EmbeddedError::Load {
                 path: settings.path.display().to_string(),
                 message: format!("{e:#}"),
             })?;
-        let window = settings
-            .context_window
-            .unwrap_or(loaded.context_length)
-            .min(loaded.context_length)
-            .min(candle_transformers::models::quantized_llama::MAX_SEQ_LEN as u64);
+        let window = loaded.context_length;
         let tokenizer = loaded.tokenizer.clone();
         let template = loaded.template;
         let stats = Arc::new(decode::Stats::default());
