@@ -68,6 +68,46 @@ fn closeness(ours: &[f32], theirs: &[f32]) -> (f32, bool, usize) {
     (mean, a[0] == b[0], a.iter().filter(|t| b.contains(t)).count())
 }
 
+/// A request's answer does not depend on what the model answered before: the cache keeps the
+/// prefix two requests share (here a system prompt of over 256 tokens), and the answer that
+/// reuses it is the answer of a model that never saw the first request. (A wrong cache fails
+/// this; reuse cut at any token rather than at whole chunks changes logits only in their last
+/// bits and passed it too, in 24 tokens: the chunk rule is argued in `decode.rs`.)
+#[test]
+fn an_answer_is_the_same_whether_or_not_its_prefix_was_cached() {
+    let _one = one_at_a_time();
+    let path = gguf();
+    let system = "You write short, concrete scenes for a book about a lighthouse. ".repeat(30);
+    let ask = |model: &scriptorium_embedded::EmbeddedModel, user: &str| {
+        let req = scriptorium_common::model::LocalRequest {
+            kind: scriptorium_proto::v1::AgentKind::Chapter,
+            system: &system,
+            user,
+            seed: 5,
+            schema: None,
+            max_tokens: 24,
+            temperature: 0.8,
+            top_p: 0.95,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        rt.block_on(model.generate(req)).expect("an answer")
+    };
+    let load = || {
+        scriptorium_embedded::EmbeddedModel::load(scriptorium_embedded::EmbeddedSettings::new(
+            "smollm2", &path,
+        ))
+        .expect("the model loads")
+    };
+    let warm = load();
+    ask(&warm, "Write the keeper's first night.");
+    let second = ask(&warm, "Write the storm that follows.");
+    assert!(second.reused_tokens >= 256, "the shared system prompt was reused: {second:?}");
+    let fresh = ask(&load(), "Write the storm that follows.");
+    assert_eq!(fresh.reused_tokens, 0);
+    assert!(!second.text.is_empty());
+    assert_eq!(second.text, fresh.text, "the same request, with and without a cached prefix");
+}
+
 /// The embedded model's own forward pass (its kernels, its attention, its cache) gives the
 /// logits llama.cpp gives for the same file and tokens, on a prompt and on the decoding step
 /// after it; and a cache cut back and fed again gives exactly what it gave the first time.
