@@ -37,7 +37,7 @@ CANDLE_NUM_THREADS="$threads" RUST_LOG="${RUST_LOG:-warn,scriptorium_embedded=in
   "$bin" write "$brief" --provider embedded --model "$LLAMA_GGUF" --out "$out" --no-cache \
   >"$work/embedded.log" 2>&1 || { echo "embedded: the book failed:"; grep -E "^failed" "$work/embedded.log" || tail -n 5 "$work/embedded.log"; }
 wall=$(python3 -c "import time; print(time.time() - $start)")
-book=$(find "$out" -name book.json 2>/dev/null | head -n 1)
+book=$(find "$out" -name book.json 2>/dev/null | head -n 1 || true)
 [ -z "$book" ] || summary "$book" "$wall" "$(tail -n 1 "$work/embedded.rss")" "embedded ($threads thread(s))"
 echo "embedded: wall $wall s, peak RSS $(( $(tail -n 1 "$work/embedded.rss") / 1024 )) MiB"
 grep "embedded answer" "$work/embedded.log" | sed 's/.*embedded answer//' || true
@@ -56,7 +56,7 @@ OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=sk-local-unused \
 wall=$(python3 -c "import time; print(time.time() - $start)")
 # GNU time ignores SIGINT while it waits: the server under it is told to stop.
 pkill -INT -P "$server" || true; wait "$server" 2>/dev/null || true; server=""
-book=$(find "$out" -name book.json 2>/dev/null | head -n 1)
+book=$(find "$out" -name book.json 2>/dev/null | head -n 1 || true)
 [ -z "$book" ] || summary "$book" "$wall" "$(tail -n 1 "$work/server.rss")" "llama-cpp-python ($threads thread(s))"
 echo "llama-cpp-python: wall $wall s, server peak RSS $(( $(tail -n 1 "$work/server.rss") / 1024 )) MiB"
 grep -E "^failed|^done" "$work/llama.log" || true
