@@ -184,7 +184,7 @@ fn the_forward_pass_agrees_with_llama_cpp() {
 /// The seed picks SmolLM2's draws, so it decides whether a 135M model gets through the rules:
 /// with the model's own forward pass, seed 3 gave both chapters the same title in all five
 /// outline attempts (refused, as it should be); seed 4 writes both books (12 calls with `ai`,
-/// 8 with `human`; seed 5 did too, 6 and 7 failed on the cast).
+/// 8 with `human`; seed 5 did too, seed 7 failed on the cast).
 const BRIEF: &str = r#"
 category = "fiction"
 genre = "fantasy"
