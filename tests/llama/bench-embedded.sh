@@ -6,7 +6,8 @@
 # calls, prompt and completion tokens, tokens per second of decoding, wall time and peak RSS
 # (the whole process for embedded; the server's for llama-cpp-python).
 #   THREADS=1 bash tests/llama/bench-embedded.sh [BRIEF]   (SCRIPTORIUM_BIN, default
-#                                                          target/release/scriptorium)
+#                                                          target/release/scriptorium;
+#                                                          BENCH_LOGS=DIR keeps both logs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(bash tests/llama/setup.sh)"
@@ -14,7 +15,8 @@ bin="${SCRIPTORIUM_BIN:-target/release/scriptorium}"
 [ -x "$bin" ] || cargo build --release --locked
 brief="${1:-examples/fantasy.toml}"
 threads="${THREADS:-1}"
-work=$(mktemp -d); trap '[ -z "$server" ] || pkill -P "$server"; rm -rf "$work"' EXIT
+work=$(mktemp -d)
+trap '[ -z "$server" ] || pkill -P "$server"; [ -z "${BENCH_LOGS:-}" ] || { mkdir -p "$BENCH_LOGS"; cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null; cp -r "$work"/embedded "$work"/llama "$BENCH_LOGS"/ 2>/dev/null; }; rm -rf "$work"' EXIT
 server=""
 summary() { # book.json wall rss label
   python3 - "$@" <<'PY'

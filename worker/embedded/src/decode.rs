@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use toktrie::{SimpleVob, TokEnv};
 
-/// Prompt tokens fed to the model per forward pass (bounds the activations' memory). Prompts
-/// are fed in chunks starting at multiples of this, and only whole chunks of the last prompt
-/// are reused: a chunk's keys and values are then computed from the same batch whatever came
-/// before, so a request's answer never depends on the requests before it (the attention's
-/// sums differ in their last bits between batch shapes, which can change a drawn token).
+/// Prompt tokens fed to the model per forward pass (bounds the activations' memory). Every step
+/// of the forward pass is batch-invariant, so where the chunks fall changes no bit of an answer,
+/// and a prompt's prefix cached from any earlier request (its prompt or its answer) is reused
+/// at any token: an answer never depends on the requests before it.
 const PROMPT_CHUNK: usize = 256;
 
 /// One request for the model thread.
@@ -48,7 +47,7 @@ pub struct Generated {
     /// Milliseconds the request waited in the queue.
     pub queued_ms: u64,
     /// Leading prompt tokens whose keys and values were kept from the request before (the
-    /// system prompt and the chat template): not fed again.
+    /// system prompt, the chat template, the brief): not fed again.
     pub reused_tokens: u64,
     /// Milliseconds of prompt intake.
     pub prompt_ms: u64,
@@ -75,8 +74,6 @@ impl Stats {
 
 struct Engine {
     model: Llama,
-    /// How many leading cached tokens are the last request's prompt (fed in whole chunks).
-    prompt_cached: usize,
     tokenizer: tokenizers::Tokenizer,
     factory: ParserFactory,
     env: TokEnv,
@@ -93,7 +90,7 @@ pub(crate) fn start(
     let env = crate::gguf::tok_env(&tokenizer, &eos).context("the grammar's token trie")?;
     let mut factory = ParserFactory::new_simple(&env).context("the grammar compiler")?;
     factory.quiet();
-    let mut engine = Engine { model, prompt_cached: 0, tokenizer, factory, env, eos, stats };
+    let mut engine = Engine { model, tokenizer, factory, env, eos, stats };
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name("embedded-model".into())
@@ -155,17 +152,14 @@ impl Engine {
             None => None,
         };
         let started = Instant::now();
-        // The cache keeps the whole chunks this prompt shares with the last prompt; one token
-        // at least is fed, for the logits after it.
-        let shared = self.model.shared_prefix(&prompt).min(self.prompt_cached);
-        let reused = shared.min(prompt.len() - 1) / PROMPT_CHUNK * PROMPT_CHUNK;
+        // The cache keeps what this prompt shares with the last request; one token at least
+        // is fed, for the logits after it.
+        let reused = self.model.shared_prefix(&prompt).min(prompt.len() - 1);
         self.model.truncate(reused);
-        self.prompt_cached = reused;
         let mut logits = None;
         for chunk in prompt[reused..].chunks(PROMPT_CHUNK) {
             logits = Some(self.model.forward(chunk)?);
         }
-        self.prompt_cached = prompt.len();
         let prompt_ms = started.elapsed().as_millis() as u64;
         let decode_started = Instant::now();
         let mut logits = logits.context("an empty prompt")?;

@@ -27,6 +27,7 @@
 #![cfg(feature = "model")]
 #![warn(missing_docs, unreachable_pub)]
 
+mod attention;
 mod chat;
 mod decode;
 mod gguf;

@@ -4,11 +4,14 @@
 //!   whole cache for every token, then copies it three times over for grouped-query attention;
 //! - the token embeddings stay quantised (candle keeps an f32 copy: 113 MiB for SmolLM2);
 //! - a request reuses the keys and values of the prefix it shares with the one before (the
-//!   system prompt and the chat template), as llama.cpp's server does.
+//!   system prompt and the chat template), as llama.cpp's server does: every step is
+//!   batch-invariant (a token's numbers do not depend on the tokens fed with it), so a reused
+//!   prefix gives the same answer, bit for bit, as one fed again.
 //!
 //! The weight products are [`QMatrix`]'s; candle only reads the file. The norms, the rotary
-//! embedding and the attention are plain loops over `f32` slices.
+//! embedding are plain loops over `f32` slices; the attention is [`crate::attention`]'s.
 
+use crate::attention::{Half, Shape, attend};
 use crate::matrix::QMatrix;
 use anyhow::{Context as _, anyhow, bail};
 use candle_core::Device;
@@ -17,7 +20,7 @@ use candle_core::quantized::gguf_file::Content;
 use std::io::{Read, Seek};
 
 /// The longest context the cache is allowed to hold, whatever the file says: at 4,096 tokens
-/// SmolLM2's cache takes 180 MiB of `f32`.
+/// SmolLM2's cache takes 90 MiB of `f16`.
 pub const MAX_WINDOW: usize = 4096;
 
 /// The dimensions of a llama-architecture model.
@@ -49,8 +52,8 @@ struct Layer {
     attn_norm: Vec<f32>,
     ffn_norm: Vec<f32>,
     /// `[position][kv head][head_dim]`: appending a position is a push.
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    keys: Vec<Half>,
+    values: Vec<Half>,
 }
 
 /// A llama-architecture model and the keys and values of the tokens it was last fed.
@@ -233,9 +236,10 @@ impl Llama {
             let v = layer.v.matmul(&h, n, th);
             rope(&mut q, angles, d.head_dim);
             rope(&mut k, angles, d.head_dim);
-            layer.keys.extend_from_slice(&k);
-            layer.values.extend_from_slice(&v);
-            let att = attend(&q, &layer.keys, &layer.values, pos, n, d, th);
+            layer.keys.extend(k.iter().map(|x| Half::from_f32(*x)));
+            layer.values.extend(v.iter().map(|x| Half::from_f32(*x)));
+            let shape = Shape { heads: d.heads, kv_heads: d.kv_heads, head_dim: d.head_dim };
+            let att = attend(&q, &layer.keys, &layer.values, pos, n, shape, th);
             add(&mut x, &layer.o.matmul(&att, n, th));
             let h = rms_norm(&x, &layer.ffn_norm, d.eps);
             let gate = layer.gate.matmul(&h, n, th);
@@ -284,199 +288,9 @@ fn rope(x: &mut [f32], (cos, sin): (&[f32], &[f32]), head_dim: usize) {
     }
 }
 
-/// Causal attention of `n` query rows (at positions `pos..pos + n`) over the cached keys and
-/// values (which already hold them), grouped-query: query head `h` reads kv head
-/// `h / (heads / kv_heads)`. The two products of each head (queries by keys, weights by
-/// values) are matrix products read straight from the cache's layout by `gemm` (the crate
-/// candle's own matmul uses), so a long prompt's attention runs at matrix speed, not one dot
-/// product at a time.
-fn attend(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    pos: usize,
-    n: usize,
-    d: Dims,
-    threads: usize,
-) -> Vec<f32> {
-    let hd = d.head_dim;
-    let width = d.kv_width();
-    let group = d.heads / d.kv_heads;
-    let len = pos + n;
-    assert!(
-        q.len() >= n * d.heads * hd && keys.len() >= len * width && values.len() >= len * width
-    );
-    let scale = 1.0 / (hd as f32).sqrt();
-    let parallelism = if threads > 1 && n > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    let mut out = vec![0f32; n * d.heads * hd];
-    // One product per head over the `n` rows; when decoding (one row), one per kv head over
-    // the rows of its query heads (`group` adjacent rows of q), so each key is read once.
-    let (units, rows, row_stride) =
-        if n == 1 { (d.kv_heads, group, hd) } else { (d.heads, n, d.heads * hd) };
-    // `[row][key]`.
-    let mut scores = vec![0f32; rows * len];
-    for u in 0..units {
-        let (kv, first_head) = if n == 1 { (u * hd, u * group) } else { ((u / group) * hd, u) };
-        // SAFETY: the strides below stay inside the slices (checked above). Row `r` of this
-        // product is query head `first_head + r` when decoding, else row `r` of head
-        // `first_head`; its values start at q[first_head * hd + r * row_stride], and so do its
-        // outputs in `out`. Key `j`, value `i` of the kv head is keys[j * width + kv + i] (and
-        // so for values); `scores` holds rows x len.
-        unsafe {
-            // scores = scale * Q (rows x hd) . K^T (hd x len)
-            gemm::gemm(
-                rows,
-                len,
-                hd,
-                scores.as_mut_ptr(),
-                1,
-                len as isize,
-                false,
-                q.as_ptr().add(first_head * hd),
-                1,
-                row_stride as isize,
-                keys.as_ptr().add(kv),
-                width as isize,
-                1,
-                0.0,
-                scale,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-        for (r, row) in scores.chunks_exact_mut(len).enumerate() {
-            // A row sees the keys up to its own position: pos + r of a prompt's rows, all of
-            // them when decoding.
-            let seen = if n == 1 { len } else { pos + r + 1 };
-            let (seen, future) = row.split_at_mut(seen);
-            future.fill(0.0);
-            let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for s in seen.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
-            for s in seen.iter_mut() {
-                *s *= inv;
-            }
-        }
-        // SAFETY: as above.
-        unsafe {
-            // out (rows x hd) = weights (rows x len) . V (len x hd)
-            gemm::gemm(
-                rows,
-                hd,
-                len,
-                out.as_mut_ptr().add(first_head * hd),
-                1,
-                row_stride as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                len as isize,
-                values.as_ptr().add(kv),
-                1,
-                width as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dims(heads: usize, kv_heads: usize, head_dim: usize) -> Dims {
-        Dims { hidden: heads * head_dim, heads, kv_heads, head_dim, eps: 1e-5, window: 64 }
-    }
-
-    /// Attention written the plain way, each kv head copied to its query heads.
-    fn reference(
-        q: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        pos: usize,
-        n: usize,
-        d: Dims,
-    ) -> Vec<f32> {
-        let hd = d.head_dim;
-        let mut out = Vec::new();
-        for t in 0..n {
-            for h in 0..d.heads {
-                let g = h * d.kv_heads / d.heads;
-                let qh = &q[(t * d.heads + h) * hd..][..hd];
-                let k = |j: usize| &keys[(j * d.kv_heads + g) * hd..][..hd];
-                let v = |j: usize| &values[(j * d.kv_heads + g) * hd..][..hd];
-                let scores: Vec<f64> = (0..=pos + t)
-                    .map(|j| {
-                        qh.iter().zip(k(j)).map(|(a, b)| f64::from(a * b)).sum::<f64>()
-                            / (hd as f64).sqrt()
-                    })
-                    .collect();
-                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-                let total: f64 = e.iter().sum();
-                for i in 0..hd {
-                    out.push(
-                        e.iter()
-                            .enumerate()
-                            .map(|(j, w)| w / total * f64::from(v(j)[i]))
-                            .sum::<f64>() as f32,
-                    );
-                }
-            }
-        }
-        out
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
-            .collect()
-    }
-
-    #[test]
-    fn grouped_attention_matches_the_plain_one_with_and_without_a_cached_prefix() {
-        // Small heads, and SmolLM2's (nine heads on three kv heads of 64) over a longer cache.
-        for (d, pos, n) in
-            [(dims(6, 2, 20), 5, 4), (dims(9, 3, 64), 70, 50), (dims(9, 3, 64), 0, 50)]
-        {
-            let total = pos + n;
-            let keys = values(total * d.kv_width(), 1);
-            let vals = values(total * d.kv_width(), 2);
-            let q = values(n * d.heads * d.head_dim, 3);
-            let want = reference(&q, &keys, &vals, pos, n, d);
-            for threads in [1, 2] {
-                let got = attend(&q, &keys, &vals, pos, n, d, threads);
-                assert_eq!(got.len(), want.len());
-                for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() < 1e-4, "{threads} threads: {g} against {w}");
-                }
-            }
-            // Each query row alone, fed after the rows before it were cached, gives its row.
-            let row = d.heads * d.head_dim;
-            for t in 0..n {
-                let one = attend(&q[t * row..(t + 1) * row], &keys, &vals, pos + t, 1, d, 1);
-                for (g, w) in one.iter().zip(&want[t * row..(t + 1) * row]) {
-                    assert!((g - w).abs() < 1e-4, "row {t} alone: {g} against {w}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn rope_rotates_neighbouring_pairs_by_the_position_angle() {
