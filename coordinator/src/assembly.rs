@@ -35,7 +35,10 @@ pub fn slug(s: &str) -> String {
 }
 
 fn get<T: serde::de::DeserializeOwned + Default>(rec: &BookRecord, step: &str) -> T {
-    rec.outputs.get(step).and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+    rec.outputs
+        .get(step)
+        .and_then(|v| <T as serde::Deserialize>::deserialize(v).ok())
+        .unwrap_or_default()
 }
 
 /// The final chapters of a finished book, in order.

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 pub const LAST_LINES_CHARS: usize = 600;
 
 fn doc<T: DeserializeOwned>(rec: &BookRecord, step: &str) -> Option<T> {
-    rec.outputs.get(step).and_then(|v| serde_json::from_value(v.clone()).ok())
+    rec.outputs.get(step).and_then(|v| <T as serde::Deserialize>::deserialize(v).ok())
 }
 
 /// The accepted draft of chapter `n`.
