@@ -131,6 +131,20 @@ pub(crate) const ACTIONS: &[&str] = &[
     "fled",
     "slipped into",
 ];
+pub(crate) const MOMENTS: &[&str] = &[
+    "the light failed",
+    "the tide turned",
+    "the lamps were lit",
+    "the rain began",
+    "the bells fell silent",
+    "the fog lifted",
+    "the ferry docked",
+    "the fires burned low",
+    "dawn broke",
+    "the wind rose",
+];
+pub(crate) const DELAYS: &[&str] =
+    &["wait", "stay", "linger", "hide", "turn back", "rest", "delay", "hesitate"];
 pub(crate) const TOPICS: &[&str] = &[
     "incentives",
     "feedback loops",
@@ -265,17 +279,32 @@ pub(crate) fn sentence(rng: &mut Rng, names: &[&str], topic: &str) -> String {
         };
     }
     let a = names[(rng.next_u64() % names.len() as u64) as usize];
-    match rng.range(0, 5) {
+    // Every template has a slot in each run of five words, so that two paragraphs of a long
+    // book share few 5-word sequences by chance: a simulated book of ten chapters must pass
+    // the near-copy rule as a real one does (issue 24's thousand books).
+    match rng.range(0, 6) {
         0 => format!(
             "{a} {} {}, carrying {}.",
             rng.pick(ACTIONS),
             rng.pick(PLACES),
             rng.pick(OBJECTS)
         ),
-        1 => format!("A slow {} settled over {a} as the light failed.", rng.pick(FEELINGS)),
-        2 => format!("\"We cannot wait,\" {a} said, and the room went still."),
-        3 => format!("Somewhere beyond {}, a bell rang twice.", rng.pick(PLACES)),
+        1 => format!("A slow {} settled over {a} as {}.", rng.pick(FEELINGS), rng.pick(MOMENTS)),
+        2 => format!(
+            "\"We cannot {},\" {a} said, and {} went still.",
+            rng.pick(DELAYS),
+            rng.pick(PLACES)
+        ),
+        3 => {
+            format!("Somewhere beyond {}, a bell rang as {}.", rng.pick(PLACES), rng.pick(MOMENTS))
+        }
         4 => format!("{a} remembered {} and felt {} again.", rng.pick(OBJECTS), rng.pick(FEELINGS)),
+        5 => format!(
+            "When {}, {a} {} {} alone.",
+            rng.pick(MOMENTS),
+            rng.pick(ACTIONS),
+            rng.pick(PLACES)
+        ),
         _ => format!("Nobody in {} spoke of the {} anymore.", rng.pick(PLACES), rng.pick(TOPICS)),
     }
 }

@@ -35,7 +35,10 @@
 
 use super::text::{Token, paragraphs, sentences, tokens};
 use super::{Canon, Chapter, Finding, Person, Place, Rule};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
+
+/// Sets of this file: a fast hash with a fixed seed (the chapter's words, not chosen keys).
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 
 /// Verbs a name follows as speaker or object of speech (`said Jorin`, `told Jorin`).
 #[rustfmt::skip]
@@ -253,9 +256,9 @@ pub fn unknown_names(
     earlier: &[Chapter<'_>],
     canon: &Canon,
 ) -> Vec<Finding> {
-    let mut name_words: HashSet<String> = HashSet::new();
-    let mut full_pairs: HashSet<(String, String)> = HashSet::new();
-    let mut first_names: HashSet<String> = HashSet::new();
+    let mut name_words: HashSet<String> = HashSet::default();
+    let mut full_pairs: HashSet<(String, String)> = HashSet::default();
+    let mut first_names: HashSet<String> = HashSet::default();
     for p in &canon.people {
         for form in forms(p, false, false) {
             name_words.extend(form.iter().cloned());
@@ -265,8 +268,8 @@ pub fn unknown_names(
             first_names.insert(f.clone());
         }
     }
-    let mut lower_seen: HashSet<String> = HashSet::new();
-    let mut mid_caps: HashSet<String> = HashSet::new();
+    let mut lower_seen: HashSet<String> = HashSet::default();
+    let mut mid_caps: HashSet<String> = HashSet::default();
     for c in earlier.iter().chain(std::iter::once(chapter)) {
         for (_, s) in sentences_of(c) {
             for t in tokens(s) {
@@ -485,7 +488,7 @@ pub fn dead_acting(chapter: &Chapter<'_>, canon: &Canon) -> Vec<Finding> {
 pub fn plan_missing(chapter: &Chapter<'_>, planned: &[String], canon: &Canon) -> Vec<Finding> {
     let sentences: Vec<Vec<Token<'_>>> =
         sentences_of(chapter).into_iter().map(|(_, s)| tokens(s)).collect();
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut out = Vec::new();
     for name in planned.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         if !seen.insert(name.to_lowercase()) {

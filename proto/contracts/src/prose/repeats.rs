@@ -4,9 +4,13 @@
 
 use super::text::{normalise, paragraphs, sentences};
 use super::{Chapter, Finding, Place, Rule};
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use foldhash::fast::FixedState;
+use std::hash::BuildHasher;
+
+/// Maps and sets of this file: a fast hash with a fixed seed (std's SipHash, built to resist
+/// chosen keys, was a tenth of validating a chapter; these keys are the book's own words).
+type HashMap<K, V> = std::collections::HashMap<K, V, FixedState>;
+type HashSet<K> = std::collections::HashSet<K, FixedState>;
 
 /// Paragraphs of two sentences or more shorter than this (in words) may repeat:
 /// `"No," she said. "Never."` twice is prose.
@@ -44,14 +48,7 @@ struct Index {
 
 fn shingles(norm: &str) -> HashSet<u64> {
     let words: Vec<&str> = norm.split(' ').collect();
-    words
-        .windows(SHINGLE_WORDS)
-        .map(|w| {
-            let mut h = DefaultHasher::new();
-            w.hash(&mut h);
-            h.finish()
-        })
-        .collect()
+    words.windows(SHINGLE_WORDS).map(|w| FixedState::default().hash_one(w)).collect()
 }
 
 /// What an index says about one new paragraph.
@@ -87,7 +84,7 @@ impl Index {
         if words < MIN_NEAR_DUPLICATE_WORDS || shingles.is_empty() {
             return None;
         }
-        let mut shared: HashMap<usize, usize> = HashMap::new();
+        let mut shared: HashMap<usize, usize> = HashMap::default();
         for s in shingles {
             for &i in self.by_shingle.get(s).into_iter().flatten() {
                 *shared.entry(i).or_default() += 1;
@@ -226,7 +223,7 @@ impl Copies {
 /// The share (0 to 1) of sentences of `texts`, taken together, whose normalised form occurs
 /// more than once; sentences under [`MIN_SENTENCE_WORDS`] words are left out. 0 without sentences.
 pub fn repeated_sentence_share(texts: &[&str]) -> f64 {
-    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut counts: HashMap<String, usize> = HashMap::default();
     for t in texts {
         for p in paragraphs(t) {
             for s in sentences(p) {
