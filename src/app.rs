@@ -2,6 +2,7 @@
 //! `retry`, and the one configuration file they all read; `status`, `dead-letters`, the views
 //! and the operators' commands have a file each.
 
+pub mod allocator;
 pub mod bench;
 mod check;
 mod connect;

@@ -3,18 +3,6 @@
 use clap::{Parser, Subcommand, ValueEnum};
 mod app;
 
-/// mimalloc rather than glibc's malloc: a step allocates and frees many small strings (prose
-/// rules, JSON), and glibc's allocator, with its locks between threads, took a quarter of the
-/// zero-latency benchmark's CPU (BENCHMARKS.md, issue 24). Built without transparent huge
-/// pages and told to return freed pages at once (see [`main`]): with its defaults the
-/// thousand-book benchmark peaked at 105-111 MiB, over its 100 MiB budget.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_purge_delay` of mimalloc v3's `mimalloc.h` (the `mi_option_e` enum's 16th entry;
-/// the Rust bindings do not name it): milliseconds before freed memory goes back to the system.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 use app::{AppConfig, WriteOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -469,9 +457,7 @@ fn init_logs(format: LogFormat, default: &str) {
 }
 
 fn main() -> ExitCode {
-    // SAFETY: `mi_option_set` stores an option's value and nothing else; the option is a valid
-    // `mi_option_e` of the mimalloc this binary links (v3, `MI_OPTION_PURGE_DELAY`).
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    app::allocator::configure();
     let cli = Cli::parse();
     // Before any thread exists: read .env into the environment (keys live only there).
     scriptorium_worker::dotenv::load(std::path::Path::new(".env"));
