@@ -212,16 +212,15 @@ mod avx2 {
             scores[j..j + take].copy_from_slice(&lanes[..take]);
         }
         let max = scores[..seen].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let (maxv, mut sumv) = (_mm256_set1_ps(max), _mm256_setzero_ps());
-        for (g, chunk) in scores.chunks_exact_mut(8).enumerate() {
+        let maxv = _mm256_set1_ps(max);
+        for chunk in scores.chunks_exact_mut(8) {
             let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(chunk.as_ptr()) }, maxv));
             unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), e) };
-            // The padding after `seen` weighs nothing.
-            for (i, v) in chunk.iter_mut().enumerate() {
-                if g * 8 + i >= seen {
-                    *v = 0.0;
-                }
-            }
+        }
+        // The padding after `seen` weighs nothing.
+        scores[seen..].fill(0.0);
+        let mut sumv = _mm256_setzero_ps();
+        for chunk in scores.chunks_exact(8) {
             sumv = _mm256_add_ps(sumv, unsafe { _mm256_loadu_ps(chunk.as_ptr()) });
         }
         let mut lanes = [0f32; 8];
