@@ -189,43 +189,7 @@ enum Command {
         priority: Option<String>,
     },
     /// Benchmark: steps per second over real NATS beside raw JetStream round trips.
-    Bench {
-        /// NATS server URL (default: start a private nats-server on a free port).
-        #[arg(long)]
-        nats: Option<String>,
-        /// Books written in parallel.
-        #[arg(long, default_value_t = 100)]
-        books: u32,
-        /// Chapters per book.
-        #[arg(long, default_value_t = 10)]
-        chapters: u32,
-        /// Books written one at a time for the unloaded latency.
-        #[arg(long, default_value_t = 20)]
-        latency_books: u32,
-        /// Round trips in flight in the raw baseline (the pipelined floor).
-        #[arg(long, default_value_t = 512)]
-        concurrency: usize,
-        /// Books written twice for the response-cache figure (0 skips it).
-        #[arg(long, default_value_t = 20)]
-        cache_books: u32,
-        /// Measure the makespan of --books books with the latency model, beside its lower
-        /// bound, instead of the throughput.
-        #[arg(long, conflicts_with = "priority_behind")]
-        makespan: bool,
-        /// Measure a priority book submitted after this many normal books, beside the same
-        /// book alone, instead of the throughput.
-        #[arg(long)]
-        priority_behind: Option<u32>,
-        /// Mean model time per answer for --makespan and --priority-behind, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Spread of the model time: each answer takes --latency-ms plus or minus up to this.
-        #[arg(long, default_value_t = 0)]
-        jitter_ms: u64,
-        /// Agents per agent kind for --makespan and --priority-behind (the fleet's size).
-        #[arg(long, default_value_t = 16)]
-        agents: usize,
-    },
+    Bench(app::bench::BenchArgs),
     /// Tokens per book: the fantasy briefs through the HTTP provider against an in-process
     /// sim server with a small context window, beside the original tool's figures.
     BenchTokens {
@@ -538,53 +502,7 @@ async fn run(cli: Cli, cfg: AppConfig) -> anyhow::Result<u8> {
                 None => Ok(0),
             }
         }
-        Command::Bench {
-            nats,
-            books,
-            chapters,
-            latency_books,
-            concurrency,
-            cache_books,
-            makespan,
-            priority_behind,
-            latency_ms,
-            jitter_ms,
-            agents,
-        } => {
-            use app::bench::{BenchMode, MakespanOptions, PriorityOptions};
-            if jitter_ms > latency_ms {
-                anyhow::bail!(
-                    "--jitter-ms ({jitter_ms}) must not exceed --latency-ms ({latency_ms})"
-                );
-            }
-            let mode = match (makespan, priority_behind) {
-                (true, _) => BenchMode::Makespan(MakespanOptions {
-                    books,
-                    chapters,
-                    latency_ms,
-                    jitter_ms,
-                    agents,
-                }),
-                (false, Some(behind)) => BenchMode::Priority(PriorityOptions {
-                    behind,
-                    chapters,
-                    latency_ms,
-                    jitter_ms,
-                    agents,
-                }),
-                (false, None) => BenchMode::Throughput,
-            };
-            let opts = app::bench::BenchOptions {
-                nats,
-                books,
-                chapters,
-                latency_books,
-                concurrency,
-                cache_books,
-                mode,
-            };
-            app::bench::run(cfg, opts).await.map(|_| 0)
-        }
+        Command::Bench(args) => app::bench::run(cfg, args.options()?).await.map(|_| 0),
         Command::BenchTokens { briefs, context_window } => {
             let opts = app::tokens::TokenBenchOptions { briefs, context_window };
             app::tokens::run(cfg, opts).await.map(|_| 0)

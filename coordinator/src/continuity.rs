@@ -9,9 +9,14 @@
 
 use crate::plan::{PlannedStep, chapter_step};
 use crate::record::BookRecord;
-use scriptorium_contracts::{Cast, ChapterText, Ctx, Input, Kind, Ledger, Outline, Review, World};
+use scriptorium_contracts::prose::{self, Seen};
+use scriptorium_contracts::{
+    Cast, ChapterText, Continuity, Ctx, Input, Kind, Ledger, Outline, Review, World,
+};
 use scriptorium_proto::v1::{AgentKind, BookBrief};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
 
 /// Longest closing lines passed to the next chapter, in characters.
 pub const LAST_LINES_CHARS: usize = 600;
@@ -25,9 +30,35 @@ pub fn draft(rec: &BookRecord, n: u32) -> Option<ChapterText> {
     doc(rec, &chapter_step(AgentKind::Chapter, n))
 }
 
-/// The accepted drafts of chapters before `n` (all of them for `n = u32::MAX`), in order.
+/// What the ledger and the summaries read of an accepted chapter text: all but its prose.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Notes {
+    number: u32,
+    title: String,
+    summary: String,
+    characters: Vec<String>,
+    continuity: Continuity,
+}
+
+/// The accepted draft of chapter `n` without its scenes: reading the prose of every earlier
+/// chapter for each step would make a step's cost grow with its chapter's number.
+fn draft_notes(rec: &BookRecord, n: u32) -> Option<ChapterText> {
+    let notes: Notes = doc(rec, &chapter_step(AgentKind::Chapter, n))?;
+    Some(ChapterText {
+        number: notes.number,
+        title: notes.title,
+        summary: notes.summary,
+        characters: notes.characters,
+        continuity: notes.continuity,
+        ..ChapterText::default()
+    })
+}
+
+/// The accepted drafts of chapters before `n` (all of them for `n = u32::MAX`), in order,
+/// without their scenes.
 fn drafts_before(rec: &BookRecord, n: u32) -> Vec<ChapterText> {
-    (1..=rec.brief.chapters.min(n.saturating_sub(1))).filter_map(|m| draft(rec, m)).collect()
+    (1..=rec.brief.chapters.min(n.saturating_sub(1))).filter_map(|m| draft_notes(rec, m)).collect()
 }
 
 /// The ledger as it stands before chapter `n`: the accepted drafts of chapters 1 to `n - 1`.
@@ -65,7 +96,7 @@ pub fn previous_summaries(rec: &BookRecord, n: u32) -> Vec<String> {
         .chapters
         .iter()
         .filter(|c| c.number < n)
-        .map(|c| draft(rec, c.number).map(|d| d.summary).unwrap_or_else(|| c.summary.clone()))
+        .map(|c| draft_notes(rec, c.number).map(|d| d.summary).unwrap_or_else(|| c.summary.clone()))
         .collect()
 }
 
@@ -78,9 +109,77 @@ pub fn other_chapters(rec: &BookRecord, n: u32) -> Vec<ChapterText> {
         .collect()
 }
 
+/// The book's accepted chapter texts (drafts and edits) prepared for the prose checks, built
+/// from the record at first use and then extended as each is accepted, so that validating a
+/// chapter does not re-read every other chapter. The book actor tells it of every output it
+/// sets or removes ([`Prose::set`], [`Prose::removed`]); a replaced text is not taken out of
+/// the index but makes it rebuilt (an operator's rewrite or edit: rare).
+#[derive(Debug, Default)]
+pub struct Prose {
+    seen: Option<Seen>,
+    /// The steps whose texts `seen` holds.
+    covers: BTreeSet<String>,
+}
+
+impl Prose {
+    /// The index of `rec`'s accepted chapter texts.
+    pub fn seen(&mut self, rec: &BookRecord) -> &Seen {
+        self.seen.get_or_insert_with(|| {
+            let mut seen = Seen::default();
+            self.covers.clear();
+            for n in 1..=rec.brief.chapters {
+                for (rank, kind) in [AgentKind::Chapter, AgentKind::Edit].into_iter().enumerate() {
+                    let id = chapter_step(kind, n);
+                    if let Some(text) = doc::<ChapterText>(rec, &id) {
+                        add(&mut seen, &text, rank as u8);
+                        self.covers.insert(id);
+                    }
+                }
+            }
+            seen
+        })
+    }
+
+    /// Notes that `rec`'s output of `step` was just set.
+    pub fn set(&mut self, rec: &BookRecord, step: &str) {
+        let Some(planned) = rec.plan.get(step) else { return };
+        let rank = match planned.kind {
+            AgentKind::Chapter => 0,
+            AgentKind::Edit => 1,
+            _ => return,
+        };
+        if self.covers.contains(step) {
+            self.removed(step);
+            return;
+        }
+        if let Some(seen) = &mut self.seen
+            && let Some(text) = doc::<ChapterText>(rec, step)
+        {
+            add(seen, &text, rank);
+            self.covers.insert(step.to_string());
+        }
+    }
+
+    /// Notes that `step`'s output was removed: the index is rebuilt at its next use if it held
+    /// that text.
+    pub fn removed(&mut self, step: &str) {
+        if self.covers.contains(step) {
+            self.seen = None;
+            self.covers.clear();
+        }
+    }
+}
+
+fn add(seen: &mut Seen, text: &ChapterText, rank: u8) {
+    let prose = text.prose();
+    seen.add(&prose::Chapter { number: text.number, title: &text.title, text: &prose }, rank);
+}
+
 /// The documents validation of one step reads, owned; [`Docs::ctx`] lends them out.
 #[derive(Debug, Default)]
-pub struct Docs {
+pub struct Docs<'a> {
+    /// The book's chapter texts, prepared: when given, `others` stays empty.
+    seen: Option<&'a Seen>,
     cast: Option<Cast>,
     outline: Option<Outline>,
     world: Option<World>,
@@ -91,10 +190,15 @@ pub struct Docs {
     chapter: u32,
 }
 
-impl Docs {
+impl<'a> Docs<'a> {
     /// What validating a result of `step` (of agent kind `spec`) needs from `rec`'s accepted
-    /// outputs: the inputs its kind names.
-    pub fn of(rec: &BookRecord, step: &PlannedStep, spec: &dyn Kind) -> Docs {
+    /// outputs: the inputs its kind names; the other chapters from `seen` when given.
+    pub fn of(
+        rec: &BookRecord,
+        step: &PlannedStep,
+        spec: &dyn Kind,
+        seen: Option<&'a Seen>,
+    ) -> Docs<'a> {
         let n = step.chapter;
         let mut docs = Docs { chapter: n, ..Docs::default() };
         for input in spec.inputs() {
@@ -105,7 +209,10 @@ impl Docs {
                 Input::Draft => docs.draft = draft(rec, n),
                 Input::Review => docs.review = doc(rec, &chapter_step(AgentKind::Review, n)),
                 Input::Ledger => docs.ledger = Some(ledger_before(rec, n)),
-                Input::OtherChapters => docs.others = other_chapters(rec, n),
+                Input::OtherChapters => match seen {
+                    Some(seen) => docs.seen = Some(seen),
+                    None => docs.others = other_chapters(rec, n),
+                },
                 // Prompt material no rule reads.
                 Input::Concept | Input::PreviousSummaries | Input::LastLines => {}
             }
@@ -114,7 +221,7 @@ impl Docs {
     }
 
     /// The validation context of the book with `brief`.
-    pub fn ctx<'a>(&'a self, brief: &'a BookBrief) -> Ctx<'a> {
+    pub fn ctx<'b>(&'b self, brief: &'b BookBrief) -> Ctx<'b> {
         Ctx {
             brief,
             cast: self.cast.as_ref(),
@@ -123,6 +230,7 @@ impl Docs {
             chapter: self.chapter,
             ledger: self.ledger.as_ref(),
             earlier: &self.others,
+            seen: self.seen,
             world: self.world.as_ref(),
             review: self.review.as_ref(),
         }
@@ -195,6 +303,60 @@ mod tests {
         assert_eq!(ledger(&rec).chapters.len(), 2);
         let others: Vec<u32> = other_chapters(&rec, 2).iter().map(|c| c.number).collect();
         assert_eq!(others, [1, 1], "chapter 1's draft and edit, not chapter 2");
+    }
+
+    /// Whether chapter 3's text `para` copies a paragraph of the other chapters, per `seen`.
+    fn copied(seen: &Seen, para: &str) -> bool {
+        let text = format!("{para}\n\nA line of its own that nobody wrote anywhere else at all.");
+        let three = prose::Chapter { number: 3, title: "T3", text: &text };
+        !prose::repeated_paragraphs(&three, seen).is_empty()
+    }
+
+    #[test]
+    fn the_kept_index_follows_every_output_set_or_removed() {
+        let (a, b, c) = (
+            "Ann walked the long sea wall twice that night. She counted the boats that had not come home.",
+            "Bo mended the nets by lamplight. The wind worked all night at the shutters of the old house.",
+            "The harbour master read the tide tables aloud. He had done it every night for eleven years.",
+        );
+        let mut rec = record();
+        rec.outputs.insert("chapter-01".into(), chapter(1, a, &[]));
+        let mut prose = Prose::default();
+        assert_eq!(prose.seen(&rec).texts(), 1);
+        // A new text is added, not rebuilt.
+        rec.outputs.insert("chapter-02".into(), chapter(2, b, &[]));
+        prose.set(&rec, "chapter-02");
+        assert_eq!(prose.seen.as_ref().map(Seen::texts), Some(2));
+        assert!(copied(prose.seen(&rec), b));
+        // A replaced text makes it rebuilt from the record: the old prose is gone.
+        rec.outputs.insert("chapter-02".into(), chapter(2, c, &[]));
+        prose.set(&rec, "chapter-02");
+        assert!(prose.seen.is_none());
+        assert!(!copied(prose.seen(&rec), b) && copied(prose.seen(&rec), c));
+        // So does a removed one; outputs that are no chapter text change nothing.
+        prose.set(&rec, "outline");
+        assert!(prose.seen.is_some());
+        rec.outputs.remove("chapter-02");
+        prose.removed("chapter-02");
+        assert!(!copied(prose.seen(&rec), c) && copied(prose.seen(&rec), a));
+        // The kept index validates as the texts do (the test outline plans no scenes).
+        rec.outputs.remove("outline");
+        rec.outputs.insert("edit-01".into(), chapter(1, b, &[]));
+        prose.set(&rec, "edit-01");
+        let step = rec.plan.get("chapter-03").cloned().unwrap();
+        let spec = scriptorium_contracts::kinds::agent(AgentKind::Chapter).unwrap();
+        let kept = Docs::of(&rec, &step, spec, Some(prose.seen(&rec)));
+        let read = Docs::of(&rec, &step, spec, None);
+        assert!(kept.others.is_empty() && read.others.len() == 2);
+        let answer = serde_json::to_string(&chapter(3, b, &[])).unwrap();
+        let (x, y) = (
+            scriptorium_contracts::validate(AgentKind::Chapter, &answer, kept.ctx(&rec.brief)),
+            scriptorium_contracts::validate(AgentKind::Chapter, &answer, read.ctx(&rec.brief)),
+        );
+        // The copied paragraph comes off, the rest stays.
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x, y);
+        assert_eq!(x["scenes"][0]["text"], "Opening.");
     }
 
     #[test]

@@ -238,14 +238,18 @@ impl QualityReport {
             ..QualityReport::default()
         };
         let empty = Vec::new();
-        for (i, c) in views.iter().enumerate() {
+        // Each chapter against the ones before it, kept as the loop goes (a book's numbers are
+        // its own: each is the only text of its number).
+        let mut seen = prose::Seen::default();
+        for c in &views {
             let planned = plans.get(&c.number);
             let plan = Plan {
                 title: planned.map(|p| p.title.as_str()).filter(|t| !t.trim().is_empty()),
                 target_words: parts.words_per_chapter.filter(|w| *w > 0),
                 characters: planned.map_or(&empty, |p| &p.characters),
             };
-            let findings = prose::check_chapter(c, &plan, &views[..i], &canon);
+            let findings = prose::check_chapter(c, &plan, &seen, &canon);
+            seen.add(c, 0);
             let words = prose::word_count(c.text);
             report.chapters.push(ChapterQuality {
                 number: c.number,

@@ -14,6 +14,7 @@
 //! [`cache`] (the response-cache figure).
 
 mod cache;
+mod long;
 mod makespan;
 mod priority;
 mod private_nats;
@@ -53,12 +54,99 @@ pub struct BenchOptions {
     pub chapters: u32,
     /// Books written one at a time for the unloaded latency figure.
     pub latency_books: u32,
+    /// Chapters of each of those books.
+    pub latency_chapters: u32,
     /// Round trips in flight in the raw baseline.
     pub concurrency: usize,
     /// Books written twice for the cache figure (0 skips it).
     pub cache_books: u32,
     /// What to measure.
     pub mode: BenchMode,
+}
+
+/// The command line of `scriptorium bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// NATS server URL (default: start a private nats-server on a free port).
+    #[arg(long)]
+    nats: Option<String>,
+    /// Books written in parallel.
+    #[arg(long, default_value_t = 100)]
+    books: u32,
+    /// Chapters per book.
+    #[arg(long, default_value_t = 10)]
+    chapters: u32,
+    /// Books written one at a time for the unloaded latency.
+    #[arg(long, default_value_t = 20)]
+    latency_books: u32,
+    /// Chapters of each unloaded book; from 2 on, the time and KV bytes per step of its first
+    /// chapter are printed beside those of its last.
+    #[arg(long, default_value_t = 1)]
+    latency_chapters: u32,
+    /// Round trips in flight in the raw baseline (the pipelined floor).
+    #[arg(long, default_value_t = 512)]
+    concurrency: usize,
+    /// Books written twice for the response-cache figure (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    cache_books: u32,
+    /// Measure the makespan of --books books with the latency model, beside its lower
+    /// bound, instead of the throughput.
+    #[arg(long, conflicts_with = "priority_behind")]
+    makespan: bool,
+    /// Measure a priority book submitted after this many normal books, beside the same
+    /// book alone, instead of the throughput.
+    #[arg(long)]
+    priority_behind: Option<u32>,
+    /// Mean model time per answer for --makespan and --priority-behind, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Spread of the model time: each answer takes --latency-ms plus or minus up to this.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Agents per agent kind for --makespan and --priority-behind (the fleet's size).
+    #[arg(long, default_value_t = 16)]
+    agents: usize,
+}
+
+impl BenchArgs {
+    /// The options these arguments ask for; an error names the argument and its rule.
+    pub fn options(self) -> anyhow::Result<BenchOptions> {
+        let (latency_ms, jitter_ms, agents) = (self.latency_ms, self.jitter_ms, self.agents);
+        if jitter_ms > latency_ms {
+            anyhow::bail!("--jitter-ms ({jitter_ms}) must not exceed --latency-ms ({latency_ms})");
+        }
+        if self.latency_chapters == 0 {
+            anyhow::bail!("--latency-chapters must be at least 1");
+        }
+        let (books, chapters) = (self.books, self.chapters);
+        let mode = match (self.makespan, self.priority_behind) {
+            (true, _) => BenchMode::Makespan(MakespanOptions {
+                books,
+                chapters,
+                latency_ms,
+                jitter_ms,
+                agents,
+            }),
+            (false, Some(behind)) => BenchMode::Priority(PriorityOptions {
+                behind,
+                chapters,
+                latency_ms,
+                jitter_ms,
+                agents,
+            }),
+            (false, None) => BenchMode::Throughput,
+        };
+        Ok(BenchOptions {
+            nats: self.nats,
+            books,
+            chapters,
+            latency_books: self.latency_books,
+            latency_chapters: self.latency_chapters,
+            concurrency: self.concurrency,
+            cache_books: self.cache_books,
+            mode,
+        })
+    }
 }
 
 /// A coordinator and one worker process's agents (`agents` per kind), in this process.
@@ -202,14 +290,13 @@ async fn throughput(url: &str, cfg: AppConfig, opts: &BenchOptions) -> anyhow::R
     let fleet = Fleet::start(url, &cfg, "bench", 16).await?;
     // Unloaded: one book at a time, so each step is alone in the system.
     let mut lat = Vec::new();
+    let mut by_chapter = long::ByChapter::default();
     for i in 0..opts.latency_books {
-        let recs = write_books(&fleet.bus, vec![bench_brief(1, 1_000 + u64::from(i))]).await?;
-        for s in recs[0].steps.values().filter(|s| {
-            s.dispatched_us > 0
-                && s.finished_us > s.dispatched_us
-                && s.attempt > 0
-                && !s.route.is_empty()
-        }) {
+        let brief = bench_brief(opts.latency_chapters, 1_000 + u64::from(i));
+        let kv_before = fleet.bus.kv_bytes_written();
+        let recs = write_books(&fleet.bus, vec![brief]).await?;
+        by_chapter.add(&recs[0], fleet.bus.kv_bytes_written() - kv_before);
+        for s in recs[0].steps.values().filter(|s| long::answered(s)) {
             lat.push((s.finished_us - s.dispatched_us) as f64);
         }
     }
@@ -243,6 +330,9 @@ async fn throughput(url: &str, cfg: AppConfig, opts: &BenchOptions) -> anyhow::R
         percentile(&lat, 0.9),
         percentile(&lat, 0.99)
     );
+    if opts.latency_chapters > 1 {
+        by_chapter.print(&fleet.bus, opts.latency_chapters).await?;
+    }
     println!(
         "books done {done} of {}; steps accepted {accepted} for {steps} model steps ({})",
         opts.books,

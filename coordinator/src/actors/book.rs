@@ -38,6 +38,9 @@ pub struct BookArgs {
 pub struct BookState {
     env: Arc<Env>,
     rec: BookRecord,
+    /// The accepted chapter texts, prepared for validation; told of every output set or
+    /// removed ([`BookState::set_output`]).
+    prose: crate::continuity::Prose,
 }
 
 /// Messages a book actor understands.
@@ -89,7 +92,7 @@ impl Actor for Book {
         // A resumed book: read back the outputs of its accepted steps (usually loaded already
         // by whoever started the book; this only reads what is still missing).
         crate::record::load_outputs(&args.env.bus, &mut rec).await?;
-        Ok(BookState { env: args.env, rec })
+        Ok(BookState { env: args.env, rec, prose: Default::default() })
     }
 
     async fn post_start(
@@ -165,6 +168,18 @@ impl Actor for Book {
 }
 
 impl BookState {
+    /// Sets `step`'s accepted output (in memory: the caller stores it).
+    fn set_output(&mut self, step: &str, doc: serde_json::Value) {
+        self.rec.outputs.insert(step.to_string(), doc);
+        self.prose.set(&self.rec, step);
+    }
+
+    /// Removes `step`'s accepted output (in memory).
+    fn remove_output(&mut self, step: &str) {
+        self.rec.outputs.remove(step);
+        self.prose.removed(step);
+    }
+
     #[tracing::instrument(skip_all, fields(book_id = %r.book_id, step = %r.step_id, kind = scriptorium_proto::kind::name(r.kind()), attempt = r.attempt))]
     async fn on_result(
         &mut self,
@@ -234,7 +249,8 @@ impl BookState {
             tracing::warn!(book_id = %r.book_id, step = %r.step_id, "result for the coordinator's own step ignored");
             return self.on_ignored(&r).await;
         };
-        let docs = crate::continuity::Docs::of(&self.rec, &planned, spec);
+        let seen = self.prose.seen(&self.rec);
+        let docs = crate::continuity::Docs::of(&self.rec, &planned, spec, Some(seen));
         let ctx = docs.ctx(&self.rec.brief);
         match validation::validate(spec.kind(), &r.output, ctx) {
             Ok(doc) => {
@@ -258,7 +274,7 @@ impl BookState {
                     .bus
                     .kv_put(Bucket::Outputs, &key, serde_json::to_vec(&doc)?.into())
                     .await?;
-                self.rec.outputs.insert(r.step_id.clone(), doc);
+                self.set_output(&r.step_id, doc);
                 if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
                     s.status = StepStatus::Done;
                     s.finished_us = clock::now_us();

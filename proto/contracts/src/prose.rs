@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`text`]: paragraphs, sentences, word tokens, normalisation.
 //! - [`repeats`]: verbatim and near-duplicate paragraphs, repeated sentences.
+//! - [`seen`]: the book's other chapters, prepared once for the comparisons.
 //! - [`mod@leaks`]: placeholder and model meta text.
 //! - [`story`]: what is not story, by kind of defect: instruction echo ([`echo`]: the
 //!   instruction text of every prompt), talk about the task, machine text ([`machine`]); the
@@ -18,7 +19,7 @@
 //!
 //! # Example
 //! ```
-//! use scriptorium_contracts::prose::{Canon, Chapter, Person, Plan, Rule, check_chapter};
+//! use scriptorium_contracts::prose::{Canon, Chapter, Person, Plan, Rule, Seen, check_chapter};
 //!
 //! let canon = Canon::new(vec![Person::new("Mara Vell"), Person::new("Tobin Thorne")]);
 //! let planned = vec!["Mara Vell".to_string()];
@@ -28,7 +29,7 @@
 //!     title: "The Gate",
 //!     text: "Here is the chapter:\n\n\"Open it,\" Mara said, and Jorin Vask opened the gate.",
 //! };
-//! let findings = check_chapter(&chapter, &plan, &[], &canon);
+//! let findings = check_chapter(&chapter, &plan, &Seen::default(), &canon);
 //! let rules: Vec<Rule> = findings.iter().map(|f| f.rule).collect();
 //! assert_eq!(rules, vec![Rule::MetaText, Rule::UnknownName]);
 //! assert!(findings[0].message.starts_with("paragraph 1 is not story prose"));
@@ -41,6 +42,7 @@ pub mod leaks;
 pub mod machine;
 pub mod names;
 pub mod repeats;
+pub mod seen;
 pub mod story;
 pub mod text;
 pub mod titles;
@@ -48,6 +50,7 @@ pub mod titles;
 pub use leaks::{leaks, strip_headings, strip_labelled};
 pub use names::{dead_acting, plan_missing, unknown_names};
 pub use repeats::{repeated_paragraphs, repeated_sentence_share};
+pub use seen::Seen;
 pub use story::{Scope, judge, not_story};
 pub use text::{normalise, paragraphs, sentences, word_count};
 
@@ -382,10 +385,9 @@ pub fn title_mismatch(chapter: &Chapter<'_>, planned: &str) -> Option<Finding> {
     ))
 }
 
-/// The chapter's title when an `earlier` chapter has it too (after normalising).
-pub fn repeated_title(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Option<Finding> {
-    let title = normalise(chapter.title);
-    let first = earlier.iter().find(|e| !title.is_empty() && normalise(e.title) == title)?;
+/// The chapter's title when another chapter in `seen` has it too (after normalising).
+pub fn repeated_title(chapter: &Chapter<'_>, seen: &Seen) -> Option<Finding> {
+    let first = seen.title(&normalise(chapter.title), chapter.number)?;
     Some(Finding::chapter_wide(
         Rule::RepeatedTitle,
         chapter.number,
@@ -393,32 +395,32 @@ pub fn repeated_title(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Option<
         format!(
             "the title \"{}\" is chapter {}'s too; give each chapter a title of its own",
             chapter.title.trim(),
-            first.number
+            first
         ),
     ))
 }
 
-/// Every check on one chapter, given the chapters before it and what the book knows:
-/// placeholder and meta text, instruction echo, talk about the task, machine text, repeated
-/// paragraphs (within it and against `earlier`), length and
+/// Every check on one chapter, given the book's other chapters (`seen`) and what the book
+/// knows: placeholder and meta text, instruction echo, talk about the task, machine text,
+/// repeated paragraphs (within it and against `seen`), length and
 /// title against the `plan`, a title an earlier chapter has, names outside the cast, dead
 /// characters acting, and characters the plan lists who never appear.
 pub fn check_chapter(
     chapter: &Chapter<'_>,
     plan: &Plan<'_>,
-    earlier: &[Chapter<'_>],
+    seen: &Seen,
     canon: &Canon,
 ) -> Vec<Finding> {
     let mut out = leaks(chapter);
     // A paragraph that is placeholder or meta text as a whole is reported once, as such.
     let leaked: Vec<Option<usize>> = out.iter().map(|f| f.paragraph).collect();
     out.extend(not_story(chapter).into_iter().filter(|f| !leaked.contains(&f.paragraph)));
-    out.extend(repeated_paragraphs(chapter, earlier));
+    out.extend(repeated_paragraphs(chapter, seen));
     out.extend(plan.target_words.and_then(|t| length(chapter, t)));
     out.extend(plan.title.and_then(|t| title_mismatch(chapter, t)));
-    out.extend(repeated_title(chapter, earlier));
+    out.extend(repeated_title(chapter, seen));
     if !canon.people.is_empty() {
-        out.extend(unknown_names(chapter, earlier, canon));
+        out.extend(unknown_names(chapter, seen, canon));
     }
     out.extend(dead_acting(chapter, canon));
     out.extend(plan_missing(chapter, plan.characters, canon));

@@ -37,6 +37,9 @@ pub struct Ctx<'a> {
     /// The accepted texts (drafts and edits) of the book's other chapters: a chapter may not
     /// repeat their paragraphs.
     pub earlier: &'a [ChapterText],
+    /// The same texts prepared for the prose checks, when the caller keeps them (a
+    /// coordinator, per book); without it, the checks prepare `earlier` for each call.
+    pub seen: Option<&'a crate::prose::Seen>,
     /// The accepted world, if any (its words are no strangers' names).
     pub world: Option<&'a World>,
     /// The accepted review, for edits (it names the scenes an edit must change).
@@ -55,6 +58,7 @@ impl<'a> Ctx<'a> {
             chapter: 0,
             ledger: None,
             earlier: &[],
+            seen: None,
             world: None,
             review: None,
         }

@@ -40,6 +40,7 @@ impl Docs {
             chapter,
             ledger: self.ledger.as_ref(),
             earlier: &[],
+            seen: None,
             world: self.world.as_ref(),
             review: self.review.as_ref(),
         }

@@ -147,7 +147,7 @@ impl BookState {
             ));
         }
         self.rec.awaiting.retain(|w| *w != step);
-        self.rec.outputs.remove(&step);
+        self.remove_output(&step);
         if let Some(s) = self.rec.steps.get_mut(&step) {
             s.status = StepStatus::Pending;
             s.retry_base = s.attempt;
@@ -180,7 +180,8 @@ impl BookState {
             Err(e) => return Ok(Err(e.to_string())),
         };
         let doc = {
-            let docs = crate::continuity::Docs::of(&self.rec, &planned, spec);
+            let seen = self.prose.seen(&self.rec);
+            let docs = crate::continuity::Docs::of(&self.rec, &planned, spec, Some(seen));
             scriptorium_contracts::validate(spec.kind(), answer, docs.ctx(&self.rec.brief))
         };
         let doc = match doc {
@@ -198,7 +199,7 @@ impl BookState {
         }
         let key = output_key(&self.rec.id, &step);
         self.env.bus.kv_put(Bucket::Outputs, &key, serde_json::to_vec(&doc)?.into()).await?;
-        self.rec.outputs.insert(step.clone(), doc);
+        self.set_output(&step, doc);
         if let Some(s) = self.rec.steps.get_mut(&step) {
             s.route = format!("edited by {by}");
             s.dialect = String::new();

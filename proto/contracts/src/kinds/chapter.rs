@@ -19,6 +19,7 @@ use crate::task::TaskType;
 use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// One scene of written prose.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -159,7 +160,8 @@ pub(crate) fn read(
     if c.scenes.is_empty() {
         return reject(format!("chapter {n} has no prose"));
     }
-    clean(ctx, &mut c, revised);
+    let seen = seen(ctx, n);
+    clean(ctx, &seen, &mut c, revised);
     if let Some(i) = c.scenes.iter().position(|s| s.text.trim().is_empty()) {
         return reject(format!("chapter {n} scene {} has empty prose", i + 1));
     }
@@ -175,7 +177,7 @@ pub(crate) fn read(
     if revised.is_none() {
         continuity::check(ctx, &mut c.continuity)?;
     }
-    prose_rules(ctx, &c, revised)?;
+    prose_rules(ctx, &seen, &c, revised)?;
     Ok(c)
 }
 
@@ -229,22 +231,28 @@ fn other_chapters(ctx: Ctx<'_>, n: u32) -> Vec<(u32, String, String)> {
         .collect()
 }
 
-fn views(others: &[(u32, String, String)]) -> Vec<prose::Chapter<'_>> {
-    others
+/// The book's other accepted chapters prepared for the prose checks: the caller's, or made
+/// from `ctx.earlier`.
+fn seen<'a>(ctx: Ctx<'a>, n: u32) -> Cow<'a, prose::Seen> {
+    if let Some(seen) = ctx.seen {
+        return Cow::Borrowed(seen);
+    }
+    let others = other_chapters(ctx, n);
+    let views: Vec<prose::Chapter<'_>> = others
         .iter()
         .map(|(number, title, text)| prose::Chapter { number: *number, title, text })
-        .collect()
+        .collect();
+    Cow::Owned(prose::Seen::of(&views))
 }
 
 /// Cleaning before re-asking: the scenes of `c` (with `revised`, only those) without what is
 /// not story ([`prose::clean`]), kept when every scene still has prose and the chapter still
 /// meets its length window; otherwise `c` stays as it was and its rules re-ask it.
-fn clean(ctx: Ctx<'_>, c: &mut ChapterText, revised: Option<&[u32]>) {
-    let others = other_chapters(ctx, c.number);
+fn clean(ctx: Ctx<'_>, seen: &prose::Seen, c: &mut ChapterText, revised: Option<&[u32]>) {
     let only: Option<Vec<usize>> =
         revised.map(|r| r.iter().filter_map(|n| (*n as usize).checked_sub(1)).collect());
     let texts: Vec<&str> = c.scenes.iter().map(|s| s.text.as_str()).collect();
-    let cleaned = prose::clean::clean_scenes(c.number, &texts, &views(&others), only.as_deref());
+    let cleaned = prose::clean::clean_scenes(c.number, &texts, seen, only.as_deref());
     if cleaned.iter().zip(&texts).all(|(a, b)| a == b) {
         return;
     }
@@ -276,18 +284,21 @@ fn paragraphs_of(c: &ChapterText, scenes: &[u32]) -> Vec<usize> {
 /// The prose checks of [`REJECTED`] on chapter `c`, against the book's other accepted chapters;
 /// with `revised`, only the findings in those scenes (or copying a paragraph of them) and the
 /// chapter-wide ones count.
-fn prose_rules(ctx: Ctx<'_>, c: &ChapterText, revised: Option<&[u32]>) -> Result<(), Rejection> {
+fn prose_rules(
+    ctx: Ctx<'_>,
+    seen: &prose::Seen,
+    c: &ChapterText,
+    revised: Option<&[u32]>,
+) -> Result<(), Rejection> {
     let text = c.prose();
     let view = prose::Chapter { number: c.number, title: &c.title, text: &text };
-    let others = other_chapters(ctx, c.number);
-    let views = views(&others);
     let plan = prose::Plan {
         title: None,
         target_words: Some(ctx.brief.words_per_chapter as usize).filter(|w| *w > 0),
         characters: &[],
     };
     let canon = canon(ctx, &c.continuity);
-    let mut findings: Vec<prose::Finding> = prose::check_chapter(&view, &plan, &views, &canon)
+    let mut findings: Vec<prose::Finding> = prose::check_chapter(&view, &plan, seen, &canon)
         .into_iter()
         .filter(|f| REJECTED.contains(&f.rule))
         .filter(|f| match (revised, f.paragraph) {

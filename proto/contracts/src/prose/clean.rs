@@ -5,23 +5,24 @@
 //! enough (the chapter's length window) is the caller's to decide: if not, the answer is
 //! re-asked with the rules it broke.
 
+use super::Place;
 use super::leaks::not_prose;
 use super::repeats::Copies;
+use super::seen::Seen;
 use super::story::{Scope, judge};
 use super::text::paragraphs;
-use super::{Chapter, Place};
 
-/// The scenes of chapter `number` cleaned; `earlier` are the book's other chapters (a paragraph
+/// The scenes of chapter `number` cleaned; `seen` holds the book's other chapters (a paragraph
 /// copying one of theirs comes off). With `only`, the scenes (0-based) that may change: the
 /// others stay as they are (an edit's scenes it does not revise), though their paragraphs
 /// still count as seen. A scene nothing came off is returned as it was.
 pub fn clean_scenes(
     number: u32,
     scenes: &[&str],
-    earlier: &[Chapter<'_>],
+    seen: &Seen,
     only: Option<&[usize]>,
 ) -> Vec<String> {
-    let mut copies = Copies::of(earlier);
+    let mut copies = Copies::of(seen);
     let mut next = 1;
     let mut out = Vec::with_capacity(scenes.len());
     for (i, scene) in scenes.iter().enumerate() {
@@ -70,18 +71,21 @@ mod tests {
     fn what_is_not_story_comes_off_and_the_story_stays() {
         let one = format!("Here is the chapter:\n\n{P1}\n\ntext:'soul_219544676}}'\n\n...");
         let two = format!("{P2} What is a JSON object?\n\n{P1}");
-        let cleaned = clean_scenes(2, &[&one, &two], &[], None);
+        let cleaned = clean_scenes(2, &[&one, &two], &Seen::default(), None);
         assert_eq!(cleaned, vec![P1.to_string(), P2.to_string()]);
         let clean = [P1, P2];
-        assert_eq!(clean_scenes(1, &clean, &[], None), vec![P1.to_string(), P2.to_string()]);
+        assert_eq!(
+            clean_scenes(1, &clean, &Seen::default(), None),
+            vec![P1.to_string(), P2.to_string()]
+        );
     }
 
     #[test]
     fn an_edit_cleans_only_its_revised_scenes() {
-        let earlier = Chapter { number: 1, title: "", text: P2 };
-        let cleaned = clean_scenes(2, &[P2, P1], &[earlier], Some(&[1]));
+        let earlier = Seen::of(&[super::super::Chapter { number: 1, title: "", text: P2 }]);
+        let cleaned = clean_scenes(2, &[P2, P1], &earlier, Some(&[1]));
         assert_eq!(cleaned, vec![P2.to_string(), P1.to_string()], "scene 1 is not revised");
-        let cleaned = clean_scenes(2, &[P1, P2], &[earlier], Some(&[1]));
+        let cleaned = clean_scenes(2, &[P1, P2], &earlier, Some(&[1]));
         assert_eq!(cleaned, vec![P1.to_string(), String::new()], "a copy of chapter 1 comes off");
     }
 }

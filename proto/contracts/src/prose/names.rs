@@ -33,6 +33,7 @@
 //! `grave`, `the late`, `once`, `would`, `if`...) and possessives (`Mara's grave`) are skipped;
 //! past perfect (`Mara had said`) never matches because `had` is not an action verb.
 
+use super::seen::Seen;
 use super::text::{Token, paragraphs, sentences, tokens};
 use super::{Canon, Chapter, Finding, Person, Place, Rule};
 use std::collections::BTreeSet;
@@ -228,7 +229,7 @@ fn matches_at(toks: &[Token<'_>], i: usize, form: &[String]) -> bool {
 }
 
 /// Every sentence of `chapter` with its 1-based paragraph number.
-fn sentences_of<'a>(chapter: &Chapter<'a>) -> Vec<(usize, &'a str)> {
+pub(super) fn sentences_of<'a>(chapter: &Chapter<'a>) -> Vec<(usize, &'a str)> {
     paragraphs(chapter.text)
         .into_iter()
         .enumerate()
@@ -249,13 +250,9 @@ struct Candidate {
 }
 
 /// Names in `chapter` that look like characters but are neither in the cast (with aliases) nor
-/// words of the book's own texts; see the module documentation for the heuristic. One finding
-/// per name, at its first sight.
-pub fn unknown_names(
-    chapter: &Chapter<'_>,
-    earlier: &[Chapter<'_>],
-    canon: &Canon,
-) -> Vec<Finding> {
+/// words of the book's own texts (`seen` holds its other chapters); see the module documentation
+/// for the heuristic. One finding per name, at its first sight.
+pub fn unknown_names(chapter: &Chapter<'_>, seen: &Seen, canon: &Canon) -> Vec<Finding> {
     let mut name_words: HashSet<String> = HashSet::default();
     let mut full_pairs: HashSet<(String, String)> = HashSet::default();
     let mut first_names: HashSet<String> = HashSet::default();
@@ -270,14 +267,12 @@ pub fn unknown_names(
     }
     let mut lower_seen: HashSet<String> = HashSet::default();
     let mut mid_caps: HashSet<String> = HashSet::default();
-    for c in earlier.iter().chain(std::iter::once(chapter)) {
-        for (_, s) in sentences_of(c) {
-            for t in tokens(s) {
-                if t.lowercase() {
-                    lower_seen.insert(t.lower);
-                } else if t.capitalised() && !t.start && std::ptr::eq(c, chapter) {
-                    mid_caps.insert(t.lower);
-                }
+    for (_, s) in sentences_of(chapter) {
+        for t in tokens(s) {
+            if t.lowercase() {
+                lower_seen.insert(t.lower);
+            } else if t.capitalised() && !t.start {
+                mid_caps.insert(t.lower);
             }
         }
     }
@@ -288,6 +283,7 @@ pub fn unknown_names(
             || is(NOT_NAMES, w)
             || is(TITLES, w)
             || lower_seen.contains(w)
+            || seen.writes_lower(w, chapter.number)
     };
     let mut cands: Vec<Candidate> = Vec::new();
     let mut note =

@@ -2,6 +2,7 @@
 //! most of whose 5-word sequences another has: shingle Jaccard, or the share of its own
 //! sequences), and the share of sentences that occur more than once.
 
+use super::seen::Seen;
 use super::text::{normalise, paragraphs, sentences};
 use super::{Chapter, Finding, Place, Rule};
 use foldhash::fast::FixedState;
@@ -33,17 +34,20 @@ pub const NEAR_COPY_SHARE: f64 = 0.6;
 pub const MIN_SENTENCE_WORDS: usize = 5;
 
 /// One paragraph already seen, for comparison with later ones.
-struct Seen {
+#[derive(Clone)]
+struct Entry {
     place: Place,
+    /// Which text of its chapter it is in: 0 for the draft, 1 for its edit.
+    rank: u8,
     shingles: usize,
 }
 
-/// Every paragraph seen so far in a book: by normalised text and by shingle.
-#[derive(Default)]
-struct Index {
-    paragraphs: Vec<Seen>,
-    exact: HashMap<String, usize>,
-    by_shingle: HashMap<u64, Vec<usize>>,
+/// Paragraphs seen so far: by normalised text and by shingle.
+#[derive(Default, Clone)]
+pub(super) struct Index {
+    paragraphs: Vec<Entry>,
+    exact: HashMap<String, Vec<u32>>,
+    by_shingle: HashMap<u64, Vec<u32>>,
 }
 
 fn shingles(norm: &str) -> HashSet<u64> {
@@ -65,65 +69,104 @@ fn repeatable(paragraph: &str, words: usize) -> bool {
     words >= MIN_REPEAT_WORDS && sentences(paragraph).len() >= 2
 }
 
+/// Where a paragraph seen stands in the order a finding names the first copy by: the book's
+/// other chapters by number (a draft before its edit), then the chapter being checked.
+type Order = (bool, u32, u8, usize);
+
+/// One paragraph of a chapter, prepared for the comparisons.
+struct Prepared {
+    norm: String,
+    shingles: HashSet<u64>,
+    repeatable: bool,
+}
+
+impl Prepared {
+    fn of(p: &str) -> Prepared {
+        let norm = normalise(p);
+        let shingles = shingles(&norm);
+        let repeatable = repeatable(p, norm.split(' ').count());
+        Prepared { norm, shingles, repeatable }
+    }
+}
+
 impl Index {
-    /// The paragraph `norm` (of chapter `chapter`) copies: word for word, or nearly (half its
-    /// sequences and the other's shared, or, within its own chapter, [`NEAR_COPY_SHARE`] of its
-    /// own: a paragraph retold a page later; across chapters a book's recurring phrases make
-    /// that share common in honest prose).
-    fn find(
-        &self,
-        chapter: u32,
-        repeatable: bool,
-        norm: &str,
-        shingles: &HashSet<u64>,
-    ) -> Option<Match> {
-        let words = norm.split(' ').count();
-        if repeatable && let Some(&i) = self.exact.get(norm) {
-            return Some(Match::Exact(self.paragraphs[i].place));
-        }
-        if words < MIN_NEAR_DUPLICATE_WORDS || shingles.is_empty() {
-            return None;
-        }
-        let mut shared: HashMap<usize, usize> = HashMap::default();
-        for s in shingles {
-            for &i in self.by_shingle.get(s).into_iter().flatten() {
-                *shared.entry(i).or_default() += 1;
+    /// The paragraph `p` (of chapter `chapter`) copies, among `book`'s paragraphs of other
+    /// chapters and this index's own (the chapter's, so far): word for word, or nearly (half
+    /// its sequences and the other's shared, or, within its own chapter, [`NEAR_COPY_SHARE`]
+    /// of its own: a paragraph retold a page later; across chapters a book's recurring phrases
+    /// make that share common in honest prose).
+    fn find(&self, book: &Index, chapter: u32, p: &Prepared) -> Option<Match> {
+        let layers = [(false, book), (true, self)];
+        // The book's texts of the chapter being checked are the ones it replaces.
+        let visible = |own: bool, e: &Entry| own || e.place.chapter != chapter;
+        let order = |own: bool, e: &Entry| (own, e.place.chapter, e.rank, e.place.paragraph);
+        if p.repeatable {
+            let first = layers
+                .iter()
+                .flat_map(|(own, ix)| {
+                    let hits = ix.exact.get(&p.norm).into_iter().flatten();
+                    hits.map(move |&i| (*own, &ix.paragraphs[i as usize]))
+                })
+                .filter(|(own, e)| visible(*own, e))
+                .min_by_key(|(own, e)| order(*own, e));
+            if let Some((_, e)) = first {
+                return Some(Match::Exact(e.place));
             }
         }
-        shared
-            .into_iter()
-            .filter(|(i, n)| {
-                let union = shingles.len() + self.paragraphs[*i].shingles - n;
-                *n as f64 / union as f64 >= NEAR_DUPLICATE_JACCARD
-                    || (self.paragraphs[*i].place.chapter == chapter
-                        && *n as f64 / shingles.len() as f64 >= NEAR_COPY_SHARE)
-            })
-            .map(|(i, n)| (i, n as f64 / shingles.len() as f64))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-            .map(|(i, share)| Match::Near(self.paragraphs[i].place, share))
+        let words = p.norm.split(' ').count();
+        if words < MIN_NEAR_DUPLICATE_WORDS || p.shingles.is_empty() {
+            return None;
+        }
+        let mut best: Option<(f64, Order, Place)> = None;
+        for (own, ix) in layers {
+            let mut shared: HashMap<u32, usize> = HashMap::default();
+            for s in &p.shingles {
+                for &i in ix.by_shingle.get(s).into_iter().flatten() {
+                    *shared.entry(i).or_default() += 1;
+                }
+            }
+            for (i, n) in shared {
+                let e = &ix.paragraphs[i as usize];
+                if !visible(own, e) {
+                    continue;
+                }
+                let union = p.shingles.len() + e.shingles - n;
+                let share = n as f64 / p.shingles.len() as f64;
+                let near = n as f64 / union as f64 >= NEAR_DUPLICATE_JACCARD
+                    || (e.place.chapter == chapter && share >= NEAR_COPY_SHARE);
+                let key = order(own, e);
+                if near && best.is_none_or(|(s, k, _)| share > s || (share == s && key < k)) {
+                    best = Some((share, key, e.place));
+                }
+            }
+        }
+        best.map(|(share, _, place)| Match::Near(place, share))
     }
 
-    fn add(&mut self, place: Place, repeatable: bool, norm: String, shingles: HashSet<u64>) {
-        let i = self.paragraphs.len();
-        let words = norm.split(' ').count();
-        self.paragraphs.push(Seen { place, shingles: shingles.len() });
+    fn add(&mut self, place: Place, rank: u8, p: Prepared) {
+        let i = self.paragraphs.len() as u32;
+        let words = p.norm.split(' ').count();
+        self.paragraphs.push(Entry { place, rank, shingles: p.shingles.len() });
         if words >= MIN_NEAR_DUPLICATE_WORDS {
-            for s in shingles {
+            for s in p.shingles {
                 self.by_shingle.entry(s).or_default().push(i);
             }
         }
-        if repeatable {
-            self.exact.entry(norm).or_insert(i);
+        if p.repeatable {
+            self.exact.entry(p.norm).or_default().push(i);
         }
     }
 
-    fn add_chapter(&mut self, chapter: &Chapter<'_>) {
+    /// Adds the paragraphs of `chapter`, text `rank` of its number (0: draft, 1: edit).
+    pub(super) fn add_chapter(&mut self, chapter: &Chapter<'_>, rank: u8) {
         for (i, p) in paragraphs(chapter.text).into_iter().enumerate() {
-            let norm = normalise(p);
-            let sh = shingles(&norm);
-            let rep = repeatable(p, norm.split(' ').count());
-            self.add(Place { chapter: chapter.number, paragraph: i + 1 }, rep, norm, sh);
+            self.add(Place { chapter: chapter.number, paragraph: i + 1 }, rank, Prepared::of(p));
         }
+    }
+
+    /// Paragraphs held.
+    pub(super) fn len(&self) -> usize {
+        self.paragraphs.len()
     }
 }
 
@@ -137,19 +180,15 @@ fn where_(place: Place, chapter: u32) -> String {
 
 /// Paragraphs of `chapter` that repeat, word for word after normalising ([`Rule::RepeatedParagraph`])
 /// or nearly ([`Rule::NearDuplicateParagraph`]), an earlier paragraph of the same chapter or of
-/// `earlier` chapters. One finding per repeating paragraph, naming the first paragraph it copies.
-pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Vec<Finding> {
-    let mut index = Index::default();
-    for e in earlier {
-        index.add_chapter(e);
-    }
+/// the book's other chapters in `seen`. One finding per repeating paragraph, naming the first
+/// paragraph it copies.
+pub fn repeated_paragraphs(chapter: &Chapter<'_>, seen: &Seen) -> Vec<Finding> {
+    let mut own = Index::default();
     let mut out = Vec::new();
     for (i, p) in paragraphs(chapter.text).into_iter().enumerate() {
         let place = Place { chapter: chapter.number, paragraph: i + 1 };
-        let norm = normalise(p);
-        let sh = shingles(&norm);
-        let rep = repeatable(p, norm.split(' ').count());
-        match index.find(place.chapter, rep, &norm, &sh) {
+        let prepared = Prepared::of(p);
+        match own.find(&seen.index, place.chapter, &prepared) {
             Some(Match::Exact(first)) => out.push(
                 Finding::new(
                     Rule::RepeatedParagraph,
@@ -180,40 +219,34 @@ pub fn repeated_paragraphs(chapter: &Chapter<'_>, earlier: &[Chapter<'_>]) -> Ve
             ),
             None => {}
         }
-        index.add(place, rep, norm, sh);
+        own.add(place, 0, prepared);
     }
     out
 }
 
-/// The paragraphs seen so far (of earlier chapters, then of the one being cleaned), to tell
-/// whether a new one copies one of them.
-#[derive(Default)]
-pub struct Copies {
-    index: Index,
+/// The paragraphs seen so far (of the book's other chapters, then of the one being cleaned),
+/// to tell whether a new one copies one of them.
+pub struct Copies<'a> {
+    book: &'a Seen,
+    own: Index,
 }
 
-impl Copies {
-    /// The paragraphs of `earlier` chapters.
-    pub fn of(earlier: &[Chapter<'_>]) -> Copies {
-        let mut index = Index::default();
-        for e in earlier {
-            index.add_chapter(e);
-        }
-        Copies { index }
+impl<'a> Copies<'a> {
+    /// The paragraphs of the book's other chapters, as `seen` holds them.
+    pub fn of(seen: &'a Seen) -> Copies<'a> {
+        Copies { book: seen, own: Index::default() }
     }
 
     /// The rule paragraph `p` (at `place`) breaks by copying a paragraph seen so far
     /// ([`Rule::RepeatedParagraph`] or [`Rule::NearDuplicateParagraph`]) and the place it
     /// copies; none when it copies nothing, and then it is seen from now on.
     pub fn copies(&mut self, place: Place, p: &str) -> Option<(Rule, Place)> {
-        let norm = normalise(p);
-        let sh = shingles(&norm);
-        let rep = repeatable(p, norm.split(' ').count());
-        match self.index.find(place.chapter, rep, &norm, &sh) {
+        let prepared = Prepared::of(p);
+        match self.own.find(&self.book.index, place.chapter, &prepared) {
             Some(Match::Exact(first)) => Some((Rule::RepeatedParagraph, first)),
             Some(Match::Near(first, _)) => Some((Rule::NearDuplicateParagraph, first)),
             None => {
-                self.index.add(place, rep, norm, sh);
+                self.own.add(place, 0, prepared);
                 None
             }
         }
@@ -243,12 +276,12 @@ pub fn repeated_sentence_share(texts: &[&str]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const P1: &str = "The ferry left at dawn, low in the water, its lamps still burning against \
+    pub(in crate::prose) const P1: &str = "The ferry left at dawn, low in the water, its lamps still burning against \
                       a fog that had not lifted in three days and showed no sign of lifting now.";
-    const P2: &str = "Nobody on the quay spoke of the ledger, though every one of them had come \
+    pub(in crate::prose) const P2: &str = "Nobody on the quay spoke of the ledger, though every one of them had come \
                       to see whether the tide-reader would dare to show her face again.";
     const P3: &str = "By noon the market had filled with rumours, each wilder than the last, and \
                       the price of dry rooms in the upper town had doubled twice.";
@@ -262,7 +295,7 @@ mod tests {
         let one = format!("{P1}\n\n{P2}");
         let copied = P2.to_uppercase().replace(',', "");
         let two = format!("{P3}\n\n{copied}");
-        let f = repeated_paragraphs(&ch(2, &two), &[ch(1, &one)]);
+        let f = repeated_paragraphs(&ch(2, &two), &Seen::of(&[ch(1, &one)]));
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].rule, Rule::RepeatedParagraph);
         assert_eq!((f[0].chapter, f[0].paragraph), (2, Some(2)));
@@ -275,7 +308,7 @@ mod tests {
     #[test]
     fn a_paragraph_repeated_in_its_own_chapter_is_found() {
         let text = format!("{P1}\n\n{P2}\n\n{P1}");
-        let f = repeated_paragraphs(&ch(1, &text), &[]);
+        let f = repeated_paragraphs(&ch(1, &text), &Seen::default());
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].other, Some(Place { chapter: 1, paragraph: 1 }));
         assert!(f[0].message.starts_with("paragraph 3 repeats paragraph 1 word"));
@@ -285,7 +318,7 @@ mod tests {
     fn a_lightly_edited_copy_is_a_near_duplicate_and_short_repeats_are_allowed() {
         let edited = P1.replace("three days", "four days").replace("now.", "yet.");
         let text = format!("{P1}\n\n\"No,\" she said.\n\n{P3}\n\n\"No,\" she said.\n\n{edited}");
-        let f = repeated_paragraphs(&ch(1, &text), &[]);
+        let f = repeated_paragraphs(&ch(1, &text), &Seen::default());
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].rule, Rule::NearDuplicateParagraph);
         assert_eq!(f[0].paragraph, Some(5));
@@ -295,7 +328,7 @@ mod tests {
     fn a_short_one_sentence_refrain_is_not_a_copied_paragraph() {
         let refrain = "Somewhere beyond the salt marshes, a bell rang twice.";
         let text = format!("{refrain}\n\n{P1}\n\n{refrain}\n\n{P2} {P3}\n\n{P2} {P3}");
-        let f = repeated_paragraphs(&ch(1, &text), &[]);
+        let f = repeated_paragraphs(&ch(1, &text), &Seen::default());
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].rule, f[0].paragraph), (Rule::RepeatedParagraph, Some(5)));
     }
@@ -304,7 +337,8 @@ mod tests {
     fn distinct_paragraphs_do_not_repeat() {
         let text = format!("{P1}\n\n{P2}\n\n{P3}");
         assert!(
-            repeated_paragraphs(&ch(2, &text), &[ch(1, "Another chapter entirely.")]).is_empty()
+            repeated_paragraphs(&ch(2, &text), &Seen::of(&[ch(1, "Another chapter entirely.")]))
+                .is_empty()
         );
     }
 

@@ -89,12 +89,12 @@ fn clean_literary_prose_passes_every_check() {
     let words = word_count(CLEAN_ONE);
     let plan =
         Plan { title: Some("The harbour wall"), target_words: Some(words), characters: &planned };
-    let f = check_chapter(&one, &plan, &[], &canon);
+    let f = check_chapter(&one, &plan, &Seen::default(), &canon);
     assert!(f.is_empty(), "{f:#?}");
     let two = Chapter { number: 2, title: "Charts", text: CLEAN_TWO };
     let planned = names(&["Mara Vell", "Tobin Thorne", "Iona Quill"]);
     let plan = Plan { title: Some("Charts"), target_words: None, characters: &planned };
-    let f = check_chapter(&two, &plan, &[one], &canon);
+    let f = check_chapter(&two, &plan, &Seen::of(&[one]), &canon);
     assert!(f.is_empty(), "{f:#?}");
 }
 
@@ -104,7 +104,7 @@ fn clean_non_fiction_passes_with_and_without_a_cast() {
     let plan = Plan { title: Some("Incentives"), target_words: Some(95), characters: &[] };
     // Named people in non-fiction are not characters: the cast is empty.
     for canon in [Canon::default(), Canon::default().with_text("incentives and measurement")] {
-        let f = check_chapter(&chapter, &plan, &[], &canon);
+        let f = check_chapter(&chapter, &plan, &Seen::default(), &canon);
         assert!(f.is_empty(), "{f:#?}");
     }
 }
@@ -115,7 +115,7 @@ fn a_renamed_character_is_an_unknown_name() {
                 Later Tobin Vell crossed the square with the brass key.";
     let chapter = Chapter { number: 2, title: "", text };
     let canon = Canon::new(vec![Person::new("Mara Vell"), Person::new("Tobin Thorne")]);
-    let f = unknown_names(&chapter, &[], &canon);
+    let f = unknown_names(&chapter, &Seen::default(), &canon);
     assert_eq!(f.len(), 2, "{f:#?}");
     assert!(f.iter().all(|f| f.rule == Rule::UnknownName && f.chapter == 2));
     assert!(f[0].message.starts_with("\"Mira\" (paragraph 1) is not a character of the cast"));
@@ -129,7 +129,7 @@ fn a_renamed_character_is_an_unknown_name() {
 fn unknown_names_in_person_positions_are_found_and_known_ones_are_not() {
     let canon = Canon::new(vec![Person::new("Mara Vell")]).with_text("the Orrery of Kell");
     let find = |text: &str| -> Vec<String> {
-        unknown_names(&Chapter { number: 1, title: "", text }, &[], &canon)
+        unknown_names(&Chapter { number: 1, title: "", text }, &Seen::default(), &canon)
             .into_iter()
             .map(|f| f.snippet)
             .collect()
@@ -205,7 +205,7 @@ fn a_paragraph_duplicated_across_two_chapters_is_a_hard_finding() {
     let two_text = format!("{shared}\n\nTobin counted the boats as they came in.");
     let one = Chapter { number: 1, title: "", text: &one_text };
     let two = Chapter { number: 2, title: "", text: &two_text };
-    let f = check_chapter(&two, &Plan::default(), &[one], &Canon::default());
+    let f = check_chapter(&two, &Plan::default(), &Seen::of(&[one]), &Canon::default());
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].rule, Rule::RepeatedParagraph);
     assert!(f[0].rule.is_hard());
@@ -219,7 +219,12 @@ fn a_paragraph_duplicated_across_two_chapters_is_a_hard_finding() {
 #[test]
 fn here_is_the_chapter_is_caught_by_check_chapter() {
     let text = "Here is the chapter:\n\nMara waited on the quay until the light came.";
-    let f = check_chapter(&Chapter { number: 1, title: "", text }, &Plan::default(), &[], &cast());
+    let f = check_chapter(
+        &Chapter { number: 1, title: "", text },
+        &Plan::default(),
+        &Seen::default(),
+        &cast(),
+    );
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].rule, Rule::MetaText);
     assert_eq!(f[0].snippet, "Here is the chapter:");
@@ -231,7 +236,7 @@ fn a_300_word_chapter_for_a_2000_word_target_is_too_short() {
     let text = text.join(" ");
     let chapter = Chapter { number: 4, title: "", text: &text };
     let plan = Plan { target_words: Some(2000), ..Plan::default() };
-    let f = check_chapter(&chapter, &plan, &[], &Canon::default());
+    let f = check_chapter(&chapter, &plan, &Seen::default(), &Canon::default());
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].rule, Rule::Length);
     assert_eq!(
@@ -282,13 +287,16 @@ fn a_title_an_earlier_chapter_has_is_found_and_fails_the_book() {
     let one = Chapter { number: 1, title: "Liluna", text: "" };
     let two = Chapter { number: 2, title: "The Gate", text: "" };
     let three = Chapter { number: 3, title: "liluna.", text: "" };
-    assert!(repeated_title(&two, &[one]).is_none());
-    let f = repeated_title(&three, &[one, two]).expect("a repeat");
+    assert!(repeated_title(&two, &Seen::of(&[one])).is_none());
+    let f = repeated_title(&three, &Seen::of(&[one, two])).expect("a repeat");
     assert_eq!((f.rule, f.chapter), (Rule::RepeatedTitle, 3));
     assert!(f.message.contains("chapter 1's too"), "{}", f.message);
     assert!(f.rule.is_hard());
     let untitled = Chapter { number: 4, title: "", text: "" };
-    assert!(repeated_title(&untitled, &[Chapter { number: 5, title: " ", text: "" }]).is_none());
+    assert!(
+        repeated_title(&untitled, &Seen::of(&[Chapter { number: 5, title: " ", text: "" }]))
+            .is_none()
+    );
 }
 
 #[test]
