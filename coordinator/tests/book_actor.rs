@@ -265,3 +265,67 @@ async fn retry_puts_a_failed_book_back_with_a_fresh_attempt_budget() {
     // A book that is running cannot be retried.
     assert!(client::retry(&bus, &id, None).await.is_err());
 }
+
+/// Plays the worker for every kind until book `id` is done.
+async fn write_through(bus: &Bus, sources: &mut [scriptorium_proto::Source], id: &str) {
+    for _ in 0..500 {
+        if client::load(bus, id).await.unwrap().is_some_and(|r| r.state == Status::Done) {
+            return;
+        }
+        for source in sources.iter_mut() {
+            if let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(5), source.next()).await
+            {
+                let task = StepTask::decode(m.payload).unwrap();
+                answer(bus, &task, support::sim(&task)).await;
+            }
+        }
+    }
+    panic!("book {id} was not written");
+}
+
+#[tokio::test]
+async fn a_finished_book_leaves_no_deadline_timer_behind() {
+    // The default step timeout (15 minutes): each step's deadline timer must go when the step
+    // is done, not sleep on with the book's actor cell.
+    let (bus, _h, _out) = start_with(CoordinatorConfig::default()).await;
+    let mut sources = Vec::new();
+    for kind in [
+        AgentKind::Concept,
+        AgentKind::Characters,
+        AgentKind::Outline,
+        AgentKind::Chapter,
+        AgentKind::Review,
+        AgentKind::Edit,
+    ] {
+        sources.push(bus.source(Queue::Steps(kind), 1).await.unwrap());
+    }
+    let brief = |seed: u64| {
+        let text = BRIEF.replace("chapters = 3", "chapters = 2");
+        brief::parse(&format!("{text}review = \"ai\"\nseed = {seed}\n")).unwrap()
+    };
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let settled = async |at_most: usize| {
+        for _ in 0..100 {
+            if alive() <= at_most {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        alive()
+    };
+    let first = client::submit(&bus, brief(1)).await.unwrap();
+    write_through(&bus, &mut sources, &first).await;
+    let after_one = settled(0).await;
+    let second = client::submit(&bus, brief(2)).await.unwrap();
+    write_through(&bus, &mut sources, &second).await;
+    let rec = client::load(&bus, &second).await.unwrap().unwrap();
+    let dispatched = rec.steps.values().filter(|s| s.attempt > 0).count();
+    assert!(dispatched >= 6, "{dispatched} steps dispatched");
+    let after_two = settled(after_one).await;
+    assert!(
+        after_two <= after_one,
+        "{after_two} tasks alive after the second book, {after_one} after the first: the \
+         second's {dispatched} steps left timers behind"
+    );
+}

@@ -19,6 +19,7 @@ use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, Queue};
 use scriptorium_proto::v1::{AgentKind, BookEvent, Failure, StepResult, StepTask};
 use scriptorium_proto::{clock, names};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -41,6 +42,10 @@ pub struct BookState {
     /// The accepted chapter texts, prepared for validation; told of every output set or
     /// removed ([`BookState::set_output`]).
     prose: crate::continuity::Prose,
+    /// The deadline timer of each running step's attempt, aborted once the step stops running
+    /// and when the book stops: a timer left to sleep out `step_timeout_secs` (15 minutes)
+    /// kept a task and the actor's cell alive for every step dispatched in that time.
+    deadlines: HashMap<String, tokio::task::AbortHandle>,
 }
 
 /// Messages a book actor understands.
@@ -92,7 +97,7 @@ impl Actor for Book {
         // A resumed book: read back the outputs of its accepted steps (usually loaded already
         // by whoever started the book; this only reads what is still missing).
         crate::record::load_outputs(&args.env.bus, &mut rec).await?;
-        Ok(BookState { env: args.env, rec, prose: Default::default() })
+        Ok(BookState { env: args.env, rec, prose: Default::default(), deadlines: HashMap::new() })
     }
 
     async fn post_start(
@@ -160,14 +165,36 @@ impl Actor for Book {
                 }
             }
         }
+        st.drop_deadlines(false);
         if st.rec.state.is_final() {
             me.stop(Some(format!("{:?}", st.rec.state)));
         }
         Ok(())
     }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<BookMsg>,
+        st: &mut BookState,
+    ) -> Result<(), ActorProcessingErr> {
+        st.drop_deadlines(true);
+        Ok(())
+    }
 }
 
 impl BookState {
+    /// Aborts the deadline timers of steps no longer running (`all`: every timer).
+    fn drop_deadlines(&mut self, all: bool) {
+        let steps = &self.rec.steps;
+        self.deadlines.retain(|id, timer| {
+            let keep = !all && steps.get(id).is_some_and(|s| s.status == StepStatus::Running);
+            if !keep {
+                timer.abort();
+            }
+            keep
+        });
+    }
+
     /// Sets `step`'s accepted output (in memory: the caller stores it).
     fn set_output(&mut self, step: &str, doc: serde_json::Value) {
         self.rec.outputs.insert(step.to_string(), doc);
@@ -448,9 +475,13 @@ impl BookState {
                 let _ = book.cast(BookMsg::Unpublished { step_id: unpublished, attempt, error });
             }
         });
-        me.send_after(Duration::from_secs(self.env.cfg.step_timeout_secs), move || {
+        let id = step_id.clone();
+        let timer = me.send_after(Duration::from_secs(self.env.cfg.step_timeout_secs), move || {
             BookMsg::Deadline { step_id, attempt }
         });
+        if let Some(old) = self.deadlines.insert(id, timer.abort_handle()) {
+            old.abort();
+        }
         Ok(())
     }
 

@@ -110,6 +110,19 @@ pub fn install() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
             }
+            // Histogram samples wait in the recorder until a scrape or an upkeep drains them
+            // into the buckets: with nobody scraping /metrics they would grow with every step.
+            let upkeep = handle.clone();
+            let spawned =
+                std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "metrics upkeep thread not started");
+            }
             handle
         })
         .clone()
