@@ -42,12 +42,26 @@ struct Entry {
     shingles: usize,
 }
 
-/// Paragraphs seen so far: by normalised text and by shingle.
+/// Paragraphs seen so far: by normalised text and by shingle. Kept per book in flight, so
+/// compact: a key maps to the first of a chain of postings instead of a vector of its own
+/// (a vector per shingle cost about 70 bytes a word of prose), and texts are keyed by hash.
 #[derive(Default, Clone)]
 pub(super) struct Index {
     paragraphs: Vec<Entry>,
-    exact: HashMap<String, Vec<u32>>,
-    by_shingle: HashMap<u64, Vec<u32>>,
+    /// Repeatable paragraphs by the hash and length of their normalised text.
+    exact: HashMap<(u64, usize), u32>,
+    by_shingle: HashMap<u64, u32>,
+    /// Chains of paragraphs: (paragraph, next posting or [`END`]).
+    postings: Vec<(u32, u32)>,
+}
+
+/// The end of a chain of postings.
+const END: u32 = u32::MAX;
+
+/// The key of a normalised paragraph in [`Index::exact`]: two texts with the same 64-bit hash
+/// and length are taken for the same (about one chance in 10^19 for two given paragraphs).
+fn text_key(norm: &str) -> (u64, usize) {
+    (FixedState::default().hash_one(norm), norm.len())
 }
 
 fn shingles(norm: &str) -> HashSet<u64> {
@@ -104,8 +118,8 @@ impl Index {
             let first = layers
                 .iter()
                 .flat_map(|(own, ix)| {
-                    let hits = ix.exact.get(&p.norm).into_iter().flatten();
-                    hits.map(move |&i| (*own, &ix.paragraphs[i as usize]))
+                    let hits = ix.chain(ix.exact.get(&text_key(&p.norm)).copied());
+                    hits.map(move |i| (*own, &ix.paragraphs[i as usize]))
                 })
                 .filter(|(own, e)| visible(*own, e))
                 .min_by_key(|(own, e)| order(*own, e));
@@ -121,7 +135,7 @@ impl Index {
         for (own, ix) in layers {
             let mut shared: HashMap<u32, usize> = HashMap::default();
             for s in &p.shingles {
-                for &i in ix.by_shingle.get(s).into_iter().flatten() {
+                for i in ix.chain(ix.by_shingle.get(s).copied()) {
                     *shared.entry(i).or_default() += 1;
                 }
             }
@@ -149,11 +163,13 @@ impl Index {
         self.paragraphs.push(Entry { place, rank, shingles: p.shingles.len() });
         if words >= MIN_NEAR_DUPLICATE_WORDS {
             for s in p.shingles {
-                self.by_shingle.entry(s).or_default().push(i);
+                let head = self.by_shingle.entry(s).or_insert(END);
+                *head = push(&mut self.postings, i, *head);
             }
         }
         if p.repeatable {
-            self.exact.entry(p.norm).or_default().push(i);
+            let head = self.exact.entry(text_key(&p.norm)).or_insert(END);
+            *head = push(&mut self.postings, i, *head);
         }
     }
 
@@ -164,10 +180,26 @@ impl Index {
         }
     }
 
+    /// The paragraphs of the chain starting at posting `head`.
+    fn chain(&self, head: Option<u32>) -> impl Iterator<Item = u32> + '_ {
+        let mut at = head.unwrap_or(END);
+        std::iter::from_fn(move || {
+            let (paragraph, next) = *self.postings.get(at as usize)?;
+            at = next;
+            Some(paragraph)
+        })
+    }
+
     /// Paragraphs held.
     pub(super) fn len(&self) -> usize {
         self.paragraphs.len()
     }
+}
+
+/// Adds paragraph `i` at the head of the chain at `head`; the new head.
+fn push(postings: &mut Vec<(u32, u32)>, i: u32, head: u32) -> u32 {
+    postings.push((i, head));
+    (postings.len() - 1) as u32
 }
 
 fn where_(place: Place, chapter: u32) -> String {
