@@ -140,6 +140,11 @@ impl Prose {
         })
     }
 
+    /// Whether the index is built (else [`Prose::seen`] builds it from the record).
+    pub fn is_built(&self) -> bool {
+        self.seen.is_some()
+    }
+
     /// Notes that `rec`'s output of `step` was just set.
     pub fn set(&mut self, rec: &BookRecord, step: &str) {
         let Some(planned) = rec.plan.get(step) else { return };

@@ -266,6 +266,22 @@ async fn retry_puts_a_failed_book_back_with_a_fresh_attempt_budget() {
     assert!(client::retry(&bus, &id, None).await.is_err());
 }
 
+/// The queues of every kind a book without a world asks, read as a worker would.
+async fn worker_sources(bus: &Bus) -> Vec<scriptorium_proto::Source> {
+    let mut sources = Vec::new();
+    for kind in [
+        AgentKind::Concept,
+        AgentKind::Characters,
+        AgentKind::Outline,
+        AgentKind::Chapter,
+        AgentKind::Review,
+        AgentKind::Edit,
+    ] {
+        sources.push(bus.source(Queue::Steps(kind), 1).await.unwrap());
+    }
+    sources
+}
+
 /// Plays the worker for every kind until book `id` is done.
 async fn write_through(bus: &Bus, sources: &mut [scriptorium_proto::Source], id: &str) {
     for _ in 0..500 {
@@ -289,17 +305,7 @@ async fn a_finished_book_leaves_no_deadline_timer_behind() {
     // The default step timeout (15 minutes): each step's deadline timer must go when the step
     // is done, not sleep on with the book's actor cell.
     let (bus, _h, _out) = start_with(CoordinatorConfig::default()).await;
-    let mut sources = Vec::new();
-    for kind in [
-        AgentKind::Concept,
-        AgentKind::Characters,
-        AgentKind::Outline,
-        AgentKind::Chapter,
-        AgentKind::Review,
-        AgentKind::Edit,
-    ] {
-        sources.push(bus.source(Queue::Steps(kind), 1).await.unwrap());
-    }
+    let mut sources = worker_sources(&bus).await;
     let brief = |seed: u64| {
         let text = BRIEF.replace("chapters = 3", "chapters = 2");
         brief::parse(&format!("{text}review = \"ai\"\nseed = {seed}\n")).unwrap()
@@ -328,4 +334,30 @@ async fn a_finished_book_leaves_no_deadline_timer_behind() {
         "{after_two} tasks alive after the second book, {after_one} after the first: the \
          second's {dispatched} steps left timers behind"
     );
+}
+
+#[tokio::test]
+async fn prose_dropped_in_flight_is_read_back_for_assembly() {
+    // Each chapter text's prose leaves the book's memory once no step reads it (all of them by
+    // the end); the manuscript must still carry every scene of every edited chapter.
+    let (bus, _h, _out) = start_with(CoordinatorConfig::default()).await;
+    let mut sources = worker_sources(&bus).await;
+    let text = format!("{BRIEF}review = \"ai\"\nseed = 5\n");
+    let id = client::submit(&bus, brief::parse(&text).unwrap()).await.unwrap();
+    write_through(&bus, &mut sources, &id).await;
+    let rec = client::load(&bus, &id).await.unwrap().unwrap();
+    let manuscript =
+        std::fs::read_to_string(std::path::Path::new(&rec.output_dir).join("manuscript.md"))
+            .unwrap();
+    for n in 1..=3 {
+        let key = format!("{id}.edit-0{n}");
+        let stored = bus.kv_get(scriptorium_proto::transport::Bucket::Outputs, &key).await;
+        let edit: scriptorium_contracts::ChapterText =
+            serde_json::from_slice(&stored.unwrap().unwrap()).unwrap();
+        assert!(!edit.scenes.is_empty());
+        for scene in &edit.scenes {
+            let first = scene.text.split("\n\n").next().unwrap().trim();
+            assert!(!first.is_empty() && manuscript.contains(first), "chapter {n}: {first}");
+        }
+    }
 }

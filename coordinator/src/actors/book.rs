@@ -3,6 +3,7 @@
 
 mod control;
 mod skip;
+mod slim;
 mod spend;
 mod task;
 pub(crate) mod trust;
@@ -46,6 +47,8 @@ pub struct BookState {
     /// and when the book stops: a timer left to sleep out `step_timeout_secs` (15 minutes)
     /// kept a task and the actor's cell alive for every step dispatched in that time.
     deadlines: HashMap<String, tokio::task::AbortHandle>,
+    /// Accepted chapter texts held without their prose (see `slim.rs`).
+    slim: std::collections::BTreeSet<String>,
 }
 
 /// Messages a book actor understands.
@@ -97,7 +100,13 @@ impl Actor for Book {
         // A resumed book: read back the outputs of its accepted steps (usually loaded already
         // by whoever started the book; this only reads what is still missing).
         crate::record::load_outputs(&args.env.bus, &mut rec).await?;
-        Ok(BookState { env: args.env, rec, prose: Default::default(), deadlines: HashMap::new() })
+        Ok(BookState {
+            env: args.env,
+            rec,
+            prose: Default::default(),
+            deadlines: HashMap::new(),
+            slim: Default::default(),
+        })
     }
 
     async fn post_start(
@@ -134,6 +143,7 @@ impl Actor for Book {
         match msg {
             BookMsg::Result { result, reply } => {
                 let outcome = st.on_result(&me, *result).await;
+                st.slim();
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
@@ -213,7 +223,8 @@ impl BookState {
         me: &ActorRef<BookMsg>,
         r: StepResult,
     ) -> Result<(), ActorProcessingErr> {
-        let stats = &self.env.stats;
+        let env = self.env.clone();
+        let stats = &env.stats;
         if let Some(reason) = trust::never_dispatched(&self.rec, &r) {
             stats.ignored.fetch_add(1, Ordering::Relaxed);
             trust::refuse(&self.env.bus, &r, &reason).await;
@@ -276,6 +287,7 @@ impl BookState {
             tracing::warn!(book_id = %r.book_id, step = %r.step_id, "result for the coordinator's own step ignored");
             return self.on_ignored(&r).await;
         };
+        self.prose_ready().await?;
         let seen = self.prose.seen(&self.rec);
         let docs = crate::continuity::Docs::of(&self.rec, &planned, spec, Some(seen));
         let ctx = docs.ctx(&self.rec.brief);
@@ -452,6 +464,10 @@ impl BookState {
         me: &ActorRef<BookMsg>,
         step_id: &str,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(planned) = self.rec.plan.get(step_id) {
+            let inputs = slim::prose_inputs(planned);
+            self.unslim(inputs).await?;
+        }
         let task = self.task(step_id)?;
         let msg_id = names::step_msg_id(&task.book_id, &task.step_id, task.attempt);
         let queue = if crate::brief::is_priority(&self.rec.brief) {
@@ -501,6 +517,7 @@ impl BookState {
             s.finished_us = s.dispatched_us;
         }
         self.rec.finished_ms = clock::now_ms();
+        self.unslim_all().await?;
         let rec = self.rec.clone();
         let out = self.env.cfg.out_dir.clone();
         let written = tokio::task::spawn_blocking(move || assembly::assemble(&rec, &out)).await?;

@@ -179,6 +179,8 @@ impl BookState {
             Ok(spec) => spec,
             Err(e) => return Ok(Err(e.to_string())),
         };
+        self.unslim(super::slim::prose_inputs(&planned)).await?;
+        self.prose_ready().await?;
         let doc = {
             let seen = self.prose.seen(&self.rec);
             let docs = crate::continuity::Docs::of(&self.rec, &planned, spec, Some(seen));

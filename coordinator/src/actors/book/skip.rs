@@ -87,6 +87,7 @@ impl BookState {
     /// false when the draft is not accepted.
     async fn draft_stands(&mut self, n: u32) -> Result<bool, ActorProcessingErr> {
         let edit = chapter_step(AgentKind::Edit, n);
+        self.unslim([chapter_step(AgentKind::Chapter, n)]).await?;
         let Some(draft) = self.rec.outputs.get(&chapter_step(AgentKind::Chapter, n)).cloned()
         else {
             return Ok(false);
