@@ -180,7 +180,8 @@ fn add(seen: &mut Seen, text: &ChapterText, rank: u8) {
     seen.add(&prose::Chapter { number: text.number, title: &text.title, text: &prose }, rank);
 }
 
-/// The documents validation of one step reads, owned; [`Docs::ctx`] lends them out.
+/// The documents validation of one step reads: decoded from the record, and the book's prepared
+/// chapter texts borrowed when given; [`Docs::ctx`] lends them out.
 #[derive(Debug, Default)]
 pub struct Docs<'a> {
     /// The book's chapter texts, prepared: when given, `others` stays empty.
