@@ -587,11 +587,22 @@ pub async fn store(bus: &Bus, rec: &mut BookRecord) -> Result<usize, LoadError> 
             puts.push((step_key(&rec.id, id), bytes, Some((id.clone(), h))));
         }
     }
-    futures::future::try_join_all(
+    let header = header_bytes(rec)?;
+    let steps = futures::future::try_join_all(
         puts.iter()
             .map(|(key, bytes, _)| bus.kv_put(Bucket::StepStates, key, bytes.clone().into())),
-    )
-    .await?;
+    );
+    // The header goes with the steps while the book runs (its summary is only a listing's view
+    // of them, and a load reads the steps themselves); after them when the plan is new (a header
+    // announces a plan that must be there) and when the book ends (a final header is never
+    // resumed, so the steps it ends with must be stored first).
+    if !rec.plan_stored || rec.state.is_final() {
+        steps.await?;
+        bus.kv_put(Bucket::Books, &rec.id, header.clone().into()).await?;
+    } else {
+        futures::future::try_join(steps, bus.kv_put(Bucket::Books, &rec.id, header.clone().into()))
+            .await?;
+    }
     for (_, bytes, changed) in puts {
         written += bytes.len();
         match changed {
@@ -601,21 +612,27 @@ pub async fn store(bus: &Bus, rec: &mut BookRecord) -> Result<usize, LoadError> 
             None => rec.plan_stored = true,
         }
     }
-    let header = header_bytes(rec)?;
     written += header.len();
-    bus.kv_put(Bucket::Books, &rec.id, header.into()).await?;
     rec.layout = LAYOUT;
     Ok(written)
 }
 
 /// The header of `rec` as stored: the record without its plan and steps, with its summary.
-fn header_bytes(rec: &BookRecord) -> Result<Vec<u8>, serde_json::Error> {
-    let mut v = serde_json::to_value(rec)?;
+/// The plan and the steps are taken out while the rest is serialised (and put back whatever
+/// happens), so a store does not turn every step into a JSON value only to drop it.
+fn header_bytes(rec: &mut BookRecord) -> Result<Vec<u8>, serde_json::Error> {
+    let summary = serde_json::to_value(rec.current_summary())?;
+    let plan = std::mem::take(&mut rec.plan);
+    let steps = std::mem::take(&mut rec.steps);
+    let v = serde_json::to_value(&*rec);
+    rec.plan = plan;
+    rec.steps = steps;
+    let mut v = v?;
     if let Value::Object(map) = &mut v {
         map.remove("plan");
         map.remove("steps");
         map.insert("layout".into(), LAYOUT.into());
-        map.insert("summary".into(), serde_json::to_value(rec.current_summary())?);
+        map.insert("summary".into(), summary);
     }
     serde_json::to_vec(&v)
 }

@@ -49,6 +49,9 @@ pub struct BookState {
     deadlines: HashMap<String, tokio::task::AbortHandle>,
     /// Accepted chapter texts held without their prose (see `slim.rs`).
     slim: std::collections::BTreeSet<String>,
+    /// Writes off the steps' path (accepted answers into the shared cache), reaped after each
+    /// message and awaited before the book ends.
+    background: tokio::task::JoinSet<()>,
 }
 
 /// Messages a book actor understands.
@@ -106,6 +109,7 @@ impl Actor for Book {
             prose: Default::default(),
             deadlines: HashMap::new(),
             slim: Default::default(),
+            background: tokio::task::JoinSet::new(),
         })
     }
 
@@ -176,6 +180,7 @@ impl Actor for Book {
             }
         }
         st.drop_deadlines(false);
+        while st.background.try_join_next().is_some() {}
         if st.rec.state.is_final() {
             me.stop(Some(format!("{:?}", st.rec.state)));
         }
@@ -302,7 +307,12 @@ impl BookState {
                         prompt_tokens: usage.prompt_tokens,
                         completion_tokens: usage.completion_tokens,
                     };
-                    cache::store_accepted(&self.env.bus, &r.cache_key, &answer).await;
+                    // Not awaited here: the answer is the cache's, not the book's, and the next
+                    // step need not wait for it (`finish` does).
+                    let (bus, key) = (self.env.bus.clone(), r.cache_key.clone());
+                    self.background.spawn(async move {
+                        cache::store_accepted(&bus, &key, &answer).await;
+                    });
                 }
                 self.rec.accepted_results += 1;
                 if planned.kind == AgentKind::Concept {
@@ -564,6 +574,7 @@ impl BookState {
             }
         }
         crate::metrics::book_finished(&self.rec);
+        while self.background.join_next().await.is_some() {}
         self.store().await?;
         self.event(failure.as_deref().unwrap_or("")).await;
         Ok(())

@@ -55,7 +55,6 @@ pub use story::{Scope, judge, not_story};
 pub use text::{normalise, paragraphs, sentences, word_count};
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 /// The lowest length score accepted (LongWriter's scale: 100 at the target; 80 is about
 /// 0.71x to 1.6x the target).
@@ -314,19 +313,21 @@ impl Person {
 pub struct Canon {
     /// The cast, with aliases and whether they live.
     pub people: Vec<Person>,
-    known: HashSet<String>,
+    known: std::collections::HashSet<String, foldhash::fast::FixedState>,
 }
 
 impl Canon {
     /// A canon of `people` and no other known words.
     pub fn new(people: Vec<Person>) -> Self {
-        Canon { people, known: HashSet::new() }
+        Canon { people, known: Default::default() }
     }
 
     /// Adds every word of `text` to the known words.
     pub fn learn(&mut self, text: &str) {
         for w in normalise(text).split(' ').filter(|w| !w.is_empty()) {
-            self.known.insert(w.to_string());
+            if !self.known.contains(w) {
+                self.known.insert(w.to_string());
+            }
         }
     }
 

@@ -7,8 +7,11 @@
 //! seen here (its echoes are still caught when they talk about the task or hold machine text).
 
 use super::text::normalise;
-use std::collections::HashSet;
+use foldhash::fast::FixedState;
+use std::hash::BuildHasher;
 use std::sync::OnceLock;
+
+type HashSet<K> = std::collections::HashSet<K, FixedState>;
 
 /// Words per compared sequence.
 pub const ECHO_WORDS: usize = 5;
@@ -46,37 +49,50 @@ pub const WORKER_SENTENCES: &[&str] = &[
     "write only the story's prose",
 ];
 
-/// The instruction text as compared: its sequences and its short lines.
+/// The instruction text as compared: its sequences and its short lines, each kept as the hash
+/// of its words' hashes (a fixed 64-bit hash: a sentence taken for an echo by a collision is
+/// about one in 10^15 of the lookups), so a sentence is compared without a string per word.
 pub struct Corpus {
-    sequences: HashSet<Vec<String>>,
-    lines: HashSet<String>,
+    sequences: HashSet<u64>,
+    lines: HashSet<u64>,
 }
 
-/// The words of `text` as compared: normalised, numbers left out (a prompt's counts change).
-fn words(text: &str) -> Vec<String> {
-    normalise(text)
-        .split(' ')
-        .filter(|w| !w.is_empty() && !w.chars().all(|c| c.is_ascii_digit()))
-        .map(str::to_string)
+/// The words of `text` as compared (normalised, numbers left out: a prompt's counts change),
+/// each as its hash.
+fn words(text: &str) -> Vec<u64> {
+    normalised_words(&normalise(text))
+}
+
+/// [`words`] of a text already normalised.
+fn normalised_words(norm: &str) -> Vec<u64> {
+    let hasher = FixedState::default();
+    norm.split(' ')
+        .filter(|w| !w.is_empty() && !w.bytes().all(|c| c.is_ascii_digit()))
+        .map(|w| hasher.hash_one(w))
         .collect()
+}
+
+/// The hash of a sequence of words' hashes.
+fn sequence(words: &[u64]) -> u64 {
+    FixedState::default().hash_one(words)
 }
 
 impl Corpus {
     /// A corpus of `texts`: each text's lines, `{{slots}}` cut out (a sequence never spans one).
     pub fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Corpus {
-        let mut c = Corpus { sequences: HashSet::new(), lines: HashSet::new() };
+        let mut c = Corpus { sequences: HashSet::default(), lines: HashSet::default() };
         for text in texts {
             for line in text.lines() {
                 for piece in line.split("{{").map(|p| p.split_once("}}").map_or(p, |(_, r)| r)) {
                     for part in piece.split([':', '*']) {
                         let w = words(part);
                         if w.len() >= 2 {
-                            c.lines.insert(w.join(" "));
+                            c.lines.insert(sequence(&w));
                         }
                     }
                     let w = words(piece);
                     for s in w.windows(ECHO_WORDS) {
-                        c.sequences.insert(s.to_vec());
+                        c.sequences.insert(sequence(s));
                     }
                 }
             }
@@ -88,13 +104,18 @@ impl Corpus {
     /// description, `the scene's prose`), or at least 8 of its words, or half of them and at
     /// least 5, lie in sequences the instructions hold.
     pub fn echoes(&self, text: &str) -> bool {
-        let w = words(text);
-        if w.len() >= 2 && self.lines.contains(&w.join(" ")) {
+        self.echoes_normalised(&normalise(text))
+    }
+
+    /// [`Corpus::echoes`] of a text already normalised.
+    pub(crate) fn echoes_normalised(&self, norm: &str) -> bool {
+        let w = normalised_words(norm);
+        if w.len() >= 2 && self.lines.contains(&sequence(&w)) {
             return true;
         }
         let mut covered = vec![false; w.len()];
         for (i, s) in w.windows(ECHO_WORDS).enumerate() {
-            if self.sequences.contains(s) {
+            if self.sequences.contains(&sequence(s)) {
                 covered[i..i + ECHO_WORDS].iter_mut().for_each(|c| *c = true);
             }
         }

@@ -45,7 +45,7 @@ pub fn machine_line(line: &str) -> Option<&'static str> {
 pub fn machine_token(text: &str) -> Option<&'static str> {
     text.split_whitespace().find_map(|raw| {
         let w = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '_' && c != '/');
-        if w.is_empty() {
+        if w.is_empty() || !token_shaped(w) {
             return None;
         }
         let lower = w.to_lowercase();
@@ -72,6 +72,21 @@ pub fn before_machine_token(line: &str) -> &str {
         at = start + raw.len();
     }
     line[..end].trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ':' | ';' | '-'))
+}
+
+/// Whether `w` could be a machine token at all: a URL needs `.`, `:` or `/`, an e-mail address
+/// `@`, an identifier `_` or three digits. Most words of prose have none, and are passed over
+/// without the checks below (which allocate).
+fn token_shaped(w: &str) -> bool {
+    let mut digits = 0;
+    for b in w.bytes() {
+        match b {
+            b'.' | b':' | b'/' | b'@' | b'_' => return true,
+            b'0'..=b'9' => digits += 1,
+            _ => {}
+        }
+    }
+    digits >= 3
 }
 
 /// `a.com/`, `gitter.im/x`: a host name with a path, written without its scheme.
@@ -118,6 +133,10 @@ fn is_identifier(w: &str) -> bool {
 
 /// Tags (`<p>`, `</div>`, `<br/>`), `<![CDATA[`, `]]>`, `<!--` and HTML entities.
 fn has_markup(t: &str) -> bool {
+    // Every mark below holds `<`, `>` or `&`: a line with none of them is passed over at once.
+    if !t.bytes().any(|b| matches!(b, b'<' | b'>' | b'&')) {
+        return false;
+    }
     if ["<![", "]]>", "<!--", "-->", "&lt;", "&gt;", "&amp;", "&quot;", "&#"]
         .iter()
         .any(|m| t.contains(m))

@@ -57,7 +57,11 @@ const POINTERS: &[&str] = &["your", "this", "these", "following"];
 /// file", "this object") and says more about it ("...can contain", "...has a list of 5
 /// sentences", "revise this text").
 pub fn task_talk(sentence: &str) -> bool {
-    let norm = normalise(sentence);
+    task_talk_normalised(&normalise(sentence))
+}
+
+/// [`task_talk`] of a sentence already normalised.
+fn task_talk_normalised(norm: &str) -> bool {
     let w: Vec<&str> = norm.split(' ').filter(|w| !w.is_empty()).collect();
     if w.iter().any(|x| TASK_WORDS.contains(x)) {
         return true;
@@ -114,10 +118,14 @@ fn sentence_cut(s: &str, scope: Scope) -> Option<(Rule, &'static str)> {
     if scope == Scope::Machine {
         return None;
     }
-    if task_talk(s) {
+    // Normalised once for both checks.
+    let norm = normalise(s);
+    if task_talk_normalised(&norm) {
         return Some((Rule::TaskTalk, "talk about the task"));
     }
-    instructions().echoes(s).then_some((Rule::InstructionEcho, "the prompt's instructions"))
+    instructions()
+        .echoes_normalised(&norm)
+        .then_some((Rule::InstructionEcho, "the prompt's instructions"))
 }
 
 /// `text` judged line by line and, within a line, sentence by sentence: a line of machine

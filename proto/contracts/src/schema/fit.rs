@@ -49,13 +49,42 @@ pub fn fit_to(schema: &Value, chars: u64) -> Value {
     let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
     for _ in 0..24 {
         let mid = (lo + hi) / 2.0;
-        if max_chars(&scaled(schema, mid)).is_some_and(|m| m <= chars) {
+        if max_chars_scaled(schema, mid).is_some_and(|m| m <= chars) {
             lo = mid;
         } else {
             hi = mid;
         }
     }
     scaled(schema, lo)
+}
+
+/// `max_chars(&scaled(schema, f))`, counted without building the scaled copy (the binary
+/// search above asks it two dozen times per fit).
+fn max_chars_scaled(schema: &Value, f: f64) -> Option<u64> {
+    let scale = |max: u64, floor: u64| ((max as f64 * f).floor() as u64).clamp(floor, max);
+    let bound = |max_key: &str, min_key: &str| {
+        let max = schema.get(max_key).and_then(Value::as_u64)?;
+        let floor = schema.get(min_key).and_then(Value::as_u64).unwrap_or(0).max(1);
+        Some(scale(max, floor.min(max)))
+    };
+    if schema.get("const").is_some() || schema.get("enum").is_some_and(Value::is_array) {
+        return max_chars(schema);
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            props.into_iter().flatten().try_fold(2, |sum, (key, sub)| {
+                Some(sum + key.len() as u64 + 5 + max_chars_scaled(sub, f)?)
+            })
+        }
+        Some("array") => {
+            let items = bound("maxItems", "minItems")?;
+            let each = schema.get("items").map_or(Some(4), |i| max_chars_scaled(i, f))?;
+            Some(2 + items * (each + 2))
+        }
+        Some("string") => bound("maxLength", "minLength").map(|m| m + 2),
+        _ => max_chars(schema),
+    }
 }
 
 /// `schema` with every bounded string's and list's upper bound times `f`, at least its floor.
@@ -102,6 +131,22 @@ mod tests {
             ("summary", text_sized("b", 10, 800)),
             ("chapters", array(array(scene, 3, 6), 8, 8)),
         ])
+    }
+
+    #[test]
+    fn a_scaled_schema_is_counted_as_its_scaled_copy_is() {
+        let cast = json!({"type": "string", "enum": ["Ann", "Bartholomew"]});
+        let odd = json!({"type": "object", "properties": {
+            "n": {"type": "integer"}, "c": {"const": "fixed"}, "who": cast,
+            "l": {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 7}},
+            "e": {"type": "array", "maxItems": 3, "minItems": 3},
+            "u": {"type": "array", "items": {"type": "string", "maxLength": 7}},
+        }});
+        for s in [outline_like(), odd, json!({"type": "string", "maxLength": 0}), json!(true)] {
+            for f in [0.0, 0.001, 0.1, 0.37, 0.5, 0.999, 1.0] {
+                assert_eq!(max_chars_scaled(&s, f), max_chars(&scaled(&s, f)), "{s} at {f}");
+            }
+        }
     }
 
     #[test]
