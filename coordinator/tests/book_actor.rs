@@ -361,3 +361,54 @@ async fn prose_dropped_in_flight_is_read_back_for_assembly() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_accepted_answer_is_cached_and_its_lease_ended_when_the_book_is_done() {
+    // The coordinator writes accepted answers to the shared cache beside the book's next steps;
+    // none may be lost when the book ends right after its last one.
+    use scriptorium_proto::transport::Bucket;
+    let (bus, _h, _out) = start_with(CoordinatorConfig::default()).await;
+    let mut sources = worker_sources(&bus).await;
+    let text =
+        format!("{}review = \"ai\"\nseed = 9\n", BRIEF.replace("chapters = 3", "chapters = 2"));
+    let id = client::submit(&bus, brief::parse(&text).unwrap()).await.unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..500 {
+        if client::load(&bus, &id).await.unwrap().is_some_and(|r| r.state == Status::Done) {
+            break;
+        }
+        for source in sources.iter_mut() {
+            let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(5), source.next()).await
+            else {
+                continue;
+            };
+            let task = StepTask::decode(m.payload).unwrap();
+            // As a worker computing under a lease does.
+            let key = format!("k-{}-{}", task.step_id, task.attempt);
+            assert!(bus.kv_create(Bucket::Leases, &key, b"w".to_vec().into()).await.unwrap());
+            let r = StepResult {
+                book_id: task.book_id.clone(),
+                step_id: task.step_id.clone(),
+                attempt: task.attempt,
+                worker_id: "test".into(),
+                status: WireStatus::Ok as i32,
+                output: support::sim(&task),
+                route: "sim/test".into(),
+                cache_key: key.clone(),
+                kind: task.kind,
+                ..Default::default()
+            };
+            let mid = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
+            bus.publish(Queue::Results, &r.book_id, &mid, r.encode_to_vec().into()).await.unwrap();
+            keys.push(key);
+        }
+    }
+    let rec = client::load(&bus, &id).await.unwrap().unwrap();
+    assert_eq!(rec.state, Status::Done);
+    assert_eq!(keys.len() as u64, rec.accepted_results, "one answer per step, all accepted");
+    for key in &keys {
+        assert!(bus.kv_get(Bucket::Cache, key).await.unwrap().is_some(), "{key} cached");
+        assert!(bus.kv_get(Bucket::Leases, key).await.unwrap().is_none(), "{key}'s lease ended");
+    }
+}
