@@ -17,6 +17,7 @@ use scriptorium_proto::v1::{AgentKind, BookBrief};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Longest closing lines passed to the next chapter, in characters.
 pub const LAST_LINES_CHARS: usize = 600;
@@ -119,7 +120,13 @@ pub struct Prose {
     seen: Option<Seen>,
     /// The steps whose texts `seen` holds.
     covers: BTreeSet<String>,
+    /// The words of the outline, cast and world, per set of those a kind reads (a bit each), as
+    /// the prose checks gather them (`known_words`); dropped when one of them changes.
+    known: std::collections::HashMap<u8, std::sync::Arc<prose::KnownWords>>,
 }
+
+/// The steps whose outputs the known words come from.
+const KNOWN_FROM: [&str; 3] = ["outline", "characters", "world"];
 
 impl Prose {
     /// The index of `rec`'s accepted chapter texts.
@@ -145,8 +152,35 @@ impl Prose {
         self.seen.is_some()
     }
 
+    /// The words of the outline, cast and world that a result of kind `spec` is checked with
+    /// (those of them it reads), gathered once per book and kept until one of them changes.
+    pub fn known(&mut self, rec: &BookRecord, spec: &dyn Kind) -> Arc<prose::KnownWords> {
+        let reads = |input: Input| spec.inputs().contains(&input);
+        let (outline, cast, world) =
+            (reads(Input::Outline), reads(Input::Cast), reads(Input::World));
+        let mask = u8::from(outline) | u8::from(cast) << 1 | u8::from(world) << 2;
+        self.known
+            .entry(mask)
+            .or_insert_with(|| {
+                let outline: Option<Outline> = outline.then(|| doc(rec, "outline")).flatten();
+                let cast: Option<Cast> = cast.then(|| doc(rec, "characters")).flatten();
+                let world: Option<World> = world.then(|| doc(rec, "world")).flatten();
+                let ctx = Ctx {
+                    outline: outline.as_ref(),
+                    cast: cast.as_ref(),
+                    world: world.as_ref(),
+                    ..Ctx::new(&rec.brief)
+                };
+                scriptorium_contracts::kinds::chapter::known_words(ctx)
+            })
+            .clone()
+    }
+
     /// Notes that `rec`'s output of `step` was just set.
     pub fn set(&mut self, rec: &BookRecord, step: &str) {
+        if KNOWN_FROM.contains(&step) {
+            self.known.clear();
+        }
         let Some(planned) = rec.plan.get(step) else { return };
         let rank = match planned.kind {
             AgentKind::Chapter => 0,
@@ -168,6 +202,9 @@ impl Prose {
     /// Notes that `step`'s output was removed: the index is rebuilt at its next use if it held
     /// that text.
     pub fn removed(&mut self, step: &str) {
+        if KNOWN_FROM.contains(&step) {
+            self.known.clear();
+        }
         if self.covers.contains(step) {
             self.seen = None;
             self.covers.clear();
@@ -239,6 +276,7 @@ impl<'a> Docs<'a> {
             seen: self.seen,
             world: self.world.as_ref(),
             review: self.review.as_ref(),
+            known: None,
         }
     }
 }
@@ -363,6 +401,45 @@ mod tests {
         let (x, y) = (x.unwrap(), y.unwrap());
         assert_eq!(x, y);
         assert_eq!(x["scenes"][0]["text"], "Opening.");
+    }
+
+    #[test]
+    fn the_kept_known_words_follow_the_outline_cast_and_world() {
+        use scriptorium_contracts::kinds::chapter::known_words;
+        let mut rec = record();
+        let mut prose = Prose::default();
+        let step = rec.plan.get("chapter-02").cloned().unwrap();
+        let gathered = |rec: &BookRecord, kind: AgentKind| {
+            let spec = scriptorium_contracts::kinds::agent(kind).unwrap();
+            known_words(Docs::of(rec, &step, spec, None).ctx(&rec.brief))
+        };
+        let kept = |prose: &mut Prose, rec: &BookRecord, kind: AgentKind| {
+            prose.known(rec, scriptorium_contracts::kinds::agent(kind).unwrap())
+        };
+        for kind in [AgentKind::Chapter, AgentKind::Edit] {
+            assert_eq!(kept(&mut prose, &rec, kind), gathered(&rec, kind));
+        }
+        let first = kept(&mut prose, &rec, AgentKind::Chapter);
+        assert!(first.contains("plan") && first.contains("ann"), "{first:?}");
+        // Kept: the same words, not gathered again.
+        assert!(Arc::ptr_eq(&first, &kept(&mut prose, &rec, AgentKind::Chapter)));
+        // A new outline (an operator's rewrite) is seen at once; so are a world set and removed.
+        rec.outputs.insert(
+            "outline".into(),
+            json!({"summary": "s", "chapters": [{"number": 1, "title": "T", "summary": "lighthouse"}]}),
+        );
+        prose.set(&rec, "outline");
+        rec.outputs.insert("world".into(), json!({"sections": {"geography": "Saltmarsh tides"}}));
+        prose.set(&rec, "world");
+        for kind in [AgentKind::Chapter, AgentKind::Edit] {
+            assert_eq!(kept(&mut prose, &rec, kind), gathered(&rec, kind));
+        }
+        assert!(kept(&mut prose, &rec, AgentKind::Chapter).contains("lighthouse"));
+        assert!(!kept(&mut prose, &rec, AgentKind::Chapter).contains("plan"));
+        rec.outputs.remove("characters");
+        prose.removed("characters");
+        assert!(!kept(&mut prose, &rec, AgentKind::Chapter).contains("ann"));
+        assert_eq!(kept(&mut prose, &rec, AgentKind::Chapter), gathered(&rec, AgentKind::Chapter));
     }
 
     #[test]

@@ -293,9 +293,10 @@ impl BookState {
             return self.on_ignored(&r).await;
         };
         self.prose_ready().await?;
+        let known = self.prose.known(&self.rec, spec);
         let seen = self.prose.seen(&self.rec);
         let docs = crate::continuity::Docs::of(&self.rec, &planned, spec, Some(seen));
-        let ctx = docs.ctx(&self.rec.brief);
+        let ctx = scriptorium_contracts::Ctx { known: Some(&known), ..docs.ctx(&self.rec.brief) };
         match validation::validate(spec.kind(), &r.output, ctx) {
             Ok(doc) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);

@@ -313,8 +313,12 @@ impl Person {
 pub struct Canon {
     /// The cast, with aliases and whether they live.
     pub people: Vec<Person>,
-    known: std::collections::HashSet<String, foldhash::fast::FixedState>,
+    known: std::sync::Arc<KnownWords>,
 }
+
+/// The words a book's own texts use, lower-case (see [`Canon`]); shared, so a caller that keeps
+/// them per book hands them to each check without a copy.
+pub type KnownWords = std::collections::HashSet<String, foldhash::fast::FixedState>;
 
 impl Canon {
     /// A canon of `people` and no other known words.
@@ -322,13 +326,24 @@ impl Canon {
         Canon { people, known: Default::default() }
     }
 
+    /// A canon of `people` knowing `known` (copied only if more is learnt).
+    pub fn with_known(people: Vec<Person>, known: std::sync::Arc<KnownWords>) -> Self {
+        Canon { people, known }
+    }
+
     /// Adds every word of `text` to the known words.
     pub fn learn(&mut self, text: &str) {
+        let known = std::sync::Arc::make_mut(&mut self.known);
         for w in normalise(text).split(' ').filter(|w| !w.is_empty()) {
-            if !self.known.contains(w) {
-                self.known.insert(w.to_string());
+            if !known.contains(w) {
+                known.insert(w.to_string());
             }
         }
+    }
+
+    /// The words this canon knows.
+    pub fn known(&self) -> std::sync::Arc<KnownWords> {
+        self.known.clone()
     }
 
     /// The canon with every word of `text` known.

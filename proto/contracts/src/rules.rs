@@ -44,6 +44,10 @@ pub struct Ctx<'a> {
     pub world: Option<&'a World>,
     /// The accepted review, for edits (it names the scenes an edit must change).
     pub review: Option<&'a Review>,
+    /// The words of the outline, cast and world (`kinds::chapter::known_words` of this
+    /// context), when the caller keeps them (a coordinator, per book); without it, the checks
+    /// gather them for each call.
+    pub known: Option<&'a std::sync::Arc<crate::prose::KnownWords>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -61,6 +65,7 @@ impl<'a> Ctx<'a> {
             seen: None,
             world: None,
             review: None,
+            known: None,
         }
     }
 }

@@ -43,6 +43,7 @@ impl Docs {
             seen: None,
             world: self.world.as_ref(),
             review: self.review.as_ref(),
+            known: None,
         }
     }
 

@@ -195,7 +195,16 @@ pub fn canon(ctx: Ctx<'_>, own: &Continuity) -> prose::Canon {
             p.aliases.push(a.alias.clone());
         }
     }
-    let mut canon = prose::Canon::new(people);
+    match ctx.known {
+        Some(known) => prose::Canon::with_known(people, known.clone()),
+        None => prose::Canon::with_known(people, known_words(ctx)),
+    }
+}
+
+/// Every word of the outline, the cast and the world of `ctx`: what [`canon`] knows besides the
+/// people, for a caller that keeps it per book ([`Ctx::known`]).
+pub fn known_words(ctx: Ctx<'_>) -> std::sync::Arc<prose::KnownWords> {
+    let mut canon = prose::Canon::default();
     let mut known = String::new();
     if let Some(o) = ctx.outline {
         strings(&crate::rules::to_value(o), &mut known);
@@ -207,7 +216,7 @@ pub fn canon(ctx: Ctx<'_>, own: &Continuity) -> prose::Canon {
         strings(&crate::rules::to_value(w), &mut known);
     }
     canon.learn(&known);
-    canon
+    canon.known()
 }
 
 fn strings(v: &Value, out: &mut String) {
