@@ -596,12 +596,13 @@ pub async fn store(bus: &Bus, rec: &mut BookRecord) -> Result<usize, LoadError> 
     // of them, and a load reads the steps themselves); after them when the plan is new (a header
     // announces a plan that must be there) and when the book ends (a final header is never
     // resumed, so the steps it ends with must be stored first).
+    written += header.len();
+    let header = bus.kv_put(Bucket::Books, &rec.id, header.into());
     if !rec.plan_stored || rec.state.is_final() {
         steps.await?;
-        bus.kv_put(Bucket::Books, &rec.id, header.clone().into()).await?;
+        header.await?;
     } else {
-        futures::future::try_join(steps, bus.kv_put(Bucket::Books, &rec.id, header.clone().into()))
-            .await?;
+        futures::future::try_join(steps, header).await?;
     }
     for (_, bytes, changed) in puts {
         written += bytes.len();
@@ -612,7 +613,6 @@ pub async fn store(bus: &Bus, rec: &mut BookRecord) -> Result<usize, LoadError> 
             None => rec.plan_stored = true,
         }
     }
-    written += header.len();
     rec.layout = LAYOUT;
     Ok(written)
 }

@@ -388,19 +388,10 @@ async fn every_accepted_answer_is_cached_and_its_lease_ended_when_the_book_is_do
             let key = format!("k-{}-{}", task.step_id, task.attempt);
             assert!(bus.kv_create(Bucket::Leases, &key, b"w".to_vec().into()).await.unwrap());
             let r = StepResult {
-                book_id: task.book_id.clone(),
-                step_id: task.step_id.clone(),
-                attempt: task.attempt,
-                worker_id: "test".into(),
-                status: WireStatus::Ok as i32,
-                output: support::sim(&task),
-                route: "sim/test".into(),
                 cache_key: key.clone(),
-                kind: task.kind,
-                ..Default::default()
+                ..support::result(&task, support::sim(&task))
             };
-            let mid = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
-            bus.publish(Queue::Results, &r.book_id, &mid, r.encode_to_vec().into()).await.unwrap();
+            support::publish(&bus, &r).await;
             keys.push(key);
         }
     }

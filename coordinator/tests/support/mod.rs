@@ -44,7 +44,12 @@ pub async fn nothing_on(source: &mut Source, wait: Duration) -> bool {
 
 /// Publishes `output` as the answer of `task`, as a worker would.
 pub async fn answer(bus: &Bus, task: &StepTask, output: String) {
-    let r = StepResult {
+    publish(bus, &result(task, output)).await;
+}
+
+/// What a worker answers to `task` with `output`.
+pub fn result(task: &StepTask, output: String) -> StepResult {
+    StepResult {
         book_id: task.book_id.clone(),
         step_id: task.step_id.clone(),
         attempt: task.attempt,
@@ -60,7 +65,11 @@ pub async fn answer(bus: &Bus, task: &StepTask, output: String) {
         route: "sim/test".into(),
         kind: task.kind,
         ..Default::default()
-    };
+    }
+}
+
+/// Publishes `r` on the results queue, as a worker would.
+pub async fn publish(bus: &Bus, r: &StepResult) {
     let id = names::result_msg_id(&r.book_id, &r.step_id, r.attempt);
     bus.publish(Queue::Results, &r.book_id, &id, r.encode_to_vec().into()).await.unwrap();
 }
