@@ -420,6 +420,21 @@ fn init_logs(format: LogFormat, default: &str) {
     }
 }
 
+/// The default action of SIGPIPE (end the process), which Rust's runtime sets to "ignore" before
+/// `main`. Only for the commands that print and exit: the long-running processes keep it
+/// ignored, so a peer that goes away is an error they handle.
+#[cfg(unix)]
+fn restore_sigpipe() {
+    // SAFETY: `signal` with `SIG_DFL` only changes the process's action for SIGPIPE; it is
+    // called from `main` before the runtime or any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_sigpipe() {}
+
 fn main() -> ExitCode {
     app::allocator::configure();
     let cli = Cli::parse();
@@ -441,6 +456,12 @@ fn main() -> ExitCode {
         | Command::Operate(_) => "warn",
         _ => "info",
     };
+    if default_log == "warn" {
+        // Before any thread exists: a command that prints and exits stops quietly when its
+        // reader goes away (`scriptorium status --json | head`), as other command-line tools do,
+        // instead of panicking at its next line.
+        restore_sigpipe();
+    }
     init_logs(cli.log_format, default_log);
     let cfg = match AppConfig::load(cli.config.as_deref()) {
         Ok(cfg) => cfg,

@@ -143,6 +143,33 @@ fn invalid_answers_are_re_asked_and_books_still_complete() {
 }
 
 #[test]
+fn a_reader_that_goes_away_stops_write_quietly_and_the_book_is_still_written() {
+    // `scriptorium write ... | head -1`: the summary is printed after the book is written, to
+    // a pipe nobody reads any more. Before, `println!` panicked with a backtrace (exit 101).
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .args(["write", example("fantasy.toml").to_str().unwrap(), "--out"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        o.status.success() || o.status.signal() == Some(13),
+        "ended by SIGPIPE or with success, not {:?}: {err}",
+        o.status
+    );
+    let d = &book_dirs(out.path())[0];
+    assert!(d.join("manuscript.md").is_file() && d.join("book.json").is_file());
+}
+
+#[test]
 fn the_same_brief_and_seed_write_the_same_book() {
     let dir = tempfile::tempdir().unwrap();
     let mut texts = Vec::new();

@@ -74,4 +74,16 @@ pub struct Env {
     pub cfg: CoordinatorConfig,
     /// Counters.
     pub stats: Stats,
+    /// Books being assembled at once: at most one per core. Assembly is CPU work on a blocking
+    /// thread (files, EPUB, quality report); more at once than cores finish no sooner, and each
+    /// held its own buffers (and, past the first, a thread), so a fast run peaked higher.
+    pub assemblies: tokio::sync::Semaphore,
+}
+
+impl Env {
+    /// The environment of a coordinator on `bus` with `cfg`.
+    pub fn new(bus: scriptorium_proto::Bus, cfg: CoordinatorConfig) -> Env {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Env { bus, cfg, stats: Stats::default(), assemblies: tokio::sync::Semaphore::new(cores) }
+    }
 }

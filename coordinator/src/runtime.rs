@@ -39,7 +39,7 @@ impl CoordinatorHandle {
     /// Starts the coordinator on `bus`, resumes unfinished books and starts reading queues.
     pub async fn start(bus: Bus, cfg: CoordinatorConfig) -> anyhow::Result<Self> {
         cfg.validate().map_err(anyhow::Error::msg)?;
-        let env = Arc::new(Env { bus: bus.clone(), cfg, stats: Stats::default() });
+        let env = Arc::new(Env::new(bus.clone(), cfg));
         let (late_tx, late_rx) = tokio::sync::mpsc::unbounded_channel();
         let (actor, _) =
             Actor::spawn(None, Coordinator, CoordinatorArgs { env: env.clone(), late: late_tx })

@@ -49,9 +49,6 @@ pub struct BookState {
     deadlines: HashMap<String, tokio::task::AbortHandle>,
     /// Accepted chapter texts held without their prose (see `slim.rs`).
     slim: std::collections::BTreeSet<String>,
-    /// Writes off the steps' path (accepted answers into the shared cache), reaped after each
-    /// message and awaited before the book ends.
-    background: tokio::task::JoinSet<()>,
 }
 
 /// Messages a book actor understands.
@@ -109,7 +106,6 @@ impl Actor for Book {
             prose: Default::default(),
             deadlines: HashMap::new(),
             slim: Default::default(),
-            background: tokio::task::JoinSet::new(),
         })
     }
 
@@ -180,7 +176,6 @@ impl Actor for Book {
             }
         }
         st.drop_deadlines(false);
-        while st.background.try_join_next().is_some() {}
         if st.rec.state.is_final() {
             me.stop(Some(format!("{:?}", st.rec.state)));
         }
@@ -300,47 +295,24 @@ impl BookState {
         match validation::validate(spec.kind(), &r.output, ctx) {
             Ok(doc) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
-                if !r.cache_key.is_empty() && !r.cache_hit {
-                    let answer = CachedAnswer {
-                        output: r.output.clone(),
-                        route: r.route.clone(),
-                        dialect: r.dialect.clone(),
-                        prompt_tokens: usage.prompt_tokens,
-                        completion_tokens: usage.completion_tokens,
-                    };
-                    // Not awaited here: the answer is the cache's, not the book's, and the next
-                    // step need not wait for it (`finish` does).
-                    let (bus, key) = (self.env.bus.clone(), r.cache_key.clone());
-                    self.background.spawn(async move {
+                // The answer goes into the shared cache (and its lease ends) while the step is
+                // marked done and the next steps go out: off the steps' path, and still
+                // finished before the result is acknowledged or the book's actor stops.
+                let answer = (!r.cache_key.is_empty() && !r.cache_hit).then(|| CachedAnswer {
+                    output: r.output.clone(),
+                    route: r.route.clone(),
+                    dialect: r.dialect.clone(),
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                });
+                let (bus, key) = (self.env.bus.clone(), r.cache_key.clone());
+                let cached = async move {
+                    if let Some(answer) = answer {
                         cache::store_accepted(&bus, &key, &answer).await;
-                    });
-                }
-                self.rec.accepted_results += 1;
-                if planned.kind == AgentKind::Concept {
-                    self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
-                }
-                let key = output_key(&self.rec.id, &r.step_id);
-                self.env
-                    .bus
-                    .kv_put(Bucket::Outputs, &key, serde_json::to_vec(&doc)?.into())
-                    .await?;
-                self.set_output(&r.step_id, doc);
-                if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
-                    s.status = StepStatus::Done;
-                    s.finished_us = clock::now_us();
-                    s.worker_ms = r.duration_ms;
-                    s.route = r.route.clone();
-                    s.dialect = r.dialect.clone();
-                    s.worker = r.worker_id.clone();
-                    s.cache_hit = r.cache_hit;
-                    s.cache_key = r.cache_key.clone();
-                }
-                self.gate(&r.step_id);
-                crate::metrics::step_accepted(&self.rec, &r.step_id);
-                if planned.kind == AgentKind::Review {
-                    self.skip_needless_edit(planned.chapter).await?;
-                }
-                self.advance(me).await
+                    }
+                };
+                let (_, accepted) = tokio::join!(cached, self.accept(me, &r, &planned, doc));
+                accepted
             }
             Err(rej) => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -355,6 +327,40 @@ impl BookState {
                 self.retry_or_fail(me, &r.step_id, rej.rule).await
             }
         }
+    }
+
+    /// Accepts `r`, whose output validated as `doc`: stores the output, marks the step done and
+    /// moves the book on.
+    async fn accept(
+        &mut self,
+        me: &ActorRef<BookMsg>,
+        r: &StepResult,
+        planned: &PlannedStep,
+        doc: serde_json::Value,
+    ) -> Result<(), ActorProcessingErr> {
+        self.rec.accepted_results += 1;
+        if planned.kind == AgentKind::Concept {
+            self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
+        }
+        let key = output_key(&self.rec.id, &r.step_id);
+        self.env.bus.kv_put(Bucket::Outputs, &key, serde_json::to_vec(&doc)?.into()).await?;
+        self.set_output(&r.step_id, doc);
+        if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
+            s.status = StepStatus::Done;
+            s.finished_us = clock::now_us();
+            s.worker_ms = r.duration_ms;
+            s.route = r.route.clone();
+            s.dialect = r.dialect.clone();
+            s.worker = r.worker_id.clone();
+            s.cache_hit = r.cache_hit;
+            s.cache_key = r.cache_key.clone();
+        }
+        self.gate(&r.step_id);
+        crate::metrics::step_accepted(&self.rec, &r.step_id);
+        if planned.kind == AgentKind::Review {
+            self.skip_needless_edit(planned.chapter).await?;
+        }
+        self.advance(me).await
     }
 
     /// Fails a step at once on a failure another attempt cannot mend (a refused key, an unknown
@@ -520,6 +526,9 @@ impl BookState {
     }
 
     async fn assemble(&mut self) -> Result<(), ActorProcessingErr> {
+        // Its texts are read back and written out only when it is this book's turn.
+        let env = self.env.clone();
+        let permit = env.assemblies.acquire().await?;
         // book.json records the assembly as done, so mark it before writing.
         if let Some(s) = self.rec.steps.get_mut(ASSEMBLY) {
             s.status = StepStatus::Done;
@@ -532,6 +541,7 @@ impl BookState {
         let rec = self.rec.clone();
         let out = self.env.cfg.out_dir.clone();
         let written = tokio::task::spawn_blocking(move || assembly::assemble(&rec, &out)).await?;
+        drop(permit);
         match written {
             Ok(dir) => {
                 self.rec.output_dir = dir.display().to_string();
@@ -575,7 +585,6 @@ impl BookState {
             }
         }
         crate::metrics::book_finished(&self.rec);
-        while self.background.join_next().await.is_some() {}
         self.store().await?;
         self.event(failure.as_deref().unwrap_or("")).await;
         Ok(())

@@ -76,9 +76,14 @@ impl NatsSource {
         Ok(())
     }
 
-    fn incoming(msg: jetstream::Message) -> Incoming {
+    /// `msg` as handed to a reader. Its payload is copied out and dropped from the message kept
+    /// for the acknowledgement: as read, it is a slice of the connection's 64 KiB read buffer,
+    /// and a message held until it is handled (a coordinator holds hundreds) would keep the
+    /// whole buffer it came in alive.
+    fn incoming(mut msg: jetstream::Message) -> Incoming {
         let delivered = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-        let payload = msg.payload.clone();
+        let payload = bytes::Bytes::copy_from_slice(&msg.payload);
+        msg.message.payload = bytes::Bytes::new();
         Incoming { payload, delivered, acker: Acker::Nats(Box::new(msg)) }
     }
 
