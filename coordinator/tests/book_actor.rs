@@ -82,6 +82,57 @@ async fn duplicates_and_superseded_attempts_are_ignored_and_counted() {
 }
 
 #[tokio::test]
+async fn an_answer_to_a_dispatch_never_recorded_makes_the_step_skip_that_attempt() {
+    // A coordinator that stopped after publishing a step and before storing it as running left
+    // it pending; the worker's answer names its next attempt. That attempt's message id is
+    // spent (JetStream drops the same id again as a duplicate), so the step must go out with the
+    // attempt after it, or it would never go out (seen in tests/chaos.rs).
+    let (bus, _h, _out) = start(3).await;
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();
+    let mut casts = bus.source(Queue::Steps(AgentKind::Characters), 1).await.unwrap();
+    let mut outlines = bus.source(Queue::Steps(AgentKind::Outline), 1).await.unwrap();
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+    let concept = next_task(&mut concepts).await;
+    answer(&bus, &concept, sim(AgentKind::Concept, &concept)).await;
+    let cast = next_task(&mut casts).await;
+    let rec =
+        record_where(&bus, &id, |r| r.steps["characters"].status == StepStatus::Running).await;
+    assert_eq!(
+        (rec.steps["outline"].status, rec.steps["outline"].attempt),
+        (StepStatus::Pending, 0)
+    );
+    // The outline waits for the cast; an answer to its attempt 1 comes in.
+    let early =
+        StepTask { step_id: "outline".into(), kind: AgentKind::Outline as i32, ..cast.clone() };
+    support::publish(&bus, &support::result(&early, "{}".into())).await;
+    let rec = record_where(&bus, &id, |r| r.ignored_results == 1).await;
+    assert_eq!(
+        (rec.steps["outline"].status, rec.steps["outline"].attempt),
+        (StepStatus::Pending, 1)
+    );
+    assert!(bus.dead_letters().await.unwrap().is_empty(), "not dead-lettered as forged");
+    // Once the cast is accepted, the outline goes out with attempt 2, which is answered.
+    answer(&bus, &cast, sim(AgentKind::Characters, &cast)).await;
+    let outline = next_task(&mut outlines).await;
+    assert_eq!((outline.step_id.as_str(), outline.attempt), ("outline", 2));
+    answer(&bus, &outline, sim(AgentKind::Outline, &outline)).await;
+    let rec = record_where(&bus, &id, |r| r.steps["outline"].status == StepStatus::Done).await;
+    assert_eq!(rec.steps["outline"].rejections.len(), 0, "the skipped attempt is no failure");
+    // A result for a later attempt than that is still refused and dead-lettered.
+    let forged = StepTask { attempt: 5, ..outline.clone() };
+    support::publish(&bus, &support::result(&forged, "{}".into())).await;
+    for _ in 0..300 {
+        if !bus.dead_letters().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let letters = bus.dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].reason.contains("was never dispatched"), "{}", letters[0].reason);
+}
+
+#[tokio::test]
 async fn a_step_that_keeps_breaking_a_rule_fails_the_book_naming_step_and_rule() {
     let (bus, _h, out) = start(2).await;
     let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 1).await.unwrap();

@@ -227,6 +227,9 @@ impl BookState {
         let stats = &env.stats;
         if let Some(reason) = trust::never_dispatched(&self.rec, &r) {
             stats.ignored.fetch_add(1, Ordering::Relaxed);
+            if trust::unrecorded_dispatch(&self.rec, &r) {
+                return self.skip_unrecorded_attempt(&r).await;
+            }
             trust::refuse(&self.env.bus, &r, &reason).await;
             return Ok(());
         }
