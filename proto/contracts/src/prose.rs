@@ -338,16 +338,6 @@ impl KnownWords {
     pub fn contains(&self, word: &str) -> bool {
         self.0.contains(&Self::hash(word))
     }
-
-    /// How many distinct words were added.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether no word was added.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Canon {
