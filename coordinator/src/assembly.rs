@@ -35,10 +35,7 @@ pub fn slug(s: &str) -> String {
 }
 
 fn get<T: serde::de::DeserializeOwned + Default>(rec: &BookRecord, step: &str) -> T {
-    rec.outputs
-        .get(step)
-        .and_then(|v| <T as serde::Deserialize>::deserialize(v).ok())
-        .unwrap_or_default()
+    rec.outputs.get(step).and_then(|d| d.parse()).unwrap_or_default()
 }
 
 /// The final chapters of a finished book, in order.
@@ -80,14 +77,14 @@ pub fn book_json(rec: &BookRecord) -> Value {
         .filter_map(|n| {
             rec.outputs
                 .get(&crate::plan::chapter_step(scriptorium_proto::v1::AgentKind::Review, n))
-                .cloned()
+                .map(|d| d.value())
         })
         .collect();
     let drafts: Vec<Value> = (1..=rec.brief.chapters)
         .filter_map(|n| {
             rec.outputs
                 .get(&crate::plan::chapter_step(scriptorium_proto::v1::AgentKind::Chapter, n))
-                .cloned()
+                .map(|d| d.value())
         })
         .collect();
     let chapters: Vec<Value> = final_chapters(rec)
@@ -304,11 +301,11 @@ mod tests {
         let mut rec = BookRecord::new("b".into(), brief, 0);
         rec.outputs.insert(
             "characters".into(),
-            json!({"characters": [{"name": "Ann Lee", "role": "r"}, {"name": "Bo Park", "role": "r"}]}),
+            json!({"characters": [{"name": "Ann Lee", "role": "r"}, {"name": "Bo Park", "role": "r"}]}).into(),
         );
         rec.outputs.insert(
             "outline".into(),
-            json!({"summary": "s", "chapters": [{"number": 1, "title": "One", "summary": "p1"}, {"number": 2, "title": "Two", "summary": "p2"}]}),
+            json!({"summary": "s", "chapters": [{"number": 1, "title": "One", "summary": "p1"}, {"number": 2, "title": "Two", "summary": "p2"}]}).into(),
         );
         let c = chapter_from_markdown(
             &rec,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub const LAST_LINES_CHARS: usize = 600;
 
 fn doc<T: DeserializeOwned>(rec: &BookRecord, step: &str) -> Option<T> {
-    rec.outputs.get(step).and_then(|v| <T as serde::Deserialize>::deserialize(v).ok())
+    rec.outputs.get(step).and_then(|d| d.parse())
 }
 
 /// The accepted draft of chapter `n`.
@@ -304,11 +304,11 @@ mod tests {
         let mut rec = BookRecord::new("b".into(), brief, 0);
         rec.outputs.insert(
             "characters".into(),
-            json!({"characters": [{"name": "Ann Lee", "role": "r"}, {"name": "Bo Park", "role": "r"}]}),
+            json!({"characters": [{"name": "Ann Lee", "role": "r"}, {"name": "Bo Park", "role": "r"}]}).into(),
         );
         rec.outputs.insert(
             "outline".into(),
-            json!({"summary": "s", "chapters": (1..=3).map(|n| json!({"number": n, "title": format!("T{n}"), "summary": format!("plan {n}")})).collect::<Vec<_>>()}),
+            json!({"summary": "s", "chapters": (1..=3).map(|n| json!({"number": n, "title": format!("T{n}"), "summary": format!("plan {n}")})).collect::<Vec<_>>()}).into(),
         );
         rec
     }
@@ -336,9 +336,9 @@ mod tests {
         let mut rec = record();
         assert_eq!(previous_summaries(&rec, 3), ["plan 1", "plan 2"]);
         assert_eq!(previous_last_lines(&rec, 1), "");
-        rec.outputs.insert("chapter-01".into(), chapter(1, "Bo fell.", &["Bo Park"]));
-        rec.outputs.insert("chapter-02".into(), chapter(2, "The end of two.", &[]));
-        rec.outputs.insert("edit-01".into(), chapter(1, "Edited end.", &[]));
+        rec.outputs.insert("chapter-01".into(), chapter(1, "Bo fell.", &["Bo Park"]).into());
+        rec.outputs.insert("chapter-02".into(), chapter(2, "The end of two.", &[]).into());
+        rec.outputs.insert("edit-01".into(), chapter(1, "Edited end.", &[]).into());
         assert_eq!(previous_summaries(&rec, 3), ["written 1", "written 2"]);
         assert_eq!(previous_last_lines(&rec, 2), "Bo fell.", "the draft's, not the edit's");
         assert_eq!(previous_last_lines(&rec, 3), "The end of two.");
@@ -364,16 +364,16 @@ mod tests {
             "The harbour master read the tide tables aloud. He had done it every night for eleven years.",
         );
         let mut rec = record();
-        rec.outputs.insert("chapter-01".into(), chapter(1, a, &[]));
+        rec.outputs.insert("chapter-01".into(), chapter(1, a, &[]).into());
         let mut prose = Prose::default();
         assert_eq!(prose.seen(&rec).texts(), 1);
         // A new text is added, not rebuilt.
-        rec.outputs.insert("chapter-02".into(), chapter(2, b, &[]));
+        rec.outputs.insert("chapter-02".into(), chapter(2, b, &[]).into());
         prose.set(&rec, "chapter-02");
         assert_eq!(prose.seen.as_ref().map(Seen::texts), Some(2));
         assert!(copied(prose.seen(&rec), b));
         // A replaced text makes it rebuilt from the record: the old prose is gone.
-        rec.outputs.insert("chapter-02".into(), chapter(2, c, &[]));
+        rec.outputs.insert("chapter-02".into(), chapter(2, c, &[]).into());
         prose.set(&rec, "chapter-02");
         assert!(prose.seen.is_none());
         assert!(!copied(prose.seen(&rec), b) && copied(prose.seen(&rec), c));
@@ -385,7 +385,7 @@ mod tests {
         assert!(!copied(prose.seen(&rec), c) && copied(prose.seen(&rec), a));
         // The kept index validates as the texts do (the test outline plans no scenes).
         rec.outputs.remove("outline");
-        rec.outputs.insert("edit-01".into(), chapter(1, b, &[]));
+        rec.outputs.insert("edit-01".into(), chapter(1, b, &[]).into());
         prose.set(&rec, "edit-01");
         let step = rec.plan.get("chapter-03").cloned().unwrap();
         let spec = scriptorium_contracts::kinds::agent(AgentKind::Chapter).unwrap();
@@ -426,10 +426,10 @@ mod tests {
         // A new outline (an operator's rewrite) is seen at once; so are a world set and removed.
         rec.outputs.insert(
             "outline".into(),
-            json!({"summary": "s", "chapters": [{"number": 1, "title": "T", "summary": "lighthouse"}]}),
+            json!({"summary": "s", "chapters": [{"number": 1, "title": "T", "summary": "lighthouse"}]}).into(),
         );
         prose.set(&rec, "outline");
-        rec.outputs.insert("world".into(), json!({"sections": {"geography": "Saltmarsh tides"}}));
+        rec.outputs.insert("world".into(), json!({"sections": {"geography": "Saltmarsh tides"}}).into());
         prose.set(&rec, "world");
         for kind in [AgentKind::Chapter, AgentKind::Edit] {
             assert_eq!(kept(&mut prose, &rec, kind), gathered(&rec, kind));
@@ -447,11 +447,11 @@ mod tests {
         let mut rec = record();
         let review = |verdict: &str, issues: &[&str]| json!({"verdict": verdict, "issues": issues});
         assert!(!edit_needless(&rec, 1));
-        rec.outputs.insert("review-01".into(), review("accept", &[]));
+        rec.outputs.insert("review-01".into(), review("accept", &[]).into());
         assert!(edit_needless(&rec, 1));
-        rec.outputs.insert("review-01".into(), review("accept", &["Scene 1: slow"]));
+        rec.outputs.insert("review-01".into(), review("accept", &["Scene 1: slow"]).into());
         assert!(!edit_needless(&rec, 1));
-        rec.outputs.insert("review-01".into(), review("revise", &[]));
+        rec.outputs.insert("review-01".into(), review("revise", &[]).into());
         assert!(!edit_needless(&rec, 1));
     }
 }

@@ -9,6 +9,10 @@
 //! result do not grow with the book. Layout 1 (before 2026-12-04: no `layout` field, the whole
 //! record under `<book>`) is still read, and written in layout 2 at the book's next store.
 
+mod doc;
+
+pub use doc::Doc;
+
 use crate::plan::{ASSEMBLY, Plan};
 use scriptorium_proto::transport::Bucket;
 use scriptorium_proto::v1::{BookBrief, BookState, Usage};
@@ -243,7 +247,7 @@ pub struct BookRecord {
     /// Accepted outputs per step id, in memory only: each is stored on its own under
     /// `<book>.<step>` in the outputs bucket, so the record stays small whatever the book's size.
     #[serde(skip)]
-    pub outputs: BTreeMap<String, Value>,
+    pub outputs: BTreeMap<String, Doc>,
     /// Usage totals of the book.
     pub usage: Usage,
     /// Results ignored because they were duplicate, late or for a superseded attempt.
@@ -556,7 +560,7 @@ pub async fn load_outputs(bus: &Bus, rec: &mut BookRecord) -> Result<(), LoadErr
         futures::future::try_join_all(keys.iter().map(|key| bus.kv_get(Bucket::Outputs, key)))
             .await?;
     for (id, stored) in done.into_iter().zip(stored) {
-        match stored.and_then(|b| serde_json::from_slice(&b).ok()) {
+        match stored.and_then(|b| Doc::from_stored(&b)) {
             Some(doc) => {
                 rec.outputs.insert(id, doc);
             }

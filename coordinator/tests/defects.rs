@@ -152,7 +152,7 @@ fn written_book(one: &ChapterText, two: &ChapterText, out: &std::path::Path) -> 
         ("chapter-03", serde_json::to_value(chapter(3, 2000, &[])).unwrap()),
     ];
     for (id, v) in outputs {
-        rec.outputs.insert(id.into(), v);
+        rec.outputs.insert(id.into(), v.into());
     }
     for s in rec.steps.values_mut() {
         s.status = StepStatus::Done;

@@ -158,7 +158,7 @@ fn written_book(two: &ChapterText, out: &std::path::Path, docs: &[(&str, Value)]
     ];
     outputs.extend(docs.iter().cloned());
     for (id, v) in outputs {
-        rec.outputs.insert(id.into(), v);
+        rec.outputs.insert(id.into(), v.into());
     }
     for s in rec.steps.values_mut() {
         s.status = StepStatus::Done;

@@ -206,7 +206,7 @@ impl BookState {
     }
 
     /// Sets `step`'s accepted output (in memory: the caller stores it).
-    fn set_output(&mut self, step: &str, doc: serde_json::Value) {
+    fn set_output(&mut self, step: &str, doc: crate::record::Doc) {
         self.rec.outputs.insert(step.to_string(), doc);
         self.prose.set(&self.rec, step);
     }
@@ -345,8 +345,10 @@ impl BookState {
         if planned.kind == AgentKind::Concept {
             self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
         }
+        let doc = crate::record::Doc::from(doc);
         let key = output_key(&self.rec.id, &r.step_id);
-        self.env.bus.kv_put(Bucket::Outputs, &key, serde_json::to_vec(&doc)?.into()).await?;
+        let bytes = doc.text().to_string().into_bytes();
+        self.env.bus.kv_put(Bucket::Outputs, &key, bytes.into()).await?;
         self.set_output(&r.step_id, doc);
         if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
             s.status = StepStatus::Done;

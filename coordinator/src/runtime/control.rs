@@ -112,8 +112,7 @@ async fn offline(env: &Env, cmd: &Command) -> Result<Option<BookRecord>, SubmitE
         for step in written {
             if let Some(doc) = rec.outputs.get(&step) {
                 let key = record::output_key(&rec.id, &step);
-                let bytes = serde_json::to_vec(doc).map_err(record::LoadError::from)?;
-                bus.kv_put(Bucket::Outputs, &key, bytes.into())
+                bus.kv_put(Bucket::Outputs, &key, doc.text().to_string().into_bytes().into())
                     .await
                     .map_err(record::LoadError::from)?;
             }

@@ -147,7 +147,7 @@ pub(super) fn rewrite(
                 s.skipped = true;
                 s.kept_draft = format!("written by hand by {by}");
             }
-            rec.outputs.insert(planned.id.clone(), doc);
+            rec.outputs.insert(planned.id.clone(), doc.into());
             written.push(planned.id.clone());
         }
     }

@@ -200,7 +200,8 @@ impl BookState {
             self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
         }
         let key = output_key(&self.rec.id, &step);
-        self.env.bus.kv_put(Bucket::Outputs, &key, serde_json::to_vec(&doc)?.into()).await?;
+        let doc = crate::record::Doc::from(doc);
+        self.env.bus.kv_put(Bucket::Outputs, &key, doc.text().to_string().into_bytes().into()).await?;
         self.set_output(&step, doc);
         if let Some(s) = self.rec.steps.get_mut(&step) {
             s.route = format!("edited by {by}");

@@ -52,8 +52,10 @@ impl BookState {
             {
                 continue;
             }
-            if let Some(Value::Object(doc)) = self.rec.outputs.get_mut(&p.id) {
-                doc.remove("scenes");
+            let Some(doc) = self.rec.outputs.get_mut(&p.id) else { continue };
+            if let Value::Object(mut fields) = doc.value() {
+                fields.remove("scenes");
+                *doc = Value::Object(fields).into();
                 self.slim.insert(p.id.clone());
             }
         }

@@ -21,11 +21,8 @@ pub(super) fn step_task(
     let chapter = rec.plan.get(step_id).map_or(0, |p| p.chapter);
     let attempt = rec.steps.get(step_id).map_or(0, |s| s.attempt);
     let feedback = rec.steps.get(step_id).and_then(|s| s.rejections.last().cloned());
-    // `to_string` of serde_json straight into a buffer (`Value`'s `Display` goes through the
-    // formatter, a third slower for a whole outline).
-    let out = |id: &str| {
-        rec.outputs.get(id).and_then(|v| serde_json::to_string(v).ok()).unwrap_or_default()
-    };
+    // The outputs are held as their JSON text: sent as they are.
+    let out = |id: &str| rec.outputs.get(id).map(|d| d.text().to_string()).unwrap_or_default();
     let mut ctx =
         StepContext { chapter, feedback: feedback.unwrap_or_default(), ..Default::default() };
     for input in spec.inputs() {
