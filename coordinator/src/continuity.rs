@@ -429,7 +429,8 @@ mod tests {
             json!({"summary": "s", "chapters": [{"number": 1, "title": "T", "summary": "lighthouse"}]}).into(),
         );
         prose.set(&rec, "outline");
-        rec.outputs.insert("world".into(), json!({"sections": {"geography": "Saltmarsh tides"}}).into());
+        rec.outputs
+            .insert("world".into(), json!({"sections": {"geography": "Saltmarsh tides"}}).into());
         prose.set(&rec, "world");
         for kind in [AgentKind::Chapter, AgentKind::Edit] {
             assert_eq!(kept(&mut prose, &rec, kind), gathered(&rec, kind));

@@ -152,12 +152,15 @@ mod tests {
         };
         let mut rec = BookRecord::new("b1".into(), brief, 1_000);
         rec.finished_ms = 2_000;
-        rec.outputs.insert("concept".into(), json!({"title": "Proposed", "logline": "Tides."}).into());
+        rec.outputs
+            .insert("concept".into(), json!({"title": "Proposed", "logline": "Tides."}).into());
         for n in 1..=2 {
             let id = rec.plan.final_chapter_step(n).unwrap().id.clone();
             let scenes = json!([{"heading": "a", "text": format!("Chapter {n} & more.")}]);
-            rec.outputs
-                .insert(id, json!({"number": n, "title": format!("T{n}"), "scenes": scenes}).into());
+            rec.outputs.insert(
+                id,
+                json!({"number": n, "title": format!("T{n}"), "scenes": scenes}).into(),
+            );
         }
         for s in rec.steps.values_mut() {
             s.route = route.into();

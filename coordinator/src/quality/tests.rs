@@ -361,12 +361,14 @@ fn a_book_assembled_by_scriptorium_is_read_whole() {
         ..BookBrief::default()
     };
     let mut rec = BookRecord::new("b7".into(), brief, 0);
-    rec.outputs.insert("concept".into(), json!({"title": "The Salt Harbour", "logline": "Tides."}).into());
+    rec.outputs
+        .insert("concept".into(), json!({"title": "The Salt Harbour", "logline": "Tides."}).into());
     rec.outputs.insert(
         "characters".into(),
         json!({"characters": [{"name": "Mara Vell"}, {"name": "Tobin Thorne"}, {"name": "Iona Quill"}]}).into(),
     );
-    rec.outputs.insert("outline".into(), book_json(2, target(), PLAN, None)["outline"].clone().into());
+    rec.outputs
+        .insert("outline".into(), book_json(2, target(), PLAN, None)["outline"].clone().into());
     // Chapter 2 calls Iona by an alias the cast does not know, and leaks a word count.
     let ch2 = format!("{CH2}\n\n(Word count: 180)");
     for (n, title, text) in [(1, "The Harbour Wall", CH1), (2, "The Lamp-Room", ch2.as_str())] {

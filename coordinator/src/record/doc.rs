@@ -55,9 +55,13 @@ mod tests {
 
     #[test]
     fn a_doc_gives_back_the_document_it_was_made_from_in_its_key_order() {
-        let v = json!({"title": "Tides", "chapters": [{"number": 1, "beats": ["a", "b"]}], "a": null});
+        let v =
+            json!({"title": "Tides", "chapters": [{"number": 1, "beats": ["a", "b"]}], "a": null});
         let doc = Doc::from(&v);
-        assert_eq!(doc.text(), r#"{"title":"Tides","chapters":[{"number":1,"beats":["a","b"]}],"a":null}"#);
+        assert_eq!(
+            doc.text(),
+            r#"{"title":"Tides","chapters":[{"number":1,"beats":["a","b"]}],"a":null}"#
+        );
         assert_eq!(doc.value(), v);
         assert_eq!(Doc::from_stored(doc.text().as_bytes()), Some(doc));
     }
