@@ -14,12 +14,21 @@ use super::text::{normalise, tokens};
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
+/// The key of a word in [`Seen`]'s lower-case words: two words with the same 64-bit hash are
+/// taken for the same (about one chance in 10^19 for two given words).
+fn word_key(word: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(word)
+}
+
 /// The chapter texts a book has accepted, prepared for the prose checks.
 #[derive(Default, Clone)]
 pub struct Seen {
     pub(super) index: Index,
-    /// Each word written in lower case, with the chapters that write it so.
-    lower: HashMap<String, Vec<u32>>,
+    /// Each word written in lower case (by its 64-bit hash), with the first two chapters that
+    /// write it so (their numbers plus one; 0: none): whether a chapter other than a given one writes it needs no more,
+    /// and a string and a vector per word cost about 100 bytes of each book in flight.
+    lower: HashMap<u64, [u32; 2]>,
     /// Normalised titles: chapter, text of the chapter (0: draft, 1: edit), title.
     titles: Vec<(u32, u8, String)>,
 }
@@ -53,9 +62,12 @@ impl Seen {
         for (_, s) in sentences_of(chapter) {
             for t in tokens(s) {
                 if t.lowercase() {
-                    let chapters = self.lower.entry(t.lower).or_default();
-                    if !chapters.contains(&chapter.number) {
-                        chapters.push(chapter.number);
+                    let n = chapter.number.saturating_add(1);
+                    let chapters = self.lower.entry(word_key(&t.lower)).or_default();
+                    match chapters {
+                        [0, _] => chapters[0] = n,
+                        [first, 0] if *first != n => chapters[1] = n,
+                        _ => {}
                     }
                 }
             }
@@ -70,7 +82,9 @@ impl Seen {
 
     /// Whether a chapter other than `except` writes `word` (lowercase) in lower case.
     pub(super) fn writes_lower(&self, word: &str, except: u32) -> bool {
-        self.lower.get(word).is_some_and(|cs| cs.iter().any(|c| *c != except))
+        self.lower
+            .get(&word_key(word))
+            .is_some_and(|cs| cs.iter().any(|c| *c != 0 && *c != except.saturating_add(1)))
     }
 
     /// The first chapter other than `except` whose title normalises to `title`.
@@ -109,6 +123,20 @@ mod tests {
         assert_eq!(a, b);
         let others: Vec<_> = a.iter().map(|f| f.other.map(|p| (p.chapter, p.paragraph))).collect();
         assert_eq!(others, vec![Some((3, 1)), Some((1, 1))]);
+    }
+
+    #[test]
+    fn a_lower_case_word_is_known_written_by_another_chapter_whatever_how_many_write_it() {
+        let (one, one_edit) =
+            (ch(1, "A", "The ferry left."), ch(1, "A", "The ferry left at dawn."));
+        let seen =
+            Seen::of(&[one, one_edit, ch(2, "B", "A tide came."), ch(3, "C", "The ferry sank.")]);
+        // Written by chapters 1 (draft and edit) and 3: another chapter writes it for every one.
+        assert!((1..=4).all(|n| seen.writes_lower("ferry", n)));
+        // Written by chapter 1 alone, in both its texts: only chapter 1 itself does not count.
+        assert!(!seen.writes_lower("dawn", 1) && seen.writes_lower("dawn", 2));
+        assert!(!seen.writes_lower("tide", 2) && seen.writes_lower("tide", 1));
+        assert!(!seen.writes_lower("harbour", 5));
     }
 
     #[test]
