@@ -347,8 +347,7 @@ impl BookState {
         }
         let doc = crate::record::Doc::from(doc);
         let key = output_key(&self.rec.id, &r.step_id);
-        let bytes = doc.text().to_string().into_bytes();
-        self.env.bus.kv_put(Bucket::Outputs, &key, bytes.into()).await?;
+        self.env.bus.kv_put(Bucket::Outputs, &key, doc.to_vec().into()).await?;
         self.set_output(&r.step_id, doc);
         if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
             s.status = StepStatus::Done;

@@ -18,6 +18,11 @@ impl Doc {
         &self.0
     }
 
+    /// The text's bytes, as the store keeps them.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.0.as_bytes().to_vec()
+    }
+
     /// The document read as `T`; `None` when it does not have `T`'s shape.
     pub fn parse<T: DeserializeOwned>(&self) -> Option<T> {
         serde_json::from_str(&self.0).ok()

@@ -112,7 +112,7 @@ async fn offline(env: &Env, cmd: &Command) -> Result<Option<BookRecord>, SubmitE
         for step in written {
             if let Some(doc) = rec.outputs.get(&step) {
                 let key = record::output_key(&rec.id, &step);
-                bus.kv_put(Bucket::Outputs, &key, doc.text().to_string().into_bytes().into())
+                bus.kv_put(Bucket::Outputs, &key, doc.to_vec().into())
                     .await
                     .map_err(record::LoadError::from)?;
             }

@@ -201,10 +201,7 @@ impl BookState {
         }
         let key = output_key(&self.rec.id, &step);
         let doc = crate::record::Doc::from(doc);
-        self.env
-            .bus
-            .kv_put(Bucket::Outputs, &key, doc.text().to_string().into_bytes().into())
-            .await?;
+        self.env.bus.kv_put(Bucket::Outputs, &key, doc.to_vec().into()).await?;
         self.set_output(&step, doc);
         if let Some(s) = self.rec.steps.get_mut(&step) {
             s.route = format!("edited by {by}");

@@ -93,10 +93,7 @@ impl BookState {
             return Ok(false);
         };
         let key = output_key(&self.rec.id, &edit);
-        self.env
-            .bus
-            .kv_put(Bucket::Outputs, &key, draft.text().to_string().into_bytes().into())
-            .await?;
+        self.env.bus.kv_put(Bucket::Outputs, &key, draft.to_vec().into()).await?;
         self.set_output(&edit, draft);
         if let Some(s) = self.rec.steps.get_mut(&edit) {
             s.status = StepStatus::Done;
