@@ -144,17 +144,23 @@ fn elapsed_secs(rec: &BookRecord) -> f64 {
     rec.elapsed_running_ms(clock::now_ms()) as f64 / 1000.0
 }
 
+/// `secs` for a person: hundredths under ten seconds (a simulated book takes a few hundredths,
+/// which one decimal printed as "0.0s"), tenths above.
+fn seconds(secs: f64) -> String {
+    if secs < 10.0 { format!("{secs:.2}s") } else { format!("{secs:.1}s") }
+}
+
 /// Prints one line per finished book.
 pub fn print_summary(records: &[BookRecord]) {
     for r in records {
         match r.state {
             Status::Done => println!(
-                "done   {}  \"{}\"  {} calls, {} tokens, {:.1}s  -> {}/manuscript.md",
+                "done   {}  \"{}\"  {} calls, {} tokens, {}  -> {}/manuscript.md",
                 r.id,
                 r.title,
                 r.usage.calls,
                 tokens(r),
-                elapsed_secs(r),
+                seconds(elapsed_secs(r)),
                 r.output_dir
             ),
             _ => println!(
@@ -424,6 +430,13 @@ mod tests {
             usage: Some(Usage::default()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_book_of_a_few_hundredths_of_a_second_is_not_printed_as_nothing() {
+        assert_eq!(seconds(0.034), "0.03s");
+        assert_eq!(seconds(9.5), "9.50s");
+        assert_eq!(seconds(73.25), "73.2s");
     }
 
     fn screen(term: &InMemoryTerm) -> String {
