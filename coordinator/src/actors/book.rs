@@ -41,7 +41,7 @@ pub struct BookState {
     env: Arc<Env>,
     rec: BookRecord,
     /// The accepted chapter texts, prepared for validation; told of every output set or
-    /// removed ([`BookState::set_output`]).
+    /// removed ([`BookState::put_output`]).
     prose: crate::continuity::Prose,
     /// The deadline timer of each running step's attempt, aborted once the step stops running
     /// and when the book stops: a timer left to sleep out `step_timeout_secs` (15 minutes)
@@ -205,10 +205,17 @@ impl BookState {
         });
     }
 
-    /// Sets `step`'s accepted output (in memory: the caller stores it).
-    fn set_output(&mut self, step: &str, doc: crate::record::Doc) {
+    /// Stores `step`'s accepted output, then holds it.
+    async fn put_output(
+        &mut self,
+        step: &str,
+        doc: crate::record::Doc,
+    ) -> Result<(), ActorProcessingErr> {
+        let key = output_key(&self.rec.id, step);
+        self.env.bus.kv_put(Bucket::Outputs, &key, doc.to_vec().into()).await?;
         self.rec.outputs.insert(step.to_string(), doc);
         self.prose.set(&self.rec, step);
+        Ok(())
     }
 
     /// Removes `step`'s accepted output (in memory).
@@ -345,10 +352,7 @@ impl BookState {
         if planned.kind == AgentKind::Concept {
             self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
         }
-        let doc = crate::record::Doc::from(doc);
-        let key = output_key(&self.rec.id, &r.step_id);
-        self.env.bus.kv_put(Bucket::Outputs, &key, doc.to_vec().into()).await?;
-        self.set_output(&r.step_id, doc);
+        self.put_output(&r.step_id, doc.into()).await?;
         if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
             s.status = StepStatus::Done;
             s.finished_us = clock::now_us();

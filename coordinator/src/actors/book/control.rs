@@ -9,11 +9,10 @@
 
 use super::{BookMsg, BookState};
 use crate::control::{Action, Command};
-use crate::record::{self, Status, StepStatus, output_key};
+use crate::record::{self, Status, StepStatus};
 use ractor::{ActorProcessingErr, ActorRef};
 use scriptorium_common::cache;
 use scriptorium_contracts::kinds;
-use scriptorium_proto::transport::Bucket;
 use scriptorium_proto::{clock, kind};
 
 impl BookState {
@@ -199,10 +198,7 @@ impl BookState {
         if planned.kind == scriptorium_proto::v1::AgentKind::Concept {
             self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
         }
-        let key = output_key(&self.rec.id, &step);
-        let doc = crate::record::Doc::from(doc);
-        self.env.bus.kv_put(Bucket::Outputs, &key, doc.to_vec().into()).await?;
-        self.set_output(&step, doc);
+        self.put_output(&step, doc.into()).await?;
         if let Some(s) = self.rec.steps.get_mut(&step) {
             s.route = format!("edited by {by}");
             s.dialect = String::new();

@@ -5,10 +5,9 @@
 use super::BookState;
 use crate::continuity;
 use crate::plan::chapter_step;
-use crate::record::{StepStatus, output_key};
+use crate::record::StepStatus;
 use ractor::ActorProcessingErr;
 use scriptorium_proto::clock;
-use scriptorium_proto::transport::Bucket;
 use scriptorium_proto::v1::AgentKind;
 
 impl BookState {
@@ -92,9 +91,7 @@ impl BookState {
         else {
             return Ok(false);
         };
-        let key = output_key(&self.rec.id, &edit);
-        self.env.bus.kv_put(Bucket::Outputs, &key, draft.to_vec().into()).await?;
-        self.set_output(&edit, draft);
+        self.put_output(&edit, draft).await?;
         if let Some(s) = self.rec.steps.get_mut(&edit) {
             s.status = StepStatus::Done;
         }
