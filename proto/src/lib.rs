@@ -22,4 +22,4 @@ pub mod v1 {
 }
 
 pub use prost;
-pub use transport::{Acker, Bus, BusError, Cancel, Cancellations, Incoming, Source};
+pub use transport::{Acker, Bus, BusError, Cancel, Cancellations, Incoming, Pull, Source};

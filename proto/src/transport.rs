@@ -447,6 +447,21 @@ impl Source {
         }
     }
 
+    /// Asks for up to `max` messages, waiting up to `wait` for them (zero: only what is there
+    /// now), each read from the returned [`Pull`] as soon as it arrives: a worker with `max`
+    /// idle agents starts the first step while the request waits for more, and one request
+    /// serves them all. As with [`Source::fetch`], nothing is delivered beyond `max`.
+    pub async fn pull(&mut self, max: usize, wait: Duration) -> Result<Pull<'_>, BusError> {
+        let inner = match &mut self.inner {
+            SourceInner::Nats(s) => PullInner::Nats(Box::new(s.pull_request(max, wait).await?)),
+            SourceInner::Memory(rx) => {
+                let until = tokio::time::Instant::now() + wait;
+                PullInner::Memory { rx, left: max.max(1), until }
+            }
+        };
+        Ok(Pull { inner })
+    }
+
     /// Up to `max` messages that are there now; when none is, waits up to `wait` for one
     /// (an empty result then). Unlike [`Source::next`], nothing is fetched ahead of the call:
     /// a worker asks for as many steps as it has idle agents, so no delivery waits in the
@@ -471,6 +486,51 @@ impl Source {
                     }
                 }
                 Ok(out)
+            }
+        }
+    }
+}
+
+/// One pull request of a [`Source`] (see [`Source::pull`]).
+pub struct Pull<'a> {
+    inner: PullInner<'a>,
+}
+
+enum PullInner<'a> {
+    Nats(Box<nats::NatsPull<'a>>),
+    Memory {
+        rx: &'a mut tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+        left: usize,
+        until: tokio::time::Instant,
+    },
+}
+
+impl Pull<'_> {
+    /// The request's next message, as soon as it arrives; `None` once the request has all it
+    /// asked for or its wait is over. After an error there is nothing more.
+    pub async fn next(&mut self) -> Option<Result<Incoming, BusError>> {
+        match &mut self.inner {
+            PullInner::Nats(p) => p.next().await,
+            PullInner::Memory { rx, left, until } => {
+                if *left == 0 {
+                    return None;
+                }
+                let payload = match rx.try_recv() {
+                    Ok(payload) => payload,
+                    Err(_) => match tokio::time::timeout_at(*until, rx.recv()).await {
+                        Ok(Some(payload)) => payload,
+                        Ok(None) => {
+                            *left = 0;
+                            return Some(Err(BusError::Closed));
+                        }
+                        Err(_) => {
+                            *left = 0;
+                            return None;
+                        }
+                    },
+                };
+                *left -= 1;
+                Some(Ok(Incoming { payload, delivered: 1, acker: Acker::Memory }))
             }
         }
     }
@@ -586,6 +646,31 @@ mod tests {
         assert_eq!(two.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(source.fetch(5, Duration::from_secs(5)).await.unwrap().len(), 1);
         assert!(source.fetch(5, Duration::from_millis(10)).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_in_process_pull_hands_out_each_message_as_it_arrives_up_to_max() {
+        let bus = Bus::memory();
+        let mut source = bus.source(Queue::Submit, 1).await.unwrap();
+        bus.publish(Queue::Submit, "", "a", Bytes::from("a")).await.unwrap();
+        let mut pull = source.pull(2, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(pull.next().await.unwrap().unwrap().payload, "a");
+        let later = {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                for p in ["b", "c"] {
+                    bus.publish(Queue::Submit, "", p, Bytes::from(p)).await.unwrap();
+                }
+            })
+        };
+        assert_eq!(pull.next().await.unwrap().unwrap().payload, "b");
+        assert!(pull.next().await.is_none(), "two asked for: no third");
+        drop(pull);
+        later.await.unwrap();
+        let mut rest = source.pull(5, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(rest.next().await.unwrap().unwrap().payload, "c");
+        assert!(rest.next().await.is_none(), "the wait is over and nothing came");
     }
 
     #[test]

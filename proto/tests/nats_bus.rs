@@ -2,7 +2,8 @@
 //! listing names each key once while the keys change, the submissions waiting are counted with
 //! or without a coordinator's consumer, and dead letters are read, purged by queue and replayed
 //! once. Pipelined publishes land every message exactly once across a server restart, and one
-//! that cannot land says so.
+//! that cannot land says so. A pull request hands out each message as it arrives and never
+//! more than it asked for.
 
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, Rejection};
@@ -154,4 +155,42 @@ async fn a_publish_that_cannot_land_reports_its_error() {
     };
     let e = outcome.expect_err("no server: the publish cannot be confirmed");
     assert!(e.is_transient(), "a lost server is worth trying again later: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_hands_out_each_message_as_it_arrives_and_no_more_than_asked() {
+    let server = NatsServer::start().expect("nats-server");
+    let bus = bus(&server).await;
+    let mut source = bus.source(Queue::Steps(AgentKind::Chapter), 1).await.unwrap();
+    let step = |i: u32| (format!("m{i}"), bytes::Bytes::from(format!("step {i}")));
+    let (id, payload) = step(1);
+    bus.publish(Queue::Steps(AgentKind::Chapter), "", &id, payload).await.unwrap();
+    let mut request = source.pull(2, Duration::from_secs(30)).await.unwrap();
+    let first = request.next().await.expect("the waiting step").unwrap();
+    assert_eq!(first.payload, "step 1");
+    // The request is still open: a step published now reaches it, long before it expires.
+    let late = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            for i in 2..=3 {
+                let (id, payload) = step(i);
+                bus.publish(Queue::Steps(AgentKind::Chapter), "", &id, payload).await.unwrap();
+            }
+        })
+    };
+    let second = request.next().await.expect("a step published after the request").unwrap();
+    assert_eq!(second.payload, "step 2");
+    assert!(request.next().await.is_none(), "two asked for, two handed out: the request is over");
+    drop(request);
+    late.await.unwrap();
+    for m in [&first, &second] {
+        m.acker.ack().await.unwrap();
+    }
+    // The third stayed on the queue for the next request, delivered once.
+    let mut next = source.pull(5, Duration::from_millis(300)).await.unwrap();
+    let third = next.next().await.expect("the step left on the queue").unwrap();
+    assert_eq!((third.payload.as_ref(), third.delivered), (&b"step 3"[..], 1));
+    third.acker.ack().await.unwrap();
+    assert!(next.next().await.is_none(), "nothing more: the request ends when it expires");
 }

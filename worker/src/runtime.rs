@@ -313,11 +313,11 @@ struct PullCtx {
     stop: watch::Receiver<bool>,
 }
 
-/// How long one pull request waits for a normal step when both queues are empty: a priority
-/// step arriving meanwhile waits at most this long in an idle worker (a busy one looks at the
-/// priority queue first each time an agent frees up). At 1 s a priority book written alone
-/// waited up to a second per step (BENCHMARKS.md, run D); 250 ms costs an idle worker four
-/// pull requests a second per kind.
+/// How long one pull request waits for normal steps: a priority step arriving meanwhile waits
+/// at most this long for an agent of a worker with idle ones (the priority queue is looked at
+/// each time the request ends, and a request asking for as many steps as there are waiting
+/// ends at once). At 1 s a priority book written alone waited up to a second per step
+/// (BENCHMARKS.md, run D); 250 ms costs an idle worker eight pull requests a second per kind.
 const FETCH_WAIT: Duration = Duration::from_millis(250);
 
 /// A pool's two queues: the steps of priority books, taken first, and the others.
@@ -326,32 +326,10 @@ struct Steps {
     normal: scriptorium_proto::Source,
 }
 
-impl Steps {
-    /// Up to `max` steps, priority ones first: those there now, then normal ones (waiting up to
-    /// [`FETCH_WAIT`] for one when there is none of either).
-    async fn fetch(
-        &mut self,
-        max: usize,
-    ) -> Result<Vec<scriptorium_proto::Incoming>, scriptorium_proto::BusError> {
-        let mut got = self.priority.fetch(max, Duration::ZERO).await?;
-        if got.len() < max {
-            let wait = if got.is_empty() { FETCH_WAIT } else { Duration::ZERO };
-            match self.normal.fetch(max - got.len(), wait).await {
-                Ok(more) => got.extend(more),
-                // Priority steps in hand are run, not dropped with the error.
-                Err(e) if !got.is_empty() => {
-                    tracing::debug!(error = %e, "normal queue read failed; running the priority steps fetched");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(got)
-    }
-}
-
-/// Feeds one pool: asks the queue for as many steps as the pool has idle agents, never more,
+/// Feeds one pool: asks the queues for as many steps as the pool has idle agents, never more,
 /// so no step waits in this process with its ack clock running (and a killed process takes
-/// no more deliveries with it than it was running).
+/// no more deliveries with it than it was running). Each time: the priority steps there now,
+/// then one pull request for normal steps whose steps are handed out as each arrives.
 async fn pull(
     mut source: Steps,
     mut idle: mpsc::UnboundedReceiver<ActorRef<AgentMsg>>,
@@ -375,12 +353,23 @@ async fn pull(
             }
             continue;
         }
-        // Not interrupted by a stop: a pull request dropped half-way could take a step with it.
-        let batch = match source.fetch(ready.len()).await {
-            Ok(batch) => {
-                pause = Duration::from_millis(100);
-                batch
+        // Neither read is interrupted by a stop: a pull request dropped half-way could take a
+        // step with it.
+        let read = match source.priority.fetch(ready.len(), Duration::ZERO).await {
+            Ok(got) => {
+                for incoming in got {
+                    hand_out(incoming, &mut ready, &ctx).await;
+                }
+                if ready.is_empty() {
+                    Ok(())
+                } else {
+                    pull_normal(&mut source.normal, &mut ready, &ctx).await
+                }
             }
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(()) => pause = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(kind = kind::name(kind), error = %e, "queue read failed");
                 tokio::select! {
@@ -388,61 +377,81 @@ async fn pull(
                     _ = ctx.stop.changed() => {}
                 }
                 pause = (pause * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        for incoming in batch {
-            if *ctx.stop.borrow() {
-                // Fetched as the process stops: straight back to the queue for another worker.
-                let _ = incoming.acker.nak(None).await;
-                continue;
-            }
-            let task = match check_step(kind, &incoming, ctx.max_deliver) {
-                Ok(t) if t.min_worker_version > WIRE_VERSION => {
-                    // From a newer coordinator, for newer workers (a rolling upgrade): left on
-                    // the queue for one of them, never failed here.
-                    tracing::warn!(
-                        kind = kind::name(kind),
-                        book_id = %t.book_id,
-                        step = %t.step_id,
-                        needs = t.min_worker_version,
-                        version = WIRE_VERSION,
-                        "step needs a newer worker; left on the queue for one"
-                    );
-                    crate::metrics::step_left_for_newer(kind);
-                    let _ = incoming.acker.nak(Some(LEFT_FOR_NEWER)).await;
-                    continue;
-                }
-                Ok(t) => t,
-                Err(failure) => {
-                    tracing::error!(kind = kind::name(kind), cause = failure.cause().label(), reason = %failure, "step dead-lettered");
-                    give_up(&ctx.bus, kind, &incoming, failure, &ctx.worker_id).await;
-                    continue;
-                }
-            };
-            crate::metrics::step_received(kind, incoming.delivered);
-            if incoming.delivered > 1 {
-                tracing::info!(
-                    kind = kind::name(kind),
-                    book_id = %task.book_id,
-                    step = %task.step_id,
-                    attempt = task.attempt,
-                    delivered = incoming.delivered,
-                    "step redelivered: the worker that had it died, stopped answering or handed it back"
-                );
-            }
-            let Some(agent) = ready.pop() else {
-                // Never more messages than idle agents; hand back rather than hold one.
-                let _ = incoming.acker.nak(None).await;
-                continue;
-            };
-            let work = AgentMsg::Work { task: Box::new(task), acker: incoming.acker };
-            if let Err(e) = agent.cast(work) {
-                tracing::error!(kind = kind::name(kind), error = %e, "agent is gone");
             }
         }
     }
     agents
+}
+
+/// One pull request for a normal step per ready agent, each handed out as it arrives.
+async fn pull_normal(
+    normal: &mut scriptorium_proto::Source,
+    ready: &mut Vec<ActorRef<AgentMsg>>,
+    ctx: &PullCtx,
+) -> Result<(), scriptorium_proto::BusError> {
+    let mut request = normal.pull(ready.len(), FETCH_WAIT).await?;
+    while let Some(incoming) = request.next().await {
+        hand_out(incoming?, ready, ctx).await;
+    }
+    Ok(())
+}
+
+/// Gives a delivered step to a ready agent, or leaves it for another worker, or dead-letters
+/// it when it can never run.
+async fn hand_out(
+    incoming: scriptorium_proto::Incoming,
+    ready: &mut Vec<ActorRef<AgentMsg>>,
+    ctx: &PullCtx,
+) {
+    let kind = ctx.kind;
+    if *ctx.stop.borrow() {
+        // Fetched as the process stops: straight back to the queue for another worker.
+        let _ = incoming.acker.nak(None).await;
+        return;
+    }
+    let task = match check_step(kind, &incoming, ctx.max_deliver) {
+        Ok(t) if t.min_worker_version > WIRE_VERSION => {
+            // From a newer coordinator, for newer workers (a rolling upgrade): left on the
+            // queue for one of them, never failed here.
+            tracing::warn!(
+                kind = kind::name(kind),
+                book_id = %t.book_id,
+                step = %t.step_id,
+                needs = t.min_worker_version,
+                version = WIRE_VERSION,
+                "step needs a newer worker; left on the queue for one"
+            );
+            crate::metrics::step_left_for_newer(kind);
+            let _ = incoming.acker.nak(Some(LEFT_FOR_NEWER)).await;
+            return;
+        }
+        Ok(t) => t,
+        Err(failure) => {
+            tracing::error!(kind = kind::name(kind), cause = failure.cause().label(), reason = %failure, "step dead-lettered");
+            give_up(&ctx.bus, kind, &incoming, failure, &ctx.worker_id).await;
+            return;
+        }
+    };
+    crate::metrics::step_received(kind, incoming.delivered);
+    if incoming.delivered > 1 {
+        tracing::info!(
+            kind = kind::name(kind),
+            book_id = %task.book_id,
+            step = %task.step_id,
+            attempt = task.attempt,
+            delivered = incoming.delivered,
+            "step redelivered: the worker that had it died, stopped answering or handed it back"
+        );
+    }
+    let Some(agent) = ready.pop() else {
+        // Never more messages than idle agents; hand back rather than hold one.
+        let _ = incoming.acker.nak(None).await;
+        return;
+    };
+    let work = AgentMsg::Work { task: Box::new(task), acker: incoming.acker };
+    if let Err(e) = agent.cast(work) {
+        tracing::error!(kind = kind::name(kind), error = %e, "agent is gone");
+    }
 }
 
 pub use scriptorium_proto::names::MAX_STEP_BYTES;

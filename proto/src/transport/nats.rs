@@ -16,7 +16,7 @@ mod source;
 
 pub use auth::{NatsAuth, Role, Secret, redact};
 pub use options::NatsOptions;
-pub(crate) use source::NatsSource;
+pub(crate) use source::{NatsPull, NatsSource};
 
 use super::settings::{self, Drift, Reconcile};
 use super::{

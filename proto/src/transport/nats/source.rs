@@ -177,6 +177,81 @@ impl NatsSource {
     }
 }
 
+/// How long past its expiry a pull request is waited for: the server ends an expired request
+/// with a 408 status, but nats-server 2.9 drops one silently when a message arrives just as
+/// it expires, and the client's own limit (`async-nats`: 5 s past the expiry) then held a
+/// pool's agents idle for 5 s (seen in `bench`, 2026-12-05). The server delivers nothing to
+/// an expired request, so the wait past it only has to cover the request's way there.
+const PULL_GRACE: Duration = Duration::from_millis(250);
+
+/// One pull request of a [`NatsSource`] whose messages are read as they arrive.
+pub(crate) struct NatsPull<'a> {
+    source: &'a mut NatsSource,
+    batch: Option<consumer::pull::Batch>,
+    deadline: tokio::time::Instant,
+}
+
+impl NatsSource {
+    /// Sends one pull request for up to `max` messages, waiting up to `wait` for them (none:
+    /// what is there now). Its messages are read with [`NatsPull::next`] as each arrives, so
+    /// the first is handled while the request waits for the rest: one request serves many
+    /// messages, where [`NatsSource::fetch`] sends up to three and returns only when they end.
+    pub(crate) async fn pull_request(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<NatsPull<'_>, BusError> {
+        // A continuous pull would fetch ahead of this request.
+        self.messages = None;
+        let consumer = self.consumer().await?;
+        let sent = if wait.is_zero() {
+            consumer.fetch().max_messages(max.max(1)).messages().await
+        } else {
+            consumer.batch().max_messages(max.max(1)).expires(wait).messages().await
+        };
+        match sent {
+            Ok(batch) => Ok(NatsPull {
+                source: self,
+                batch: Some(batch),
+                deadline: tokio::time::Instant::now() + wait + PULL_GRACE,
+            }),
+            Err(e) => {
+                let what = self.what();
+                self.consumer = None;
+                Err(BusError::nats(what, &e))
+            }
+        }
+    }
+}
+
+impl NatsPull<'_> {
+    /// The request's next message as it arrives; `None` once the server ended the request.
+    /// After an error there is nothing more, and the consumer is looked up again next time.
+    pub(crate) async fn next(&mut self) -> Option<Result<Incoming, BusError>> {
+        let batch = self.batch.as_mut()?;
+        let failed = match tokio::time::timeout_at(self.deadline, batch.next()).await {
+            Ok(Some(Ok(m))) => return Some(Ok(NatsSource::incoming(m))),
+            Ok(None) => {
+                self.batch = None;
+                return None;
+            }
+            Ok(Some(Err(e))) => BusError::nats(self.source.what(), &*e),
+            Err(_) => {
+                // Over without its end: what an expired request gets when a message reaches
+                // the consumer just as it expires (nats-server 2.9 drops it silently), or
+                // when the consumer's leader died with it. Either way nothing more comes.
+                tracing::debug!(consumer = %self.source.what(), "pull request ended unanswered");
+                self.batch = None;
+                self.source.consumer = None;
+                return None;
+            }
+        };
+        self.batch = None;
+        self.source.consumer = None;
+        Some(Err(failed))
+    }
+}
+
 /// Every message of a pull batch into `out`, until the server ends it.
 async fn read_batch(
     mut batch: consumer::pull::Batch,
