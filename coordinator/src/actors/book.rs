@@ -49,6 +49,10 @@ pub struct BookState {
     deadlines: HashMap<String, tokio::task::AbortHandle>,
     /// Accepted chapter texts held without their prose (see `slim.rs`).
     slim: std::collections::BTreeSet<String>,
+    /// Output puts sent and not yet known to have landed ([`BookState::put_output`]): awaited
+    /// before the record is stored, so a stored record never counts an output the store lacks,
+    /// and before outputs are read back.
+    puts: Vec<tokio::task::JoinHandle<Result<(), scriptorium_proto::BusError>>>,
 }
 
 /// Messages a book actor understands.
@@ -106,6 +110,7 @@ impl Actor for Book {
             prose: Default::default(),
             deadlines: HashMap::new(),
             slim: Default::default(),
+            puts: Vec::new(),
         })
     }
 
@@ -205,17 +210,29 @@ impl BookState {
         });
     }
 
-    /// Stores `step`'s accepted output, then holds it.
-    async fn put_output(
-        &mut self,
-        step: &str,
-        doc: crate::record::Doc,
-    ) -> Result<(), ActorProcessingErr> {
-        let key = output_key(&self.rec.id, step);
-        self.env.bus.kv_put(Bucket::Outputs, &key, doc.to_vec().into()).await?;
+    /// Holds `step`'s accepted output and sends it to the store. The put is awaited with the
+    /// record's next store ([`BookState::flush_puts`]), so its round trip overlaps with the
+    /// publish of the steps it lets go: a coordinator that dies in between has stored neither
+    /// the output nor the record, and handles the result again.
+    fn put_output(&mut self, step: &str, doc: crate::record::Doc) {
+        let (bus, key, bytes) =
+            (self.env.bus.clone(), output_key(&self.rec.id, step), doc.to_vec());
+        self.puts.push(tokio::spawn(async move {
+            bus.kv_put(Bucket::Outputs, &key, bytes.into()).await
+        }));
         self.rec.outputs.insert(step.to_string(), doc);
         self.prose.set(&self.rec, step);
-        Ok(())
+    }
+
+    /// Waits for the output puts sent; the first that failed fails the handling.
+    async fn flush_puts(&mut self) -> Result<(), ActorProcessingErr> {
+        let mut failed = None;
+        for put in self.puts.drain(..) {
+            if let Err(e) = put.await.map_err(ActorProcessingErr::from).and_then(|r| Ok(r?)) {
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Removes `step`'s accepted output (in memory).
@@ -352,7 +369,7 @@ impl BookState {
         if planned.kind == AgentKind::Concept {
             self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
         }
-        self.put_output(&r.step_id, doc.into()).await?;
+        self.put_output(&r.step_id, doc.into());
         if let Some(s) = self.rec.steps.get_mut(&r.step_id) {
             s.status = StepStatus::Done;
             s.finished_us = clock::now_us();
@@ -599,6 +616,7 @@ impl BookState {
     }
 
     async fn store(&mut self) -> Result<(), ActorProcessingErr> {
+        self.flush_puts().await?;
         let written = crate::record::store(&self.env.bus, &mut self.rec).await?;
         self.env.stats.stored_bytes.fetch_add(written as u64, Ordering::Relaxed);
         Ok(())

@@ -198,7 +198,7 @@ impl BookState {
         if planned.kind == scriptorium_proto::v1::AgentKind::Concept {
             self.rec.title = doc["title"].as_str().unwrap_or_default().to_string();
         }
-        self.put_output(&step, doc.into()).await?;
+        self.put_output(&step, doc.into());
         if let Some(s) = self.rec.steps.get_mut(&step) {
             s.route = format!("edited by {by}");
             s.dialect = String::new();

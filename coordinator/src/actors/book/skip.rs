@@ -91,7 +91,7 @@ impl BookState {
         else {
             return Ok(false);
         };
-        self.put_output(&edit, draft).await?;
+        self.put_output(&edit, draft);
         if let Some(s) = self.rec.steps.get_mut(&edit) {
             s.status = StepStatus::Done;
         }

@@ -74,6 +74,7 @@ impl BookState {
             }
         }
         if any {
+            self.flush_puts().await?;
             crate::record::load_outputs(&self.env.bus, &mut self.rec).await?;
         }
         Ok(())
