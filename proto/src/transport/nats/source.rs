@@ -181,7 +181,9 @@ impl NatsSource {
 /// with a 408 status, but nats-server 2.9 drops one silently when a message arrives just as
 /// it expires, and the client's own limit (`async-nats`: 5 s past the expiry) then held a
 /// pool's agents idle for 5 s (seen in `bench`, 2026-12-05). The server delivers nothing to
-/// an expired request, so the wait past it only has to cover the request's way there.
+/// an expired request, so the wait past it only has to cover the request's way there; a
+/// request that took longer than this to reach the server and then got a message leaves that
+/// message unacknowledged, delivered again after the consumer's ack wait (one delivery spent).
 const PULL_GRACE: Duration = Duration::from_millis(250);
 
 /// One pull request of a [`NatsSource`] whose messages are read as they arrive.
