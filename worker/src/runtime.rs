@@ -326,6 +326,28 @@ struct Steps {
     normal: scriptorium_proto::Source,
 }
 
+impl Steps {
+    /// Hands the `ready` agents the priority steps there are, then sends the normal queue one
+    /// pull request for a step per agent left and hands each out as it arrives.
+    async fn hand_out(
+        &mut self,
+        ready: &mut Vec<ActorRef<AgentMsg>>,
+        ctx: &PullCtx,
+    ) -> Result<(), scriptorium_proto::BusError> {
+        for incoming in self.priority.fetch(ready.len(), Duration::ZERO).await? {
+            hand_out(incoming, ready, ctx).await;
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let mut request = self.normal.pull(ready.len(), FETCH_WAIT).await?;
+        while let Some(incoming) = request.next().await {
+            hand_out(incoming?, ready, ctx).await;
+        }
+        Ok(())
+    }
+}
+
 /// Feeds one pool: asks the queues for as many steps as the pool has idle agents, never more,
 /// so no step waits in this process with its ack clock running (and a killed process takes
 /// no more deliveries with it than it was running). Each time: the priority steps there now,
@@ -353,22 +375,8 @@ async fn pull(
             }
             continue;
         }
-        // Neither read is interrupted by a stop: a pull request dropped half-way could take a
-        // step with it.
-        let read = match source.priority.fetch(ready.len(), Duration::ZERO).await {
-            Ok(got) => {
-                for incoming in got {
-                    hand_out(incoming, &mut ready, &ctx).await;
-                }
-                if ready.is_empty() {
-                    Ok(())
-                } else {
-                    pull_normal(&mut source.normal, &mut ready, &ctx).await
-                }
-            }
-            Err(e) => Err(e),
-        };
-        match read {
+        // Not interrupted by a stop: a pull request dropped half-way could take a step with it.
+        match source.hand_out(&mut ready, &ctx).await {
             Ok(()) => pause = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(kind = kind::name(kind), error = %e, "queue read failed");
@@ -381,19 +389,6 @@ async fn pull(
         }
     }
     agents
-}
-
-/// One pull request for a normal step per ready agent, each handed out as it arrives.
-async fn pull_normal(
-    normal: &mut scriptorium_proto::Source,
-    ready: &mut Vec<ActorRef<AgentMsg>>,
-    ctx: &PullCtx,
-) -> Result<(), scriptorium_proto::BusError> {
-    let mut request = normal.pull(ready.len(), FETCH_WAIT).await?;
-    while let Some(incoming) = request.next().await {
-        hand_out(incoming?, ready, ctx).await;
-    }
-    Ok(())
 }
 
 /// Gives a delivered step to a ready agent, or leaves it for another worker, or dead-letters

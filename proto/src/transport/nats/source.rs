@@ -231,26 +231,25 @@ impl NatsPull<'_> {
     /// After an error there is nothing more, and the consumer is looked up again next time.
     pub(crate) async fn next(&mut self) -> Option<Result<Incoming, BusError>> {
         let batch = self.batch.as_mut()?;
-        let failed = match tokio::time::timeout_at(self.deadline, batch.next()).await {
+        let last = match tokio::time::timeout_at(self.deadline, batch.next()).await {
             Ok(Some(Ok(m))) => return Some(Ok(NatsSource::incoming(m))),
             Ok(None) => {
                 self.batch = None;
                 return None;
             }
-            Ok(Some(Err(e))) => BusError::nats(self.source.what(), &*e),
+            Ok(Some(Err(e))) => Some(Err(BusError::nats(self.source.what(), &*e))),
             Err(_) => {
                 // Over without its end: what an expired request gets when a message reaches
                 // the consumer just as it expires (nats-server 2.9 drops it silently), or
-                // when the consumer's leader died with it. Either way nothing more comes.
+                // when the consumer's leader died with it.
                 tracing::debug!(consumer = %self.source.what(), "pull request ended unanswered");
-                self.batch = None;
-                self.source.consumer = None;
-                return None;
+                None
             }
         };
+        // Nothing more comes of this request; the consumer is looked up again next time.
         self.batch = None;
         self.source.consumer = None;
-        Some(Err(failed))
+        last
     }
 }
 
