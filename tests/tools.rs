@@ -85,7 +85,9 @@ fn alive(url: &str) -> bool {
 
 #[test]
 fn status_lists_each_of_fifty_books_once_while_they_change_state() {
-    let (_nats, url, dir, cfg) = fleet("\n[models.sim]\nlatency_ms = 20\n");
+    // Model calls slow enough that the books are still running over several reads: at 20 ms
+    // the fifty books finished within three reads once steps reached agents as they arrived.
+    let (_nats, url, dir, cfg) = fleet("\n[models.sim]\nlatency_ms = 100\n");
     let _c = coordinator(&cfg, &url, dir.path(), &[]);
     let _w = worker(&cfg, &url, dir.path(), "w1");
     wait_until(WITHIN, "a live coordinator", || alive(&url));
