@@ -290,14 +290,18 @@ async fn throughput(url: &str, cfg: AppConfig, opts: &BenchOptions) -> anyhow::R
     let fleet = Fleet::start(url, &cfg, "bench", 16).await?;
     // Unloaded: one book at a time, so each step is alone in the system.
     let mut lat = Vec::new();
+    let mut by_kind: std::collections::BTreeMap<&'static str, Vec<f64>> = Default::default();
     let mut by_chapter = long::ByChapter::default();
     for i in 0..opts.latency_books {
         let brief = bench_brief(opts.latency_chapters, 1_000 + u64::from(i));
         let kv_before = fleet.bus.kv_bytes_written();
         let recs = write_books(&fleet.bus, vec![brief]).await?;
         by_chapter.add(&recs[0], fleet.bus.kv_bytes_written() - kv_before);
-        for s in recs[0].steps.values().filter(|s| long::answered(s)) {
-            lat.push((s.finished_us - s.dispatched_us) as f64);
+        for p in &recs[0].plan.steps {
+            let Some(s) = recs[0].steps.get(&p.id).filter(|s| long::answered(s)) else { continue };
+            let us = (s.finished_us - s.dispatched_us) as f64;
+            lat.push(us);
+            by_kind.entry(scriptorium_proto::kind::name(p.kind)).or_default().push(us);
         }
     }
     lat.sort_by(f64::total_cmp);
@@ -330,6 +334,14 @@ async fn throughput(url: &str, cfg: AppConfig, opts: &BenchOptions) -> anyhow::R
         percentile(&lat, 0.9),
         percentile(&lat, 0.99)
     );
+    let kinds: Vec<String> = by_kind
+        .iter_mut()
+        .map(|(kind, us)| {
+            us.sort_by(f64::total_cmp);
+            format!("{kind} {:.0}", percentile(us, 0.5))
+        })
+        .collect();
+    println!("unloaded p50 by kind (us): {}", kinds.join(", "));
     if opts.latency_chapters > 1 {
         by_chapter.print(&fleet.bus, opts.latency_chapters).await?;
     }

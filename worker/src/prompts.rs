@@ -213,17 +213,20 @@ impl Prompts {
         part: Option<&Part>,
         budget: Option<u64>,
     ) -> Result<Rendered, Overflow> {
-        self.render_counted(task, spec, part, budget, &|s, u| {
+        let docs = Docs::of(task);
+        self.render_counted(task, spec, &docs, part, budget, &|s, u| {
             estimate_tokens(s) + estimate_tokens(u)
         })
     }
 
-    /// [`Prompts::render_fitted`] with the prompt measured by `count` (system, user): the
-    /// model's own tokenizer when it is in this process.
+    /// [`Prompts::render_fitted`] with the documents of `task` already parsed (`docs`, once a
+    /// step however many requests it takes) and the prompt measured by `count` (system, user):
+    /// the model's own tokenizer when it is in this process.
     pub fn render_counted(
         &self,
         task: &StepTask,
         spec: &dyn Kind,
+        docs: &Docs,
         part: Option<&Part>,
         budget: Option<u64>,
         count: &dyn Fn(&str, &str) -> u64,
@@ -231,8 +234,7 @@ impl Prompts {
         // `spec` comes from the registry, and `load` gave every kind of it its templates.
         let t = &self.templates[spec.name()];
         let used = [placeholders(&t.system), placeholders(&t.user)].concat();
-        let docs = Docs::of(task);
-        let pieces: Vec<Piece> = context::pieces(task, spec, &docs, part)
+        let pieces: Vec<Piece> = context::pieces(task, spec, docs, part)
             .into_iter()
             .filter(|p| used.contains(&p.slot))
             .collect();

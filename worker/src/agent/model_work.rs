@@ -150,34 +150,42 @@ async fn on_route(
     budget: Budget,
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
+    // Parsed once for all of the step's requests.
     let docs = Docs::of(task);
     let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    let step = Step { task, spec, docs: &docs };
     // Without its plan or draft (a step asked outside a book) the work is one request.
     match spec.work() {
         Work::Scenes => {
             if let Some(plan) = docs.plan(chapter) {
-                return write_chapter(env, task, spec, route, budget, plan, usage).await;
+                return write_chapter(env, step, route, budget, plan, usage).await;
             }
         }
         Work::Revisions => {
             if let Some(draft) = &docs.draft {
-                return edit_chapter(env, task, spec, route, budget, (&docs, draft), usage).await;
+                return edit_chapter(env, step, route, budget, draft, usage).await;
             }
         }
         Work::Whole => {}
     }
     let whole = spec.answer_tokens(&task.brief.clone().unwrap_or_default());
-    ask(env, task, spec, route, budget, None, whole, usage).await
+    ask(env, step, route, budget, None, whole, usage).await
+}
+
+/// The step a request is for: its task, its kind and the documents the task carries.
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    task: &'a StepTask,
+    spec: &'a dyn Kind,
+    docs: &'a Docs,
 }
 
 /// One request (with its repair, if the answer is unreadable) for `task` or a `part` of it,
 /// assembled so that the prompt, an answer of `answer` tokens and the margin fit the budget;
 /// `max_tokens` is whatever room the prompt leaves, at most the output limit.
-#[allow(clippy::too_many_arguments)]
 async fn ask(
     env: &AgentEnv,
-    task: &StepTask,
-    spec: &dyn Kind,
+    Step { task, spec, docs }: Step<'_>,
     route: &str,
     budget: Budget,
     part: Option<&Part>,
@@ -192,7 +200,7 @@ async fn ask(
     };
     let rendered = env
         .prompts
-        .render_counted(task, spec, part, budget.prompt_for(answer), &count)
+        .render_counted(task, spec, docs, part, budget.prompt_for(answer), &count)
         .map_err(|o| {
             let message = format!("{route}: {o} (context window {:?})", budget.window);
             RouteError {
@@ -215,7 +223,6 @@ async fn ask(
     let cap = answer.saturating_mul(2).saturating_add(256);
     let max_tokens = budget.answer_room(rendered.tokens).min(cap).min(u64::from(u32::MAX)) as u32;
     let brief = task.brief.clone().unwrap_or_default();
-    let docs = Docs::of(task);
     let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
     let schema = spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()));
     // The longest answer the grammar allows ends inside the room: a looping model's answer
@@ -262,19 +269,19 @@ fn attempt_seed(seed: u64, attempt: u32) -> u64 {
 /// told the running summary and the closing lines of the part before it.
 async fn write_chapter(
     env: &AgentEnv,
-    task: &StepTask,
-    spec: &dyn Kind,
+    step: Step<'_>,
     route: &str,
     budget: Budget,
     plan: &OutlineChapter,
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
+    let task = step.task;
     let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
     let words = task.brief.as_ref().map_or(800, |b| b.words_per_chapter);
     let scenes = plan.scenes.len().max(1) as u32;
     let whole = prose_tokens(u64::from(words), u64::from(scenes));
     if whole <= budget.max_answer() {
-        return ask(env, task, spec, route, budget, None, whole, usage).await;
+        return ask(env, step, route, budget, None, whole, usage).await;
     }
     let shares = parts::share(words, scenes);
     let items: Vec<(u32, u64)> = shares
@@ -292,7 +299,7 @@ async fn write_chapter(
         let tokens = prose_tokens(u64::from(words), scenes.len() as u64);
         let count = scenes.len();
         let part = Part { scenes, words, so_far: so_far.clone(), last_lines: last_lines.clone() };
-        let a = ask(env, task, spec, route, budget, Some(&part), tokens, usage).await?;
+        let a = ask(env, step, route, budget, Some(&part), tokens, usage).await?;
         let text = parts::read_part(&a.value, count)
             .map_err(|e| RouteError::refused(format!("{route}: {e}")))?;
         so_far = text.summary.clone();
@@ -309,13 +316,13 @@ async fn write_chapter(
 /// as many per request as fit; the answers' revised scenes replace the draft's.
 async fn edit_chapter(
     env: &AgentEnv,
-    task: &StepTask,
-    spec: &dyn Kind,
+    step: Step<'_>,
     route: &str,
     budget: Budget,
-    (docs, draft): (&Docs, &ChapterText),
+    draft: &ChapterText,
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
+    let Step { task, spec, docs } = step;
     let targets = prompts::edit_targets(docs);
     let items: Vec<(u32, u64)> = targets
         .iter()
@@ -333,7 +340,7 @@ async fn edit_chapter(
         let tokens =
             100 + items.iter().filter(|(n, _)| scenes.contains(n)).map(|(_, t)| t).sum::<u64>();
         let part = Part { scenes, ..Default::default() };
-        let a = ask(env, task, spec, route, budget, Some(&part), tokens, usage).await?;
+        let a = ask(env, step, route, budget, Some(&part), tokens, usage).await?;
         answers.push(a.value);
         (answered, dialect) = (a.route, a.dialect);
     }
