@@ -60,6 +60,9 @@ pub struct BenchOptions {
     pub concurrency: usize,
     /// Books written twice for the cache figure (0 skips it).
     pub cache_books: u32,
+    /// Whether the measured books' steps look their requests up in the shared response cache,
+    /// as a deployment's default has them do (the bench's default: they do not).
+    pub response_cache: bool,
     /// What to measure.
     pub mode: BenchMode,
 }
@@ -89,6 +92,11 @@ pub struct BenchArgs {
     /// Books written twice for the response-cache figure (0 skips it).
     #[arg(long, default_value_t = 20)]
     cache_books: u32,
+    /// Keep the response cache on for the measured books, as a deployment's default has it:
+    /// each step then looks its request up in the shared cache (and leases it) before the
+    /// model is asked. Off by default, so the figure is the step path alone.
+    #[arg(long)]
+    response_cache: bool,
     /// Measure the makespan of --books books with the latency model, beside its lower
     /// bound, instead of the throughput.
     #[arg(long, conflicts_with = "priority_behind")]
@@ -144,6 +152,7 @@ impl BenchArgs {
             latency_chapters: self.latency_chapters,
             concurrency: self.concurrency,
             cache_books: self.cache_books,
+            response_cache: self.response_cache,
             mode,
         })
     }
@@ -260,10 +269,11 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
     let mut cfg = cfg;
     cfg.models.sim = Default::default();
     cfg.coordinator.out_dir = PathBuf::from(out.path());
-    cfg.coordinator.cache = false;
+    cfg.coordinator.cache = opts.response_cache;
     println!(
-        "scriptorium bench: NATS {url}, simulated model, {} cores (shared machines: compare \
-         figures of one run only)",
+        "scriptorium bench: NATS {url}, simulated model, response cache {}, {} cores (shared \
+         machines: compare figures of one run only)",
+        if opts.response_cache { "on (--response-cache)" } else { "off" },
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     match &opts.mode {
