@@ -3,7 +3,7 @@
 //! or without a coordinator's consumer, and dead letters are read, purged by queue and replayed
 //! once. Pipelined publishes land every message exactly once across a server restart, and one
 //! that cannot land says so. A pull request hands out each message as it arrives and never
-//! more than it asked for. A bucket is read whether or not it answers direct gets.
+//! more than it asked for.
 
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, Rejection};
@@ -193,31 +193,4 @@ async fn a_pull_request_hands_out_each_message_as_it_arrives_and_no_more_than_as
     assert_eq!((third.payload.as_ref(), third.delivered), (&b"step 3"[..], 1));
     third.acker.ack().await.unwrap();
     assert!(next.next().await.is_none(), "nothing more: the request ends when it expires");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucket_is_read_whether_or_not_it_answers_direct_gets() {
-    let server = NatsServer::start().expect("nats-server");
-    let bus = bus(&server).await;
-    bus.kv_put(Bucket::Books, "kept", "v1".into()).await.unwrap();
-    bus.kv_put(Bucket::Books, "gone", "v0".into()).await.unwrap();
-    bus.kv_delete(Bucket::Books, "gone").await.unwrap();
-    let read = async |bus: &Bus| {
-        let mut got = Vec::new();
-        for key in ["kept", "gone", "never"] {
-            let v = tokio::time::timeout(Duration::from_secs(20), bus.kv_get(Bucket::Books, key));
-            got.push(v.await.expect("answered").expect("read"));
-        }
-        got
-    };
-    let expected = vec![Some("v1".into()), None, None];
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
-    let stream = js.get_stream("KV_scriptorium_books").await.unwrap();
-    assert!(stream.cached_info().config.allow_direct, "one replica: direct gets");
-    assert_eq!(read(&bus).await, expected);
-    // An older coordinator, whose settings have no direct gets, turns them off meanwhile.
-    let mut config = stream.cached_info().config.clone();
-    config.allow_direct = false;
-    js.update_stream(config).await.unwrap();
-    assert_eq!(read(&bus).await, expected, "read through the stream's API");
 }

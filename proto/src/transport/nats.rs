@@ -42,9 +42,6 @@ pub struct NatsBus {
     window: Arc<tokio::sync::Semaphore>,
     /// Bytes of the values this connection put or created in KV buckets (the bench's figure).
     kv_written: Arc<std::sync::atomic::AtomicU64>,
-    /// The buckets (in the order of [`BUCKETS`]) opened with direct gets that stopped answering
-    /// them: read through the stream's API from then on (see [`NatsBus::kv_get`]).
-    direct_off: Arc<[std::sync::atomic::AtomicBool; BUCKETS.len()]>,
 }
 
 impl NatsBus {
@@ -119,7 +116,6 @@ impl NatsBus {
             drift: drift.into(),
             window: publish::window(),
             kv_written: Default::default(),
-            direct_off: Default::default(),
         })
     }
 
@@ -274,7 +270,8 @@ impl NatsBus {
 
     /// The bucket's store, when this process's role opened it.
     fn store(&self, bucket: Bucket) -> Result<&kv::Store, BusError> {
-        self.stores[bucket_index(bucket)].as_ref().ok_or_else(|| {
+        let i = BUCKETS.iter().position(|b| *b == bucket_name(bucket)).unwrap_or(0);
+        self.stores[i].as_ref().ok_or_else(|| {
             BusError::rejected(
                 format!("bucket {}", bucket_name(bucket)),
                 Rejection::Permission,
@@ -325,28 +322,8 @@ impl NatsBus {
     ) -> Result<Option<Bytes>, BusError> {
         Self::check_key("kv get", bucket, key)?;
         let op = || format!("kv get {}", bucket_name(bucket));
-        use std::sync::atomic::Ordering::Relaxed;
-        let off = &self.direct_off[bucket_index(bucket)];
         retrying(self.opts.publish_retry, "kv get", || async {
-            let store = self.store(bucket)?;
-            if off.load(Relaxed) {
-                return api_get(store, key).await.map_err(|e| BusError::nats(op(), &e));
-            }
-            match store.get(key).await {
-                Ok(v) => Ok(v),
-                // A store opened while its bucket allowed direct gets keeps asking for them;
-                // should another process have turned them off since (an older coordinator
-                // reconciling its own settings), nobody answers them (a get waits out the
-                // request's timeout): read through the stream's API, now and from then on.
-                Err(e) if store.stream.cached_info().config.allow_direct => {
-                    let v = api_get(store, key).await.map_err(|e| BusError::nats(op(), &e))?;
-                    if !off.swap(true, Relaxed) {
-                        tracing::warn!(bucket = bucket_name(bucket), error = %e, "direct get unanswered; reading the bucket through the stream's API");
-                    }
-                    Ok(v)
-                }
-                Err(e) => Err(BusError::nats(op(), &e)),
-            }
+            self.store(bucket)?.get(key).await.map_err(|e| BusError::nats(op(), &e))
         })
         .await
     }
@@ -515,31 +492,6 @@ pub(crate) fn stream_names() -> Vec<String> {
     .map(String::from)
     .chain(BUCKETS.iter().map(|b| settings::kv_stream(b)))
     .collect()
-}
-
-/// The place of `bucket` in [`BUCKETS`].
-fn bucket_index(bucket: Bucket) -> usize {
-    BUCKETS.iter().position(|b| *b == bucket_name(bucket)).unwrap_or(0)
-}
-
-/// The value of `key` in `store` read through the stream's API (never a direct get); `None`
-/// when the key was never written, deleted or purged.
-async fn api_get(
-    store: &kv::Store,
-    key: &str,
-) -> Result<Option<Bytes>, async_nats::jetstream::stream::LastRawMessageError> {
-    use async_nats::jetstream::stream::LastRawMessageErrorKind;
-    let subject = format!("{}{key}", store.prefix);
-    match store.stream.get_last_raw_message_by_subject(&subject).await {
-        Ok(m) => {
-            let op = m.headers.get("KV-Operation").map(|v| v.as_str());
-            let removed = matches!(op, Some("DEL" | "PURGE"))
-                || m.headers.get("Nats-Marker-Reason").is_some();
-            Ok((!removed).then_some(m.payload))
-        }
-        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

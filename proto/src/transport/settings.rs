@@ -111,10 +111,9 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
     ] {
         // The settings `create_key_value` would use (the stream is created by hand because that
         // call first reads the account info, whose shape differs on NATS 2.9 servers), except
-        // direct gets with replicas: then any follower answers a direct get, possibly before it
-        // applied the latest write, so reads go through the stream leader's API instead. With
-        // one replica the only server holding the stream answers either way, and a direct get
-        // skips the JetStream API's queue (a round trip faster: every step's cache lookup).
+        // direct gets: with replicas, any follower answers a direct get, possibly before it
+        // applied the latest write; without, reads go to the stream leader and see every
+        // acknowledged write.
         out.push(stream::Config {
             name: kv_stream(bucket),
             subjects: vec![format!("$KV.{bucket}.>")],
@@ -124,7 +123,7 @@ pub(crate) fn streams(opts: &NatsOptions) -> Vec<stream::Config> {
             storage: stream::StorageType::File,
             allow_rollup: true,
             deny_delete: true,
-            allow_direct: opts.replicas <= 1,
+            allow_direct: false,
             discard: if drop_oldest {
                 stream::DiscardPolicy::Old
             } else {
