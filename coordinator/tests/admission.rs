@@ -1,7 +1,8 @@
 //! Admission and priority through the coordinator's queues on the in-process bus, the test
 //! playing the worker: no more books in flight than the cap (the rest wait, durably, in the
-//! submit stream), a priority book admitted before every normal one that waited longer, and its
-//! steps on the priority queue workers take first.
+//! submit stream), a priority book admitted at once beyond the cap within a headroom of its own
+//! and, beyond that, before every normal one that waited longer, and its steps on the priority
+//! queue workers take first.
 
 mod support;
 
@@ -25,7 +26,7 @@ words_per_chapter = 200
 const QUIET: Duration = Duration::from_millis(400);
 
 #[tokio::test]
-async fn books_beyond_the_cap_wait_and_a_priority_book_goes_first() {
+async fn books_beyond_the_cap_wait_and_a_priority_book_starts_at_once() {
     let cfg = CoordinatorConfig { max_books_in_flight: 2, ..Default::default() };
     let (bus, handle, _out) = start_with(cfg).await;
     let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 8).await.unwrap();
@@ -45,20 +46,33 @@ async fn books_beyond_the_cap_wait_and_a_priority_book_goes_first() {
     let waiting = client::load(&bus, &ids[2]).await.unwrap();
     assert!(waiting.is_none(), "a book beyond the cap is not started (no record yet)");
 
-    let text = format!("title = \"Urgent\"\npriority = \"priority\"\n{BRIEF}");
-    let urgent_id = client::submit(&bus, brief::parse(&text).unwrap()).await.unwrap();
-    assert!(nothing_on(&mut urgent, QUIET).await, "the cap holds for priority books too");
+    // A priority book starts at once, beyond the cap, within its headroom (one book here).
+    let urgent_brief = |n: u32| {
+        let text = format!("title = \"Urgent {n}\"\npriority = \"priority\"\n{BRIEF}");
+        brief::parse(&text).unwrap()
+    };
+    let first_urgent = client::submit(&bus, urgent_brief(1)).await.unwrap();
+    assert_eq!(next_task(&mut urgent).await.book_id, first_urgent, "started at once");
+    assert!(nothing_on(&mut concepts, QUIET).await, "no normal book came in with it");
+    assert!(handle.in_flight().await.unwrap() == 3);
+    // Beyond the headroom a priority book waits too.
+    let second_urgent = client::submit(&bus, urgent_brief(2)).await.unwrap();
+    assert!(nothing_on(&mut urgent, QUIET).await, "the headroom is one book");
 
-    // A book ends: the priority book is admitted before the two normal ones that waited longer,
-    // and its steps go on the priority queue.
+    // A book ends: the waiting priority book is admitted before the two normal ones that
+    // waited longer, and its steps go on the priority queue.
     client::run_command(&bus, &ids[0], Action::Cancel, "t", Duration::from_secs(5)).await.unwrap();
     let u = next_task(&mut urgent).await;
-    assert_eq!(u.book_id, urgent_id);
+    assert_eq!(u.book_id, second_urgent);
     assert!(nothing_on(&mut concepts, QUIET).await, "no normal book took its slot");
 
-    client::run_command(&bus, &ids[1], Action::Cancel, "t", Duration::from_secs(5)).await.unwrap();
+    // Normal books come in only below the cap itself, then in order.
+    for id in [&ids[1], &first_urgent] {
+        client::run_command(&bus, id, Action::Cancel, "t", Duration::from_secs(5)).await.unwrap();
+    }
     assert_eq!(next_task(&mut concepts).await.book_id, ids[2], "then the normal ones, in order");
     let rec = record_where(&bus, &ids[2], |r| r.state == Status::Running).await;
     assert_eq!(rec.brief.priority, "normal");
+    assert!(nothing_on(&mut concepts, QUIET).await, "two books in flight again");
     handle.shutdown().await;
 }

@@ -179,7 +179,8 @@ const NORMAL_WAIT: Duration = Duration::from_millis(250);
 
 /// The submissions pump, which is also admission: a submission is taken only while fewer than
 /// `coordinator.max_books_in_flight` books are in flight (the rest wait in the stream, where
-/// they are durable), priority submissions before the others. A taken submission has its ids
+/// they are durable), priority submissions before the others and, at the cap, within a
+/// headroom of their own ([`priority_cap`]). A taken submission has its ids
 /// and brief checked, then its book is claimed from the coordinator actor, its record loaded or
 /// created here, and the book started (or the claim released).
 pub(super) async fn submits(
@@ -189,14 +190,22 @@ pub(super) async fn submits(
 ) -> Flow {
     let mut sources = sources.lock().await;
     let bus = env.bus.clone();
+    // Whether the cap being reached was logged, since the last time there was room.
+    let mut logged = false;
     loop {
-        match admitted(&actor, env.cfg.max_books_in_flight).await {
-            Ok(()) => {}
+        let normal_too = match admitted(&actor, env.cfg.max_books_in_flight, &mut logged).await {
+            Ok(room) => room == Room::All,
             Err(flow) => return flow,
-        }
+        };
         let next = match sources.priority.fetch(1, Duration::ZERO).await {
             Ok(mut got) if !got.is_empty() => Ok(Some(got.remove(0))),
-            Ok(_) => sources.normal.fetch(1, NORMAL_WAIT).await.map(|mut got| got.pop()),
+            Ok(_) if normal_too => {
+                sources.normal.fetch(1, NORMAL_WAIT).await.map(|mut got| got.pop())
+            }
+            Ok(_) => {
+                tokio::time::sleep(ROOM_POLL).await;
+                continue;
+            }
             Err(e) => Err(e),
         };
         let m = match next {
@@ -218,23 +227,51 @@ pub(super) async fn submits(
     }
 }
 
-/// Waits until fewer than `cap` books are in flight (at once without a cap); `Err` when the
-/// coordinator actor is gone.
-async fn admitted(actor: &ActorRef<CoordinatorMsg>, cap: usize) -> Result<(), Flow> {
+/// How often a full coordinator looks again for room (and, with room for priority books only,
+/// for priority submissions).
+const ROOM_POLL: Duration = Duration::from_millis(100);
+
+/// Room for more books in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Fewer than the cap: any submission.
+    All,
+    /// At the cap, within the priority books' headroom: priority submissions only.
+    Priority,
+}
+
+/// Books in flight a priority book is still admitted at: the cap and a tenth of it more (at
+/// least one). A priority book behind a full coordinator starts at once instead of waiting for
+/// a book to end; priority books beyond that headroom wait like the others.
+fn priority_cap(cap: usize) -> usize {
+    cap + (cap / 10).max(1)
+}
+
+/// Waits until there is room for a book ([`Room`]; always all of it without a cap); `Err`
+/// when the coordinator actor is gone. The cap being reached is logged once (`logged`) until
+/// there is room again.
+async fn admitted(
+    actor: &ActorRef<CoordinatorMsg>,
+    cap: usize,
+    logged: &mut bool,
+) -> Result<Room, Flow> {
     if cap == 0 {
-        return Ok(());
+        return Ok(Room::All);
     }
-    let mut logged = false;
     loop {
         let n = ractor::call!(actor, CoordinatorMsg::InFlight).map_err(|_| Flow::Stop)?;
         if n < cap {
-            return Ok(());
+            *logged = false;
+            return Ok(Room::All);
         }
-        if !logged {
+        if !*logged {
             tracing::info!(in_flight = n, cap, "books in flight at the cap; submissions wait");
-            logged = true;
+            *logged = true;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if n < priority_cap(cap) {
+            return Ok(Room::Priority);
+        }
+        tokio::time::sleep(ROOM_POLL).await;
     }
 }
 
