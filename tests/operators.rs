@@ -337,16 +337,15 @@ fn health_endpoints_follow_the_nats_connection() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("nats://127.0.0.1:{port}");
-    let addr = format!("127.0.0.1:{}", free_port());
-    // The worker starts before NATS is up: alive at once, ready only once connected.
-    let _w = Proc::start(
-        &["worker", "--nats", &url, "--metrics-addr", &addr],
+    // The worker starts before NATS is up: alive at once, ready only once connected. Its
+    // endpoints listen on a port of its own (0), read from its log: a port picked beforehand
+    // could be taken meanwhile by another test's process (a connection reset, once).
+    let mut w = Proc::start(
+        &["worker", "--nats", &url, "--metrics-addr", "127.0.0.1:0"],
         &dir.path().join("w.log"),
         &[],
     );
-    wait_until(Duration::from_secs(20), "worker /healthz", || {
-        std::net::TcpStream::connect(&addr).is_ok() && http(&addr, "GET", "/healthz", None).0 == 200
-    });
+    let addr = w.alive_http(Duration::from_secs(20));
     let (code, body) = http(&addr, "GET", "/readyz", None);
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("not ready"), "{body}");

@@ -101,6 +101,15 @@ impl Proc {
     /// 0, so no other process can own the port), once `/readyz` answers 200 there. Panics with
     /// the log's tail when the process exits first or `within` runs out.
     pub fn ready_http(&mut self, within: Duration) -> String {
+        self.http_where(within, "/readyz")
+    }
+
+    /// [`Proc::ready_http`] with `/healthz`: the process is alive, ready or not.
+    pub fn alive_http(&mut self, within: Duration) -> String {
+        self.http_where(within, "/healthz")
+    }
+
+    fn http_where(&mut self, within: Duration, answering: &str) -> String {
         let start = Instant::now();
         loop {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -111,7 +120,7 @@ impl Proc {
             });
             if let Some(addr) = &bound
                 && std::net::TcpStream::connect(addr).is_ok()
-                && browser::http(addr, "GET", "/readyz", None).0 == 200
+                && browser::http(addr, "GET", answering, None).0 == 200
             {
                 return addr.clone();
             }
