@@ -232,9 +232,7 @@ impl ResponseCache {
             return Some((hit, Source::Local));
         }
         let hit = self.shared_get(key).await?;
-        self.local.insert(key.to_string(), hit.clone()).await;
-        self.stats.hits_shared.fetch_add(1, Ordering::Relaxed);
-        Some((hit, Source::Shared))
+        Some((self.keep_shared(key, hit).await, Source::Shared))
     }
 
     async fn shared_get(&self, key: &str) -> Option<Arc<CachedAnswer>> {
@@ -371,8 +369,10 @@ impl ResponseCache {
         let lease = || Lease { bus: self.bus.clone(), key: key.to_string(), armed: true };
         let (hit, mut created) = tokio::join!(self.shared_get(key), self.create_lease(key));
         if let Some(hit) = hit {
-            drop(matches!(created, Ok(true)).then(lease));
-            return self.shared_hit(key, hit).await;
+            if matches!(created, Ok(true)) {
+                drop(lease());
+            }
+            return Peer::Answered(self.keep_shared(key, hit).await);
         }
         loop {
             match created {
@@ -381,7 +381,7 @@ impl ResponseCache {
                     // The previous holder may have finished between our lookup and the lease.
                     if let Some(hit) = self.shared_get(key).await {
                         lease.release().await;
-                        return self.shared_hit(key, hit).await;
+                        return Peer::Answered(self.keep_shared(key, hit).await);
                     }
                     if waited {
                         self.stats.takeovers.fetch_add(1, Ordering::Relaxed);
@@ -403,7 +403,7 @@ impl ResponseCache {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(POLL_MAX);
             if let Some(hit) = self.shared_get(key).await {
-                return self.shared_hit(key, hit).await;
+                return Peer::Answered(self.keep_shared(key, hit).await);
             }
             created = self.create_lease(key).await;
         }
@@ -415,10 +415,10 @@ impl ResponseCache {
     }
 
     /// A tier-2 hit: kept in tier 1 too, and counted.
-    async fn shared_hit(&self, key: &str, hit: Arc<CachedAnswer>) -> Peer {
+    async fn keep_shared(&self, key: &str, hit: Arc<CachedAnswer>) -> Arc<CachedAnswer> {
         self.local.insert(key.to_string(), hit.clone()).await;
         self.stats.hits_shared.fetch_add(1, Ordering::Relaxed);
-        Peer::Answered(hit)
+        hit
     }
 }
 
