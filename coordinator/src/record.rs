@@ -10,17 +10,18 @@
 //! record under `<book>`) is still read, and written in layout 2 at the book's next store.
 
 mod doc;
+mod store;
 
 pub use doc::Doc;
+pub use store::{Writes, delete, prepare, store};
+use store::{hash, step_key};
 
 use crate::plan::{ASSEMBLY, Plan};
 use scriptorium_proto::transport::Bucket;
 use scriptorium_proto::v1::{BookBrief, BookState, Usage};
 use scriptorium_proto::{Bus, BusError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// The record layout this code writes (see the module doc); a header with a higher one was
 /// written by a newer coordinator and is left alone.
@@ -573,95 +574,6 @@ pub async fn load_outputs(bus: &Bus, rec: &mut BookRecord) -> Result<(), LoadErr
         }
     }
     Ok(())
-}
-
-/// Stores `rec` in layout 2: the plan once, the steps that changed since the last store or
-/// load, then the header (last, so a header never names progress its steps do not hold).
-/// Returns the bytes written.
-pub async fn store(bus: &Bus, rec: &mut BookRecord) -> Result<usize, LoadError> {
-    let mut written = 0;
-    let mut puts = Vec::new();
-    if !rec.plan_stored {
-        puts.push((step_key(&rec.id, PLAN_KEY), serde_json::to_vec(&rec.plan)?, None));
-    }
-    for (id, step) in &rec.steps {
-        let bytes = serde_json::to_vec(step)?;
-        let h = hash(&bytes);
-        if rec.stored.get(id) != Some(&h) {
-            puts.push((step_key(&rec.id, id), bytes, Some((id.clone(), h))));
-        }
-    }
-    let header = header_bytes(rec)?;
-    let steps = futures::future::try_join_all(
-        puts.iter()
-            .map(|(key, bytes, _)| bus.kv_put(Bucket::StepStates, key, bytes.clone().into())),
-    );
-    // The header goes with the steps while the book runs (its summary is only a listing's view
-    // of them, and a load reads the steps themselves); after them when the plan is new (a header
-    // announces a plan that must be there) and when the book ends (a final header is never
-    // resumed, so the steps it ends with must be stored first).
-    written += header.len();
-    let header = bus.kv_put(Bucket::Books, &rec.id, header.into());
-    if !rec.plan_stored || rec.state.is_final() {
-        steps.await?;
-        header.await?;
-    } else {
-        futures::future::try_join(steps, header).await?;
-    }
-    for (_, bytes, changed) in puts {
-        written += bytes.len();
-        match changed {
-            Some((id, h)) => {
-                rec.stored.insert(id, h);
-            }
-            None => rec.plan_stored = true,
-        }
-    }
-    rec.layout = LAYOUT;
-    Ok(written)
-}
-
-/// The header of `rec` as stored: the record without its plan and steps, with its summary.
-/// The plan and the steps are taken out while the rest is serialised (and put back whatever
-/// happens), so a store does not turn every step into a JSON value only to drop it.
-fn header_bytes(rec: &mut BookRecord) -> Result<Vec<u8>, serde_json::Error> {
-    let summary = serde_json::to_value(rec.current_summary())?;
-    let plan = std::mem::take(&mut rec.plan);
-    let steps = std::mem::take(&mut rec.steps);
-    let v = serde_json::to_value(&*rec);
-    rec.plan = plan;
-    rec.steps = steps;
-    let mut v = v?;
-    if let Value::Object(map) = &mut v {
-        map.remove("plan");
-        map.remove("steps");
-        map.insert("layout".into(), LAYOUT.into());
-        map.insert("summary".into(), summary);
-    }
-    serde_json::to_vec(&v)
-}
-
-/// Deletes everything stored of a book (its outputs, steps, plan and header), header last, so
-/// that an interrupted deletion is found and finished by the next.
-pub async fn delete(bus: &Bus, rec: &BookRecord) -> Result<(), LoadError> {
-    for step in &rec.plan.steps {
-        bus.kv_delete(Bucket::Outputs, &output_key(&rec.id, &step.id)).await?;
-        bus.kv_delete(Bucket::StepStates, &step_key(&rec.id, &step.id)).await?;
-    }
-    bus.kv_delete(Bucket::StepStates, &step_key(&rec.id, PLAN_KEY)).await?;
-    bus.kv_delete(Bucket::Books, &rec.id).await?;
-    Ok(())
-}
-
-/// Key of a step's state (or the plan's) in the step-states bucket.
-fn step_key(book_id: &str, step_id: &str) -> String {
-    format!("{book_id}.{step_id}")
-}
-
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
 }
 
 /// Key of a step's output in the outputs bucket.

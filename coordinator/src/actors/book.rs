@@ -7,6 +7,7 @@ mod slim;
 mod spend;
 mod task;
 pub(crate) mod trust;
+mod writer;
 
 use crate::Env;
 use crate::assembly;
@@ -17,7 +18,7 @@ use scriptorium_common::cache::{self, CachedAnswer};
 use scriptorium_contracts::kinds;
 use scriptorium_contracts::rules as validation;
 use scriptorium_proto::prost::Message as _;
-use scriptorium_proto::transport::{Bucket, Queue};
+use scriptorium_proto::transport::Queue;
 use scriptorium_proto::v1::{AgentKind, BookEvent, Failure, StepResult, StepTask};
 use scriptorium_proto::{clock, names};
 use std::collections::HashMap;
@@ -49,10 +50,11 @@ pub struct BookState {
     deadlines: HashMap<String, tokio::task::AbortHandle>,
     /// Accepted chapter texts held without their prose (see `slim.rs`).
     slim: std::collections::BTreeSet<String>,
-    /// Output puts sent and not yet known to have landed ([`BookState::put_output`]): awaited
-    /// before the record is stored, so a stored record never counts an output the store lacks,
-    /// and before outputs are read back.
-    puts: Vec<tokio::task::JoinHandle<Result<(), scriptorium_proto::BusError>>>,
+    /// Output puts sent since the last store ([`BookState::put_output`]): the next store's
+    /// writes wait for them, so a stored record never counts an output the store lacks.
+    puts: Vec<writer::OutputPut>,
+    /// Writes the record's stores and the book's events in order, off this actor's path.
+    writer: writer::Writer,
 }
 
 /// Messages a book actor understands.
@@ -88,6 +90,12 @@ pub enum BookMsg {
         /// The attempt that timed out.
         attempt: u32,
     },
+    /// A write of the record failed (after the transport's retries): the actor fails and is
+    /// reloaded from what landed.
+    Unstored {
+        /// What failed.
+        error: String,
+    },
 }
 
 impl Actor for Book {
@@ -97,13 +105,16 @@ impl Actor for Book {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<BookMsg>,
+        me: ActorRef<BookMsg>,
         args: BookArgs,
     ) -> Result<BookState, ActorProcessingErr> {
         let mut rec = *args.record;
         // A resumed book: read back the outputs of its accepted steps (usually loaded already
         // by whoever started the book; this only reads what is still missing).
         crate::record::load_outputs(&args.env.bus, &mut rec).await?;
+        let writer = writer::Writer::start(args.env.bus.clone(), move |error| {
+            let _ = me.cast(BookMsg::Unstored { error });
+        });
         Ok(BookState {
             env: args.env,
             rec,
@@ -111,6 +122,7 @@ impl Actor for Book {
             deadlines: HashMap::new(),
             slim: Default::default(),
             puts: Vec::new(),
+            writer,
         })
     }
 
@@ -119,6 +131,50 @@ impl Actor for Book {
         me: ActorRef<BookMsg>,
         st: &mut BookState,
     ) -> Result<(), ActorProcessingErr> {
+        let started = st.start(&me).await;
+        st.settle_on_error(started).await
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<BookMsg>,
+        msg: BookMsg,
+        st: &mut BookState,
+    ) -> Result<(), ActorProcessingErr> {
+        let handled = st.handle(&me, msg).await;
+        st.settle_on_error(handled).await
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<BookMsg>,
+        st: &mut BookState,
+    ) -> Result<(), ActorProcessingErr> {
+        st.drop_deadlines(true);
+        // The book is over only once its last writes landed (whoever waits for its actor to
+        // end reads them next).
+        if let Err(e) = st.writer.landed().await {
+            tracing::warn!(book_id = %st.rec.id, error = %e, "book stopped with writes lost");
+        }
+        Ok(())
+    }
+}
+
+impl BookState {
+    /// `outcome`, once the writes handed over before it failed landed: an actor that fails is
+    /// reloaded from the store, which must not change under the reload.
+    async fn settle_on_error(
+        &mut self,
+        outcome: Result<(), ActorProcessingErr>,
+    ) -> Result<(), ActorProcessingErr> {
+        if outcome.is_err() {
+            let _ = self.writer.landed().await;
+        }
+        outcome
+    }
+
+    async fn start(&mut self, me: &ActorRef<BookMsg>) -> Result<(), ActorProcessingErr> {
+        let st = self;
         let resumed = st.rec.state != Status::Queued;
         st.rec.set_state(st.rec.held_state(), clock::now_ms());
         if resumed {
@@ -128,10 +184,10 @@ impl Actor for Book {
             let running: Vec<String> = st.rec.running().into_iter().map(str::to_string).collect();
             tracing::info!(book_id = %st.rec.id, steps = running.len(), "resuming book");
             for id in running {
-                st.publish(&me, &id).await?;
+                st.publish(me, &id).await?;
             }
         }
-        st.advance(&me).await?;
+        st.advance(me).await?;
         if st.rec.state.is_final() {
             // Finished at once (nothing fits its budget, say): no message will stop it.
             me.stop(Some(format!("{:?}", st.rec.state)));
@@ -140,29 +196,38 @@ impl Actor for Book {
     }
 
     async fn handle(
-        &self,
-        me: ActorRef<BookMsg>,
+        &mut self,
+        me: &ActorRef<BookMsg>,
         msg: BookMsg,
-        st: &mut BookState,
     ) -> Result<(), ActorProcessingErr> {
+        let st = self;
         match msg {
             BookMsg::Result { result, reply } => {
-                let outcome = st.on_result(&me, *result).await;
+                let outcome = st.on_result(me, *result).await;
                 st.slim();
+                // Acknowledged once the store that records it landed.
                 if let Some(reply) = reply {
-                    let _ = reply.send(());
+                    st.writer.then(move || {
+                        let _ = reply.send(());
+                    });
                 }
                 outcome?;
             }
             BookMsg::Command { command, reply } => {
-                let outcome = st.command(&me, *command).await?;
-                let _ = reply.send(outcome);
+                let outcome = st.command(me, *command).await?;
+                st.writer.then(move || {
+                    let _ = reply.send(outcome);
+                });
+            }
+            BookMsg::Unstored { error } => {
+                tracing::error!(book_id = %st.rec.id, error = %error, "book record not stored");
+                return Err(error.into());
             }
             BookMsg::Unpublished { step_id, attempt, error } => {
                 let current = st.rec.steps.get(&step_id).map(|s| (s.status, s.attempt));
                 if current == Some((StepStatus::Running, attempt)) && !st.rec.state.is_final() {
                     tracing::warn!(book_id = %st.rec.id, step = %step_id, attempt, error = %error, "step not published");
-                    st.retry_or_fail(&me, &step_id, format!("step not published: {error}")).await?;
+                    st.retry_or_fail(me, &step_id, format!("step not published: {error}")).await?;
                 }
             }
             BookMsg::Deadline { step_id, attempt } => {
@@ -172,7 +237,7 @@ impl Actor for Book {
                     crate::metrics::step_timed_out(&st.rec, &step_id);
                     st.cancel(&step_id, attempt).await;
                     st.retry_or_fail(
-                        &me,
+                        me,
                         &step_id,
                         format!("no result within {}s", st.env.cfg.step_timeout_secs),
                     )
@@ -186,18 +251,6 @@ impl Actor for Book {
         }
         Ok(())
     }
-
-    async fn post_stop(
-        &self,
-        _me: ActorRef<BookMsg>,
-        st: &mut BookState,
-    ) -> Result<(), ActorProcessingErr> {
-        st.drop_deadlines(true);
-        Ok(())
-    }
-}
-
-impl BookState {
     /// Aborts the deadline timers of steps no longer running (`all`: every timer).
     fn drop_deadlines(&mut self, all: bool) {
         let steps = &self.rec.steps;
@@ -215,11 +268,8 @@ impl BookState {
     /// publish of the steps it lets go: a coordinator that dies in between has stored neither
     /// the output nor the record, and handles the result again.
     fn put_output(&mut self, step: &str, doc: crate::record::Doc) {
-        let (bus, key, bytes) =
-            (self.env.bus.clone(), output_key(&self.rec.id, step), doc.to_vec());
-        self.puts.push(tokio::spawn(async move {
-            bus.kv_put(Bucket::Outputs, &key, bytes.into()).await
-        }));
+        let key = output_key(&self.rec.id, step);
+        self.puts.push(writer::put_output(&self.env.bus, key, doc.to_vec()));
         self.rec.outputs.insert(step.to_string(), doc);
         self.prose.set(&self.rec, step);
     }
@@ -439,15 +489,15 @@ impl BookState {
         if let Some(reason) = self.starved() {
             return self.finish(Status::Failed, Some(reason)).await;
         }
-        self.store().await
+        self.store()
     }
 
     /// Dispatches every pending step whose inputs are accepted; assembles when all are done. A
     /// held book (awaiting approval, paused) dispatches nothing.
     async fn advance(&mut self, me: &ActorRef<BookMsg>) -> Result<(), ActorProcessingErr> {
         if self.rec.state.is_held() {
-            self.store().await?;
-            self.event("").await;
+            self.store()?;
+            self.event("");
             return Ok(());
         }
         let ready: Vec<PlannedStep> = self
@@ -472,8 +522,8 @@ impl BookState {
         if let Some(reason) = self.starved() {
             return self.finish(Status::Failed, Some(reason)).await;
         }
-        self.store().await?;
-        self.event("").await;
+        self.store()?;
+        self.event("");
         Ok(())
     }
 
@@ -610,19 +660,22 @@ impl BookState {
             }
         }
         crate::metrics::book_finished(&self.rec);
-        self.store().await?;
-        self.event(failure.as_deref().unwrap_or("")).await;
+        self.store()?;
+        self.event(failure.as_deref().unwrap_or(""));
         Ok(())
     }
 
-    async fn store(&mut self) -> Result<(), ActorProcessingErr> {
-        self.flush_puts().await?;
-        let written = crate::record::store(&self.env.bus, &mut self.rec).await?;
-        self.env.stats.stored_bytes.fetch_add(written as u64, Ordering::Relaxed);
+    /// Hands the record's changes (and the outputs put since the last store) to the writer.
+    fn store(&mut self) -> Result<(), ActorProcessingErr> {
+        let writes = crate::record::prepare(&mut self.rec)?;
+        writes.mark(&mut self.rec);
+        self.env.stats.stored_bytes.fetch_add(writes.bytes() as u64, Ordering::Relaxed);
+        self.writer.store(std::mem::take(&mut self.puts), writes);
         Ok(())
     }
 
-    async fn event(&self, message: &str) {
+    /// Tells the book's listeners where it is, once the writes before it landed.
+    fn event(&self, message: &str) {
         let (done, total) = self.rec.progress();
         let ev = BookEvent {
             book_id: self.rec.id.clone(),
@@ -635,8 +688,6 @@ impl BookState {
             output_dir: self.rec.output_dir.clone(),
             usage: Some(self.rec.usage),
         };
-        if let Err(e) = self.env.bus.publish_event(&self.rec.id, ev.encode_to_vec().into()).await {
-            tracing::debug!(error = %e, "event publish failed");
-        }
+        self.writer.event(self.rec.id.clone(), ev.encode_to_vec());
     }
 }

@@ -49,8 +49,8 @@ impl BookState {
         if outcome.is_ok() && !self.rec.state.is_final() {
             self.advance(me).await?;
         } else {
-            self.store().await?;
-            self.event("").await;
+            self.store()?;
+            self.event("");
         }
         Ok(outcome)
     }

@@ -75,6 +75,7 @@ impl BookState {
         }
         if any {
             self.flush_puts().await?;
+            self.writer.landed().await?;
             crate::record::load_outputs(&self.env.bus, &mut self.rec).await?;
         }
         Ok(())

@@ -171,6 +171,6 @@ impl BookState {
         {
             return self.finish(crate::record::Status::Failed, Some(reason)).await;
         }
-        self.store().await
+        self.store()
     }
 }
