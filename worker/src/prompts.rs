@@ -214,27 +214,33 @@ impl Prompts {
         budget: Option<u64>,
     ) -> Result<Rendered, Overflow> {
         let docs = Docs::of(task);
-        self.render_counted(task, spec, &docs, part, budget, &|s, u| {
+        let brief = task.brief.clone().unwrap_or_default();
+        let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+        let shape = spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()));
+        self.render_counted(task, spec, &docs, part, &shape, budget, &|s, u| {
             estimate_tokens(s) + estimate_tokens(u)
         })
     }
 
     /// [`Prompts::render_fitted`] with the documents of `task` already parsed (`docs`, once a
-    /// step however many requests it takes) and the prompt measured by `count` (system, user):
-    /// the model's own tokenizer when it is in this process.
+    /// step however many requests it takes), the answer's schema already built (`shape`, the
+    /// request's own, whose guide the prompt shows) and the prompt measured by `count` (system,
+    /// user): the model's own tokenizer when it is in this process.
+    #[allow(clippy::too_many_arguments)]
     pub fn render_counted(
         &self,
         task: &StepTask,
         spec: &dyn Kind,
         docs: &Docs,
         part: Option<&Part>,
+        shape: &serde_json::Value,
         budget: Option<u64>,
         count: &dyn Fn(&str, &str) -> u64,
     ) -> Result<Rendered, Overflow> {
         // `spec` comes from the registry, and `load` gave every kind of it its templates.
         let t = &self.templates[spec.name()];
         let used = [placeholders(&t.system), placeholders(&t.user)].concat();
-        let pieces: Vec<Piece> = context::pieces(task, spec, docs, part)
+        let pieces: Vec<Piece> = context::pieces(task, spec, docs, part, shape)
             .into_iter()
             .filter(|p| used.contains(&p.slot))
             .collect();

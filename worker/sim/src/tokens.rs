@@ -74,10 +74,11 @@ struct Piece {
 /// The pieces of `text`, in order. A single space before a word or a mark is a piece of its
 /// own that costs nothing (BPE vocabularies fold it into the word's token); a longer run of
 /// whitespace keeps such a last space for what follows.
-fn pieces(text: &str) -> Vec<Piece> {
-    let mut out = Vec::new();
+fn pieces(text: &str) -> impl Iterator<Item = Piece> + '_ {
+    // Lazily: counting a prompt allocates nothing.
     let mut chars = text.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
+    std::iter::from_fn(move || {
+        let (start, c) = chars.next()?;
         let kind = class(c);
         let mut end = start + c.len_utf8();
         let free = c == ' ' && joins_next(text, end);
@@ -90,14 +91,13 @@ fn pieces(text: &str) -> Vec<Piece> {
             chars.next();
         }
         let tokens = if free { 0 } else { cost(kind, &text[start..end]) };
-        out.push(Piece { start, end, class: kind, tokens });
-    }
-    out
+        Some(Piece { start, end, class: kind, tokens })
+    })
 }
 
 /// Tokens of `text` as the simulated server counts them.
 pub fn count_tokens(text: &str) -> u64 {
-    pieces(text).iter().map(|p| p.tokens).sum()
+    pieces(text).map(|p| p.tokens).sum()
 }
 
 /// The longest prefix of `text` of at most `tokens` tokens, never ending on a space that goes
@@ -106,7 +106,7 @@ pub fn count_tokens(text: &str) -> u64 {
 pub fn cut_to_tokens(text: &str, tokens: u64) -> &str {
     let mut left = tokens;
     let mut end = 0;
-    for p in pieces(text).into_iter().filter(|p| p.tokens > 0) {
+    for p in pieces(text).filter(|p| p.tokens > 0) {
         if p.tokens <= left {
             left -= p.tokens;
             end = p.end;

@@ -198,9 +198,13 @@ async fn ask(
                 + scriptorium_contracts::tokens::estimate_tokens(u)
         })
     };
+    let brief = task.brief.clone().unwrap_or_default();
+    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    // Built once: the prompt shows its guide, the request carries it fitted to the room.
+    let schema = spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()));
     let rendered = env
         .prompts
-        .render_counted(task, spec, docs, part, budget.prompt_for(answer), &count)
+        .render_counted(task, spec, docs, part, &schema, budget.prompt_for(answer), &count)
         .map_err(|o| {
             let message = format!("{route}: {o} (context window {:?})", budget.window);
             RouteError {
@@ -222,9 +226,6 @@ async fn ask(
     // inside a grammar is cut off early, not at the window's end.
     let cap = answer.saturating_mul(2).saturating_add(256);
     let max_tokens = budget.answer_room(rendered.tokens).min(cap).min(u64::from(u32::MAX)) as u32;
-    let brief = task.brief.clone().unwrap_or_default();
-    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
-    let schema = spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()));
     // The longest answer the grammar allows ends inside the room: a looping model's answer
     // closes its JSON instead of being cut off (and paid for, and unreadable).
     let schema = fitted(&schema, u64::from(max_tokens) * ANSWER_CHARS_PER_TOKEN);
@@ -363,7 +364,7 @@ async fn edit_chapter(
 const FITTED_MEMO: usize = 512;
 
 /// [`schema::fit_to`], remembered: a kind's schema and room repeat from step to step, and
-/// fitting one is a binary search over two dozen scaled copies of it (the worker's largest
+/// fitting one is a binary search over 14 scaled copies of it (the worker's largest
 /// cost per step with a zero-latency model, see BENCHMARKS.md).
 fn fitted(schema: &serde_json::Value, chars: u64) -> serde_json::Value {
     use std::collections::HashMap;

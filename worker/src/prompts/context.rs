@@ -182,6 +182,7 @@ pub(super) fn pieces(
     spec: &dyn Kind,
     docs: &Docs,
     part: Option<&Part>,
+    shape: &serde_json::Value,
 ) -> Vec<Piece> {
     let brief = task.brief.clone().unwrap_or_default();
     let ctx = task.context.clone().unwrap_or_default();
@@ -191,14 +192,7 @@ pub(super) fn pieces(
     let mut out = vec![
         Piece::fixed("facts", facts(task, docs, part)),
         Piece::fixed("chapter", ctx.chapter.to_string()),
-        Piece::fixed(
-            "shape",
-            scriptorium_contracts::kinds::guide(
-                spec,
-                docs.ctx(&brief, ctx.chapter),
-                part.map(|p| p.scenes.as_slice()),
-            ),
-        ),
+        Piece::fixed("shape", scriptorium_contracts::schema::guide(shape)),
         Piece::fixed("feedback", feedback(task)),
         Piece::fixed("part", part_text(kind, part, plan.map_or(0, |p| p.scenes.len()))),
     ];
