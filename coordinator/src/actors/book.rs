@@ -50,9 +50,9 @@ pub struct BookState {
     deadlines: HashMap<String, tokio::task::AbortHandle>,
     /// Accepted chapter texts held without their prose (see `slim.rs`).
     slim: std::collections::BTreeSet<String>,
-    /// Output puts sent since the last store ([`BookState::put_output`]): the next store's
-    /// writes wait for them, so a stored record never counts an output the store lacks.
-    puts: Vec<writer::OutputPut>,
+    /// Outputs accepted since the last store ([`BookState::put_output`]), sent with it and
+    /// before its record's writes, so a stored record never counts an output the store lacks.
+    puts: Vec<(String, crate::record::Doc)>,
     /// Writes the record's stores and the book's events in order, off this actor's path.
     writer: writer::Writer,
 }
@@ -263,26 +263,24 @@ impl BookState {
         });
     }
 
-    /// Holds `step`'s accepted output and sends it to the store. The put is awaited with the
-    /// record's next store ([`BookState::flush_puts`]), so its round trip overlaps with the
-    /// publish of the steps it lets go: a coordinator that dies in between has stored neither
-    /// the output nor the record, and handles the result again.
+    /// Holds `step`'s accepted output; the record's next store sends it, after the steps it
+    /// lets go are published (so their messages reach the queues first) and before the record
+    /// that counts it: a coordinator that dies in between has stored neither the output nor
+    /// the record, and handles the result again.
     fn put_output(&mut self, step: &str, doc: crate::record::Doc) {
-        let key = output_key(&self.rec.id, step);
-        self.puts.push(writer::put_output(&self.env.bus, key, doc.to_vec()));
+        self.puts.push((step.to_string(), doc.clone()));
         self.rec.outputs.insert(step.to_string(), doc);
         self.prose.set(&self.rec, step);
     }
 
-    /// Waits for the output puts sent; the first that failed fails the handling.
-    async fn flush_puts(&mut self) -> Result<(), ActorProcessingErr> {
-        let mut failed = None;
-        for put in self.puts.drain(..) {
-            if let Err(e) = put.await.map_err(ActorProcessingErr::from).and_then(|r| Ok(r?)) {
-                failed.get_or_insert(e);
-            }
-        }
-        failed.map_or(Ok(()), Err)
+    /// The outputs held for the next store, sent now.
+    fn send_puts(&mut self) -> Vec<writer::OutputPut> {
+        let bus = &self.env.bus;
+        let id = &self.rec.id;
+        self.puts
+            .drain(..)
+            .map(|(step, doc)| writer::put_output(bus, output_key(id, &step), doc.to_vec()))
+            .collect()
     }
 
     /// Removes `step`'s accepted output (in memory).
@@ -670,7 +668,8 @@ impl BookState {
         let writes = crate::record::prepare(&mut self.rec)?;
         writes.mark(&mut self.rec);
         self.env.stats.stored_bytes.fetch_add(writes.bytes() as u64, Ordering::Relaxed);
-        self.writer.store(std::mem::take(&mut self.puts), writes);
+        let outputs = self.send_puts();
+        self.writer.store(outputs, writes);
         Ok(())
     }
 

@@ -74,7 +74,8 @@ impl BookState {
             }
         }
         if any {
-            self.flush_puts().await?;
+            // Whatever the store is to hold first: the outputs held, and the writes before.
+            self.store()?;
             self.writer.landed().await?;
             crate::record::load_outputs(&self.env.bus, &mut self.rec).await?;
         }
