@@ -189,9 +189,13 @@ pub fn guide(schema: &Value) -> String {
 fn guide_fields(schema: &Value, depth: usize, out: &mut String) {
     let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
     for (name, field) in props {
-        out.push_str(&"  ".repeat(depth));
+        (0..depth).for_each(|_| out.push_str("  "));
         // `*`, not `-`: `- Key: value` lines are the prompt's facts.
-        out.push_str(&format!("* {name}: {}\n", describe(field)));
+        out.push_str("* ");
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(&describe(field));
+        out.push('\n');
         let items = field.get("items").unwrap_or(field);
         if items.get("type").and_then(Value::as_str) == Some("object") {
             guide_fields(items, depth + 1, out);
@@ -220,10 +224,10 @@ fn describe(field: &Value) -> String {
         Some("array") => {
             let min = field.get("minItems").and_then(Value::as_u64).unwrap_or(0);
             let max = field.get("maxItems").and_then(Value::as_u64);
-            let items = field.get("items").cloned().unwrap_or(Value::Null);
+            let items = field.get("items").unwrap_or(&Value::Null);
             let what = match items.get("type").and_then(Value::as_str) {
                 Some("object") => "each with:".to_string(),
-                _ => describe(&items),
+                _ => describe(items),
             };
             format!("a list of {} ({what})", count(min, max))
                 .replace(" (each with:)", ", each with:")
