@@ -156,6 +156,9 @@ impl Node {
     }
 }
 
+/// How many times a server is started on fresh ports when a port was taken meanwhile.
+const PORT_TRIES: u32 = 3;
+
 /// `n` free TCP ports on loopback, distinct (all held open until every one is picked).
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     let listeners = (0..n)
@@ -210,20 +213,34 @@ impl NatsServer {
             .prefix("scriptorium-nats-")
             .tempdir()
             .context("creating a temporary directory for nats-server")?;
-        let ports = free_ports(2)?;
-        let mut node = Node {
-            name: "scriptorium-test".into(),
-            port: ports[0],
-            http_port: ports[1],
-            cluster_port: None,
-            dir: dir.path().to_path_buf(),
-            child: None,
-            extra: extra.to_string(),
-        };
-        node.write_config(None)?;
-        node.spawn(&binary)?;
-        node.wait_ready(READY_TIMEOUT)?;
-        Ok(Self { node, binary, _dir: dir })
+        // The ports are picked before the server binds them, so another test's process can
+        // take one meanwhile: the server then exits at once, and is started again on others.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let ports = free_ports(2)?;
+            let mut node = Node {
+                name: "scriptorium-test".into(),
+                port: ports[0],
+                http_port: ports[1],
+                cluster_port: None,
+                dir: dir.path().to_path_buf(),
+                child: None,
+                extra: extra.to_string(),
+            };
+            node.write_config(None)?;
+            node.spawn(&binary)?;
+            match node.wait_ready(READY_TIMEOUT) {
+                Ok(()) => return Ok(Self { node, binary, _dir: dir }),
+                Err(e)
+                    if tries < PORT_TRIES && node.log_tail().contains("address already in use") =>
+                {
+                    eprintln!("nats-server: a port was taken meanwhile, trying others: {e}");
+                    node.kill();
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The client URL.
