@@ -193,24 +193,22 @@ pub(super) async fn submits(
     // Whether the cap being reached was logged, since the last time there was room.
     let mut logged = false;
     loop {
-        let normal_too = match admitted(&actor, env.cfg.max_books_in_flight, &mut logged).await {
-            Ok(room) => room == Room::All,
+        let (room, free) = match admitted(&actor, env.cfg.max_books_in_flight, &mut logged).await {
+            Ok(room) => room,
             Err(flow) => return flow,
         };
-        let next = match sources.priority.fetch(1, Duration::ZERO).await {
-            Ok(mut got) if !got.is_empty() => Ok(Some(got.remove(0))),
-            Ok(_) if normal_too => {
-                sources.normal.fetch(1, NORMAL_WAIT).await.map(|mut got| got.pop())
-            }
+        // The priority submissions there are first; the others only when there are none.
+        let taken = match sources.priority.fetch(free, Duration::ZERO).await {
+            Ok(got) if !got.is_empty() => Ok(got),
+            Ok(_) if room == Room::All => sources.normal.fetch(free, NORMAL_WAIT).await,
             Ok(_) => {
                 tokio::time::sleep(ROOM_POLL).await;
                 continue;
             }
             Err(e) => Err(e),
         };
-        let m = match next {
-            Ok(Some(m)) => m,
-            Ok(None) => continue,
+        let taken = match taken {
+            Ok(taken) => taken,
             Err(BusError::Closed) => return Flow::Ended,
             Err(e) => {
                 tracing::warn!(queue = "submit", error = %e, "queue read failed; retrying");
@@ -218,14 +216,25 @@ pub(super) async fn submits(
                 continue;
             }
         };
-        let Some(sub) = checked::<SubmitBook>(&bus, "submit", "submission", &m).await else {
-            continue;
-        };
-        if let Some(flow) = with_progress(&m, submission(&actor, &env, sub, &m)).await {
+        // Started together: each takes a few round trips to the store (its claim, its record
+        // read and written), which one after another held admission to a few dozen books a
+        // second while the books in flight kept the server busy.
+        let started = futures::future::join_all(taken.iter().map(|m| {
+            let (bus, actor, env) = (&bus, &actor, &env);
+            async move {
+                let sub = checked::<SubmitBook>(bus, "submit", "submission", m).await?;
+                with_progress(m, submission(actor, env, sub, m)).await
+            }
+        }))
+        .await;
+        if let Some(flow) = started.into_iter().flatten().next() {
             return flow;
         }
     }
 }
+
+/// Most submissions taken and started together.
+const ADMIT_BATCH: usize = 32;
 
 /// How often a full coordinator looks again for room (and, with room for priority books only,
 /// for priority submissions).
@@ -247,29 +256,29 @@ fn priority_cap(cap: usize) -> usize {
     cap + (cap / 10).max(1)
 }
 
-/// Waits until there is room for a book ([`Room`]; always all of it without a cap); `Err`
-/// when the coordinator actor is gone. The cap being reached is logged once (`logged`) until
-/// there is room again.
+/// Waits until there is room for a book ([`Room`]; always all of it without a cap) and says
+/// how many may start now (at most [`ADMIT_BATCH`]); `Err` when the coordinator actor is
+/// gone. The cap being reached is logged once (`logged`) until there is room again.
 async fn admitted(
     actor: &ActorRef<CoordinatorMsg>,
     cap: usize,
     logged: &mut bool,
-) -> Result<Room, Flow> {
+) -> Result<(Room, usize), Flow> {
     if cap == 0 {
-        return Ok(Room::All);
+        return Ok((Room::All, ADMIT_BATCH));
     }
     loop {
         let n = ractor::call!(actor, CoordinatorMsg::InFlight).map_err(|_| Flow::Stop)?;
         if n < cap {
             *logged = false;
-            return Ok(Room::All);
+            return Ok((Room::All, (cap - n).min(ADMIT_BATCH)));
         }
         if !*logged {
             tracing::info!(in_flight = n, cap, "books in flight at the cap; submissions wait");
             *logged = true;
         }
         if n < priority_cap(cap) {
-            return Ok(Room::Priority);
+            return Ok((Room::Priority, (priority_cap(cap) - n).min(ADMIT_BATCH)));
         }
         tokio::time::sleep(ROOM_POLL).await;
     }
