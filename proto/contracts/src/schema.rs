@@ -10,7 +10,7 @@
 use serde_json::{Map, Value, json};
 
 mod fit;
-pub use fit::{fit_to, max_chars};
+pub use fit::{fit_to, fitted, max_chars};
 
 /// An object whose every property is required and no other is allowed.
 pub fn object(props: Vec<(&str, Value)>) -> Value {

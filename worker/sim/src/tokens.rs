@@ -97,7 +97,48 @@ fn pieces(text: &str) -> impl Iterator<Item = Piece> + '_ {
 
 /// Tokens of `text` as the simulated server counts them.
 pub fn count_tokens(text: &str) -> u64 {
+    if text.is_ascii() {
+        return count_ascii(text.as_bytes());
+    }
     pieces(text).map(|p| p.tokens).sum()
+}
+
+/// [`count_tokens`] of ASCII text, byte by byte: the same pieces without decoding characters
+/// or looking anything up (a prompt is counted on every simulated request).
+fn count_ascii(b: &[u8]) -> u64 {
+    let class = |c: u8| match c {
+        b'a'..=b'z' | b'A'..=b'Z' => Class::Letter,
+        b'0'..=b'9' => Class::Digit,
+        // `char::is_whitespace` in ASCII: tab to carriage return, and the space.
+        0x09..=0x0D | b' ' => Class::Space,
+        _ => Class::Mark,
+    };
+    let joins_next =
+        |at: usize| b.get(at).is_some_and(|&c| matches!(class(c), Class::Letter | Class::Mark));
+    let (mut total, mut i) = (0, 0);
+    while i < b.len() {
+        let kind = class(b[i]);
+        let free = b[i] == b' ' && joins_next(i + 1);
+        let mut end = i + 1;
+        while !free && end < b.len() {
+            let d = b[end];
+            if class(d) != kind || (d == b' ' && joins_next(end + 1)) {
+                break;
+            }
+            end += 1;
+        }
+        if !free {
+            let n = end - i;
+            total += match kind {
+                Class::Letter => n.div_ceil(WORD_LETTERS),
+                Class::Digit => n,
+                Class::Mark => n.div_ceil(2),
+                Class::Space => n.div_ceil(8),
+            } as u64;
+        }
+        i = end;
+    }
+    total
 }
 
 /// The longest prefix of `text` of at most `tokens` tokens, never ending on a space that goes
@@ -128,6 +169,34 @@ pub fn cut_to_tokens(text: &str, tokens: u64) -> &str {
 mod tests {
     use super::*;
     use scriptorium_contracts::tokens::estimate_tokens;
+
+    #[test]
+    fn ascii_text_is_counted_as_the_general_count_does() {
+        let samples = [
+            "The keeper lit the lamp.",
+            " lighthouses  and   more\t\ttabs\n\nnew  lines \u{b}vertical \u{c}feed\r\n",
+            r#"{"name": "Mara", "age": 1847, "list": [1, 2, 3], "x": "a-b_c"}"#,
+            "  leading spaces, trailing spaces   ",
+            "a  b   c    d     e      f       g        h         i",
+            "!!!??? ... --- ''' \"\" {}[]() 12ab34cd  x",
+            "",
+            " ",
+            "word",
+        ];
+        for s in samples {
+            let general: u64 = pieces(s).map(|p| p.tokens).sum();
+            assert_eq!(count_ascii(s.as_bytes()), general, "{s:?}");
+        }
+        // Every pair of ASCII characters, and a long mixed run.
+        let chars: Vec<char> = (0u8..128).map(char::from).collect();
+        for a in &chars {
+            for b in &chars {
+                let s: String = [*a, ' ', *b, *b, ' ', ' ', *a].iter().collect();
+                let general: u64 = pieces(&s).map(|p| p.tokens).sum();
+                assert_eq!(count_ascii(s.as_bytes()), general, "{s:?}");
+            }
+        }
+    }
 
     #[test]
     fn words_digits_marks_and_spaces_count_as_a_bpe_tokenizer_splits_them() {

@@ -228,7 +228,7 @@ async fn ask(
     let max_tokens = budget.answer_room(rendered.tokens).min(cap).min(u64::from(u32::MAX)) as u32;
     // The longest answer the grammar allows ends inside the room: a looping model's answer
     // closes its JSON instead of being cut off (and paid for, and unreadable).
-    let schema = fitted(&schema, u64::from(max_tokens) * ANSWER_CHARS_PER_TOKEN);
+    let schema = schema::fitted(schema, u64::from(max_tokens) * ANSWER_CHARS_PER_TOKEN);
     let req = ModelRequest {
         kind: spec.kind(),
         system: rendered.system,
@@ -360,30 +360,6 @@ async fn edit_chapter(
     Ok(Answered { value, route: answered, dialect })
 }
 
-/// Most fitted schemas remembered by [`fitted`]; all are forgotten when it is full.
-const FITTED_MEMO: usize = 512;
-
-/// [`schema::fit_to`], remembered: a kind's schema and room repeat from step to step, and
-/// fitting one is a binary search over 14 scaled copies of it (the worker's largest
-/// cost per step with a zero-latency model, see BENCHMARKS.md).
-fn fitted(schema: &serde_json::Value, chars: u64) -> serde_json::Value {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, Mutex};
-    static MEMO: LazyLock<Mutex<HashMap<(String, u64), serde_json::Value>>> =
-        LazyLock::new(Default::default);
-    let key = (schema.to_string(), chars);
-    if let Some(hit) = MEMO.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return hit.clone();
-    }
-    let fit = schema::fit_to(schema, chars);
-    let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
-    if memo.len() >= FITTED_MEMO {
-        memo.clear();
-    }
-    memo.insert(key, fit.clone());
-    fit
-}
-
 #[cfg(test)]
 mod tests {
     use super::attempt_seed;
@@ -401,19 +377,5 @@ mod tests {
         assert_ne!(attempt_seed(8, 2), attempt_seed(7, 2));
         assert_eq!(attempt_seed(u64::MAX, 1), u64::MAX);
         let _ = attempt_seed(u64::MAX, 2);
-    }
-
-    #[test]
-    fn a_remembered_fit_is_the_fit_of_that_schema_and_room() {
-        use scriptorium_contracts::schema::fit_to;
-        let schema = serde_json::json!({
-            "type": "object",
-            "properties": {"text": {"type": "string", "minLength": 10, "maxLength": 9000}}
-        });
-        for chars in [100, 5_000, 100, 20_000, 5_000] {
-            assert_eq!(super::fitted(&schema, chars), fit_to(&schema, chars), "room {chars}");
-        }
-        let other = serde_json::json!({"type": "string", "maxLength": 9000});
-        assert_eq!(super::fitted(&other, 100), fit_to(&other, 100));
     }
 }

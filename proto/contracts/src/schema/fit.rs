@@ -42,83 +42,134 @@ pub fn max_chars(schema: &Value) -> Option<u64> {
 /// list's `maxItems` scaled by the largest one factor that fits. Unchanged when the answer
 /// already fits or has no bound; at its floors when even those do not fit.
 pub fn fit_to(schema: &Value, chars: u64) -> Value {
-    match max_chars(schema) {
-        Some(most) if most > chars => {}
-        _ => return schema.clone(),
+    fitted(schema.clone(), chars)
+}
+
+/// [`fit_to`], in place.
+pub fn fitted(mut schema: Value, chars: u64) -> Value {
+    // Read once into its bounds, so the search below does not walk the JSON each step.
+    let Some(shape) = Shape::of(&schema) else { return schema };
+    if shape.chars(1.0) <= chars {
+        return schema;
     }
     let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
     // Within 2^-14 of the best factor: each bound within one character or item of its best
     // for bounds up to 16,384 (the largest is an outline's 800), at half the steps of 2^-24.
     for _ in 0..14 {
         let mid = (lo + hi) / 2.0;
-        if max_chars_scaled(schema, mid).is_some_and(|m| m <= chars) {
+        if shape.chars(mid) <= chars {
             lo = mid;
         } else {
             hi = mid;
         }
     }
-    scaled(schema, lo)
+    scale(&mut schema, lo);
+    schema
 }
 
-/// `max_chars(&scaled(schema, f))`, counted without building the scaled copy (the binary
-/// search above asks it 14 times per fit).
+/// The bounds of a schema, as [`max_chars`] counts them: what [`fit_to`] searches over.
+enum Shape {
+    /// As long whatever the factor: a constant, a choice, a number.
+    Fixed(u64),
+    /// A string bounded by `max` characters, scaled no lower than `floor`.
+    Text { max: u64, floor: u64 },
+    /// A list of at most `max` items, scaled no lower than `floor`.
+    List { max: u64, floor: u64, each: Box<Shape> },
+    /// An object: its braces, keys and separators, and its fields.
+    Object { fixed: u64, fields: Vec<Shape> },
+}
+
+impl Shape {
+    /// `None` when a string or a list in `schema` has no upper bound.
+    fn of(schema: &Value) -> Option<Shape> {
+        let bound = |max_key: &str, min_key: &str| {
+            let max = schema.get(max_key).and_then(Value::as_u64)?;
+            let floor = schema.get(min_key).and_then(Value::as_u64).unwrap_or(0).max(1);
+            Some((max, floor.min(max)))
+        };
+        if schema.get("const").is_some() || schema.get("enum").is_some_and(Value::is_array) {
+            return max_chars(schema).map(Shape::Fixed);
+        }
+        match schema.get("type").and_then(Value::as_str) {
+            Some("object") => {
+                let props = schema.get("properties").and_then(Value::as_object);
+                let mut fixed = 2;
+                let mut fields = Vec::new();
+                for (key, sub) in props.into_iter().flatten() {
+                    fixed += key.len() as u64 + 5;
+                    fields.push(Shape::of(sub)?);
+                }
+                Some(Shape::Object { fixed, fields })
+            }
+            Some("array") => {
+                let (max, floor) = bound("maxItems", "minItems")?;
+                let each = match schema.get("items") {
+                    Some(items) => Shape::of(items)?,
+                    None => Shape::Fixed(4),
+                };
+                Some(Shape::List { max, floor, each: Box::new(each) })
+            }
+            Some("string") => {
+                bound("maxLength", "minLength").map(|(max, floor)| Shape::Text { max, floor })
+            }
+            _ => max_chars(schema).map(Shape::Fixed),
+        }
+    }
+
+    /// The most characters of an answer with every bound times `f` (at least its floor).
+    fn chars(&self, f: f64) -> u64 {
+        let scale = |max: u64, floor: u64| ((max as f64 * f).floor() as u64).clamp(floor, max);
+        match self {
+            Shape::Fixed(n) => *n,
+            Shape::Text { max, floor } => scale(*max, *floor) + 2,
+            Shape::List { max, floor, each } => 2 + scale(*max, *floor) * (each.chars(f) + 2),
+            Shape::Object { fixed, fields } => {
+                fixed + fields.iter().map(|s| s.chars(f)).sum::<u64>()
+            }
+        }
+    }
+}
+
+/// `max_chars(&scaled(schema, f))`, counted without building the scaled copy.
+#[cfg(test)]
 fn max_chars_scaled(schema: &Value, f: f64) -> Option<u64> {
-    let scale = |max: u64, floor: u64| ((max as f64 * f).floor() as u64).clamp(floor, max);
-    let bound = |max_key: &str, min_key: &str| {
-        let max = schema.get(max_key).and_then(Value::as_u64)?;
-        let floor = schema.get(min_key).and_then(Value::as_u64).unwrap_or(0).max(1);
-        Some(scale(max, floor.min(max)))
-    };
-    if schema.get("const").is_some() || schema.get("enum").is_some_and(Value::is_array) {
-        return max_chars(schema);
-    }
-    match schema.get("type").and_then(Value::as_str) {
-        Some("object") => {
-            let props = schema.get("properties").and_then(Value::as_object);
-            props.into_iter().flatten().try_fold(2, |sum, (key, sub)| {
-                Some(sum + key.len() as u64 + 5 + max_chars_scaled(sub, f)?)
-            })
-        }
-        Some("array") => {
-            let items = bound("maxItems", "minItems")?;
-            let each = schema.get("items").map_or(Some(4), |i| max_chars_scaled(i, f))?;
-            Some(2 + items * (each + 2))
-        }
-        Some("string") => bound("maxLength", "minLength").map(|m| m + 2),
-        _ => max_chars(schema),
-    }
+    Shape::of(schema).map(|s| s.chars(f))
 }
 
 /// `schema` with every bounded string's and list's upper bound times `f`, at least its floor.
+#[cfg(test)]
 fn scaled(schema: &Value, f: f64) -> Value {
-    let Value::Object(map) = schema else { return schema.clone() };
-    let mut out = map.clone();
-    let scale = |max: u64, floor: u64| ((max as f64 * f).floor() as u64).clamp(floor, max);
-    match map.get("type").and_then(Value::as_str) {
-        Some("string") if !map.contains_key("enum") && !map.contains_key("const") => {
-            if let Some(max) = map.get("maxLength").and_then(Value::as_u64) {
-                let floor = map.get("minLength").and_then(Value::as_u64).unwrap_or(0).max(1);
-                out.insert("maxLength".into(), json!(scale(max, floor.min(max))));
-            }
+    let mut out = schema.clone();
+    scale(&mut out, f);
+    out
+}
+
+/// Brings every bounded string's and list's upper bound of `schema` down to itself times `f`,
+/// at least its floor.
+fn scale(schema: &mut Value, f: f64) {
+    let Value::Object(map) = schema else { return };
+    let scaled = |map: &serde_json::Map<String, Value>, max_key: &str, min_key: &str| {
+        let max = map.get(max_key).and_then(Value::as_u64)?;
+        let floor = map.get(min_key).and_then(Value::as_u64).unwrap_or(0).max(1).min(max);
+        Some(json!(((max as f64 * f).floor() as u64).clamp(floor, max)))
+    };
+    let of_type = |t: &str| map.get("type").and_then(Value::as_str) == Some(t);
+    if of_type("string") && !map.contains_key("enum") && !map.contains_key("const") {
+        if let Some(v) = scaled(map, "maxLength", "minLength") {
+            map.insert("maxLength".into(), v);
         }
-        Some("array") => {
-            if let Some(max) = map.get("maxItems").and_then(Value::as_u64) {
-                let floor = map.get("minItems").and_then(Value::as_u64).unwrap_or(0).max(1);
-                out.insert("maxItems".into(), json!(scale(max, floor.min(max))));
-            }
-            if let Some(items) = map.get("items") {
-                out.insert("items".into(), scaled(items, f));
-            }
+    } else if of_type("array") {
+        if let Some(v) = scaled(map, "maxItems", "minItems") {
+            map.insert("maxItems".into(), v);
         }
-        Some("object") => {
-            if let Some(Value::Object(props)) = map.get("properties") {
-                let props = props.iter().map(|(k, v)| (k.clone(), scaled(v, f))).collect();
-                out.insert("properties".into(), Value::Object(props));
-            }
+        if let Some(items) = map.get_mut("items") {
+            scale(items, f);
         }
-        _ => {}
+    } else if of_type("object")
+        && let Some(Value::Object(props)) = map.get_mut("properties")
+    {
+        props.values_mut().for_each(|v| scale(v, f));
     }
-    Value::Object(out)
 }
 
 #[cfg(test)]
