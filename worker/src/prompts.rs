@@ -203,6 +203,19 @@ pub struct Rendered {
     pub condensed: Vec<&'static str>,
 }
 
+/// The schema of the answer to `task` (or one `part` of it), built once per request: the prompt
+/// shows its guide, and the request carries it fitted to the answer's room.
+pub fn answer_schema(
+    task: &StepTask,
+    spec: &dyn Kind,
+    docs: &Docs,
+    part: Option<&Part>,
+) -> serde_json::Value {
+    let brief = task.brief.clone().unwrap_or_default();
+    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
+    spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()))
+}
+
 impl Prompts {
     /// The messages for `task` (or one `part` of it) with the context condensed, lowest
     /// priority first, until both messages fit `budget` estimated tokens (no limit: `None`).
@@ -214,9 +227,7 @@ impl Prompts {
         budget: Option<u64>,
     ) -> Result<Rendered, Overflow> {
         let docs = Docs::of(task);
-        let brief = task.brief.clone().unwrap_or_default();
-        let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
-        let shape = spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()));
+        let shape = answer_schema(task, spec, &docs, part);
         self.render_counted(task, spec, &docs, part, &shape, budget, &|s, u| {
             estimate_tokens(s) + estimate_tokens(u)
         })

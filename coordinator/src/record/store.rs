@@ -43,6 +43,12 @@ impl Marks {
 }
 
 impl Writes {
+    /// Records in `rec` that this store is written, so the next writes only what changes
+    /// after it.
+    pub fn mark(&self, rec: &mut BookRecord) {
+        self.marks.apply(rec);
+    }
+
     /// Bytes this store writes.
     pub fn bytes(&self) -> usize {
         self.header.len() + self.steps.iter().map(|(_, b)| b.len()).sum::<usize>()
@@ -86,14 +92,6 @@ pub fn prepare(rec: &mut BookRecord) -> Result<Writes, LoadError> {
     let header_last = plan || rec.state.is_final();
     let marks = Marks { changed, plan };
     Ok(Writes { book_id: rec.id.clone(), steps, header, header_last, marks })
-}
-
-impl Writes {
-    /// Records in `rec` that this store is written, so the next writes only what changes
-    /// after it.
-    pub fn mark(&self, rec: &mut BookRecord) {
-        self.marks.apply(rec);
-    }
 }
 
 /// Stores `rec` in layout 2: the plan once, the steps that changed since the last store or

@@ -173,11 +173,6 @@ pub fn example(kind: &dyn Kind, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> String 
     kind.example(ctx, scenes).to_string()
 }
 
-/// The fields a `kind` request answers with, as a prompt lists them (see [`crate::schema::guide`]).
-pub fn guide(kind: &dyn Kind, ctx: Ctx<'_>, scenes: Option<&[u32]>) -> String {
-    crate::schema::guide(&kind.schema(ctx, scenes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

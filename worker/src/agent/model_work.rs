@@ -198,10 +198,7 @@ async fn ask(
                 + scriptorium_contracts::tokens::estimate_tokens(u)
         })
     };
-    let brief = task.brief.clone().unwrap_or_default();
-    let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
-    // Built once: the prompt shows its guide, the request carries it fitted to the room.
-    let schema = spec.schema(docs.ctx(&brief, chapter), part.map(|p| p.scenes.as_slice()));
+    let schema = prompts::answer_schema(task, spec, docs, part);
     let rendered = env
         .prompts
         .render_counted(task, spec, docs, part, &schema, budget.prompt_for(answer), &count)
@@ -236,7 +233,7 @@ async fn ask(
         temperature: sampling.temperature,
         top_p: sampling.top_p,
         max_tokens,
-        seed: attempt_seed(brief.seed, task.attempt),
+        seed: attempt_seed(task.brief.as_ref().map_or(0, |b| b.seed), task.attempt),
         schema: Some(schema),
     };
     match env.models.call_json_route(route, &req).await {
