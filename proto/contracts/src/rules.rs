@@ -108,8 +108,8 @@ pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Re
         v
     });
     if let Some(v) = &cleaned {
-        let examples = crate::schema::example_values(&spec.schema(ctx, None));
-        if let Some((path, text)) = crate::schema::find_placeholder(v, "answer", &examples) {
+        let examples = examples(kind);
+        if let Some((path, text)) = crate::schema::find_placeholder(v, "answer", examples) {
             return reject(format!(
                 "{path} is a placeholder ({text:?}), not content: write the real text"
             ));
@@ -121,6 +121,43 @@ pub fn validate(kind: AgentKind, output: &str, ctx: Ctx<'_>) -> Result<Value, Re
     }
     let cleaned = cleaned.map(|v| v.to_string());
     spec.validate(cleaned.as_deref().unwrap_or(output), ctx)
+}
+
+/// Every value an example of a `kind` request can show ([`crate::schema::example_values`]),
+/// gathered once from its schema in each context that changes which fields it describes (a
+/// brief with and without a title, each category's world sections, a book with and without a
+/// cast): validating an answer does not build its request's schema to learn them. A value one
+/// of these contexts shows is no answer in any of them.
+fn examples(kind: AgentKind) -> &'static [String] {
+    static ALL: std::sync::OnceLock<Vec<(AgentKind, Vec<String>)>> = std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        let cast = Cast { characters: vec![crate::kinds::Character::default()] };
+        let mut briefs = Vec::new();
+        for category in ["fiction", "business", "research", "non-fiction"] {
+            for title in ["", "A Title"] {
+                let (category, title) = (category.to_string(), title.to_string());
+                briefs.push(BookBrief { category, title, chapters: 1, ..Default::default() });
+            }
+        }
+        crate::kinds::REGISTRY
+            .iter()
+            .map(|spec| {
+                let mut values: Vec<String> = Vec::new();
+                for brief in &briefs {
+                    for cast in [None, Some(&cast)] {
+                        let ctx = Ctx { cast, ..Ctx::new(brief) };
+                        for v in crate::schema::example_values(&spec.schema(ctx, None)) {
+                            if !values.contains(&v) {
+                                values.push(v);
+                            }
+                        }
+                    }
+                }
+                (spec.kind(), values)
+            })
+            .collect()
+    });
+    all.iter().find(|(k, _)| *k == kind).map_or(&[], |(_, v)| v.as_slice())
 }
 
 #[cfg(test)]
@@ -397,5 +434,33 @@ mod tests {
             rule(validate(AgentKind::Edit, &chapter_json(4, 30, &[]), x))
                 .contains("keep the draft's 3 scenes")
         );
+    }
+
+    #[test]
+    fn the_gathered_examples_hold_every_value_a_request_shows() {
+        let (c, o) = (cast(), outline(3));
+        let draft: ChapterText = serde_json::from_str(&chapter_json(3, 20, &["Ann Lee"])).unwrap();
+        let review = Review { verdict: "revise".into(), ..Default::default() };
+        for category in ["fiction", "business", "research", "poetry"] {
+            for title in ["", "Mine"] {
+                let b = BookBrief { category: category.into(), title: title.into(), ..brief() };
+                let plain = Ctx::new(&b);
+                let full = Ctx { draft: Some(&draft), review: Some(&review), ..ctx(&b, &c, &o) };
+                for spec in crate::kinds::REGISTRY {
+                    let gathered = examples(spec.kind());
+                    for ctx in [plain, full] {
+                        for scenes in [None, Some(&[1u32][..])] {
+                            for v in crate::schema::example_values(&spec.schema(ctx, scenes)) {
+                                assert!(gathered.contains(&v), "{}: {v:?}", spec.name());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let section = "a placeholder section";
+        let w = json!({"sections": {"geography": "geography", "cultures": section}});
+        let r = rule(validate(AgentKind::World, &w.to_string(), Ctx::new(&brief())));
+        assert!(r.contains("placeholder") && r.contains("geography"), "{r}");
     }
 }

@@ -46,22 +46,37 @@ fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
     }
 }
 
-fn strings_mut<'a>(v: &'a mut Value, path: String, out: &mut Vec<(String, &'a mut String)>) {
+/// Calls `f` on every string of `v` with its path, written into `path` (one buffer for the
+/// whole walk: a path is only spelt out, not kept); stops at the first error.
+fn each_string_mut(
+    v: &mut Value,
+    path: &mut String,
+    f: &mut dyn FnMut(&str, &mut String) -> Result<(), Rejection>,
+) -> Result<(), Rejection> {
+    use std::fmt::Write;
+    let len = path.len();
     match v {
-        Value::String(s) => out.push((path, s)),
+        Value::String(s) => f(path, s)?,
         Value::Array(items) => {
             for (i, x) in items.iter_mut().enumerate() {
-                strings_mut(x, format!("{path}[{i}]"), out);
+                let _ = write!(path, "[{i}]");
+                each_string_mut(x, path, f)?;
+                path.truncate(len);
             }
         }
         Value::Object(map) => {
             for (k, x) in map.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                strings_mut(x, p, out);
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                each_string_mut(x, path, f)?;
+                path.truncate(len);
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// A field's text cleaned: a short one-line field loses a `key:` label written before its value
@@ -111,12 +126,10 @@ pub fn findings(kind: &str, prefix: &str, chapter: u32, doc: &Value) -> Vec<Find
 /// Cleans every free-text field of `doc`, an answer of `kind` ([`clean_text`]); a field that
 /// held text and is left with none is refused, named as `{kind}.{path}`, with its rule.
 pub fn clean(kind: &str, doc: &mut Value) -> Result<(), Rejection> {
-    let mut all = Vec::new();
-    strings_mut(doc, String::new(), &mut all);
-    for (path, text) in all {
-        let Some(scope) = scope(kind, &path) else { continue };
+    each_string_mut(doc, &mut String::new(), &mut |path, text| {
+        let Some(scope) = scope(kind, path) else { return Ok(()) };
         if text.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         let (kept, cuts) = clean_text(text, scope);
         if let Some(cut) = cuts.first()
@@ -127,8 +140,8 @@ pub fn clean(kind: &str, doc: &mut Value) -> Result<(), Rejection> {
         if kept != text.trim() {
             *text = kept;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]

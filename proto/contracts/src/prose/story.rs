@@ -134,11 +134,12 @@ fn sentence_cut(s: &str, scope: Scope) -> Option<(Rule, &'static str)> {
 /// copying the instructions comes off. Lines left empty go.
 pub fn judge(text: &str, scope: Scope) -> Judged {
     let mut cuts = Vec::new();
-    let mut kept: Vec<String> = Vec::new();
+    // Lines are borrowed until one loses a sentence: a text with nothing cut allocates nothing.
+    let mut kept: Vec<std::borrow::Cow<'_, str>> = Vec::new();
     for line in text.split('\n') {
         let t = line.trim();
         if t.is_empty() {
-            kept.push(String::new());
+            kept.push("".into());
             continue;
         }
         if let Some(what) = machine_line(t) {
@@ -159,9 +160,9 @@ pub fn judge(text: &str, scope: Scope) -> Judged {
             }
         }
         if cuts.len() == before {
-            kept.push(line.to_string());
+            kept.push(line.into());
         } else if !stay.is_empty() {
-            kept.push(stay.join(" "));
+            kept.push(stay.join(" ").into());
         }
     }
     if cuts.is_empty() {
