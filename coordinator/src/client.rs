@@ -175,6 +175,16 @@ async fn read_all(bus: &Bus, steps: bool) -> anyhow::Result<Vec<BookRecord>> {
     Ok(out)
 }
 
+/// The record of book `id` with its plan and steps once it is finished; while it is not, only
+/// its header is read (one read, not one a step: a waiter polls every book it waits for).
+async fn finished_record(bus: &Bus, id: &str) -> anyhow::Result<Option<BookRecord>> {
+    match load_header(bus, id).await? {
+        // The header is stored after the steps: a final header's steps are all there.
+        Some(h) if h.state.is_final() => Ok(load(bus, id).await?.filter(|r| r.state.is_final())),
+        _ => Ok(None),
+    }
+}
+
 /// Waits until every book in `ids` is done or failed, calling `progress` on each event,
 /// and returns their records in the order of `ids`.
 pub async fn wait(
@@ -189,12 +199,15 @@ pub async fn wait(
     let mut poll = tokio::time::interval(Duration::from_millis(1000));
     let mut check: Vec<String> = ids.to_vec();
     loop {
-        for id in check.drain(..).filter(|id| !finished.contains_key(id)).collect::<Vec<_>>() {
-            if let Some(rec) = load(bus, &id).await?
-                && rec.state.is_final()
-            {
-                finished.insert(id, rec);
-            }
+        let pending: Vec<String> =
+            check.drain(..).filter(|id| !finished.contains_key(id)).collect();
+        let read: Vec<Option<BookRecord>> = futures::stream::iter(pending)
+            .map(|id| async move { finished_record(bus, &id).await })
+            .buffered(32)
+            .try_collect()
+            .await?;
+        for rec in read.into_iter().flatten() {
+            finished.insert(rec.id.clone(), rec);
         }
         if finished.len() == ids.len() {
             return Ok(ids.iter().filter_map(|id| finished.remove(id)).collect());

@@ -39,7 +39,20 @@ async fn a_store_writes_the_steps_that_changed_and_a_small_header() {
     let mut long = book("long", 40);
     let first_small = record::store(&bus, &mut small).await.unwrap();
     let first_long = record::store(&bus, &mut long).await.unwrap();
-    assert!(first_long > first_small * 10, "the first store writes the plan and every step");
+    assert!(first_long > first_small, "the first store writes the plan, longer for 40 chapters");
+    for id in ["small", "long"] {
+        let plan = bus.kv_get(Bucket::StepStates, &format!("{id}._plan")).await.unwrap();
+        assert!(plan.is_some(), "{id}'s plan is stored with its first header");
+    }
+    let states = |id: &str| {
+        let bus = bus.clone();
+        let key = format!("{id}.concept");
+        async move { bus.kv_get(Bucket::StepStates, &key).await.unwrap() }
+    };
+    assert_eq!(states("long").await, None, "a step is not written before anything happens to it");
+    let planned = record::load_record(&bus, "long").await.unwrap().unwrap();
+    assert_eq!(planned.progress(), (0, long.steps.len() as u32), "read back as planned");
+    assert!(planned.steps.values().all(|s| s.status == StepStatus::Pending && s.attempt == 0));
 
     let unchanged = record::store(&bus, &mut long).await.unwrap();
     accept(&mut long, "chapter-01");
@@ -58,6 +71,7 @@ async fn a_store_writes_the_steps_that_changed_and_a_small_header() {
     assert!(chapter_1 * 2 <= small_chapter_1 * 3, "a 40-chapter book's store costs a 1-chapter's");
 
     // What was stored reads back whole.
+    assert!(states("small").await.is_none() && states("long").await.is_none());
     let back = record::load_record(&bus, "long").await.unwrap().unwrap();
     assert_eq!(back.layout, record::LAYOUT);
     assert_eq!(back.plan, long.plan);
@@ -66,6 +80,15 @@ async fn a_store_writes_the_steps_that_changed_and_a_small_header() {
     assert_eq!(back.progress(), (2, long.steps.len() as u32));
     let header = bus.kv_get(Bucket::Books, "long").await.unwrap().unwrap();
     assert!(header.len() < 4096, "the header stays small: {} bytes", header.len());
+
+    // A stored step sent back to its planned state (an operator's rewrite) is written as such.
+    let as_planned = planned.steps["chapter-01"].clone();
+    long.steps.insert("chapter-01".into(), as_planned);
+    record::store(&bus, &mut long).await.unwrap();
+    let back = record::load_record(&bus, "long").await.unwrap().unwrap();
+    assert_eq!(back.steps["chapter-01"].status, StepStatus::Pending);
+    assert_eq!(back.steps["chapter-01"].attempt, 0);
+    assert_eq!(back.progress(), (1, long.steps.len() as u32));
 }
 
 #[tokio::test]

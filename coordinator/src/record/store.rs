@@ -83,6 +83,12 @@ pub fn prepare(rec: &mut BookRecord) -> Result<Writes, LoadError> {
     for (id, step) in &rec.steps {
         let bytes = serde_json::to_vec(step)?;
         let h = hash(&bytes);
+        // A step never stored that is still as it was planned is not written (a load reads a
+        // missing step as that): a book's first store is its plan and header, and each step
+        // is written from its first dispatch on.
+        if !rec.stored.contains_key(id) && h == untouched() {
+            continue;
+        }
         if rec.stored.get(id) != Some(&h) {
             steps.push((step_key(&rec.id, id), bytes));
             changed.push((id.clone(), h));
@@ -92,6 +98,12 @@ pub fn prepare(rec: &mut BookRecord) -> Result<Writes, LoadError> {
     let header_last = plan || rec.state.is_final();
     let marks = Marks { changed, plan };
     Ok(Writes { book_id: rec.id.clone(), steps, header, header_last, marks })
+}
+
+/// The hash of a step as it is planned, before anything happens to it.
+fn untouched() -> u64 {
+    static UNTOUCHED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *UNTOUCHED.get_or_init(|| serde_json::to_vec(&super::StepRecord::new()).map_or(0, |b| hash(&b)))
 }
 
 /// Stores `rec` in layout 2: the plan once, the steps that changed since the last store or
