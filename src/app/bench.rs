@@ -18,6 +18,7 @@ mod long;
 mod makespan;
 mod priority;
 mod private_nats;
+mod work;
 
 pub use makespan::MakespanOptions;
 pub use priority::PriorityOptions;
@@ -31,6 +32,7 @@ use scriptorium_worker::Worker;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use work::Work;
 
 /// What the bench measures.
 #[derive(Debug, Clone)]
@@ -279,16 +281,25 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
     match &opts.mode {
         BenchMode::Makespan(m) => makespan::run(&url, cfg, *m).await,
         BenchMode::Priority(p) => priority::run(&url, cfg, *p).await,
-        BenchMode::Throughput => throughput(&url, cfg, &opts).await,
+        BenchMode::Throughput => throughput(&url, cfg, &opts, _server.as_ref()).await,
     }
 }
 
-async fn throughput(url: &str, cfg: AppConfig, opts: &BenchOptions) -> anyhow::Result<()> {
+async fn throughput(
+    url: &str,
+    cfg: AppConfig,
+    opts: &BenchOptions,
+    server: Option<&private_nats::PrivateNats>,
+) -> anyhow::Result<()> {
     let steps_per_book = 4 + 3 * opts.chapters as usize;
     let total_steps = (steps_per_book * opts.books as usize).max(1000);
     let raw_bus = connect(url, "bench-raw", &cfg).await?;
+    let work = Work::new(server);
+    let floor_work = std::cell::Cell::new(None);
     let floor = async |when: &str| -> anyhow::Result<f64> {
+        let at = work.now().await;
         let raw = raw_bus.raw_round_trips(total_steps, opts.concurrency).await?;
+        floor_work.set(work.since(at, total_steps).await);
         println!(
             "pipelined floor, {when} (raw JetStream: publish step, pull, publish result, pull, ack both; 2 KiB; PubAcks awaited together, {} in flight, 4 pullers a stream): {:.0} round trips/s; sequential p50 {:.0} us",
             opts.concurrency, raw.per_sec, raw.p50_us
@@ -321,11 +332,13 @@ async fn throughput(url: &str, cfg: AppConfig, opts: &BenchOptions) -> anyhow::R
     let accepted_before = stats.accepted.load(Ordering::Relaxed);
     let kv_before = fleet.bus.kv_bytes_written();
     let briefs = (0..opts.books).map(|i| bench_brief(opts.chapters, u64::from(i))).collect();
+    let at = work.now().await;
     let started = Instant::now();
     let ids = submit_all(&fleet.bus, briefs).await?;
     let chunk = cfg.coordinator.max_books_in_flight.max(100);
     let (done, steps) = wait_counted(&fleet.bus, &ids, chunk).await?;
     let secs = started.elapsed().as_secs_f64();
+    let loaded_work = work.since(at, steps).await;
     let accepted = stats.accepted.load(Ordering::Relaxed) - accepted_before;
     let kv_bytes = fleet.bus.kv_bytes_written() - kv_before;
     let rate = steps as f64 / secs;
@@ -371,6 +384,9 @@ async fn throughput(url: &str, cfg: AppConfig, opts: &BenchOptions) -> anyhow::R
         stats.rejected.load(Ordering::Relaxed),
         stats.ignored.load(Ordering::Relaxed)
     );
+    if let (Some(ours), Some(raw)) = (loaded_work, floor_work.get()) {
+        println!("work per step, loaded run / per round trip, floor after: {}", ours.beside(&raw));
+    }
     if let Some(mib) = peak_rss_mib() {
         println!("peak RSS of this process (coordinator, worker and bench): {mib:.0} MiB");
     }
