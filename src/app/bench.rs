@@ -384,7 +384,7 @@ async fn throughput(
         stats.rejected.load(Ordering::Relaxed),
         stats.ignored.load(Ordering::Relaxed)
     );
-    if let (Some(ours), Some(raw)) = (loaded_work, floor_work.get()) {
+    if let (Some(ours), Some(raw), true) = (loaded_work, floor_work.get(), steps > 0) {
         println!("work per step, loaded run / per round trip, floor after: {}", ours.beside(&raw));
     }
     if let Some(mib) = peak_rss_mib() {
