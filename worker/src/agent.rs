@@ -218,17 +218,18 @@ async fn produce(env: &AgentEnv, task: &StepTask) -> Produced {
         }
     };
     let cache = &env.cache;
-    let key = if cache.enabled() && task.cache {
-        let (system, user) = env.prompts.render_fitted(task, spec, None, None).map_or_else(
-            // Without a budget nothing overflows.
-            |_| Default::default(),
-            |r| (r.system, r.user),
-        );
-        ResponseCache::key(task, &system, &user)
-    } else {
-        String::new()
+    // The key is the step's whole prompt, rendered without a budget; the first request reuses
+    // it where the route's budget would leave every piece of it full.
+    let whole =
+        (cache.enabled() && task.cache).then(|| env.prompts.render_fitted(task, spec, None, None));
+    let key = match &whole {
+        Some(Ok(r)) => ResponseCache::key(task, &r.system, &r.user),
+        // Without a budget nothing overflows.
+        Some(Err(_)) => ResponseCache::key(task, "", ""),
+        None => String::new(),
     };
-    let compute = || run_model(env, task, spec);
+    let whole = whole.and_then(Result::ok);
+    let compute = || run_model(env, task, spec, whole.as_ref());
     if key.is_empty() {
         let produced = cache::Produced::new(compute().await, Source::Model, None);
         return Produced { produced, key };

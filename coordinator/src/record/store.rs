@@ -49,6 +49,11 @@ impl Writes {
         self.marks.apply(rec);
     }
 
+    /// Keys this store writes in the step-states bucket (the plan's among them).
+    pub fn step_keys(&self) -> usize {
+        self.steps.len()
+    }
+
     /// Bytes this store writes.
     pub fn bytes(&self) -> usize {
         self.header.len() + self.steps.iter().map(|(_, b)| b.len()).sum::<usize>()

@@ -5,7 +5,7 @@ use super::AgentEnv;
 use crate::budget::Budget;
 use crate::cache::{Answer, Failed};
 use crate::parts;
-use crate::prompts::{self, Docs, Part};
+use crate::prompts::{self, Docs, Part, Rendered};
 use crate::providers::{self, ContextHint, ModelRequest};
 use scriptorium_contracts::kinds::chapter::prose_tokens;
 use scriptorium_contracts::prose::KnownWords;
@@ -49,6 +49,7 @@ pub(super) async fn run_model(
     env: &AgentEnv,
     task: &StepTask,
     spec: &dyn Kind,
+    whole: Option<&Rendered>,
 ) -> Result<Answer, Failed> {
     let max_tokens = u64::from(task.sampling.as_ref().map_or(4096, |s| s.max_tokens).max(1));
     // Every route's calls are paid for, answered or not.
@@ -57,7 +58,8 @@ pub(super) async fn run_model(
         let usage = &usage;
         async move {
             let mut spent = Usage::default();
-            let answered = on_route_fitted(env, task, spec, route, max_tokens, &mut spent).await;
+            let answered =
+                on_route_fitted(env, (task, spec, whole), route, max_tokens, &mut spent).await;
             let mut total = usage.lock().unwrap_or_else(|p| p.into_inner());
             merge(&mut total, &spent);
             answered
@@ -87,8 +89,7 @@ fn merge(total: &mut Usage, more: &Usage) {
 /// once when the server finds a request too large for its context.
 async fn on_route_fitted(
     env: &AgentEnv,
-    task: &StepTask,
-    spec: &dyn Kind,
+    (task, spec, whole): (&StepTask, &dyn Kind, Option<&Rendered>),
     route: &str,
     max_tokens: u64,
     usage: &mut Usage,
@@ -104,7 +105,7 @@ async fn on_route_fitted(
     };
     let mut shrunk = false;
     loop {
-        match on_route(env, task, spec, route, budget, usage).await {
+        match on_route(env, (task, spec, whole), route, budget, usage).await {
             Ok(answered) => return Ok(answered),
             Err(RouteError { failure, context: Some(hint) }) if !shrunk => {
                 shrunk = true;
@@ -146,8 +147,7 @@ fn smaller_window(budget: Budget, hint: ContextHint) -> u64 {
 
 async fn on_route(
     env: &AgentEnv,
-    task: &StepTask,
-    spec: &dyn Kind,
+    (task, spec, whole): (&StepTask, &dyn Kind, Option<&Rendered>),
     route: &str,
     budget: Budget,
     usage: &mut Usage,
@@ -155,7 +155,7 @@ async fn on_route(
     // Parsed once for all of the step's requests.
     let docs = Docs::of(task);
     let chapter = task.context.as_ref().map_or(0, |c| c.chapter);
-    let step = Step { task, spec, docs: &docs };
+    let step = Step { task, spec, docs: &docs, whole };
     // Without its plan or draft (a step asked outside a book) the work is one request.
     match spec.work() {
         Work::Scenes => {
@@ -174,12 +174,14 @@ async fn on_route(
     ask(env, step, route, budget, None, whole, usage).await
 }
 
-/// The step a request is for: its task, its kind and the documents the task carries.
+/// The step a request is for: its task, its kind, the documents the task carries, and its
+/// whole prompt when it was rendered (without a budget) for the response cache's key.
 #[derive(Clone, Copy)]
 struct Step<'a> {
     task: &'a StepTask,
     spec: &'a dyn Kind,
     docs: &'a Docs,
+    whole: Option<&'a Rendered>,
 }
 
 /// One request (with its repair, if the answer is unreadable) for `task` or a `part` of it,
@@ -187,7 +189,7 @@ struct Step<'a> {
 /// `max_tokens` is whatever room the prompt leaves, at most the output limit.
 async fn ask(
     env: &AgentEnv,
-    Step { task, spec, docs }: Step<'_>,
+    Step { task, spec, docs, whole }: Step<'_>,
     route: &str,
     budget: Budget,
     part: Option<&Part>,
@@ -201,16 +203,16 @@ async fn ask(
         })
     };
     let schema = prompts::answer_schema(task, spec, docs, part);
-    let rendered = env
-        .prompts
-        .render_counted(task, spec, docs, part, &schema, budget.prompt_for(answer), &count)
-        .map_err(|o| {
-            let message = format!("{route}: {o} (context window {:?})", budget.window);
-            RouteError {
-                failure: Failure::new(FailureCause::ContextExceeded, message),
-                context: None,
-            }
-        })?;
+    let room = budget.prompt_for(answer);
+    let reused = whole.filter(|_| part.is_none()).and_then(|w| reuse(w, room, &count));
+    let rendered = match reused {
+        Some(r) => Ok(r),
+        None => env.prompts.render_counted(task, spec, docs, part, &schema, room, &count),
+    };
+    let rendered = rendered.map_err(|o| {
+        let message = format!("{route}: {o} (context window {:?})", budget.window);
+        RouteError { failure: Failure::new(FailureCause::ContextExceeded, message), context: None }
+    })?;
     if !rendered.condensed.is_empty() {
         tracing::debug!(
             route = %route,
@@ -249,6 +251,23 @@ async fn ask(
             Err(RouteError { failure: f.failure, context: f.context })
         }
     }
+}
+
+/// The step's whole prompt as rendered without a budget (for the cache key), when it fits
+/// `room` as `count` measures it: fitting it to the room would then keep every piece full and
+/// render the same text, so it is not rendered again.
+fn reuse(
+    whole: &Rendered,
+    room: Option<u64>,
+    count: &dyn Fn(&str, &str) -> u64,
+) -> Option<Rendered> {
+    let tokens = count(&whole.system, &whole.user);
+    room.is_none_or(|r| tokens <= r).then(|| Rendered {
+        system: whole.system.clone(),
+        user: whole.user.clone(),
+        tokens,
+        condensed: Vec::new(),
+    })
 }
 
 /// Characters per token an answer's room is counted at when its schema is fitted to it:
@@ -322,7 +341,7 @@ async fn edit_chapter(
     draft: &ChapterText,
     usage: &mut Usage,
 ) -> Result<Answered, RouteError> {
-    let Step { task, spec, docs } = step;
+    let Step { task, spec, docs, .. } = step;
     let targets = prompts::edit_targets(docs);
     let items: Vec<(u32, u64)> = targets
         .iter()
@@ -392,7 +411,40 @@ const KNOWN_KEPT: usize = 64;
 
 #[cfg(test)]
 mod tests {
-    use super::{attempt_seed, known_words};
+    use super::{attempt_seed, known_words, reuse};
+    use crate::prompts::{self, Docs, Prompts};
+    use scriptorium_proto::v1::AgentKind;
+
+    #[test]
+    fn the_cache_keys_prompt_is_reused_only_where_fitting_would_leave_it_whole() {
+        let prompts = Prompts::load(None).unwrap();
+        let spec = scriptorium_contracts::kinds::agent(AgentKind::Outline).unwrap();
+        let task = StepTask {
+            kind: AgentKind::Outline as i32,
+            brief: Some(BookBrief { chapters: 6, characters: 3, ..Default::default() }),
+            context: Some(StepContext {
+                concept_json: r#"{"title": "Salt", "logline": "A keeper of tides steals a ledger.", "description": "A long description of the book. ", "themes": ["debt", "tide"]}"#.into(),
+                cast_json: r#"{"characters": [{"name": "Ann Lee", "role": "hero", "background": "A long background, told at length, of the harbour she grew up in."}]}"#.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let whole = prompts.render_fitted(&task, spec, None, None).unwrap();
+        let count = |s: &str, u: &str| (s.len() + u.len()) as u64 / 4;
+        let docs = Docs::of(&task);
+        let schema = prompts::answer_schema(&task, spec, &docs, None);
+        let fitted = |room| prompts.render_counted(&task, spec, &docs, None, &schema, room, &count);
+        let full = count(&whole.system, &whole.user);
+        // Where the room holds it, fitting renders exactly the key's prompt: reused as it is.
+        let reused = reuse(&whole, Some(full), &count).expect("fits");
+        let rendered = fitted(Some(full)).unwrap();
+        assert_eq!((&reused.system, &reused.user), (&rendered.system, &rendered.user));
+        assert_eq!((reused.tokens, rendered.condensed.len()), (rendered.tokens, 0));
+        assert!(reuse(&whole, None, &count).is_some(), "no budget: nothing to fit");
+        // One token short, fitting condenses something: rendered anew.
+        assert!(reuse(&whole, Some(full - 1), &count).is_none());
+        assert!(!fitted(Some(full - 1)).unwrap().condensed.is_empty());
+    }
     use scriptorium_proto::v1::{BookBrief, StepContext, StepTask};
     use std::sync::Arc;
 
