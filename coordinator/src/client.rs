@@ -201,14 +201,12 @@ pub async fn wait(
     loop {
         let pending: Vec<String> =
             check.drain(..).filter(|id| !finished.contains_key(id)).collect();
-        let read: Vec<Option<BookRecord>> = futures::stream::iter(pending)
-            .map(|id| async move { finished_record(bus, &id).await })
+        let read: Vec<(String, Option<BookRecord>)> = futures::stream::iter(pending)
+            .map(|id| async move { finished_record(bus, &id).await.map(|rec| (id, rec)) })
             .buffered(32)
             .try_collect()
             .await?;
-        for rec in read.into_iter().flatten() {
-            finished.insert(rec.id.clone(), rec);
-        }
+        finished.extend(read.into_iter().filter_map(|(id, rec)| Some((id, rec?))));
         if finished.len() == ids.len() {
             return Ok(ids.iter().filter_map(|id| finished.remove(id)).collect());
         }
