@@ -371,23 +371,23 @@ impl BookState {
             Ok(doc) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
                 // The answer goes into the shared cache (and its lease ends) while the step is
-                // marked done and the next steps go out: off the steps' path, and still
-                // finished before the result is acknowledged or the book's actor stops.
-                let answer = (!r.cache_key.is_empty() && !r.cache_hit).then(|| CachedAnswer {
-                    output: r.output.clone(),
-                    route: r.route.clone(),
-                    dialect: r.dialect.clone(),
-                    prompt_tokens: usage.prompt_tokens,
-                    completion_tokens: usage.completion_tokens,
-                });
-                let (bus, key) = (self.env.bus.clone(), r.cache_key.clone());
-                let cached = async move {
-                    if let Some(answer) = answer {
+                // marked done, the next steps go out and the actor takes its next message: off
+                // the steps' path, and still finished before the record's next store lands and
+                // the result is acknowledged (the writer waits for it).
+                if !r.cache_key.is_empty() && !r.cache_hit {
+                    let answer = CachedAnswer {
+                        output: r.output.clone(),
+                        route: r.route.clone(),
+                        dialect: r.dialect.clone(),
+                        prompt_tokens: usage.prompt_tokens,
+                        completion_tokens: usage.completion_tokens,
+                    };
+                    let (bus, key) = (self.env.bus.clone(), r.cache_key.clone());
+                    self.writer.after(tokio::spawn(async move {
                         cache::store_accepted(&bus, &key, &answer).await;
-                    }
-                };
-                let (_, accepted) = tokio::join!(cached, self.accept(me, &r, &planned, doc));
-                accepted
+                    }));
+                }
+                self.accept(me, &r, &planned, doc).await
             }
             Err(rej) => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);

@@ -31,6 +31,9 @@ enum Job {
     Store { outputs: Vec<OutputPut>, writes: Box<Writes> },
     /// A book event, published once what it tells of is stored.
     Event { book_id: String, payload: Vec<u8> },
+    /// A write of the book's that never fails it (the response cache's entry), waited for
+    /// before what follows.
+    Await(JoinHandle<()>),
     /// Runs once everything before it landed; dropped unrun if a write failed.
     Then(Box<dyn FnOnce() + Send>),
 }
@@ -50,6 +53,12 @@ impl Writer {
     /// Publishes a book event after the writes before it.
     pub(crate) fn event(&self, book_id: String, payload: Vec<u8>) {
         self.send(Job::Event { book_id, payload });
+    }
+
+    /// Makes what is handed over after it wait for `task`, already running, whose failure
+    /// is its own (it logs it) and fails nothing here.
+    pub(crate) fn after(&self, task: JoinHandle<()>) {
+        self.send(Job::Await(task));
     }
 
     /// Runs `f` once the writes before it landed; never, if one failed.
@@ -99,6 +108,11 @@ async fn run(
             Job::Event { book_id, payload } => {
                 if let Err(e) = bus.publish_event(&book_id, payload.into()).await {
                     tracing::debug!(error = %e, "event publish failed");
+                }
+            }
+            Job::Await(task) => {
+                if let Err(e) = task.await {
+                    tracing::warn!(error = %e, "a book's side write ended abnormally");
                 }
             }
             Job::Then(f) => f(),

@@ -70,3 +70,30 @@ async fn a_failed_write_stops_every_later_write_and_acknowledgement() {
     assert!(bus.kv_get(Bucket::Books, "b2").await.unwrap().is_none());
     assert!(bus.kv_get(Bucket::Books, "b3").await.unwrap().is_none(), "a later store landed");
 }
+
+#[tokio::test]
+async fn what_follows_a_side_write_waits_for_it() {
+    let bus = Bus::memory();
+    let writer = Writer::start(bus.clone(), |e| panic!("no write fails here: {e}"));
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    writer.after(tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        flag.store(true, Ordering::SeqCst);
+    }));
+    let mut rec = record("b4");
+    writer.store(Vec::new(), record::prepare(&mut rec).unwrap());
+    let (tx, rx) = oneshot::channel();
+    let seen = done.clone();
+    writer.then(move || {
+        let _ = tx.send(seen.load(Ordering::SeqCst));
+    });
+    assert!(rx.await.unwrap(), "acknowledged before the side write ended");
+    assert!(bus.kv_get(Bucket::Books, "b4").await.unwrap().is_some());
+    // One that panics fails nothing: the writes after it still land.
+    writer.after(tokio::spawn(async { panic!("a side write that breaks") }));
+    let mut rec = record("b5");
+    writer.store(Vec::new(), record::prepare(&mut rec).unwrap());
+    assert!(writer.landed().await.is_ok());
+    assert!(bus.kv_get(Bucket::Books, "b5").await.unwrap().is_some());
+}
