@@ -454,3 +454,30 @@ async fn every_accepted_answer_is_cached_and_its_lease_ended_when_the_book_is_do
         assert!(bus.kv_get(Bucket::Leases, key).await.unwrap().is_none(), "{key}'s lease ended");
     }
 }
+
+/// Over a real nats-server, as a coordinator restart needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_book_stopped_between_its_assembly_and_its_end_is_assembled_again_on_resume() {
+    let real = support::RealNats::start().await;
+    let bus = real.connect().await;
+    let handle = real.coordinator().await;
+    let mut sources = worker_sources(&bus).await;
+    let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
+    write_through(&bus, &mut sources, &id).await;
+    handle.shutdown().await;
+    // The coordinator stored the assembly as done, then stopped before the store that ends the
+    // book: every step is done and the book still running.
+    let mut rec = client::load(&bus, &id).await.unwrap().unwrap();
+    assert_eq!(rec.steps["assembly"].status, StepStatus::Done);
+    let first = std::mem::take(&mut rec.output_dir);
+    std::fs::remove_dir_all(&first).unwrap();
+    rec.state = Status::Running;
+    scriptorium_coordinator::record::store(&bus, &mut rec).await.unwrap();
+
+    let handle = real.coordinator().await;
+    let done = record_where(&bus, &id, |r| r.state.is_final()).await;
+    assert_eq!(done.state, Status::Done, "{:?}", done.failure);
+    assert_eq!(done.output_dir, first, "the same book, written again");
+    assert!(std::path::Path::new(&done.output_dir).join("manuscript.md").is_file());
+    handle.shutdown().await;
+}

@@ -8,11 +8,10 @@ mod support;
 
 use scriptorium_coordinator::control::Action;
 use scriptorium_coordinator::record::{Status, StepStatus};
-use scriptorium_coordinator::{CoordinatorConfig, CoordinatorHandle, brief, client};
-use scriptorium_proto::transport::{NatsOptions, Queue};
+use scriptorium_coordinator::{CoordinatorConfig, brief, client};
+use scriptorium_proto::transport::Queue;
 use scriptorium_proto::v1::{AgentKind, StepTask};
 use scriptorium_proto::{Bus, Source};
-use scriptorium_test_support::nats_server::NatsServer;
 use std::time::Duration;
 use support::{answer, next_task, nothing_on, record_where, sim, start_with, user};
 
@@ -157,12 +156,9 @@ async fn an_edited_outline_is_checked_like_a_models_and_used_by_every_chapter() 
 /// (as after a crash or an upgrade) resumes the book still waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_book_waiting_at_its_gate_still_waits_after_a_coordinator_restart() {
-    let nats = tokio::task::spawn_blocking(NatsServer::start).await.unwrap().unwrap();
-    let connect = || async { Bus::connect(&nats.url(), NatsOptions::default()).await.unwrap() };
-    let bus = connect().await;
-    let out = tempfile::tempdir().unwrap();
-    let cfg = CoordinatorConfig { out_dir: out.path().into(), ..Default::default() };
-    let handle = CoordinatorHandle::start(connect().await, cfg.clone()).await.unwrap();
+    let real = support::RealNats::start().await;
+    let bus = real.connect().await;
+    let handle = real.coordinator().await;
     let mut concepts = source(&bus, AgentKind::Concept).await;
     let mut casts = source(&bus, AgentKind::Characters).await;
     let id = client::submit(&bus, brief::parse(BRIEF).unwrap()).await.unwrap();
@@ -171,7 +167,7 @@ async fn a_book_waiting_at_its_gate_still_waits_after_a_coordinator_restart() {
     record_where(&bus, &id, |r| r.state == Status::AwaitingApproval).await;
     handle.shutdown().await;
 
-    let handle = CoordinatorHandle::start(connect().await, cfg).await.unwrap();
+    let handle = real.coordinator().await;
     assert!(nothing_on(&mut casts, Duration::from_secs(1)).await, "resumed, and still waiting");
     let rec = client::load(&bus, &id).await.unwrap().unwrap();
     assert_eq!(rec.state, Status::AwaitingApproval);

@@ -498,12 +498,20 @@ impl BookState {
             self.event("");
             return Ok(());
         }
+        // Assembly recorded done in a book not finished (its coordinator stopped between the
+        // two stores) is run again: the book's directory is replaced whole.
+        let unfinished = !self.rec.state.is_final();
         let ready: Vec<PlannedStep> = self
             .rec
             .plan
             .steps
             .iter()
-            .filter(|p| self.rec.steps.get(&p.id).is_some_and(|s| s.status == StepStatus::Pending))
+            .filter(|p| {
+                self.rec.steps.get(&p.id).is_some_and(|s| {
+                    s.status == StepStatus::Pending
+                        || (unfinished && p.id == ASSEMBLY && s.status == StepStatus::Done)
+                })
+            })
             .filter(|p| {
                 p.deps
                     .iter()

@@ -29,6 +29,35 @@ pub async fn start_on(bus: Bus, cfg: CoordinatorConfig) -> (CoordinatorHandle, t
     (handle, out)
 }
 
+/// A real nats-server, for what the in-process bus cannot show (a coordinator started anew on
+/// the same store), with a coordinator configuration writing books into a temporary directory.
+pub struct RealNats {
+    pub nats: scriptorium_test_support::nats_server::NatsServer,
+    pub out: tempfile::TempDir,
+    pub cfg: CoordinatorConfig,
+}
+
+impl RealNats {
+    pub async fn start() -> RealNats {
+        let start = scriptorium_test_support::nats_server::NatsServer::start;
+        let nats = tokio::task::spawn_blocking(start).await.unwrap().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let cfg = CoordinatorConfig { out_dir: out.path().into(), ..Default::default() };
+        RealNats { nats, out, cfg }
+    }
+
+    /// A new connection to the server.
+    pub async fn connect(&self) -> Bus {
+        let options = scriptorium_proto::transport::NatsOptions::default();
+        Bus::connect(&self.nats.url(), options).await.unwrap()
+    }
+
+    /// A coordinator on a connection of its own.
+    pub async fn coordinator(&self) -> CoordinatorHandle {
+        CoordinatorHandle::start(self.connect().await, self.cfg.clone()).await.unwrap()
+    }
+}
+
 /// The next step dispatched on `source` (within 5 s).
 pub async fn next_task(source: &mut Source) -> StepTask {
     let m = tokio::time::timeout(Duration::from_secs(5), source.next())
