@@ -259,7 +259,7 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
-    let (_server, url) = match &opts.nats {
+    let (server, url) = match &opts.nats {
         Some(u) => (None, u.clone()),
         None => {
             let server = private_nats::PrivateNats::start().await?;
@@ -281,7 +281,7 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
     match &opts.mode {
         BenchMode::Makespan(m) => makespan::run(&url, cfg, *m).await,
         BenchMode::Priority(p) => priority::run(&url, cfg, *p).await,
-        BenchMode::Throughput => throughput(&url, cfg, &opts, _server.as_ref()).await,
+        BenchMode::Throughput => throughput(&url, cfg, &opts, server.as_ref()).await,
     }
 }
 

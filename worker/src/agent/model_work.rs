@@ -11,7 +11,7 @@ use scriptorium_contracts::kinds::chapter::prose_tokens;
 use scriptorium_contracts::prose::KnownWords;
 use scriptorium_contracts::{ChapterText, Kind, OutlineChapter, Work, schema};
 use scriptorium_proto::v1::{Failure, FailureCause, StepTask, Usage};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock};
 
 /// A readable answer on one route.
 struct Answered {
@@ -369,7 +369,7 @@ async fn edit_chapter(
     // validates the result (with the other chapters, which this check does not see).
     let brief = task.brief.clone().unwrap_or_default();
     let ctx = docs.ctx(&brief, task.context.as_ref().map_or(0, |c| c.chapter));
-    let known = known_words(task, ctx);
+    let known = known_words(task, ctx).await;
     let ctx = scriptorium_contracts::Ctx { known: Some(&known), ..ctx };
     let passes = |c: &scriptorium_contracts::ChapterText| {
         serde_json::to_string(c)
@@ -383,31 +383,22 @@ async fn edit_chapter(
 /// The words of the outline, cast and world that an edit's check knows
 /// (`kinds::chapter::known_words` of `ctx`), kept per book and documents: a book's edits share
 /// them, and gathering them costs more than checking the edit. At most [`KNOWN_KEPT`] sets
-/// are kept; the oldest half goes when that is reached.
-fn known_words(task: &StepTask, ctx: scriptorium_contracts::Ctx<'_>) -> Arc<KnownWords> {
+/// are kept.
+async fn known_words(task: &StepTask, ctx: scriptorium_contracts::Ctx<'_>) -> Arc<KnownWords> {
     use std::hash::{Hash, Hasher};
-    static KEPT: Mutex<Vec<(u64, Arc<KnownWords>)>> = Mutex::new(Vec::new());
+    static KEPT: LazyLock<moka::future::Cache<u64, Arc<KnownWords>>> =
+        LazyLock::new(|| moka::future::Cache::new(KNOWN_KEPT));
     let mut h = std::collections::hash_map::DefaultHasher::new();
     task.book_id.hash(&mut h);
     if let Some(c) = &task.context {
         (&c.outline_json, &c.cast_json, &c.world_json).hash(&mut h);
     }
-    let key = h.finish();
-    let lock = || KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, known)) = lock().iter().find(|(at, _)| *at == key) {
-        return known.clone();
-    }
-    let known = scriptorium_contracts::kinds::chapter::known_words(ctx);
-    let mut list = lock();
-    if list.len() >= KNOWN_KEPT {
-        list.drain(..KNOWN_KEPT / 2);
-    }
-    list.push((key, known.clone()));
-    known
+    let gather = async { scriptorium_contracts::kinds::chapter::known_words(ctx) };
+    KEPT.get_with(h.finish(), gather).await
 }
 
 /// How many books' known words [`known_words`] keeps.
-const KNOWN_KEPT: usize = 64;
+const KNOWN_KEPT: u64 = 64;
 
 #[cfg(test)]
 mod tests {
@@ -448,8 +439,8 @@ mod tests {
     use scriptorium_proto::v1::{BookBrief, StepContext, StepTask};
     use std::sync::Arc;
 
-    #[test]
-    fn a_books_edits_share_its_known_words_and_other_documents_get_their_own() {
+    #[tokio::test]
+    async fn a_books_edits_share_its_known_words_and_other_documents_get_their_own() {
         let task = |book: &str, world: &str| StepTask {
             book_id: book.into(),
             context: Some(StepContext {
@@ -459,15 +450,16 @@ mod tests {
             ..Default::default()
         };
         let brief = BookBrief::default();
-        let words = |t: &StepTask| {
-            let docs = crate::prompts::Docs::of(t);
-            known_words(t, docs.ctx(&brief, 1))
+        let words = async |t: StepTask| {
+            let docs = crate::prompts::Docs::of(&t);
+            known_words(&t, docs.ctx(&brief, 1)).await
         };
-        let a = words(&task("b1", "Quarrystone harbour"));
-        assert!(Arc::ptr_eq(&a, &words(&task("b1", "Quarrystone harbour"))), "kept");
-        let b = words(&task("b1", "Marrowdeep fens"));
+        let a = words(task("b1", "Quarrystone harbour")).await;
+        assert!(Arc::ptr_eq(&a, &words(task("b1", "Quarrystone harbour")).await), "kept");
+        let b = words(task("b1", "Marrowdeep fens")).await;
         assert!(!Arc::ptr_eq(&a, &b), "a changed world is gathered anew");
-        assert!(!Arc::ptr_eq(&a, &words(&task("b2", "Quarrystone harbour"))), "per book");
+        let other = words(task("b2", "Quarrystone harbour")).await;
+        assert!(!Arc::ptr_eq(&a, &other), "per book");
         assert_ne!(a, b, "the words are the documents'");
     }
 
