@@ -12,6 +12,7 @@ pub mod publication;
 
 pub use publication::Publication;
 
+use crate::quality::{BookFiles, QualityReport};
 use crate::record::BookRecord;
 use scriptorium_contracts::{Cast, ChapterText, Concept, Outline, ProseScene, Review, World};
 use serde_json::{Value, json};
@@ -148,32 +149,38 @@ pub fn assemble(rec: &BookRecord, out_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::remove_dir_all(&staging)?;
     }
     std::fs::create_dir_all(staging.join("chapters"))?;
-    write(&staging.join("manuscript.md"), manuscript(&book).as_bytes())?;
+    // What is written is kept as the quality report reads it (`BookFiles::read` of the
+    // directory would give the same), so the report is of exactly these files.
+    let mut files = BookFiles { name: name.clone(), ..BookFiles::default() };
+    let text = manuscript(&book);
+    write(&staging.join("manuscript.md"), text.as_bytes())?;
+    files.manuscript = Some(text);
     for c in &book.chapters {
-        let file = format!("{:02}-{}.md", c.number, slug(&c.title));
-        write(&staging.join("chapters").join(file), chapter_file(&book, c).as_bytes())?;
+        let stem = format!("{:02}-{}", c.number, slug(&c.title));
+        let text = chapter_file(&book, c);
+        write(&staging.join("chapters").join(format!("{stem}.md")), text.as_bytes())?;
+        files.chapters.push((stem, text));
     }
+    // In the order of their file names, as a directory is read.
+    files.chapters.sort_by_cached_key(|(stem, _)| format!("{stem}.md"));
     let mut done = rec.clone();
     done.output_dir = target.display().to_string();
     let mut json = book_json(&done);
     label(&book, &mut json);
-    let json = serde_json::to_vec_pretty(&json).map_err(std::io::Error::other)?;
-    write(&staging.join("book.json"), &json)?;
-    // The quality report, read back from the files as `scriptorium check` reads them.
-    match crate::quality::QualityReport::from_book_dir(&staging) {
-        Ok(report) => {
-            if !report.passed() {
-                let failures: Vec<&str> =
-                    report.hard_failures.iter().map(|f| f.message.as_str()).collect();
-                tracing::warn!(book_id = %rec.id, failures = ?failures, "book fails its quality report");
-            }
-            let mut q = serde_json::to_value(&report).map_err(std::io::Error::other)?;
-            label(&book, &mut q);
-            let q = serde_json::to_vec_pretty(&q).map_err(std::io::Error::other)?;
-            write(&staging.join("quality.json"), &q)?;
-        }
-        Err(e) => tracing::warn!(book_id = %rec.id, error = %e, "no quality report"),
+    write(
+        &staging.join("book.json"),
+        &serde_json::to_vec_pretty(&json).map_err(std::io::Error::other)?,
+    )?;
+    files.book = Some(json);
+    let report = QualityReport::from_parts(&files.parts());
+    if !report.passed() {
+        let failures: Vec<&str> = report.hard_failures.iter().map(|f| f.message.as_str()).collect();
+        tracing::warn!(book_id = %rec.id, failures = ?failures, "book fails its quality report");
     }
+    let mut q = serde_json::to_value(&report).map_err(std::io::Error::other)?;
+    label(&book, &mut q);
+    let q = serde_json::to_vec_pretty(&q).map_err(std::io::Error::other)?;
+    write(&staging.join("quality.json"), &q)?;
     write(&staging.join("book.epub"), &epub::render(&book)?)?;
     if target.exists() {
         let written = written_version(&target);

@@ -219,7 +219,9 @@ pub fn known_words(ctx: Ctx<'_>) -> std::sync::Arc<prose::KnownWords> {
     canon.known()
 }
 
-fn strings(v: &Value, out: &mut String) {
+/// Every string in `v`, each followed by a newline, appended to `out` (the words a book's
+/// documents know).
+pub fn strings(v: &Value, out: &mut String) {
     match v {
         Value::String(s) => {
             out.push_str(s);
