@@ -14,6 +14,7 @@
 //! [`cache`] (the response-cache figure).
 
 mod cache;
+mod disk;
 mod long;
 mod makespan;
 mod priority;
@@ -65,6 +66,9 @@ pub struct BenchOptions {
     /// Whether the measured books' steps look their requests up in the shared response cache,
     /// as a deployment's default has them do (the bench's default: they do not).
     pub response_cache: bool,
+    /// Where the run's temporary directory of books is made; `None`: memory (`/dev/shm`) where
+    /// the system has it, else the system's temporary directory ([`disk::books_dir`]).
+    pub out: Option<PathBuf>,
     /// What to measure.
     pub mode: BenchMode,
 }
@@ -99,6 +103,12 @@ pub struct BenchArgs {
     /// model is asked. Off by default, so the figure is the step path alone.
     #[arg(long)]
     response_cache: bool,
+    /// Directory the run writes its books under (in a temporary directory of its own, removed
+    /// at the end); default: /dev/shm where the system has it (a file system in memory: see
+    /// BENCHMARKS.md for why), else the system's temporary directory. The run prints what
+    /// creating a file costs there.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Measure the makespan of --books books with the latency model, beside its lower
     /// bound, instead of the throughput.
     #[arg(long, conflicts_with = "priority_behind")]
@@ -155,6 +165,7 @@ impl BenchArgs {
             concurrency: self.concurrency,
             cache_books: self.cache_books,
             response_cache: self.response_cache,
+            out: self.out,
             mode,
         })
     }
@@ -267,7 +278,7 @@ pub async fn run(cfg: AppConfig, opts: BenchOptions) -> anyhow::Result<()> {
             (Some(server), url)
         }
     };
-    let out = tempfile::tempdir()?;
+    let out = disk::books_dir(opts.out.as_deref())?;
     let mut cfg = cfg;
     cfg.models.sim = Default::default();
     cfg.coordinator.out_dir = PathBuf::from(out.path());
@@ -326,6 +337,17 @@ async fn throughput(
         }
     }
     lat.sort_by(f64::total_cmp);
+
+    // What creating a file costs where the books go, now (a book is 16 of them).
+    let out = &cfg.coordinator.out_dir;
+    match disk::create_us(out) {
+        Ok(us) => println!(
+            "file system: creating a 3 KB file where the books are written ({}) took {us:.0} us ({} files, before the loaded run); a book's assembly creates 14 files and 2 directories",
+            out.display(),
+            disk::FILES
+        ),
+        Err(e) => println!("file system: not measured ({e})"),
+    }
 
     // Loaded: many books in parallel.
     let stats = fleet.coordinator.stats();
