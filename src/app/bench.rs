@@ -59,6 +59,8 @@ pub struct BenchOptions {
     pub latency_books: u32,
     /// Chapters of each of those books.
     pub latency_chapters: u32,
+    /// Words a chapter of the throughput run's books (loaded and unloaded) asks for.
+    pub words_per_chapter: u32,
     /// Round trips in flight in the raw baseline.
     pub concurrency: usize,
     /// Books written twice for the cache figure (0 skips it).
@@ -92,6 +94,10 @@ pub struct BenchArgs {
     /// chapter are printed beside those of its last.
     #[arg(long, default_value_t = 1)]
     latency_chapters: u32,
+    /// Words a chapter of the throughput run's books asks for (the examples ask for 900; short
+    /// chapters keep the figure on the step path, long ones show what a book in flight holds).
+    #[arg(long, default_value_t = BENCH_WORDS)]
+    words_per_chapter: u32,
     /// Round trips in flight in the raw baseline (the pipelined floor).
     #[arg(long, default_value_t = 512)]
     concurrency: usize,
@@ -138,6 +144,12 @@ impl BenchArgs {
         if self.latency_chapters == 0 {
             anyhow::bail!("--latency-chapters must be at least 1");
         }
+        if !(100..=20_000).contains(&self.words_per_chapter) {
+            anyhow::bail!(
+                "--words-per-chapter must be between 100 and 20000, as a brief's words_per_chapter (got {})",
+                self.words_per_chapter
+            );
+        }
         let (books, chapters) = (self.books, self.chapters);
         let mode = match (self.makespan, self.priority_behind) {
             (true, _) => BenchMode::Makespan(MakespanOptions {
@@ -162,6 +174,7 @@ impl BenchArgs {
             chapters,
             latency_books: self.latency_books,
             latency_chapters: self.latency_chapters,
+            words_per_chapter: self.words_per_chapter,
             concurrency: self.concurrency,
             cache_books: self.cache_books,
             response_cache: self.response_cache,
@@ -203,6 +216,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Words a chapter of a bench book asks for unless `--words-per-chapter` says otherwise.
+const BENCH_WORDS: u32 = 120;
+
 fn bench_brief(chapters: u32, seed: u64) -> BookBrief {
     BookBrief {
         project: "bench".into(),
@@ -213,7 +229,7 @@ fn bench_brief(chapters: u32, seed: u64) -> BookBrief {
         description: "A benchmark book.".into(),
         length: "short".into(),
         chapters,
-        words_per_chapter: 120,
+        words_per_chapter: BENCH_WORDS,
         characters: 2,
         worldbuilding: true,
         review_mode: "ai".into(),
@@ -325,7 +341,10 @@ async fn throughput(
     let mut by_kind: std::collections::BTreeMap<&'static str, Vec<f64>> = Default::default();
     let mut by_chapter = long::ByChapter::default();
     for i in 0..opts.latency_books {
-        let brief = bench_brief(opts.latency_chapters, 1_000 + u64::from(i));
+        let brief = BookBrief {
+            words_per_chapter: opts.words_per_chapter,
+            ..bench_brief(opts.latency_chapters, 1_000 + u64::from(i))
+        };
         let kv_before = fleet.bus.kv_bytes_written();
         let recs = write_books(&fleet.bus, vec![brief]).await?;
         by_chapter.add(&recs[0], fleet.bus.kv_bytes_written() - kv_before);
@@ -353,7 +372,12 @@ async fn throughput(
     let stats = fleet.coordinator.stats();
     let accepted_before = stats.accepted.load(Ordering::Relaxed);
     let kv_before = fleet.bus.kv_bytes_written();
-    let briefs = (0..opts.books).map(|i| bench_brief(opts.chapters, u64::from(i))).collect();
+    let briefs = (0..opts.books)
+        .map(|i| BookBrief {
+            words_per_chapter: opts.words_per_chapter,
+            ..bench_brief(opts.chapters, u64::from(i))
+        })
+        .collect();
     let at = work.now().await;
     let started = Instant::now();
     let ids = submit_all(&fleet.bus, briefs).await?;
@@ -417,4 +441,35 @@ async fn throughput(
         cache::runs(url, cfg, opts.cache_books).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn options(args: &[&str]) -> anyhow::Result<BenchOptions> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))?;
+        cli.bench.options()
+    }
+
+    #[test]
+    fn the_books_words_a_chapter_default_to_the_bench_books_and_follow_the_flag() {
+        assert_eq!(options(&[]).unwrap().words_per_chapter, BENCH_WORDS);
+        assert_eq!(options(&["--words-per-chapter", "900"]).unwrap().words_per_chapter, 900);
+    }
+
+    #[test]
+    fn words_a_chapter_outside_a_briefs_bounds_are_refused_by_name() {
+        for bad in ["99", "20001"] {
+            let err = options(&["--words-per-chapter", bad]).unwrap_err().to_string();
+            assert!(err.contains("--words-per-chapter") && err.contains(bad), "{err}");
+        }
+    }
 }
