@@ -20,6 +20,8 @@ pub const DRAFTING: &[&str] = &["sequential", "parallel"];
 /// A brief's priorities: `normal` (the default) and `priority`, admitted before every normal
 /// book and its steps taken before theirs.
 pub const PRIORITIES: &[&str] = &["normal", "priority"];
+/// The words a chapter may ask for (`words_per_chapter`).
+pub const WORDS_PER_CHAPTER: std::ops::RangeInclusive<u32> = 100..=20_000;
 
 /// Whether `brief` asks to go before normal books.
 pub fn is_priority(brief: &BookBrief) -> bool {
@@ -232,10 +234,11 @@ pub fn from_file(f: BriefFile) -> Result<BookBrief, BriefError> {
         return Err(err("chapters", format!("must be between 1 and 100 (got {chapters})")));
     }
     let words = f.words_per_chapter.unwrap_or(default_words);
-    if !(100..=20_000).contains(&words) {
+    if !WORDS_PER_CHAPTER.contains(&words) {
+        let (lo, hi) = (WORDS_PER_CHAPTER.start(), WORDS_PER_CHAPTER.end());
         return Err(err(
             "words_per_chapter",
-            format!("must be between 100 and 20000 (got {words})"),
+            format!("must be between {lo} and {hi} (got {words})"),
         ));
     }
     let fiction = category == "fiction";

@@ -26,7 +26,7 @@ pub use priority::PriorityOptions;
 
 use super::{AppConfig, connect};
 use scriptorium_coordinator::record::BookRecord;
-use scriptorium_coordinator::{CoordinatorHandle, client};
+use scriptorium_coordinator::{CoordinatorHandle, brief, client};
 use scriptorium_proto::Bus;
 use scriptorium_proto::v1::BookBrief;
 use scriptorium_worker::Worker;
@@ -144,9 +144,12 @@ impl BenchArgs {
         if self.latency_chapters == 0 {
             anyhow::bail!("--latency-chapters must be at least 1");
         }
-        if !(100..=20_000).contains(&self.words_per_chapter) {
+        let words = brief::WORDS_PER_CHAPTER;
+        if !words.contains(&self.words_per_chapter) {
             anyhow::bail!(
-                "--words-per-chapter must be between 100 and 20000, as a brief's words_per_chapter (got {})",
+                "--words-per-chapter must be between {} and {}, as a brief's words_per_chapter (got {})",
+                words.start(),
+                words.end(),
                 self.words_per_chapter
             );
         }
@@ -340,11 +343,13 @@ async fn throughput(
     let mut lat = Vec::new();
     let mut by_kind: std::collections::BTreeMap<&'static str, Vec<f64>> = Default::default();
     let mut by_chapter = long::ByChapter::default();
+    // The run's books, loaded and unloaded, ask for `--words-per-chapter`.
+    let sized = |chapters, seed| BookBrief {
+        words_per_chapter: opts.words_per_chapter,
+        ..bench_brief(chapters, seed)
+    };
     for i in 0..opts.latency_books {
-        let brief = BookBrief {
-            words_per_chapter: opts.words_per_chapter,
-            ..bench_brief(opts.latency_chapters, 1_000 + u64::from(i))
-        };
+        let brief = sized(opts.latency_chapters, 1_000 + u64::from(i));
         let kv_before = fleet.bus.kv_bytes_written();
         let recs = write_books(&fleet.bus, vec![brief]).await?;
         by_chapter.add(&recs[0], fleet.bus.kv_bytes_written() - kv_before);
@@ -372,12 +377,7 @@ async fn throughput(
     let stats = fleet.coordinator.stats();
     let accepted_before = stats.accepted.load(Ordering::Relaxed);
     let kv_before = fleet.bus.kv_bytes_written();
-    let briefs = (0..opts.books)
-        .map(|i| BookBrief {
-            words_per_chapter: opts.words_per_chapter,
-            ..bench_brief(opts.chapters, u64::from(i))
-        })
-        .collect();
+    let briefs = (0..opts.books).map(|i| sized(opts.chapters, u64::from(i))).collect();
     let at = work.now().await;
     let started = Instant::now();
     let ids = submit_all(&fleet.bus, briefs).await?;
