@@ -38,6 +38,7 @@
 pub mod clean;
 pub mod echo;
 pub mod fields;
+mod index;
 pub mod leaks;
 pub mod machine;
 pub mod names;

@@ -2,205 +2,23 @@
 //! most of whose 5-word sequences another has: shingle Jaccard, or the share of its own
 //! sequences), and the share of sentences that occur more than once.
 
+use super::index::{Match, Prepared};
 use super::seen::Seen;
 use super::text::{normalise, paragraphs, sentences};
 use super::{Chapter, Finding, Place, Rule};
 use foldhash::fast::FixedState;
-use std::hash::BuildHasher;
 
-/// Maps and sets of this file: a fast hash with a fixed seed (std's SipHash, built to resist
-/// chosen keys, was a tenth of validating a chapter; these keys are the book's own words).
+pub(super) use super::index::Index;
+pub use super::index::{
+    MIN_NEAR_DUPLICATE_WORDS, MIN_REPEAT_WORDS, MIN_REPEAT_WORDS_ONE_SENTENCE, NEAR_COPY_SHARE,
+    NEAR_DUPLICATE_JACCARD, SHINGLE_WORDS,
+};
+
+/// Maps of this file: a fast hash with a fixed seed (the keys are the book's own words).
 type HashMap<K, V> = std::collections::HashMap<K, V, FixedState>;
-type HashSet<K> = std::collections::HashSet<K, FixedState>;
 
-/// Paragraphs of two sentences or more shorter than this (in words) may repeat:
-/// `"No," she said. "Never."` twice is prose.
-pub const MIN_REPEAT_WORDS: usize = 8;
-/// A paragraph of one sentence is only a verbatim repeat from this many words on: a short
-/// line said twice is a refrain (and counts in the repeated-sentence share), not a copied
-/// paragraph.
-pub const MIN_REPEAT_WORDS_ONE_SENTENCE: usize = 20;
-/// Paragraphs shorter than this (in words) are not compared for near duplicates: a few shared
-/// word sequences would dominate their overlap.
-pub const MIN_NEAR_DUPLICATE_WORDS: usize = 20;
-/// Words per shingle for near-duplicate detection.
-pub const SHINGLE_WORDS: usize = 5;
-/// Two paragraphs whose shingle sets overlap at least this much (Jaccard) are near duplicates.
-pub const NEAR_DUPLICATE_JACCARD: f64 = 0.5;
-/// A paragraph this share of whose own shingles an earlier paragraph has is a near copy of it,
-/// however much longer the earlier one is.
-pub const NEAR_COPY_SHARE: f64 = 0.6;
 /// Sentences shorter than this (in words) are left out of the repeated-sentence share.
 pub const MIN_SENTENCE_WORDS: usize = 5;
-
-/// One paragraph already seen, for comparison with later ones.
-#[derive(Clone)]
-struct Entry {
-    place: Place,
-    /// Which text of its chapter it is in: 0 for the draft, 1 for its edit.
-    rank: u8,
-    shingles: usize,
-}
-
-/// Paragraphs seen so far: by normalised text and by shingle. Kept per book in flight, so
-/// compact: a key maps to the first of a chain of postings instead of a vector of its own
-/// (a vector per shingle cost about 70 bytes a word of prose), and texts are keyed by hash.
-#[derive(Default, Clone)]
-pub(super) struct Index {
-    paragraphs: Vec<Entry>,
-    /// Repeatable paragraphs by the hash and length of their normalised text.
-    exact: HashMap<(u64, usize), u32>,
-    by_shingle: HashMap<u64, u32>,
-    /// Chains of paragraphs: (paragraph, next posting or [`END`]).
-    postings: Vec<(u32, u32)>,
-}
-
-/// The end of a chain of postings.
-const END: u32 = u32::MAX;
-
-/// The key of a normalised paragraph in [`Index::exact`]: two texts with the same 64-bit hash
-/// and length are taken for the same (about one chance in 10^19 for two given paragraphs).
-fn text_key(norm: &str) -> (u64, usize) {
-    (FixedState::default().hash_one(norm), norm.len())
-}
-
-fn shingles(norm: &str) -> HashSet<u64> {
-    let words: Vec<&str> = norm.split(' ').collect();
-    words.windows(SHINGLE_WORDS).map(|w| FixedState::default().hash_one(w)).collect()
-}
-
-/// What an index says about one new paragraph.
-enum Match {
-    Exact(Place),
-    Near(Place, f64),
-}
-
-/// Whether a paragraph is long enough for a verbatim repeat of it to count.
-fn repeatable(paragraph: &str, words: usize) -> bool {
-    if words >= MIN_REPEAT_WORDS_ONE_SENTENCE {
-        return true;
-    }
-    words >= MIN_REPEAT_WORDS && sentences(paragraph).len() >= 2
-}
-
-/// Where a paragraph seen stands in the order a finding names the first copy by: the book's
-/// other chapters by number (a draft before its edit), then the chapter being checked.
-type Order = (bool, u32, u8, usize);
-
-/// One paragraph of a chapter, prepared for the comparisons.
-struct Prepared {
-    norm: String,
-    shingles: HashSet<u64>,
-    repeatable: bool,
-}
-
-impl Prepared {
-    fn of(p: &str) -> Prepared {
-        let norm = normalise(p);
-        let shingles = shingles(&norm);
-        let repeatable = repeatable(p, norm.split(' ').count());
-        Prepared { norm, shingles, repeatable }
-    }
-}
-
-impl Index {
-    /// The paragraph `p` (of chapter `chapter`) copies, among `book`'s paragraphs of other
-    /// chapters and this index's own (the chapter's, so far): word for word, or nearly (half
-    /// its sequences and the other's shared, or, within its own chapter, [`NEAR_COPY_SHARE`]
-    /// of its own: a paragraph retold a page later; across chapters a book's recurring phrases
-    /// make that share common in honest prose).
-    fn find(&self, book: &Index, chapter: u32, p: &Prepared) -> Option<Match> {
-        let layers = [(false, book), (true, self)];
-        // The book's texts of the chapter being checked are the ones it replaces.
-        let visible = |own: bool, e: &Entry| own || e.place.chapter != chapter;
-        let order = |own: bool, e: &Entry| (own, e.place.chapter, e.rank, e.place.paragraph);
-        if p.repeatable {
-            let first = layers
-                .iter()
-                .flat_map(|(own, ix)| {
-                    let hits = ix.chain(ix.exact.get(&text_key(&p.norm)).copied());
-                    hits.map(move |i| (*own, &ix.paragraphs[i as usize]))
-                })
-                .filter(|(own, e)| visible(*own, e))
-                .min_by_key(|(own, e)| order(*own, e));
-            if let Some((_, e)) = first {
-                return Some(Match::Exact(e.place));
-            }
-        }
-        let words = p.norm.split(' ').count();
-        if words < MIN_NEAR_DUPLICATE_WORDS || p.shingles.is_empty() {
-            return None;
-        }
-        let mut best: Option<(f64, Order, Place)> = None;
-        for (own, ix) in layers {
-            let mut shared: HashMap<u32, usize> = HashMap::default();
-            for s in &p.shingles {
-                for i in ix.chain(ix.by_shingle.get(s).copied()) {
-                    *shared.entry(i).or_default() += 1;
-                }
-            }
-            for (i, n) in shared {
-                let e = &ix.paragraphs[i as usize];
-                if !visible(own, e) {
-                    continue;
-                }
-                let union = p.shingles.len() + e.shingles - n;
-                let share = n as f64 / p.shingles.len() as f64;
-                let near = n as f64 / union as f64 >= NEAR_DUPLICATE_JACCARD
-                    || (e.place.chapter == chapter && share >= NEAR_COPY_SHARE);
-                let key = order(own, e);
-                if near && best.is_none_or(|(s, k, _)| share > s || (share == s && key < k)) {
-                    best = Some((share, key, e.place));
-                }
-            }
-        }
-        best.map(|(share, _, place)| Match::Near(place, share))
-    }
-
-    fn add(&mut self, place: Place, rank: u8, p: Prepared) {
-        let i = self.paragraphs.len() as u32;
-        let words = p.norm.split(' ').count();
-        self.paragraphs.push(Entry { place, rank, shingles: p.shingles.len() });
-        if words >= MIN_NEAR_DUPLICATE_WORDS {
-            for s in p.shingles {
-                let head = self.by_shingle.entry(s).or_insert(END);
-                *head = push(&mut self.postings, i, *head);
-            }
-        }
-        if p.repeatable {
-            let head = self.exact.entry(text_key(&p.norm)).or_insert(END);
-            *head = push(&mut self.postings, i, *head);
-        }
-    }
-
-    /// Adds the paragraphs of `chapter`, text `rank` of its number (0: draft, 1: edit).
-    pub(super) fn add_chapter(&mut self, chapter: &Chapter<'_>, rank: u8) {
-        for (i, p) in paragraphs(chapter.text).into_iter().enumerate() {
-            self.add(Place { chapter: chapter.number, paragraph: i + 1 }, rank, Prepared::of(p));
-        }
-    }
-
-    /// The paragraphs of the chain starting at posting `head`.
-    fn chain(&self, head: Option<u32>) -> impl Iterator<Item = u32> + '_ {
-        let mut at = head.unwrap_or(END);
-        std::iter::from_fn(move || {
-            let (paragraph, next) = *self.postings.get(at as usize)?;
-            at = next;
-            Some(paragraph)
-        })
-    }
-
-    /// Paragraphs held.
-    pub(super) fn len(&self) -> usize {
-        self.paragraphs.len()
-    }
-}
-
-/// Adds paragraph `i` at the head of the chain at `head`; the new head.
-fn push(postings: &mut Vec<(u32, u32)>, i: u32, head: u32) -> u32 {
-    postings.push((i, head));
-    (postings.len() - 1) as u32
-}
 
 fn where_(place: Place, chapter: u32) -> String {
     if place.chapter == chapter {
@@ -251,7 +69,7 @@ pub fn repeated_paragraphs(chapter: &Chapter<'_>, seen: &Seen) -> Vec<Finding> {
             ),
             None => {}
         }
-        own.add(place, 0, prepared);
+        own.add(0, [(place, prepared)]);
     }
     out
 }
@@ -278,7 +96,7 @@ impl<'a> Copies<'a> {
             Some(Match::Exact(first)) => Some((Rule::RepeatedParagraph, first)),
             Some(Match::Near(first, _)) => Some((Rule::NearDuplicateParagraph, first)),
             None => {
-                self.own.add(place, 0, prepared);
+                self.own.add(0, [(place, prepared)]);
                 None
             }
         }

@@ -12,23 +12,25 @@ use super::names::sentences_of;
 use super::repeats::Index;
 use super::text::{normalise, tokens};
 
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
-
-/// The key of a word in [`Seen`]'s lower-case words: two words with the same 64-bit hash are
-/// taken for the same (about one chance in 10^19 for two given words).
-fn word_key(word: &str) -> u64 {
+/// The key of a word in [`Seen`]'s lower-case words: the high 32 bits of a 64-bit hash. Two
+/// words share a key about once in 4 x 10^9 pairs; a book writes a few thousand words in lower
+/// case, so a name is taken for a word another chapter writes in lower case about once in a
+/// million names.
+fn word_key(word: &str) -> u32 {
     use std::hash::BuildHasher;
-    foldhash::fast::FixedState::default().hash_one(word)
+    (foldhash::fast::FixedState::default().hash_one(word) >> 32) as u32
 }
 
 /// The chapter texts a book has accepted, prepared for the prose checks.
 #[derive(Default, Clone)]
 pub struct Seen {
     pub(super) index: Index,
-    /// Each word written in lower case (by its 64-bit hash), with the first two chapters that
-    /// write it so (their numbers plus one; 0: none): whether a chapter other than a given one writes it needs no more,
-    /// and a string and a vector per word cost about 100 bytes of each book in flight.
-    lower: HashMap<u64, [u32; 2]>,
+    /// Each word written in lower case (by [`word_key`], sorted), with the first two chapters
+    /// that write it so in `lower_by` (their numbers plus one; 0: none): whether a chapter
+    /// other than a given one writes it needs no more. Two sorted arrays, 12 bytes a word,
+    /// where a hash map took about 26 and a string and a vector per word about 100.
+    lower: Vec<u32>,
+    lower_by: Vec<[u32; 2]>,
     /// Normalised titles: chapter, text of the chapter (0: draft, 1: edit), title.
     titles: Vec<(u32, u8, String)>,
 }
@@ -59,20 +61,67 @@ impl Seen {
     /// by chapter number, then rank, whatever order texts were added in.
     pub fn add(&mut self, chapter: &Chapter<'_>, rank: u8) {
         self.index.add_chapter(chapter, rank);
-        for (_, s) in sentences_of(chapter) {
-            for t in tokens(s) {
-                if t.lowercase() {
-                    let n = chapter.number.saturating_add(1);
-                    let chapters = self.lower.entry(word_key(&t.lower)).or_default();
-                    match chapters {
-                        [0, _] => chapters[0] = n,
-                        [first, 0] if *first != n => chapters[1] = n,
-                        _ => {}
-                    }
-                }
+        let mut words: Vec<u32> = sentences_of(chapter)
+            .into_iter()
+            .flat_map(|(_, s)| tokens(s))
+            .filter(|t| t.lowercase())
+            .map(|t| word_key(&t.lower))
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        self.add_lower(&words, chapter.number.saturating_add(1));
+        self.titles.push((chapter.number, rank, normalise(chapter.title)));
+    }
+
+    /// Notes that chapter `n` (its number plus one) writes `words` (sorted keys) in lower case.
+    fn add_lower(&mut self, words: &[u32], n: u32) {
+        let note = |chapters: &mut [u32; 2]| match chapters {
+            [0, _] => chapters[0] = n,
+            [first, 0] if *first != n => chapters[1] = n,
+            _ => {}
+        };
+        let mut fresh = Vec::new();
+        for &w in words {
+            match self.lower.binary_search(&w) {
+                Ok(i) => note(&mut self.lower_by[i]),
+                Err(_) => fresh.push(w),
             }
         }
-        self.titles.push((chapter.number, rank, normalise(chapter.title)));
+        if fresh.is_empty() {
+            return;
+        }
+        let total = self.lower.len() + fresh.len();
+        let (mut keys, mut by) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        let mut old = self.lower.iter().zip(&self.lower_by).peekable();
+        let mut new = fresh.iter().peekable();
+        loop {
+            match (old.peek(), new.peek()) {
+                (Some((k, _)), Some(w)) if *k < *w => {}
+                (Some(_), Some(_)) | (None, Some(_)) => {
+                    keys.extend(new.next().copied());
+                    by.push([n, 0]);
+                    continue;
+                }
+                (Some(_), None) => {}
+                (None, None) => break,
+            }
+            if let Some((k, b)) = old.next() {
+                keys.push(*k);
+                by.push(*b);
+            }
+        }
+        (self.lower, self.lower_by) = (keys, by);
+    }
+
+    /// Bytes held on the heap, as the arrays' and maps' capacities lay them out (what a book in
+    /// flight costs its coordinator for its prose checks).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.index.heap_bytes()
+            + self.lower.capacity() * size_of::<u32>()
+            + self.lower_by.capacity() * size_of::<[u32; 2]>()
+            + self.titles.capacity() * size_of::<(u32, u8, String)>()
+            + self.titles.iter().map(|(_, _, t)| t.capacity()).sum::<usize>()
     }
 
     /// Texts held (drafts and edits).
@@ -82,9 +131,8 @@ impl Seen {
 
     /// Whether a chapter other than `except` writes `word` (lowercase) in lower case.
     pub(super) fn writes_lower(&self, word: &str, except: u32) -> bool {
-        self.lower
-            .get(&word_key(word))
-            .is_some_and(|cs| cs.iter().any(|c| *c != 0 && *c != except.saturating_add(1)))
+        let Ok(i) = self.lower.binary_search(&word_key(word)) else { return false };
+        self.lower_by[i].iter().any(|c| *c != 0 && *c != except.saturating_add(1))
     }
 
     /// The first chapter other than `except` whose title normalises to `title`.
