@@ -83,6 +83,36 @@ fn text_key(norm: &str) -> (u64, usize) {
     (FixedState::default().hash_one(norm), norm.len())
 }
 
+/// Merges `new` (key, value) into `keys` and their `values`, sorted by key (a key's old values
+/// first), rebuilt at their exact size: what a book keeps grows a chapter at a time and lives
+/// as long as the book.
+pub(super) fn merge_sorted<V: Copy>(
+    keys: &mut Vec<u32>,
+    values: &mut Vec<V>,
+    mut new: Vec<(u32, V)>,
+) {
+    if new.is_empty() {
+        return;
+    }
+    new.sort_by_key(|(k, _)| *k);
+    let total = keys.len() + new.len();
+    let (mut k2, mut v2) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    let mut old = keys.iter().copied().zip(values.iter().copied()).peekable();
+    let mut new = new.into_iter().peekable();
+    loop {
+        let next = match (old.peek(), new.peek()) {
+            (Some(a), Some(b)) if a.0 <= b.0 => old.next(),
+            (Some(_), Some(_)) => new.next(),
+            (Some(_), None) => old.next(),
+            (None, _) => new.next(),
+        };
+        let Some((k, v)) = next else { break };
+        k2.push(k);
+        v2.push(v);
+    }
+    (*keys, *values) = (k2, v2);
+}
+
 /// The distinct shingle keys of a normalised paragraph, sorted: the high 32 bits of a 64-bit
 /// hash of the five words. Two shingles share a key about once in 4 x 10^9 pairs: against a
 /// 40-chapter book (80,000 shingles) a 100-shingle paragraph counts one shingle too many about
@@ -119,7 +149,7 @@ type Order = (bool, u32, u8, u32);
 /// One paragraph of a chapter, prepared for the comparisons.
 pub(super) struct Prepared {
     norm: String,
-    words: usize,
+    /// Empty under [`MIN_NEAR_DUPLICATE_WORDS`] words: not compared for near copies.
     shingles: Vec<u32>,
     repeatable: bool,
 }
@@ -130,7 +160,7 @@ impl Prepared {
         let words = norm.split(' ').count();
         let repeatable = repeatable(p, words);
         let shingles = if words >= MIN_NEAR_DUPLICATE_WORDS { shingles(&norm) } else { Vec::new() };
-        Prepared { norm, words, shingles, repeatable }
+        Prepared { norm, shingles, repeatable }
     }
 }
 
@@ -158,7 +188,7 @@ impl Index {
                 return Some(Match::Exact(s.place()));
             }
         }
-        if p.words < MIN_NEAR_DUPLICATE_WORDS || p.shingles.is_empty() {
+        if p.shingles.is_empty() {
             return None;
         }
         let mine = p.shingles.len();
@@ -228,7 +258,7 @@ impl Index {
             });
             text.seats = (self.seats.len() - 1) as u32;
         }
-        self.merge(postings);
+        merge_sorted(&mut self.keys, &mut self.owners, postings);
     }
 
     /// Adds the paragraphs of `chapter`, text `rank` of its number (0: draft, 1: edit).
@@ -238,31 +268,6 @@ impl Index {
             .enumerate()
             .map(|(i, p)| (Place { chapter: chapter.number, paragraph: i + 1 }, Prepared::of(p)));
         self.add(rank, paragraphs);
-    }
-
-    /// Merges `postings` (shingle key, text) into the sorted arrays, which end at their exact
-    /// size: a book's index grows a chapter at a time and lives as long as the book.
-    fn merge(&mut self, mut postings: Vec<(u32, u32)>) {
-        if postings.is_empty() {
-            return;
-        }
-        postings.sort_unstable();
-        let total = self.keys.len() + postings.len();
-        let (mut keys, mut owners) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        let mut old = self.keys.iter().copied().zip(self.owners.iter().copied()).peekable();
-        let mut new = postings.into_iter().peekable();
-        loop {
-            let next = match (old.peek(), new.peek()) {
-                (Some(a), Some(b)) if a <= b => old.next(),
-                (Some(_), Some(_)) => new.next(),
-                (Some(_), None) => old.next(),
-                (None, _) => new.next(),
-            };
-            let Some((k, t)) = next else { break };
-            keys.push(k);
-            owners.push(t);
-        }
-        (self.keys, self.owners) = (keys, owners);
     }
 
     /// The places of text `t` (none for none).

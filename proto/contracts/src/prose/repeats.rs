@@ -2,13 +2,12 @@
 //! most of whose 5-word sequences another has: shingle Jaccard, or the share of its own
 //! sequences), and the share of sentences that occur more than once.
 
-use super::index::{Match, Prepared};
+use super::index::{Index, Match, Prepared};
 use super::seen::Seen;
 use super::text::{normalise, paragraphs, sentences};
 use super::{Chapter, Finding, Place, Rule};
 use foldhash::fast::FixedState;
 
-pub(super) use super::index::Index;
 pub use super::index::{
     MIN_NEAR_DUPLICATE_WORDS, MIN_REPEAT_WORDS, MIN_REPEAT_WORDS_ONE_SENTENCE, NEAR_COPY_SHARE,
     NEAR_DUPLICATE_JACCARD, SHINGLE_WORDS,

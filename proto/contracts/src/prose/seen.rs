@@ -8,8 +8,8 @@
 //! the texts it replaces (its draft, for a redraft or an edit), and are skipped.
 
 use super::Chapter;
+use super::index::{Index, merge_sorted};
 use super::names::sentences_of;
-use super::repeats::Index;
 use super::text::{normalise, tokens};
 
 /// The key of a word in [`Seen`]'s lower-case words: the high 32 bits of a 64-bit hash. Two
@@ -84,33 +84,10 @@ impl Seen {
         for &w in words {
             match self.lower.binary_search(&w) {
                 Ok(i) => note(&mut self.lower_by[i]),
-                Err(_) => fresh.push(w),
+                Err(_) => fresh.push((w, [n, 0])),
             }
         }
-        if fresh.is_empty() {
-            return;
-        }
-        let total = self.lower.len() + fresh.len();
-        let (mut keys, mut by) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        let mut old = self.lower.iter().zip(&self.lower_by).peekable();
-        let mut new = fresh.iter().peekable();
-        loop {
-            match (old.peek(), new.peek()) {
-                (Some((k, _)), Some(w)) if *k < *w => {}
-                (Some(_), Some(_)) | (None, Some(_)) => {
-                    keys.extend(new.next().copied());
-                    by.push([n, 0]);
-                    continue;
-                }
-                (Some(_), None) => {}
-                (None, None) => break,
-            }
-            if let Some((k, b)) = old.next() {
-                keys.push(*k);
-                by.push(*b);
-            }
-        }
-        (self.lower, self.lower_by) = (keys, by);
+        merge_sorted(&mut self.lower, &mut self.lower_by, fresh);
     }
 
     /// Bytes held on the heap, as the arrays' and maps' capacities lay them out (what a book in
