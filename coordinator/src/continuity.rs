@@ -10,6 +10,7 @@
 use crate::plan::{PlannedStep, chapter_step};
 use crate::record::BookRecord;
 use scriptorium_contracts::prose::{self, Seen};
+use scriptorium_contracts::rules;
 use scriptorium_contracts::{
     Cast, ChapterText, Continuity, Ctx, Input, Kind, Ledger, Outline, Review, World,
 };
@@ -209,6 +210,24 @@ impl Prose {
             self.seen = None;
             self.covers.clear();
         }
+    }
+
+    /// Validates `output`, a result of `step` (of agent kind `spec`), against `rec`'s accepted
+    /// outputs and the index (built: [`Prose::is_built`]). The documents it reads (the outline,
+    /// the draft...) are parsed for it and dropped when it returns: a book actor that held them
+    /// across its next awaits, a hundred books at once, kept a tenth of the coordinator's heap
+    /// (BENCHMARKS.md, issue 24).
+    pub fn validate(
+        &mut self,
+        rec: &BookRecord,
+        step: &PlannedStep,
+        spec: &dyn Kind,
+        output: &str,
+    ) -> Result<serde_json::Value, rules::Rejection> {
+        let known = self.known(rec, spec);
+        let docs = Docs::of(rec, step, spec, Some(self.seen(rec)));
+        let ctx = Ctx { known: Some(&known), ..docs.ctx(&rec.brief) };
+        rules::validate(spec.kind(), output, ctx)
     }
 }
 

@@ -16,7 +16,6 @@ use crate::record::{BookRecord, Status, StepStatus, output_key};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use scriptorium_common::cache::{self, CachedAnswer};
 use scriptorium_contracts::kinds;
-use scriptorium_contracts::rules as validation;
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::Queue;
 use scriptorium_proto::v1::{AgentKind, BookEvent, Failure, StepResult, StepTask};
@@ -363,11 +362,7 @@ impl BookState {
             return self.on_ignored(&r).await;
         };
         self.prose_ready().await?;
-        let known = self.prose.known(&self.rec, spec);
-        let seen = self.prose.seen(&self.rec);
-        let docs = crate::continuity::Docs::of(&self.rec, &planned, spec, Some(seen));
-        let ctx = scriptorium_contracts::Ctx { known: Some(&known), ..docs.ctx(&self.rec.brief) };
-        match validation::validate(spec.kind(), &r.output, ctx) {
+        match self.prose.validate(&self.rec, &planned, spec, &r.output) {
             Ok(doc) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed);
                 // The answer goes into the shared cache (and its lease ends) while the step is
