@@ -213,9 +213,10 @@ impl Prose {
     }
 
     /// Validates `output`, a result of `step` (of agent kind `spec`), against `rec`'s accepted
-    /// outputs and the index (built: [`Prose::is_built`]). The documents it reads (the outline,
-    /// the draft...) are parsed for it and dropped when it returns: a book actor that held them
-    /// across its next awaits, a hundred books at once, kept a tenth of the coordinator's heap
+    /// outputs and the index ([`Prose::seen`]: built from `rec` when it is not, so the caller
+    /// reads back any slimmed prose first). The documents it reads (the outline, the draft...)
+    /// are parsed for it and dropped when it returns: a book actor that held them across its
+    /// next awaits, a hundred books at once, kept a tenth of the coordinator's heap
     /// (BENCHMARKS.md, issue 24).
     pub fn validate(
         &mut self,
