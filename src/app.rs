@@ -389,7 +389,7 @@ pub async fn write(mut cfg: AppConfig, opts: WriteOptions) -> anyhow::Result<Vec
     Ok(records)
 }
 
-pub use scriptorium_common::ops::stop_signal;
+pub use scriptorium_common::ops::{StopListener, stop_listener};
 
 /// `scriptorium coordinator`: runs until SIGINT/SIGTERM.
 pub async fn run_coordinator(

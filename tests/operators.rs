@@ -221,7 +221,7 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
     let wmetrics = worker.ready_http(Duration::from_secs(30));
     wait_until(Duration::from_secs(120), "three books done", || books_done(&url) == 3);
     let _ = Command::new("kill").arg(watch.id().to_string()).status();
-    let _ = watch.wait();
+    assert!(wait_within(&mut watch, Duration::from_secs(30)).is_some(), "SIGTERM ends the watch");
     let best_rate = watcher.join().unwrap();
     assert!(best_rate > 0.0, "the watcher saw chapters completing (steps/min {best_rate})");
 
@@ -330,6 +330,41 @@ fn queues_workers_status_and_metrics_match_what_was_enqueued_and_consumed() {
     let table = run(&["--config", cfgs, "workers", "--nats", &url], &[]);
     let table = String::from_utf8_lossy(&table.stdout).to_string();
     assert!(table.lines().any(|l| l.starts_with("w1") && l.contains(" lost ")), "{table}");
+}
+
+/// A watching view stops on SIGTERM whenever it comes, also while a frame is being read: a
+/// signal listener made only for each wait between frames lost a signal that came during a
+/// read, and the view ran on for good (a CI run hung on it). The signal is sent at offsets
+/// around the end of a wait, where each frame's reads are.
+#[test]
+fn watching_views_stop_on_sigterm_at_any_moment() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let cfgs = cfg.to_str().unwrap();
+    submit(&url, &cfg, 1);
+    for view in ["queues", "workers", "status"] {
+        for offset_ms in (100..=136).step_by(4) {
+            let mut child = Command::new(bin())
+                .args(["--config", cfgs, view, "--nats", &url, "--watch", "--json"])
+                .args(["--interval", "0.1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            assert!(first.starts_with('{'), "{view}: a JSON frame first, got {first:?}");
+            std::thread::sleep(Duration::from_millis(offset_ms));
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let status = wait_within(&mut child, Duration::from_secs(15));
+            assert!(
+                status.is_some(),
+                "{view} --watch still running 15 s after SIGTERM sent {offset_ms} ms after a frame"
+            );
+        }
+    }
 }
 
 #[test]

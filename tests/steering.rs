@@ -414,7 +414,7 @@ fn write_asks_at_the_terminal_and_takes_the_answers() {
     answer(1, "a\n");
     answer(2, "r\nMake the second chapter a storm.\n");
     answer(3, "a\n");
-    let status = child.wait().unwrap();
+    let status = wait_within(&mut child, Duration::from_secs(600)).expect("write ends");
     reader.join().unwrap();
     let text = seen.lock().unwrap().clone();
     assert!(status.success(), "{text}");

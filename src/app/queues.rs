@@ -104,6 +104,7 @@ fn clear_if_terminal() {
 /// `scriptorium queues`: per agent kind, what waits, runs, was redelivered or dead-lettered.
 pub async fn run_queues(opts: ViewOptions) -> anyhow::Result<()> {
     let bus = connect(&opts.nats, "scriptorium-queues").await?;
+    let mut stop = stop_listener(&opts);
     let mut rates = RateWindow::new(Duration::from_secs(60));
     if !opts.watch {
         // Steps per minute needs two samples: take one, wait the interval, then report.
@@ -114,7 +115,7 @@ pub async fn run_queues(opts: ViewOptions) -> anyhow::Result<()> {
         let w = workers(&bus, opts.lost_after).await?;
         let rows = queues(&bus, &w, &mut rates).await?;
         let doc = serde_json::json!({ "at_unix_ms": clock::now_ms(), "queues": rows });
-        if !show(&opts, &doc, &queue_table(&rows)).await? {
+        if !show(&opts, &doc, &queue_table(&rows), &mut stop).await? {
             return Ok(());
         }
     }
@@ -123,6 +124,7 @@ pub async fn run_queues(opts: ViewOptions) -> anyhow::Result<()> {
 /// `scriptorium workers`: every worker process from its latest heartbeat.
 pub async fn run_workers(opts: ViewOptions) -> anyhow::Result<()> {
     let bus = connect(&opts.nats, "scriptorium-workers").await?;
+    let mut stop = stop_listener(&opts);
     loop {
         let rows = workers(&bus, opts.lost_after).await?;
         let doc = serde_json::json!({
@@ -130,15 +132,27 @@ pub async fn run_workers(opts: ViewOptions) -> anyhow::Result<()> {
             "lost_after_secs": opts.lost_after.as_secs_f64(),
             "workers": rows,
         });
-        if !show(&opts, &doc, &worker_table(&rows)).await? {
+        if !show(&opts, &doc, &worker_table(&rows), &mut stop).await? {
             return Ok(());
         }
     }
 }
 
+/// With `--watch`, SIGINT and SIGTERM listened for from the start of the view: a signal that
+/// comes while a frame is being read ends the view at the next wait instead of being lost (a
+/// listener made only for each wait missed it, and the view ran on for good).
+fn stop_listener(opts: &ViewOptions) -> Option<super::StopListener> {
+    opts.watch.then(super::stop_listener)
+}
+
 /// Prints one frame of a view (JSON, or the table on a cleared terminal); with `--watch`, waits
-/// the interval. Whether to show another frame.
-async fn show(opts: &ViewOptions, doc: &serde_json::Value, table: &str) -> anyhow::Result<bool> {
+/// the interval or until `stop` fires. Whether to show another frame.
+async fn show(
+    opts: &ViewOptions,
+    doc: &serde_json::Value,
+    table: &str,
+    stop: &mut Option<super::StopListener>,
+) -> anyhow::Result<bool> {
     if opts.json {
         println!(
             "{}",
@@ -148,12 +162,10 @@ async fn show(opts: &ViewOptions, doc: &serde_json::Value, table: &str) -> anyho
         clear_if_terminal();
         print!("{table}");
     }
-    if !opts.watch {
-        return Ok(false);
-    }
+    let Some(stop) = stop else { return Ok(false) };
     tokio::select! {
         _ = tokio::time::sleep(opts.interval) => Ok(true),
-        _ = super::stop_signal() => Ok(false),
+        _ = stop => Ok(false),
     }
 }
 

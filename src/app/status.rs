@@ -37,6 +37,8 @@ pub fn parse_state(s: &str) -> Result<Status, String> {
 /// `scriptorium status`.
 pub async fn run(opts: StatusOptions) -> anyhow::Result<()> {
     let bus = connect_tool(&opts.nats, "scriptorium-status").await?;
+    // Listened for from the start, so a signal that comes while a frame is read is not lost.
+    let mut stop = opts.watch.then(super::stop_listener);
     loop {
         let (doc, text) = frame(&bus, &opts).await?;
         if opts.json {
@@ -49,12 +51,10 @@ pub async fn run(opts: StatusOptions) -> anyhow::Result<()> {
             }
             print!("{text}");
         }
-        if !opts.watch {
-            return Ok(());
-        }
+        let Some(stop) = &mut stop else { return Ok(()) };
         tokio::select! {
             _ = tokio::time::sleep(opts.interval) => {}
-            _ = super::stop_signal() => return Ok(()),
+            _ = stop => return Ok(()),
         }
     }
 }

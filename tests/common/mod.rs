@@ -167,14 +167,54 @@ pub fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// Runs the binary to completion.
+/// Longest a command run by [`run`] may take: a command that hangs fails its test with what
+/// it printed, instead of holding the suite until CI's own limit.
+const RUN_LIMIT: Duration = Duration::from_secs(900);
+
+/// Runs the binary to completion (killed, and the test failed, after [`RUN_LIMIT`]).
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    use std::io::Read;
     let mut cmd = Command::new(bin());
-    cmd.args(args);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run scriptorium")
+    let mut child = cmd.spawn().expect("run scriptorium");
+    let read_all = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().expect("stdout")));
+    let err = read_all(Box::new(child.stderr.take().expect("stderr")));
+    let status = wait_within(&mut child, RUN_LIMIT);
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let Some(status) = status else {
+        panic!(
+            "scriptorium {args:?} still running after {RUN_LIMIT:?}; killed. stderr:\n{}",
+            tail(&String::from_utf8_lossy(&stderr))
+        )
+    };
+    Output { status, stdout, stderr }
+}
+
+/// Waits for `child` to exit for at most `within`; kills it (and reaps it) and returns `None`
+/// when it is still running then.
+pub fn wait_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if start.elapsed() >= within {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Polls `cond` until it holds, panicking with `what` after `timeout`.

@@ -135,10 +135,13 @@ pub async fn stop_signal() {
     stop_listener().await
 }
 
+/// A listener for SIGINT and SIGTERM ([`stop_listener`]); poll it by `&mut` in a loop.
+pub type StopListener = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Listens for SIGINT and SIGTERM from now on (before the first poll: a signal that comes while
 /// the process is still starting ends the returned future instead of killing the process, so a
 /// worker still deletes the heartbeat it already wrote). Needs a Tokio runtime.
-pub fn stop_listener() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+pub fn stop_listener() -> StopListener {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
