@@ -65,6 +65,11 @@ pub struct CoordinatorConfig {
     /// Books in flight (running, waiting at a gate or paused) at most: the next submissions
     /// wait in the submit stream, priority books first, until one ends; 0: no limit.
     pub max_books_in_flight: usize,
+    /// Admission by demand: normal books are started only while fewer than this many steps
+    /// wait for an agent and results for the coordinator (a book started while the fleet has
+    /// that much work waiting would only wait too, holding memory); up to
+    /// `max_books_in_flight`. Priority books are not held by it. 0: admit up to the cap alone.
+    pub admission_backlog: usize,
     /// Hours a finished book (done, failed or cancelled) is kept in the buckets after it ended;
     /// 0 (the default): kept until deleted by hand. The files written to `out_dir` are never
     /// touched.
@@ -131,6 +136,7 @@ impl Default for CoordinatorConfig {
             max_failed_edits: 2,
             step_timeout_secs: 900,
             max_books_in_flight: 100,
+            admission_backlog: 32,
             keep_finished_hours: 0,
             routes: RoutesConfig::default(),
             sampling: [

@@ -61,6 +61,9 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Results ignored (duplicate, late, superseded or unknown).
     pub ignored: AtomicU64,
+    /// Results read from the results queue and not yet handled by their book: the
+    /// coordinator's own backlog, which admission by demand reads.
+    pub results_in_hand: AtomicU64,
     /// Bytes the book actors wrote to the books and step-states buckets (headers, plans and
     /// changed steps; outputs not included).
     pub stored_bytes: AtomicU64,

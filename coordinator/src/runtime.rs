@@ -86,8 +86,8 @@ impl CoordinatorHandle {
             tokio::spawn(late::run(env.clone(), late_rx)),
             tokio::spawn(crate::retention::run(bus.clone(), env.cfg.keep_finished_hours)),
             tokio::spawn(supervise("results", results, {
-                let (actor, bus) = (actor.clone(), bus.clone());
-                move |source| pumps::results(source, actor.clone(), bus.clone())
+                let (actor, env) = (actor.clone(), env.clone());
+                move |source| pumps::results(source, actor.clone(), env.clone())
             })),
             tokio::spawn(supervise("submit", submits, {
                 let (actor, env) = (actor.clone(), env.clone());

@@ -2,12 +2,14 @@
 //! playing the worker: no more books in flight than the cap (the rest wait, durably, in the
 //! submit stream), a priority book admitted at once beyond the cap within a headroom of its own
 //! and, beyond that, before every normal one that waited longer, and its steps on the priority
-//! queue workers take first.
+//! queue workers take first. By demand: no more normal books started than the fleet has work
+//! waiting room for (`admission_backlog`), one more for each step an agent takes, priority
+//! books regardless.
 
 mod support;
 
 use scriptorium_coordinator::control::Action;
-use scriptorium_coordinator::record::Status;
+use scriptorium_coordinator::record::{Status, StepStatus};
 use scriptorium_coordinator::{CoordinatorConfig, brief, client};
 use scriptorium_proto::transport::Queue;
 use scriptorium_proto::v1::AgentKind;
@@ -74,5 +76,62 @@ async fn books_beyond_the_cap_wait_and_a_priority_book_starts_at_once() {
     let rec = record_where(&bus, &ids[2], |r| r.state == Status::Running).await;
     assert_eq!(rec.brief.priority, "normal");
     assert!(nothing_on(&mut concepts, QUIET).await, "two books in flight again");
+    handle.shutdown().await;
+}
+
+/// Waits (up to 5 s) until `n` books are in flight, then checks that no more come in.
+async fn in_flight_settles_at(handle: &scriptorium_coordinator::CoordinatorHandle, n: usize) {
+    for _ in 0..500 {
+        if handle.in_flight().await.unwrap() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(handle.in_flight().await.unwrap(), n);
+}
+
+#[tokio::test]
+async fn books_start_by_demand_one_more_for_each_step_an_agent_takes() {
+    let cfg = CoordinatorConfig { admission_backlog: 3, ..Default::default() };
+    let (bus, handle, _out) = start_with(cfg).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let text = format!("title = \"Normal {i}\"\n{BRIEF}");
+        ids.push(client::submit(&bus, brief::parse(&text).unwrap()).await.unwrap());
+    }
+    // No agent takes a step: three books start, their three first steps wait, the rest wait
+    // unread in the submit stream (far below the cap of 100).
+    in_flight_settles_at(&handle, 3).await;
+    assert_eq!(bus.steps_waiting().await.unwrap(), 3);
+    assert!(client::load(&bus, &ids[3]).await.unwrap().is_none(), "not started: no record");
+
+    // An agent takes a step: room for one more book, the next in order.
+    let mut concepts = bus.source(Queue::Steps(AgentKind::Concept), 8).await.unwrap();
+    let taken = next_task(&mut concepts).await;
+    in_flight_settles_at(&handle, 4).await;
+    record_where(&bus, &ids[3], |r| r.state == Status::Running).await;
+    assert!(client::load(&bus, &ids[4]).await.unwrap().is_none());
+
+    // A priority book is not held by the backlog.
+    let text = format!("title = \"Urgent\"\npriority = \"priority\"\n{BRIEF}");
+    let urgent = client::submit(&bus, brief::parse(&text).unwrap()).await.unwrap();
+    let mut priority = bus.source(Queue::PrioritySteps(AgentKind::Concept), 8).await.unwrap();
+    assert_eq!(next_task(&mut priority).await.book_id, urgent, "started at once");
+    in_flight_settles_at(&handle, 5).await;
+
+    // The step taken is answered: its result handled, none is left counted in hand, and the
+    // book's next step joins the backlog (3 concept steps and it: still no room).
+    support::answer(&bus, &taken, support::sim(&taken)).await;
+    record_where(&bus, &taken.book_id, |r| r.steps["concept"].status == StepStatus::Done).await;
+    let in_hand = &handle.stats().results_in_hand;
+    for _ in 0..100 {
+        if in_hand.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(in_hand.load(std::sync::atomic::Ordering::Relaxed), 0);
+    in_flight_settles_at(&handle, 5).await;
     handle.shutdown().await;
 }

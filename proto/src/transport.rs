@@ -432,7 +432,7 @@ pub struct Source {
 
 enum SourceInner {
     Nats(Box<nats::NatsSource>),
-    Memory(tokio::sync::mpsc::UnboundedReceiver<Bytes>),
+    Memory(memory::MemoryRx),
 }
 
 impl Source {
@@ -498,11 +498,7 @@ pub struct Pull<'a> {
 
 enum PullInner<'a> {
     Nats(Box<nats::NatsPull<'a>>),
-    Memory {
-        rx: &'a mut tokio::sync::mpsc::UnboundedReceiver<Bytes>,
-        left: usize,
-        until: tokio::time::Instant,
-    },
+    Memory { rx: &'a mut memory::MemoryRx, left: usize, until: tokio::time::Instant },
 }
 
 impl Pull<'_> {

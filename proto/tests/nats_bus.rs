@@ -3,7 +3,8 @@
 //! or without a coordinator's consumer, and dead letters are read, purged by queue and replayed
 //! once. Pipelined publishes land every message exactly once across a server restart, and one
 //! that cannot land says so. A pull request hands out each message as it arrives and never
-//! more than it asked for.
+//! more than it asked for. The steps waiting are counted over every step queue, before and
+//! after a worker's consumer exists.
 
 use scriptorium_proto::prost::Message as _;
 use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, Rejection};
@@ -193,4 +194,31 @@ async fn a_pull_request_hands_out_each_message_as_it_arrives_and_no_more_than_as
     assert_eq!((third.payload.as_ref(), third.delivered), (&b"step 3"[..], 1));
     third.acker.ack().await.unwrap();
     assert!(next.next().await.is_none(), "nothing more: the request ends when it expires");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_waiting_counts_steps_no_worker_took_with_or_without_a_consumer() {
+    let server = NatsServer::start().expect("nats-server");
+    let bus = bus(&server).await;
+    assert_eq!(bus.steps_waiting().await.unwrap(), 0);
+    let publish = |queue: Queue, n: u32| {
+        let bus = bus.clone();
+        async move {
+            for i in 0..n {
+                let id = format!("{queue:?}-{i}");
+                bus.publish(queue, "b", &id, bytes::Bytes::from_static(b"step")).await.unwrap();
+            }
+        }
+    };
+    publish(Queue::Steps(AgentKind::Chapter), 3).await;
+    publish(Queue::PrioritySteps(AgentKind::Concept), 2).await;
+    publish(Queue::Results, 4).await;
+    assert_eq!(bus.steps_waiting().await.unwrap(), 5, "no consumer yet: the subjects; no results");
+    // A worker takes one chapter step and runs it: no longer waiting, though not acknowledged.
+    let mut chapters = bus.source(Queue::Steps(AgentKind::Chapter), 1).await.unwrap();
+    let taken = chapters.fetch(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(bus.steps_waiting().await.unwrap(), 4, "the consumer's pending count");
+    taken[0].acker.ack().await.unwrap();
+    assert_eq!(bus.steps_waiting().await.unwrap(), 4);
 }

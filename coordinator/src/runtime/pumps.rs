@@ -16,6 +16,7 @@ use scriptorium_proto::transport::QueueSettings;
 use scriptorium_proto::v1::{BookCommand, StepResult, SubmitBook};
 use scriptorium_proto::{Bus, BusError, Incoming, Source, names};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -129,33 +130,39 @@ where
 
 /// The results pump: ids checked, then routed by the coordinator actor; each message is
 /// acknowledged once its book (or the late-results task) has handled it, without holding up
-/// the next one, so results of different books are handled in parallel.
+/// the next one, so results of different books are handled in parallel. Results routed and
+/// not yet handled are counted in `Stats::results_in_hand`.
 pub(super) async fn results(
     source: Arc<Mutex<Source>>,
     actor: ActorRef<CoordinatorMsg>,
-    bus: Bus,
+    env: Arc<Env>,
 ) -> Flow {
-    let letters = bus.clone();
-    pump(source, bus, "results", "result message", |result: StepResult, m| {
-        let (actor, bus) = (actor.clone(), letters.clone());
+    pump(source, env.bus.clone(), "results", "result message", |result: StepResult, m| {
+        let (actor, env) = (actor.clone(), env.clone());
         async move {
+            let bus = &env.bus;
             let ids = check_id("book id", &result.book_id)
                 .and_then(|()| check_id("step id", &result.step_id));
             if let Err(rule) = ids {
                 tracing::error!(rule = %rule, "result with an invalid id dead-lettered");
-                dead_letter(&bus, "results", &m, &format!("result refused: {rule}")).await;
+                dead_letter(bus, "results", &m, &format!("result refused: {rule}")).await;
                 return None;
             }
             let (tx, rx) = ractor::concurrency::oneshot();
+            let in_hand = &env.stats.results_in_hand;
+            in_hand.fetch_add(1, Ordering::Relaxed);
             if actor
                 .cast(CoordinatorMsg::Result { result: Box::new(result), reply: tx.into() })
                 .is_err()
             {
+                in_hand.fetch_sub(1, Ordering::Relaxed);
                 // Not acknowledged: redelivered to the next coordinator.
                 return Some(Flow::Stop);
             }
             tokio::spawn(async move {
-                if with_progress(&m, rx).await.is_ok() {
+                let handled = with_progress(&m, rx).await;
+                env.stats.results_in_hand.fetch_sub(1, Ordering::Relaxed);
+                if handled.is_ok() {
                     let _ = m.acker.ack().await;
                 }
             });
@@ -178,9 +185,10 @@ pub(crate) struct Submissions {
 const NORMAL_WAIT: Duration = Duration::from_millis(250);
 
 /// The submissions pump, which is also admission: a submission is taken only while fewer than
-/// `coordinator.max_books_in_flight` books are in flight (the rest wait in the stream, where
-/// they are durable), priority submissions before the others and, at the cap, within a
-/// headroom of their own ([`priority_cap`]). A taken submission has its ids
+/// `coordinator.max_books_in_flight` books are in flight and, by demand, while fewer than
+/// `coordinator.admission_backlog` steps and results wait (the rest wait in the stream, where
+/// they are durable), priority submissions before the others and, at the cap or the backlog
+/// limit, within a headroom of their own ([`priority_cap`]). A taken submission has its ids
 /// and brief checked, then its book is claimed from the coordinator actor, its record loaded or
 /// created here, and the book started (or the claim released).
 pub(super) async fn submits(
@@ -190,10 +198,9 @@ pub(super) async fn submits(
 ) -> Flow {
     let mut sources = sources.lock().await;
     let bus = env.bus.clone();
-    // Whether the cap being reached was logged, since the last time there was room.
-    let mut logged = false;
+    let mut held = Held::default();
     loop {
-        let (room, free) = match admitted(&actor, env.cfg.max_books_in_flight, &mut logged).await {
+        let (room, free) = match admitted(&actor, &env, &mut held).await {
             Ok(room) => room,
             Err(flow) => return flow,
         };
@@ -219,6 +226,7 @@ pub(super) async fn submits(
         // Started together: each takes a few round trips to the store (its claim, its record
         // read and written), which one after another held admission to a few dozen books a
         // second while the books in flight kept the server busy.
+        let dispatched = env.stats.dispatched.load(Ordering::Relaxed);
         let started = futures::future::join_all(taken.iter().map(|m| {
             let (bus, actor, env) = (&bus, &actor, &env);
             async move {
@@ -230,6 +238,26 @@ pub(super) async fn submits(
         if let Some(flow) = started.into_iter().flatten().next() {
             return flow;
         }
+        if env.cfg.admission_backlog > 0 {
+            settle(&env, dispatched, taken.len()).await;
+        }
+    }
+}
+
+/// Longest admission waits for the books it started to dispatch their first steps.
+const SETTLE_MAX: Duration = Duration::from_millis(500);
+
+/// Waits until `started` more steps were dispatched than `dispatched` (the books just started
+/// have put their first steps on the queues), for at most [`SETTLE_MAX`]: admission by demand
+/// reads the queues next, and a backlog read before those steps landed would let in another
+/// batch of books on top of them.
+async fn settle(env: &Env, dispatched: u64, started: usize) {
+    let until = tokio::time::Instant::now() + SETTLE_MAX;
+    let target = dispatched + started as u64;
+    while env.stats.dispatched.load(Ordering::Relaxed) < target
+        && tokio::time::Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -245,7 +273,8 @@ const ROOM_POLL: Duration = Duration::from_millis(100);
 enum Room {
     /// Fewer than the cap: any submission.
     All,
-    /// At the cap, within the priority books' headroom: priority submissions only.
+    /// At the cap within the priority books' headroom, or with the backlog at its limit:
+    /// priority submissions only.
     Priority,
 }
 
@@ -256,31 +285,87 @@ fn priority_cap(cap: usize) -> usize {
     cap + (cap / 10).max(1)
 }
 
-/// Waits until there is room for a book ([`Room`]; always all of it without a cap) and says
-/// how many may start now (at most [`ADMIT_BATCH`]); `Err` when the coordinator actor is
-/// gone. The cap being reached is logged once (`logged`) until there is room again.
+/// Why normal submissions are held, so that each hold is logged when it begins (the demand
+/// hold, which comes and goes with the queues, at most once a minute).
+#[derive(Debug, Default)]
+struct Held {
+    cap: bool,
+    demand: Option<std::time::Instant>,
+}
+
+/// Waits until there is room for a book ([`room`]) and says how many may start now (at most
+/// [`ADMIT_BATCH`]); `Err` when the coordinator actor is gone.
 async fn admitted(
     actor: &ActorRef<CoordinatorMsg>,
-    cap: usize,
-    logged: &mut bool,
+    env: &Env,
+    held: &mut Held,
 ) -> Result<(Room, usize), Flow> {
-    if cap == 0 {
-        return Ok((Room::All, ADMIT_BATCH));
-    }
+    let (cap, limit) = (env.cfg.max_books_in_flight, env.cfg.admission_backlog);
     loop {
-        let n = ractor::call!(actor, CoordinatorMsg::InFlight).map_err(|_| Flow::Stop)?;
-        if n < cap {
-            *logged = false;
-            return Ok((Room::All, (cap - n).min(ADMIT_BATCH)));
-        }
-        if !*logged {
+        let n = match cap {
+            0 => 0,
+            _ => ractor::call!(actor, CoordinatorMsg::InFlight).map_err(|_| Flow::Stop)?,
+        };
+        let at_cap = cap > 0 && n >= cap;
+        let backlog = if limit == 0 || at_cap { None } else { backlog(env).await };
+        if at_cap && !held.cap {
             tracing::info!(in_flight = n, cap, "books in flight at the cap; submissions wait");
-            *logged = true;
         }
-        if n < priority_cap(cap) {
-            return Ok((Room::Priority, (priority_cap(cap) - n).min(ADMIT_BATCH)));
+        held.cap = at_cap;
+        let room = room(n, cap, backlog, limit);
+        if let (Some((Room::Priority, _)), false, Some(backlog)) = (room, at_cap, backlog) {
+            let minute_ago = std::time::Instant::now() - Duration::from_secs(60);
+            if held.demand.is_none_or(|t| t < minute_ago) {
+                tracing::info!(
+                    in_flight = n,
+                    backlog,
+                    limit,
+                    "enough work waits for the fleet; normal submissions wait until it takes some"
+                );
+                held.demand = Some(std::time::Instant::now());
+            }
+        }
+        if let Some(room) = room {
+            return Ok(room);
         }
         tokio::time::sleep(ROOM_POLL).await;
+    }
+}
+
+/// The work the fleet has not started: steps no worker took yet, and results the coordinator
+/// has not handled. `None` when the transport cannot say: admission then goes by the cap.
+async fn backlog(env: &Env) -> Option<u64> {
+    match env.bus.steps_waiting().await {
+        Ok(steps) => Some(steps + env.stats.results_in_hand.load(Ordering::Relaxed)),
+        Err(e) => {
+            tracing::debug!(error = %e, "steps waiting not known; admitting by the cap alone");
+            None
+        }
+    }
+}
+
+/// Room for books with `in_flight` books in flight, and how many may start now (at most
+/// [`ADMIT_BATCH`]): normal books below `cap` (0: no cap), priority books within their headroom
+/// ([`priority_cap`]). Admission by demand: while `backlog` (steps and results waiting) is at
+/// `limit` or beyond, priority books only; below it, no more normal books than would bring it
+/// there (each starts with a step). `limit` 0, or a backlog not known: the cap alone.
+fn room(in_flight: usize, cap: usize, backlog: Option<u64>, limit: usize) -> Option<(Room, usize)> {
+    let headroom = |top: usize| top.saturating_sub(in_flight).min(ADMIT_BATCH);
+    let (free, priority) = match cap {
+        0 => (ADMIT_BATCH, ADMIT_BATCH),
+        _ => (headroom(cap), headroom(priority_cap(cap))),
+    };
+    if free == 0 {
+        return (priority > 0).then_some((Room::Priority, priority));
+    }
+    match backlog {
+        Some(backlog) if limit > 0 => {
+            match usize::try_from((limit as u64).saturating_sub(backlog)).unwrap_or(0) {
+                0 => Some((Room::Priority, priority)),
+                demand => Some((Room::All, free.min(demand))),
+            }
+        }
+        _ => Some((Room::All, free)),
     }
 }
 
@@ -438,6 +523,30 @@ mod tests {
         let e = check_id("step id", &format!("{}\n", "x".repeat(500))).unwrap_err();
         assert!(e.len() < 200 && !e.contains('\n'), "{e}");
         assert!(check_id("book id", "").is_err());
+    }
+
+    #[test]
+    fn room_goes_by_the_cap_and_by_the_work_waiting() {
+        let all = |n| Some((Room::All, n));
+        let priority = |n| Some((Room::Priority, n));
+        // The cap alone (no limit, or a backlog the transport cannot tell).
+        assert_eq!(room(0, 100, None, 32), all(ADMIT_BATCH));
+        assert_eq!(room(90, 100, None, 32), all(10));
+        assert_eq!(room(100, 100, Some(0), 32), priority(10), "at the cap: the headroom");
+        assert_eq!(room(105, 100, None, 32), priority(5));
+        assert_eq!(room(110, 100, None, 32), None);
+        assert_eq!(room(5, 100, Some(500), 0), all(ADMIT_BATCH), "limit 0: no demand gate");
+        assert_eq!(room(5, 0, None, 0), all(ADMIT_BATCH), "no cap");
+        // By demand: no more normal books than the backlog has room for; none at the limit,
+        // while priority books keep their headroom.
+        assert_eq!(room(10, 100, Some(0), 32), all(ADMIT_BATCH));
+        assert_eq!(room(10, 100, Some(30), 32), all(2));
+        assert_eq!(room(95, 100, Some(20), 32), all(5), "the cap still binds");
+        assert_eq!(room(10, 100, Some(32), 32), priority(ADMIT_BATCH));
+        assert_eq!(room(100, 100, Some(32), 32), priority(10));
+        assert_eq!(room(10, 100, Some(u64::MAX), 32), priority(ADMIT_BATCH));
+        assert_eq!(room(10, 0, Some(40), 32), priority(ADMIT_BATCH), "no cap, by demand");
+        assert_eq!(room(10, 0, Some(31), 32), all(1));
     }
 
     #[test]

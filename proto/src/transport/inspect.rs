@@ -6,7 +6,7 @@
 //! The in-process bus is always ready; it keeps no consumer state and has no server to measure,
 //! so it answers the other two with [`BusError::OnlyOverNats`].
 
-use super::{Bus, BusError};
+use super::{Bus, BusError, Queue};
 use crate::v1::AgentKind;
 
 /// One agent kind's step queue, as JetStream holds it.
@@ -56,6 +56,18 @@ impl Bus {
         }
     }
 
+    /// Steps on every step queue (each kind's normal and priority queue) not yet taken by any
+    /// worker: work the fleet has not started. The coordinator admits books by it.
+    pub async fn steps_waiting(&self) -> Result<u64, BusError> {
+        match self {
+            Bus::Nats(b) => b.steps_waiting().await,
+            Bus::Memory(b) => Ok(crate::kind::agents()
+                .flat_map(|k| [Queue::Steps(k), Queue::PrioritySteps(k)])
+                .map(|q| b.depth(q))
+                .sum()),
+        }
+    }
+
     /// Submissions (and operators' commands) waiting in the submit queue, not yet delivered to
     /// a coordinator. Only over NATS: the in-process queue is read as soon as it is written.
     pub async fn submissions_waiting(&self) -> Result<u64, BusError> {
@@ -85,6 +97,7 @@ impl Bus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn in_process_the_bus_is_ready_and_says_what_needs_nats() {
@@ -98,5 +111,29 @@ mod tests {
         assert!(matches!(e, BusError::OnlyOverNats { .. }), "{e:?}");
         let e = bus.submissions_waiting().await.unwrap_err();
         assert!(matches!(e, BusError::OnlyOverNats { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn in_process_steps_waiting_counts_what_no_reader_took_yet() {
+        let bus = Bus::memory();
+        let mut chapters = bus.source(Queue::Steps(AgentKind::Chapter), 1).await.unwrap();
+        for (queue, n) in [
+            (Queue::Steps(AgentKind::Chapter), 3),
+            (Queue::PrioritySteps(AgentKind::Concept), 2),
+            (Queue::Results, 5),
+        ] {
+            for i in 0..n {
+                let id = format!("m{i}");
+                bus.publish(queue, "b", &id, bytes::Bytes::from_static(b"x")).await.unwrap();
+            }
+        }
+        assert_eq!(bus.steps_waiting().await.unwrap(), 5, "results are not steps");
+        assert!(chapters.next().await.is_some());
+        assert_eq!(chapters.fetch(5, Duration::ZERO).await.unwrap().len(), 2);
+        assert_eq!(bus.steps_waiting().await.unwrap(), 2);
+        let mut concepts = bus.source(Queue::PrioritySteps(AgentKind::Concept), 1).await.unwrap();
+        let mut pull = concepts.pull(1, Duration::ZERO).await.unwrap();
+        assert!(pull.next().await.is_some());
+        assert_eq!(bus.steps_waiting().await.unwrap(), 1);
     }
 }

@@ -6,10 +6,40 @@ use super::{
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc};
 
-type Channel = (mpsc::UnboundedSender<Bytes>, Option<mpsc::UnboundedReceiver<Bytes>>);
+/// A queue: its sender, its reader until a [`Source`] took it, and how many messages it holds.
+struct Channel {
+    tx: mpsc::UnboundedSender<Bytes>,
+    rx: Option<MemoryRx>,
+    depth: Arc<AtomicU64>,
+}
+
+/// The reader of an in-process queue, which counts down its queue's depth as it reads.
+pub(crate) struct MemoryRx {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    depth: Arc<AtomicU64>,
+}
+
+impl MemoryRx {
+    /// The next message, waiting for one; `None` once every sender is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
+        let got = self.rx.recv().await;
+        if got.is_some() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+        got
+    }
+
+    /// The next message if there is one now.
+    pub(crate) fn try_recv(&mut self) -> Result<Bytes, mpsc::error::TryRecvError> {
+        let got = self.rx.try_recv()?;
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        Ok(got)
+    }
+}
 
 #[derive(Default)]
 struct Inner {
@@ -108,22 +138,35 @@ impl MemoryBus {
     fn channel(inner: &mut Inner, queue: Queue) -> &mut Channel {
         inner.queues.entry(queue).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            (tx, Some(rx))
+            let depth = Arc::new(AtomicU64::new(0));
+            Channel { tx, rx: Some(MemoryRx { rx, depth: depth.clone() }), depth }
         })
     }
 
     pub(crate) fn publish(&self, queue: Queue, payload: Bytes) -> Result<(), BusError> {
         let mut inner = self.lock();
-        Self::channel(&mut inner, queue).0.send(payload).map_err(|_| BusError::Closed)
+        let channel = Self::channel(&mut inner, queue);
+        // Counted before the send, so that a reader never takes the depth below zero.
+        channel.depth.fetch_add(1, Ordering::Relaxed);
+        channel.tx.send(payload).map_err(|_| {
+            channel.depth.fetch_sub(1, Ordering::Relaxed);
+            BusError::Closed
+        })
     }
 
     pub(crate) fn source(&self, queue: Queue) -> Result<Source, BusError> {
         let mut inner = self.lock();
         let rx = Self::channel(&mut inner, queue)
-            .1
+            .rx
             .take()
             .ok_or_else(|| BusError::AlreadyOpen(format!("{queue:?}")))?;
         Ok(Source { inner: SourceInner::Memory(rx) })
+    }
+
+    /// Messages published to `queue` and not yet read.
+    pub(crate) fn depth(&self, queue: Queue) -> u64 {
+        let inner = self.lock();
+        inner.queues.get(&queue).map_or(0, |c| c.depth.load(Ordering::Relaxed))
     }
 
     pub(crate) fn publish_event(&self, payload: Bytes) {

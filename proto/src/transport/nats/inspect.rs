@@ -113,6 +113,38 @@ impl NatsBus {
 }
 
 impl NatsBus {
+    /// Steps not yet delivered to any worker, over every step consumer (each kind's normal and
+    /// priority one), read together; a consumer no worker created yet counts every message on
+    /// its subject.
+    pub(crate) async fn steps_waiting(&self) -> Result<u64, BusError> {
+        let op = || format!("stream {}", names::STEPS_STREAM);
+        let steps =
+            self.js.get_stream(names::STEPS_STREAM).await.map_err(|e| BusError::nats(op(), &e))?;
+        let queues: Vec<(String, String)> = kind::agents()
+            .flat_map(|k| {
+                [
+                    (names::step_consumer(k), names::step_subject(k)),
+                    (names::priority_step_consumer(k), names::priority_step_subject(k)),
+                ]
+            })
+            .collect();
+        let infos =
+            futures::future::join_all(queues.iter().map(|(c, _)| steps.consumer_info(c))).await;
+        let (mut waiting, mut unserved) = (0, Vec::new());
+        for ((consumer, subject), info) in queues.iter().zip(infos) {
+            match info {
+                Ok(info) => waiting += info.num_pending,
+                Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => unserved.push(subject),
+                Err(e) => return Err(BusError::nats(format!("consumer {consumer}"), &e)),
+            }
+        }
+        if !unserved.is_empty() {
+            let counts = subject_counts(&steps, format!("{}.>", names::STEPS_PREFIX)).await?;
+            waiting += unserved.iter().filter_map(|s| counts.get(*s)).sum::<u64>();
+        }
+        Ok(waiting)
+    }
+
     /// Submissions and operators' commands not yet delivered to any coordinator: the pending
     /// count of the durable consumer `coordinator-submit`, or, before any coordinator created
     /// it, every message of the submit stream.
