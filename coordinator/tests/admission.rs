@@ -103,7 +103,7 @@ async fn books_start_by_demand_one_more_for_each_step_an_agent_takes() {
     // No agent takes a step: three books start, their three first steps wait, the rest wait
     // unread in the submit stream (far below the cap of 100).
     in_flight_settles_at(&handle, 3).await;
-    assert_eq!(bus.steps_waiting().await.unwrap(), 3);
+    assert_eq!(bus.step_load().await.unwrap().waiting, 3);
     assert!(client::load(&bus, &ids[3]).await.unwrap().is_none(), "not started: no record");
 
     // An agent takes a step: room for one more book, the next in order.

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use dead::DeadLetter;
 pub use error::{BusError, Rejection};
-pub use inspect::{RoundTrips, StepQueue};
+pub use inspect::{RoundTrips, StepLoad, StepQueue};
 pub use memory::MemoryBus;
 pub use nats::{NatsAuth, NatsBus, NatsOptions, Role, Secret, auth, redact};
 pub use settings::{Drift, DriftOutcome, Reconcile};
@@ -381,8 +381,8 @@ pub struct Incoming {
 pub enum Acker {
     /// A JetStream message.
     Nats(Box<async_nats::jetstream::Message>),
-    /// An in-process message: nothing to acknowledge.
-    Memory,
+    /// An in-process message: nothing to acknowledge; counted as running while held.
+    Memory(memory::Held),
 }
 
 impl Acker {
@@ -390,7 +390,7 @@ impl Acker {
     pub async fn ack(&self) -> Result<(), BusError> {
         match self {
             Acker::Nats(m) => m.ack().await.map_err(|e| BusError::nats("ack", &*e)),
-            Acker::Memory => Ok(()),
+            Acker::Memory(_) => Ok(()),
         }
     }
 
@@ -400,7 +400,7 @@ impl Acker {
             Acker::Nats(m) => {
                 m.ack_with(AckKind::Progress).await.map_err(|e| BusError::nats("ack progress", &*e))
             }
-            Acker::Memory => Ok(()),
+            Acker::Memory(_) => Ok(()),
         }
     }
 
@@ -410,7 +410,7 @@ impl Acker {
             Acker::Nats(m) => {
                 m.ack_with(AckKind::Nak(delay)).await.map_err(|e| BusError::nats("nak", &*e))
             }
-            Acker::Memory => Ok(()),
+            Acker::Memory(_) => Ok(()),
         }
     }
 
@@ -420,7 +420,7 @@ impl Acker {
             Acker::Nats(m) => {
                 m.ack_with(AckKind::Term).await.map_err(|e| BusError::nats("term", &*e))
             }
-            Acker::Memory => Ok(()),
+            Acker::Memory(_) => Ok(()),
         }
     }
 }
@@ -440,10 +440,7 @@ impl Source {
     pub async fn next(&mut self) -> Option<Result<Incoming, BusError>> {
         match &mut self.inner {
             SourceInner::Nats(s) => s.next().await,
-            SourceInner::Memory(rx) => rx
-                .recv()
-                .await
-                .map(|payload| Ok(Incoming { payload, delivered: 1, acker: Acker::Memory })),
+            SourceInner::Memory(rx) => rx.recv().await.map(Ok),
         }
     }
 
@@ -467,20 +464,19 @@ impl Source {
     /// a worker asks for as many steps as it has idle agents, so no delivery waits in the
     /// process with its ack clock running. Use either this or `next` on a source, not both.
     pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Incoming>, BusError> {
-        let memory = |payload| Incoming { payload, delivered: 1, acker: Acker::Memory };
         match &mut self.inner {
             SourceInner::Nats(s) => s.fetch(max, wait).await,
             SourceInner::Memory(rx) => {
                 let mut out = Vec::new();
                 while out.len() < max.max(1) {
                     match rx.try_recv() {
-                        Ok(payload) => out.push(memory(payload)),
+                        Ok(m) => out.push(m),
                         Err(_) => break,
                     }
                 }
                 if out.is_empty() {
                     match tokio::time::timeout(wait, rx.recv()).await {
-                        Ok(Some(payload)) => out.push(memory(payload)),
+                        Ok(Some(m)) => out.push(m),
                         Ok(None) => return Err(BusError::Closed),
                         Err(_) => {}
                     }
@@ -511,10 +507,10 @@ impl Pull<'_> {
                 if *left == 0 {
                     return None;
                 }
-                let payload = match rx.try_recv() {
-                    Ok(payload) => payload,
+                let m = match rx.try_recv() {
+                    Ok(m) => m,
                     Err(_) => match tokio::time::timeout_at(*until, rx.recv()).await {
-                        Ok(Some(payload)) => payload,
+                        Ok(Some(m)) => m,
                         Ok(None) => {
                             *left = 0;
                             return Some(Err(BusError::Closed));
@@ -526,7 +522,7 @@ impl Pull<'_> {
                     },
                 };
                 *left -= 1;
-                Some(Ok(Incoming { payload, delivered: 1, acker: Acker::Memory }))
+                Some(Ok(m))
             }
         }
     }

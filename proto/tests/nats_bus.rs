@@ -3,11 +3,11 @@
 //! or without a coordinator's consumer, and dead letters are read, purged by queue and replayed
 //! once. Pipelined publishes land every message exactly once across a server restart, and one
 //! that cannot land says so. A pull request hands out each message as it arrives and never
-//! more than it asked for. The steps waiting are counted over every step queue, before and
-//! after a worker's consumer exists.
+//! more than it asked for. The steps waiting and running are counted over every step queue,
+//! before and after a worker's consumer exists.
 
 use scriptorium_proto::prost::Message as _;
-use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, Rejection};
+use scriptorium_proto::transport::{Bucket, NatsOptions, Queue, Rejection, StepLoad};
 use scriptorium_proto::v1::{AgentKind, SubmitBook};
 use scriptorium_proto::{Bus, names};
 use scriptorium_test_support::nats_server::NatsServer;
@@ -197,10 +197,11 @@ async fn a_pull_request_hands_out_each_message_as_it_arrives_and_no_more_than_as
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steps_waiting_counts_steps_no_worker_took_with_or_without_a_consumer() {
+async fn the_step_load_counts_steps_waiting_and_running_with_or_without_a_consumer() {
     let server = NatsServer::start().expect("nats-server");
     let bus = bus(&server).await;
-    assert_eq!(bus.steps_waiting().await.unwrap(), 0);
+    let load = |waiting, running| StepLoad { waiting, running };
+    assert_eq!(bus.step_load().await.unwrap(), load(0, 0));
     let publish = |queue: Queue, n: u32| {
         let bus = bus.clone();
         async move {
@@ -213,12 +214,22 @@ async fn steps_waiting_counts_steps_no_worker_took_with_or_without_a_consumer() 
     publish(Queue::Steps(AgentKind::Chapter), 3).await;
     publish(Queue::PrioritySteps(AgentKind::Concept), 2).await;
     publish(Queue::Results, 4).await;
-    assert_eq!(bus.steps_waiting().await.unwrap(), 5, "no consumer yet: the subjects; no results");
-    // A worker takes one chapter step and runs it: no longer waiting, though not acknowledged.
+    let no_consumer = bus.step_load().await.unwrap();
+    assert_eq!(no_consumer, load(5, 0), "no consumer yet: the subjects; results are not steps");
+    // A worker takes one chapter step and runs it: running until acknowledged.
     let mut chapters = bus.source(Queue::Steps(AgentKind::Chapter), 1).await.unwrap();
     let taken = chapters.fetch(1, Duration::from_secs(10)).await.unwrap();
     assert_eq!(taken.len(), 1);
-    assert_eq!(bus.steps_waiting().await.unwrap(), 4, "the consumer's pending count");
+    assert_eq!(bus.step_load().await.unwrap(), load(4, 1), "the consumer's pending counts");
     taken[0].acker.ack().await.unwrap();
-    assert_eq!(bus.steps_waiting().await.unwrap(), 4);
+    // The acknowledgement is not confirmed: the server counts it within moments.
+    let mut after = bus.step_load().await.unwrap();
+    for _ in 0..100 {
+        if after.running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = bus.step_load().await.unwrap();
+    }
+    assert_eq!(after, load(4, 0));
 }

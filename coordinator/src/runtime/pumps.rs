@@ -12,7 +12,7 @@ use crate::actors::coordinator::{Claim, CoordinatorMsg};
 use crate::brief;
 use crate::control::Command;
 use ractor::ActorRef;
-use scriptorium_proto::transport::QueueSettings;
+use scriptorium_proto::transport::{QueueSettings, StepLoad};
 use scriptorium_proto::v1::{BookCommand, StepResult, SubmitBook};
 use scriptorium_proto::{Bus, BusError, Incoming, Source, names};
 use std::sync::Arc;
@@ -313,12 +313,14 @@ async fn admitted(
         }
         held.cap = at_cap;
         let room = room(n, cap, backlog, limit);
-        if let (Some((Room::Priority, _)), false, Some(backlog)) = (room, at_cap, backlog) {
+        if let (Some((Room::Priority, _)), false, Some(load)) = (room, at_cap, backlog) {
             let minute_ago = std::time::Instant::now() - Duration::from_secs(60);
             if held.demand.is_none_or(|t| t < minute_ago) {
                 tracing::info!(
                     in_flight = n,
-                    backlog,
+                    steps_waiting = load.steps.waiting,
+                    steps_running = load.steps.running,
+                    results_in_hand = load.results,
                     limit,
                     "enough work waits for the fleet; normal submissions wait until it takes some"
                 );
@@ -332,11 +334,20 @@ async fn admitted(
     }
 }
 
-/// The work the fleet has not started: steps no worker took yet, and results the coordinator
-/// has not handled. `None` when the transport cannot say: admission then goes by the cap.
-async fn backlog(env: &Env) -> Option<u64> {
-    match env.bus.steps_waiting().await {
-        Ok(steps) => Some(steps + env.stats.results_in_hand.load(Ordering::Relaxed)),
+/// What admission by demand reads: the fleet's steps ([`StepLoad`]) and the results the
+/// coordinator has not handled yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Load {
+    steps: StepLoad,
+    results: u64,
+}
+
+/// The load now; `None` when the transport cannot say: admission then goes by the cap.
+async fn backlog(env: &Env) -> Option<Load> {
+    match env.bus.step_load().await {
+        Ok(steps) => {
+            Some(Load { steps, results: env.stats.results_in_hand.load(Ordering::Relaxed) })
+        }
         Err(e) => {
             tracing::debug!(error = %e, "steps waiting not known; admitting by the cap alone");
             None
@@ -344,12 +355,22 @@ async fn backlog(env: &Env) -> Option<u64> {
     }
 }
 
+/// How many more normal books the load has room for: the work waiting (steps no worker took
+/// and results in hand) below `limit` or, when more steps than that are running, below as many
+/// as run (a large fleet at work keeps its queues as deep as it is wide, so that its agents do
+/// not idle between steps). Each book starts with one step.
+fn demand(load: Load, limit: usize) -> usize {
+    let room = (limit as u64).max(load.steps.running);
+    let waiting = load.steps.waiting.saturating_add(load.results);
+    usize::try_from(room.saturating_sub(waiting)).unwrap_or(usize::MAX)
+}
+
 /// Room for books with `in_flight` books in flight, and how many may start now (at most
 /// [`ADMIT_BATCH`]): normal books below `cap` (0: no cap), priority books within their headroom
-/// ([`priority_cap`]). Admission by demand: while `backlog` (steps and results waiting) is at
-/// `limit` or beyond, priority books only; below it, no more normal books than would bring it
-/// there (each starts with a step). `limit` 0, or a backlog not known: the cap alone.
-fn room(in_flight: usize, cap: usize, backlog: Option<u64>, limit: usize) -> Option<(Room, usize)> {
+/// ([`priority_cap`]). Admission by demand ([`demand`]): with no room in the `load` for
+/// `limit`, priority books only; otherwise no more normal books than it has room for.
+/// `limit` 0, or a load not known: the cap alone.
+fn room(in_flight: usize, cap: usize, load: Option<Load>, limit: usize) -> Option<(Room, usize)> {
     let headroom = |top: usize| top.saturating_sub(in_flight).min(ADMIT_BATCH);
     let (free, priority) = match cap {
         0 => (ADMIT_BATCH, ADMIT_BATCH),
@@ -358,13 +379,11 @@ fn room(in_flight: usize, cap: usize, backlog: Option<u64>, limit: usize) -> Opt
     if free == 0 {
         return (priority > 0).then_some((Room::Priority, priority));
     }
-    match backlog {
-        Some(backlog) if limit > 0 => {
-            match usize::try_from((limit as u64).saturating_sub(backlog)).unwrap_or(0) {
-                0 => Some((Room::Priority, priority)),
-                demand => Some((Room::All, free.min(demand))),
-            }
-        }
+    match load {
+        Some(load) if limit > 0 => match demand(load, limit) {
+            0 => Some((Room::Priority, priority)),
+            demand => Some((Room::All, free.min(demand))),
+        },
         _ => Some((Room::All, free)),
     }
 }
@@ -525,28 +544,39 @@ mod tests {
         assert!(check_id("book id", "").is_err());
     }
 
+    fn load(waiting: u64, running: u64, results: u64) -> Option<Load> {
+        Some(Load { steps: StepLoad { waiting, running }, results })
+    }
+
     #[test]
     fn room_goes_by_the_cap_and_by_the_work_waiting() {
         let all = |n| Some((Room::All, n));
         let priority = |n| Some((Room::Priority, n));
-        // The cap alone (no limit, or a backlog the transport cannot tell).
+        // The cap alone (no limit, or a load the transport cannot tell).
         assert_eq!(room(0, 100, None, 32), all(ADMIT_BATCH));
         assert_eq!(room(90, 100, None, 32), all(10));
-        assert_eq!(room(100, 100, Some(0), 32), priority(10), "at the cap: the headroom");
+        assert_eq!(room(100, 100, load(0, 0, 0), 32), priority(10), "at the cap: the headroom");
         assert_eq!(room(105, 100, None, 32), priority(5));
         assert_eq!(room(110, 100, None, 32), None);
-        assert_eq!(room(5, 100, Some(500), 0), all(ADMIT_BATCH), "limit 0: no demand gate");
+        assert_eq!(room(5, 100, load(500, 0, 500), 0), all(ADMIT_BATCH), "limit 0: no gate");
         assert_eq!(room(5, 0, None, 0), all(ADMIT_BATCH), "no cap");
-        // By demand: no more normal books than the backlog has room for; none at the limit,
+        // By demand: no more normal books than the load has room for; none when it has none,
         // while priority books keep their headroom.
-        assert_eq!(room(10, 100, Some(0), 32), all(ADMIT_BATCH));
-        assert_eq!(room(10, 100, Some(30), 32), all(2));
-        assert_eq!(room(95, 100, Some(20), 32), all(5), "the cap still binds");
-        assert_eq!(room(10, 100, Some(32), 32), priority(ADMIT_BATCH));
-        assert_eq!(room(100, 100, Some(32), 32), priority(10));
-        assert_eq!(room(10, 100, Some(u64::MAX), 32), priority(ADMIT_BATCH));
-        assert_eq!(room(10, 0, Some(40), 32), priority(ADMIT_BATCH), "no cap, by demand");
-        assert_eq!(room(10, 0, Some(31), 32), all(1));
+        assert_eq!(room(10, 100, load(0, 0, 0), 32), all(ADMIT_BATCH));
+        assert_eq!(room(10, 100, load(30, 4, 0), 32), all(2), "steps waiting");
+        assert_eq!(room(10, 100, load(0, 4, 29), 32), all(3), "results in hand");
+        assert_eq!(room(10, 100, load(20, 4, 10), 32), all(2), "both");
+        assert_eq!(room(95, 100, load(20, 4, 0), 32), all(5), "the cap still binds");
+        assert_eq!(room(10, 100, load(32, 4, 0), 32), priority(ADMIT_BATCH));
+        assert_eq!(room(10, 100, load(0, 4, 32), 32), priority(ADMIT_BATCH));
+        assert_eq!(room(100, 100, load(32, 0, 0), 32), priority(10));
+        assert_eq!(room(10, 100, load(u64::MAX, 0, 0), 32), priority(ADMIT_BATCH));
+        assert_eq!(room(10, 0, load(40, 0, 0), 32), priority(ADMIT_BATCH), "no cap, by demand");
+        assert_eq!(room(10, 0, load(31, 0, 0), 32), all(1));
+        // A wide fleet at work keeps a step waiting for each agent at work.
+        assert_eq!(room(60, 100, load(100, 112, 0), 32), all(12));
+        assert_eq!(room(60, 100, load(112, 112, 0), 32), priority(ADMIT_BATCH));
+        assert_eq!(room(60, 100, load(80, 112, 32), 32), priority(ADMIT_BATCH), "with results");
     }
 
     #[test]

@@ -29,6 +29,16 @@ pub struct StepQueue {
     pub oldest_waiting_unix_ms: Option<i64>,
 }
 
+/// The steps of every step queue ([`Bus::step_load`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepLoad {
+    /// Steps no worker took yet.
+    pub waiting: u64,
+    /// Steps taken by a worker and not yet done (acknowledged, handed back or, in process,
+    /// let go): with workers that take steps only for idle agents, the agents at work.
+    pub running: u64,
+}
+
 /// Raw JetStream round trips, measured by [`Bus::raw_round_trips`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundTrips {
@@ -56,15 +66,18 @@ impl Bus {
         }
     }
 
-    /// Steps on every step queue (each kind's normal and priority queue) not yet taken by any
-    /// worker: work the fleet has not started. The coordinator admits books by it.
-    pub async fn steps_waiting(&self) -> Result<u64, BusError> {
+    /// The fleet's load, over every step queue (each kind's normal and priority queue): steps
+    /// no worker took yet, and steps taken and not yet done. The coordinator admits books by it.
+    pub async fn step_load(&self) -> Result<StepLoad, BusError> {
         match self {
-            Bus::Nats(b) => b.steps_waiting().await,
+            Bus::Nats(b) => b.step_load().await,
             Bus::Memory(b) => Ok(crate::kind::agents()
                 .flat_map(|k| [Queue::Steps(k), Queue::PrioritySteps(k)])
-                .map(|q| b.depth(q))
-                .sum()),
+                .map(|q| b.counts(q))
+                .fold(StepLoad::default(), |load, (waiting, running)| StepLoad {
+                    waiting: load.waiting + waiting,
+                    running: load.running + running,
+                })),
         }
     }
 
@@ -114,7 +127,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn in_process_steps_waiting_counts_what_no_reader_took_yet() {
+    async fn in_process_the_step_load_counts_steps_waiting_and_steps_held() {
         let bus = Bus::memory();
         let mut chapters = bus.source(Queue::Steps(AgentKind::Chapter), 1).await.unwrap();
         for (queue, n) in [
@@ -127,13 +140,21 @@ mod tests {
                 bus.publish(queue, "b", &id, bytes::Bytes::from_static(b"x")).await.unwrap();
             }
         }
-        assert_eq!(bus.steps_waiting().await.unwrap(), 5, "results are not steps");
-        assert!(chapters.next().await.is_some());
-        assert_eq!(chapters.fetch(5, Duration::ZERO).await.unwrap().len(), 2);
-        assert_eq!(bus.steps_waiting().await.unwrap(), 2);
+        let load = |waiting, running| StepLoad { waiting, running };
+        assert_eq!(bus.step_load().await.unwrap(), load(5, 0), "results are not steps");
+        let first = chapters.next().await.unwrap().unwrap();
+        let two = chapters.fetch(5, Duration::ZERO).await.unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(bus.step_load().await.unwrap(), load(2, 3));
+        drop(two);
+        first.acker.ack().await.unwrap();
+        assert_eq!(bus.step_load().await.unwrap(), load(2, 1), "held until let go");
+        drop(first);
         let mut concepts = bus.source(Queue::PrioritySteps(AgentKind::Concept), 1).await.unwrap();
         let mut pull = concepts.pull(1, Duration::ZERO).await.unwrap();
-        assert!(pull.next().await.is_some());
-        assert_eq!(bus.steps_waiting().await.unwrap(), 1);
+        let taken = pull.next().await.unwrap().unwrap();
+        assert_eq!(bus.step_load().await.unwrap(), load(1, 1));
+        drop(taken);
+        assert_eq!(bus.step_load().await.unwrap(), load(1, 0));
     }
 }

@@ -1,8 +1,8 @@
 //! The in-process transport of the embedded mode: channels and maps behind the same API.
 
 use super::{
-    Bucket, BusError, Cancel, Cancellations, CancellationsInner, DeadLetter, Events, EventsInner,
-    Queue, Source, SourceInner,
+    Acker, Bucket, BusError, Cancel, Cancellations, CancellationsInner, DeadLetter, Events,
+    EventsInner, Incoming, Queue, Source, SourceInner,
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -10,34 +10,48 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc};
 
-/// A queue: its sender, its reader until a [`Source`] took it, and how many messages it holds.
+/// A queue: its sender, its reader until a [`Source`] took it, how many messages wait in it and
+/// how many were read and are still held.
 struct Channel {
     tx: mpsc::UnboundedSender<Bytes>,
     rx: Option<MemoryRx>,
-    depth: Arc<AtomicU64>,
+    waiting: Arc<AtomicU64>,
+    held: Arc<AtomicU64>,
 }
 
-/// The reader of an in-process queue, which counts down its queue's depth as it reads.
+/// The reader of an in-process queue, which keeps its queue's counts as it reads.
 pub(crate) struct MemoryRx {
     rx: mpsc::UnboundedReceiver<Bytes>,
-    depth: Arc<AtomicU64>,
+    waiting: Arc<AtomicU64>,
+    held: Arc<AtomicU64>,
+}
+
+/// An in-process message read and not yet dropped: a step an agent is running.
+pub struct Held(Arc<AtomicU64>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl MemoryRx {
+    fn read(&self, payload: Bytes) -> Incoming {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.held.fetch_add(1, Ordering::Relaxed);
+        Incoming { payload, delivered: 1, acker: Acker::Memory(Held(self.held.clone())) }
+    }
+
     /// The next message, waiting for one; `None` once every sender is gone.
-    pub(crate) async fn recv(&mut self) -> Option<Bytes> {
-        let got = self.rx.recv().await;
-        if got.is_some() {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
-        }
-        got
+    pub(crate) async fn recv(&mut self) -> Option<Incoming> {
+        let payload = self.rx.recv().await?;
+        Some(self.read(payload))
     }
 
     /// The next message if there is one now.
-    pub(crate) fn try_recv(&mut self) -> Result<Bytes, mpsc::error::TryRecvError> {
-        let got = self.rx.try_recv()?;
-        self.depth.fetch_sub(1, Ordering::Relaxed);
-        Ok(got)
+    pub(crate) fn try_recv(&mut self) -> Result<Incoming, mpsc::error::TryRecvError> {
+        let payload = self.rx.try_recv()?;
+        Ok(self.read(payload))
     }
 }
 
@@ -138,18 +152,19 @@ impl MemoryBus {
     fn channel(inner: &mut Inner, queue: Queue) -> &mut Channel {
         inner.queues.entry(queue).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            let depth = Arc::new(AtomicU64::new(0));
-            Channel { tx, rx: Some(MemoryRx { rx, depth: depth.clone() }), depth }
+            let (waiting, held) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+            let rx = MemoryRx { rx, waiting: waiting.clone(), held: held.clone() };
+            Channel { tx, rx: Some(rx), waiting, held }
         })
     }
 
     pub(crate) fn publish(&self, queue: Queue, payload: Bytes) -> Result<(), BusError> {
         let mut inner = self.lock();
         let channel = Self::channel(&mut inner, queue);
-        // Counted before the send, so that a reader never takes the depth below zero.
-        channel.depth.fetch_add(1, Ordering::Relaxed);
+        // Counted before the send, so that a reader never takes the count below zero.
+        channel.waiting.fetch_add(1, Ordering::Relaxed);
         channel.tx.send(payload).map_err(|_| {
-            channel.depth.fetch_sub(1, Ordering::Relaxed);
+            channel.waiting.fetch_sub(1, Ordering::Relaxed);
             BusError::Closed
         })
     }
@@ -163,10 +178,13 @@ impl MemoryBus {
         Ok(Source { inner: SourceInner::Memory(rx) })
     }
 
-    /// Messages published to `queue` and not yet read.
-    pub(crate) fn depth(&self, queue: Queue) -> u64 {
+    /// Messages of `queue` published and not yet read, and read and still held.
+    pub(crate) fn counts(&self, queue: Queue) -> (u64, u64) {
         let inner = self.lock();
-        inner.queues.get(&queue).map_or(0, |c| c.depth.load(Ordering::Relaxed))
+        inner
+            .queues
+            .get(&queue)
+            .map_or((0, 0), |c| (c.waiting.load(Ordering::Relaxed), c.held.load(Ordering::Relaxed)))
     }
 
     pub(crate) fn publish_event(&self, payload: Bytes) {

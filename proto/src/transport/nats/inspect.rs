@@ -10,7 +10,7 @@
 //! consumer, every message on the subject is waiting. Dead-lettered = messages on
 //! `scriptorium.dead.<kind>`.
 
-use super::super::{BusError, StepQueue};
+use super::super::{BusError, StepLoad, StepQueue};
 use super::{NatsBus, role_streams};
 use crate::v1::AgentKind;
 use crate::{kind, names};
@@ -113,10 +113,10 @@ impl NatsBus {
 }
 
 impl NatsBus {
-    /// Steps not yet delivered to any worker, over every step consumer (each kind's normal and
-    /// priority one), read together; a consumer no worker created yet counts every message on
-    /// its subject.
-    pub(crate) async fn steps_waiting(&self) -> Result<u64, BusError> {
+    /// Over every step consumer (each kind's normal and priority one), read together: steps not
+    /// yet delivered to any worker (`num_pending`; a consumer no worker created yet: every
+    /// message on its subject) and delivered and not yet acknowledged (`num_ack_pending`).
+    pub(crate) async fn step_load(&self) -> Result<StepLoad, BusError> {
         let op = || format!("stream {}", names::STEPS_STREAM);
         let steps =
             self.js.get_stream(names::STEPS_STREAM).await.map_err(|e| BusError::nats(op(), &e))?;
@@ -130,19 +130,22 @@ impl NatsBus {
             .collect();
         let infos =
             futures::future::join_all(queues.iter().map(|(c, _)| steps.consumer_info(c))).await;
-        let (mut waiting, mut unserved) = (0, Vec::new());
+        let (mut load, mut unserved) = (StepLoad::default(), Vec::new());
         for ((consumer, subject), info) in queues.iter().zip(infos) {
             match info {
-                Ok(info) => waiting += info.num_pending,
+                Ok(info) => {
+                    load.waiting += info.num_pending;
+                    load.running += info.num_ack_pending as u64;
+                }
                 Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => unserved.push(subject),
                 Err(e) => return Err(BusError::nats(format!("consumer {consumer}"), &e)),
             }
         }
         if !unserved.is_empty() {
             let counts = subject_counts(&steps, format!("{}.>", names::STEPS_PREFIX)).await?;
-            waiting += unserved.iter().filter_map(|s| counts.get(*s)).sum::<u64>();
+            load.waiting += unserved.iter().filter_map(|s| counts.get(*s)).sum::<u64>();
         }
-        Ok(waiting)
+        Ok(load)
     }
 
     /// Submissions and operators' commands not yet delivered to any coordinator: the pending
