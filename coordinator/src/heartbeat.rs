@@ -15,6 +15,7 @@ use scriptorium_proto::v1::CoordinatorHeartbeat;
 use scriptorium_proto::{Bus, BusError, clock};
 use serde::Serialize;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How often a running coordinator publishes its heartbeat.
@@ -40,6 +41,9 @@ pub(crate) async fn publish(env: Arc<Env>, actor: ActorRef<CoordinatorMsg>, id: 
             at_unix_ms: clock::now_ms(),
             submissions_waiting: waiting,
             books_in_flight: in_flight as u64,
+            admission_held: crate::Held::from_u8(env.stats.admission_held.load(Ordering::Relaxed))
+                .name()
+                .into(),
         };
         if let Err(e) = env.bus.kv_put(Bucket::Coordinators, &id, hb.encode_to_vec().into()).await {
             tracing::debug!(error = %e, "coordinator heartbeat failed");
@@ -74,6 +78,8 @@ pub struct CoordinatorView {
     pub books_in_flight: u64,
     /// Submissions waiting for a coordinator, as it last counted them.
     pub submissions_waiting: u64,
+    /// Why it took no normal submission then: empty (it took them), `cap` or `demand`.
+    pub admission_held: String,
 }
 
 impl CoordinatorView {
@@ -89,6 +95,7 @@ impl CoordinatorView {
             pid: hb.pid,
             books_in_flight: hb.books_in_flight,
             submissions_waiting: hb.submissions_waiting,
+            admission_held: hb.admission_held,
         }
     }
 }
@@ -144,6 +151,7 @@ mod tests {
             at_unix_ms: at,
             submissions_waiting: 3,
             books_in_flight: 2,
+            admission_held: "demand".into(),
         }
     }
 
@@ -151,6 +159,7 @@ mod tests {
     fn a_heartbeat_older_than_the_limit_is_not_alive_and_ages_never_go_negative() {
         let fresh = CoordinatorView::new(hb("a", 50_000), 52_000);
         assert!(fresh.alive);
+        assert_eq!(fresh.admission_held, "demand");
         assert_eq!((fresh.last_seen_secs, fresh.uptime_secs), (2.0, 51.0));
         let stale = CoordinatorView::new(hb("a", 50_000), 50_000 + 10_001);
         assert!(!stale.alive);

@@ -48,6 +48,38 @@ pub use runtime::CoordinatorHandle;
 
 use std::sync::atomic::AtomicU64;
 
+/// Why the coordinator takes no normal submission now (its heartbeat says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Held {
+    /// It takes them.
+    No = 0,
+    /// `max_books_in_flight` books are in flight.
+    Cap = 1,
+    /// The fleet has `admission_backlog` work waiting (admission by demand).
+    Demand = 2,
+}
+
+impl Held {
+    /// As stored in [`Stats::admission_held`].
+    pub fn from_u8(v: u8) -> Held {
+        match v {
+            1 => Held::Cap,
+            2 => Held::Demand,
+            _ => Held::No,
+        }
+    }
+
+    /// As the heartbeat carries it: empty, `cap` or `demand`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Held::No => "",
+            Held::Cap => "cap",
+            Held::Demand => "demand",
+        }
+    }
+}
+
 /// Counters of the coordinator.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -64,6 +96,8 @@ pub struct Stats {
     /// Results read from the results queue and not yet handled by their book: the
     /// coordinator's own backlog, which admission by demand reads.
     pub results_in_hand: AtomicU64,
+    /// Why admission takes no normal submission now ([`Held`] as a number).
+    pub admission_held: std::sync::atomic::AtomicU8,
     /// Bytes the book actors wrote to the books and step-states buckets (headers, plans and
     /// changed steps; outputs not included).
     pub stored_bytes: AtomicU64,

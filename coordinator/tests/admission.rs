@@ -10,9 +10,10 @@ mod support;
 
 use scriptorium_coordinator::control::Action;
 use scriptorium_coordinator::record::{Status, StepStatus};
-use scriptorium_coordinator::{CoordinatorConfig, brief, client};
+use scriptorium_coordinator::{CoordinatorConfig, Held, brief, client};
 use scriptorium_proto::transport::Queue;
 use scriptorium_proto::v1::AgentKind;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use support::{next_task, nothing_on, record_where, start_with};
 
@@ -104,6 +105,8 @@ async fn books_start_by_demand_one_more_for_each_step_an_agent_takes() {
     // unread in the submit stream (far below the cap of 100).
     in_flight_settles_at(&handle, 3).await;
     assert_eq!(bus.step_load().await.unwrap().waiting, 3);
+    let held = || Held::from_u8(handle.stats().admission_held.load(Ordering::Relaxed));
+    assert_eq!(held(), Held::Demand, "the heartbeat says why submissions wait");
     assert!(client::load(&bus, &ids[3]).await.unwrap().is_none(), "not started: no record");
 
     // An agent takes a step: room for one more book, the next in order.
@@ -126,12 +129,12 @@ async fn books_start_by_demand_one_more_for_each_step_an_agent_takes() {
     record_where(&bus, &taken.book_id, |r| r.steps["concept"].status == StepStatus::Done).await;
     let in_hand = &handle.stats().results_in_hand;
     for _ in 0..100 {
-        if in_hand.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        if in_hand.load(Ordering::Relaxed) == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(in_hand.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(in_hand.load(Ordering::Relaxed), 0);
     in_flight_settles_at(&handle, 5).await;
     handle.shutdown().await;
 }

@@ -384,12 +384,19 @@ pub fn coordinator_line(l: &Liveness) -> String {
     let who = |c: &CoordinatorView| format!("{} on {} (pid {})", c.id, c.host, c.pid);
     match l.coordinators.first() {
         Some(c) if c.alive => {
+            let held = match (c.admission_held.as_str(), l.submissions_waiting) {
+                ("cap", Some(1..)) => ", held: books in flight at max_books_in_flight",
+                ("demand", Some(1..)) => {
+                    ", held by demand: the workers have admission_backlog work waiting"
+                }
+                _ => "",
+            };
             let more = match l.coordinators.iter().filter(|c| c.alive).count() {
                 1 => String::new(),
                 n => format!(" and {} more", n - 1),
             };
             format!(
-                "coordinator: alive: {}{more}, up {}, {} books in flight{waiting}",
+                "coordinator: alive: {}{more}, up {}, {} books in flight{waiting}{held}",
                 who(c),
                 duration(c.uptime_secs),
                 c.books_in_flight
@@ -584,6 +591,7 @@ mod tests {
             uptime_secs: 125.0,
             books_in_flight: 2,
             submissions_waiting: 0,
+            admission_held: String::new(),
         };
         let l = |coordinators: Vec<CoordinatorView>, waiting| Liveness {
             alive: coordinators.first().is_some_and(|c| c.alive),
@@ -599,6 +607,19 @@ mod tests {
             "coordinator: none alive (last heartbeat 40s ago, from coordinator-1 on h (pid 9)); 3 submissions waiting, taken when one starts"
         );
         assert_eq!(coordinator_line(&l(vec![], None)), "coordinator: none alive (no heartbeat)");
+        let held = |why: &str| CoordinatorView { admission_held: why.into(), ..c(true, 1.0) };
+        assert_eq!(
+            coordinator_line(&l(vec![held("demand")], Some(900))),
+            "coordinator: alive: coordinator-1 on h (pid 9), up 2m05s, 2 books in flight; 900 submissions waiting, held by demand: the workers have admission_backlog work waiting"
+        );
+        assert!(
+            coordinator_line(&l(vec![held("cap")], Some(5)))
+                .ends_with("5 submissions waiting, held: books in flight at max_books_in_flight")
+        );
+        assert!(
+            coordinator_line(&l(vec![held("demand")], Some(0))).ends_with("0 submissions waiting"),
+            "nothing held when nothing waits"
+        );
         assert_eq!(utc(0), "1970-01-01 00:00:00");
         assert_eq!(utc(951_782_400_000 + 3_723_000), "2000-02-29 01:02:03");
     }

@@ -7,10 +7,10 @@
 use super::Flow;
 use super::control;
 use super::submit::{self, SubmitError};
-use crate::Env;
 use crate::actors::coordinator::{Claim, CoordinatorMsg};
 use crate::brief;
 use crate::control::Command;
+use crate::{Env, Held};
 use ractor::ActorRef;
 use scriptorium_proto::transport::{QueueSettings, StepLoad};
 use scriptorium_proto::v1::{BookCommand, StepResult, SubmitBook};
@@ -198,7 +198,7 @@ pub(super) async fn submits(
 ) -> Flow {
     let mut sources = sources.lock().await;
     let bus = env.bus.clone();
-    let mut held = Held::default();
+    let mut held = HoldLog::default();
     loop {
         let (room, free) = match admitted(&actor, &env, &mut held).await {
             Ok(room) => room,
@@ -285,10 +285,10 @@ fn priority_cap(cap: usize) -> usize {
     cap + (cap / 10).max(1)
 }
 
-/// Why normal submissions are held, so that each hold is logged when it begins (the demand
-/// hold, which comes and goes with the queues, at most once a minute).
+/// Which holds of normal submissions were logged, so that each is logged when it begins (the
+/// demand hold, which comes and goes with the queues, at most once a minute).
 #[derive(Debug, Default)]
-struct Held {
+struct HoldLog {
     cap: bool,
     demand: Option<std::time::Instant>,
 }
@@ -298,7 +298,7 @@ struct Held {
 async fn admitted(
     actor: &ActorRef<CoordinatorMsg>,
     env: &Env,
-    held: &mut Held,
+    held: &mut HoldLog,
 ) -> Result<(Room, usize), Flow> {
     let (cap, limit) = (env.cfg.max_books_in_flight, env.cfg.admission_backlog);
     loop {
@@ -327,6 +327,12 @@ async fn admitted(
                 held.demand = Some(std::time::Instant::now());
             }
         }
+        let now = match room {
+            _ if at_cap => Held::Cap,
+            Some((Room::Priority, _)) => Held::Demand,
+            _ => Held::No,
+        };
+        env.stats.admission_held.store(now as u8, Ordering::Relaxed);
         if let Some(room) = room {
             return Ok(room);
         }
