@@ -314,8 +314,7 @@ async fn admitted(
         held.cap = at_cap;
         let room = room(n, cap, backlog, limit);
         if let (Some((Room::Priority, _)), false, Some(load)) = (room, at_cap, backlog) {
-            let minute_ago = std::time::Instant::now() - Duration::from_secs(60);
-            if held.demand.is_none_or(|t| t < minute_ago) {
+            if held.demand.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 tracing::info!(
                     in_flight = n,
                     steps_waiting = load.steps.waiting,
