@@ -313,18 +313,18 @@ async fn admitted(
         }
         held.cap = at_cap;
         let room = room(n, cap, backlog, limit);
-        if let (Some((Room::Priority, _)), false, Some(load)) = (room, at_cap, backlog) {
-            if held.demand.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                tracing::info!(
-                    in_flight = n,
-                    steps_waiting = load.steps.waiting,
-                    steps_running = load.steps.running,
-                    results_in_hand = load.results,
-                    limit,
-                    "enough work waits for the fleet; normal submissions wait until it takes some"
-                );
-                held.demand = Some(std::time::Instant::now());
-            }
+        if let (Some((Room::Priority, _)), false, Some(load)) = (room, at_cap, backlog)
+            && held.demand.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::info!(
+                in_flight = n,
+                steps_waiting = load.steps.waiting,
+                steps_running = load.steps.running,
+                results_in_hand = load.results,
+                limit,
+                "enough work waits for the fleet; normal submissions wait until it takes some"
+            );
+            held.demand = Some(std::time::Instant::now());
         }
         let now = match room {
             _ if at_cap => Held::Cap,
