@@ -117,9 +117,14 @@ impl NatsBus {
     /// yet delivered to any worker (`num_pending`; a consumer no worker created yet: every
     /// message on its subject) and delivered and not yet acknowledged (`num_ack_pending`).
     pub(crate) async fn step_load(&self) -> Result<StepLoad, BusError> {
+        // A handle without the stream's info: admission reads this every 100 ms while it waits,
+        // and only the consumers' counts are needed.
         let op = || format!("stream {}", names::STEPS_STREAM);
-        let steps =
-            self.js.get_stream(names::STEPS_STREAM).await.map_err(|e| BusError::nats(op(), &e))?;
+        let steps = self
+            .js
+            .get_stream_no_info(names::STEPS_STREAM)
+            .await
+            .map_err(|e| BusError::nats(op(), &e))?;
         let queues: Vec<(String, String)> = kind::agents()
             .flat_map(|k| {
                 [
@@ -167,8 +172,8 @@ impl NatsBus {
 
 /// Messages per subject of `stream` among the subjects `filter` matches, as the server counts
 /// them in one answer (paged only beyond 100,000 subjects).
-pub(super) async fn subject_counts(
-    stream: &Stream,
+pub(super) async fn subject_counts<I>(
+    stream: &Stream<I>,
     filter: String,
 ) -> Result<HashMap<String, u64>, BusError> {
     let op = || format!("subjects of {filter}");
